@@ -1,0 +1,1 @@
+//! hakmem-env-gates (work in progress)

@@ -1,0 +1,1 @@
+//! hakmem-hot-prewarm (work in progress)

@@ -1,0 +1,1 @@
+//! hakmem-large (work in progress)

@@ -1,0 +1,1 @@
+//! hakmem-mid (work in progress)

@@ -1,0 +1,1 @@
+//! hakmem-os-stats (work in progress)

@@ -1,0 +1,1 @@
+//! hakmem-release-policy (work in progress)

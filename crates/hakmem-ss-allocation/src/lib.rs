@@ -1,0 +1,1 @@
+//! hakmem-ss-allocation (work in progress)

@@ -1,0 +1,1 @@
+//! hakmem-tiny-fast (work in progress)
