@@ -1,1 +1,437 @@
-//! hakmem-os-stats (work in progress)
+//! # hakmem-os-stats: the OS box
+//!
+//! **Owns** every system call hakmem makes to manage memory (`mmap`, `munmap`,
+//! `madvise`, `mprotect`, `mremap`) and the counters of them, plus the release-policy
+//! counters `lean_decommit` and `lean_retire`, and the one low-level lock type the
+//! boxes above share ([`lock::RawLock`]).
+//!
+//! **Entry points**: [`os::map`], [`os::map_aligned`], [`os::unmap`], [`os::decommit`],
+//! [`os::protect`], [`os::remap_fixed`], [`os::grow_in_place`], and [`stats::snapshot`].
+//!
+//! **Gates**: none read here. The facade reads `HAKMEM_SS_OS_STATS` and calls
+//! [`stats::print`] at exit.
+//!
+//! **Features**: none. Counting is unconditional: it happens only on syscall paths, which
+//! are orders of magnitude slower than a relaxed atomic increment.
+//!
+//! **Invariants**
+//! - No other hakmem crate calls `mmap`, `munmap`, `madvise`, `mprotect` or `mremap`.
+//! - Every call is counted exactly once, successful or not.
+//! - Nothing here allocates through the global allocator or panics.
+//! - A test-only fault hook ([`fault::fail_maps_after`]) makes `map` fail, so callers'
+//!   out-of-memory paths can be tested; it costs one relaxed load per `mmap`.
+//!
+//! ```
+//! use hakmem_os_stats::{os, stats};
+//! let before = stats::snapshot();
+//! let p = os::map(1 << 20);
+//! assert!(!p.is_null());
+//! // SAFETY: `p` is a live mapping of 1 MiB returned by `os::map`.
+//! unsafe {
+//!     p.write(7);
+//!     os::decommit(p, 1 << 20, os::Advice::DontNeed);
+//!     os::unmap(p, 1 << 20);
+//! }
+//! let after = stats::snapshot();
+//! assert!(after.mmap > before.mmap && after.munmap > before.munmap);
+//! ```
+#![no_std]
+
+pub mod lock;
+
+/// Counters of every syscall and of the release policy's actions.
+pub mod stats {
+    use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+    pub(crate) static MMAP: AtomicU64 = AtomicU64::new(0);
+    pub(crate) static MUNMAP: AtomicU64 = AtomicU64::new(0);
+    pub(crate) static MADVISE: AtomicU64 = AtomicU64::new(0);
+    pub(crate) static MPROTECT: AtomicU64 = AtomicU64::new(0);
+    pub(crate) static MREMAP: AtomicU64 = AtomicU64::new(0);
+    pub(crate) static MAPPED: AtomicU64 = AtomicU64::new(0);
+    static LEAN_DECOMMIT: AtomicU64 = AtomicU64::new(0);
+    static LEAN_RETIRE: AtomicU64 = AtomicU64::new(0);
+
+    /// A plain copy of the counters.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct OsStats {
+        /// `mmap` calls (including failed ones).
+        pub mmap: u64,
+        /// `munmap` calls.
+        pub munmap: u64,
+        /// `madvise` calls.
+        pub madvise: u64,
+        /// `mprotect` calls.
+        pub mprotect: u64,
+        /// `mremap` calls.
+        pub mremap: u64,
+        /// Bytes currently mapped by hakmem (address space, not resident memory).
+        pub mapped_bytes: u64,
+        /// Decommits done by the release policy (lean mode).
+        pub lean_decommit: u64,
+        /// Superslabs / mappings retired (unmapped) by the release policy.
+        pub lean_retire: u64,
+    }
+
+    impl OsStats {
+        /// mmap + munmap + madvise + mprotect + mremap.
+        pub const fn syscalls(&self) -> u64 {
+            self.mmap + self.munmap + self.madvise + self.mprotect + self.mremap
+        }
+    }
+
+    /// The counters now (each read is relaxed: a consistent-enough snapshot).
+    pub fn snapshot() -> OsStats {
+        OsStats {
+            mmap: MMAP.load(Relaxed),
+            munmap: MUNMAP.load(Relaxed),
+            madvise: MADVISE.load(Relaxed),
+            mprotect: MPROTECT.load(Relaxed),
+            mremap: MREMAP.load(Relaxed),
+            mapped_bytes: MAPPED.load(Relaxed),
+            lean_decommit: LEAN_DECOMMIT.load(Relaxed),
+            lean_retire: LEAN_RETIRE.load(Relaxed),
+        }
+    }
+
+    /// Count one decommit done by the release policy.
+    #[inline]
+    pub fn count_lean_decommit() {
+        LEAN_DECOMMIT.fetch_add(1, Relaxed);
+    }
+
+    /// Count one retirement done by the release policy.
+    #[inline]
+    pub fn count_lean_retire() {
+        LEAN_RETIRE.fetch_add(1, Relaxed);
+    }
+
+    /// Write the counters as one line to stderr, without allocating.
+    pub fn print() {
+        let s = snapshot();
+        let mut buf = [0u8; 256];
+        let mut n = 0;
+        let parts: [(&str, u64); 8] = [
+            ("mmap", s.mmap),
+            ("munmap", s.munmap),
+            ("madvise", s.madvise),
+            ("mprotect", s.mprotect),
+            ("mremap", s.mremap),
+            ("mapped_bytes", s.mapped_bytes),
+            ("lean_decommit", s.lean_decommit),
+            ("lean_retire", s.lean_retire),
+        ];
+        n = put(&mut buf, n, b"hakmem os stats:");
+        for (name, v) in parts {
+            n = put(&mut buf, n, b" ");
+            n = put(&mut buf, n, name.as_bytes());
+            n = put(&mut buf, n, b"=");
+            n = put_u64(&mut buf, n, v);
+        }
+        n = put(&mut buf, n, b"\n");
+        // SAFETY: writes `n <= buf.len()` initialized bytes from a stack buffer to fd 2.
+        unsafe {
+            libc::write(2, buf.as_ptr().cast(), n);
+        }
+    }
+
+    fn put(buf: &mut [u8], mut n: usize, s: &[u8]) -> usize {
+        for &b in s {
+            if let Some(slot) = buf.get_mut(n) {
+                *slot = b;
+                n += 1;
+            }
+        }
+        n
+    }
+
+    fn put_u64(buf: &mut [u8], n: usize, mut v: u64) -> usize {
+        let mut tmp = [0u8; 20];
+        let mut i = tmp.len();
+        loop {
+            i -= 1;
+            tmp[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+            if v == 0 || i == 0 {
+                break;
+            }
+        }
+        put(buf, n, &tmp[i..])
+    }
+}
+
+/// Test-only fault injection: make `mmap` fail.
+pub mod fault {
+    use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+    /// Number of further `mmap` calls that may succeed; `u64::MAX` = no fault injection.
+    static BUDGET: AtomicU64 = AtomicU64::new(u64::MAX);
+
+    /// From now on, let `n` more `mmap` calls succeed, then fail every one (as if the OS
+    /// said ENOMEM). `fail_maps_after(u64::MAX)` turns injection off.
+    pub fn fail_maps_after(n: u64) {
+        BUDGET.store(n, Relaxed);
+    }
+
+    /// True when this `mmap` must fail.
+    #[inline]
+    pub(crate) fn should_fail() -> bool {
+        let b = BUDGET.load(Relaxed);
+        if b == u64::MAX {
+            return false;
+        }
+        if b == 0 {
+            return true;
+        }
+        BUDGET.fetch_sub(1, Relaxed);
+        false
+    }
+}
+
+/// The system calls. Every function counts its call in [`stats`].
+pub mod os {
+    use crate::fault;
+    use crate::stats::{MADVISE, MAPPED, MMAP, MPROTECT, MREMAP, MUNMAP};
+    use core::ptr;
+    use core::sync::atomic::Ordering::Relaxed;
+
+    /// The page size hakmem assumes (checked against the OS in tests).
+    pub const PAGE: usize = 4096;
+
+    /// How a range is given back to the OS while staying mapped.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum Advice {
+        /// `MADV_FREE`: the kernel reclaims lazily; contents may survive until reuse.
+        Free,
+        /// `MADV_DONTNEED`: reclaimed now; the next touch reads zeros.
+        DontNeed,
+    }
+
+    fn raw_mmap(addr: *mut u8, len: usize, prot: i32, extra: i32) -> *mut u8 {
+        MMAP.fetch_add(1, Relaxed);
+        if fault::should_fail() {
+            return ptr::null_mut();
+        }
+        // SAFETY: an anonymous private mapping has no preconditions; failure is reported
+        // as MAP_FAILED and turned into null.
+        let p = unsafe {
+            libc::mmap(
+                addr.cast(),
+                len,
+                prot,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | extra,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            ptr::null_mut()
+        } else {
+            MAPPED.fetch_add(len as u64, Relaxed);
+            p.cast()
+        }
+    }
+
+    /// Map `len` bytes (a multiple of [`PAGE`]) of zeroed, readable and writable memory.
+    /// Returns null when the OS refuses.
+    pub fn map(len: usize) -> *mut u8 {
+        raw_mmap(ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, 0)
+    }
+
+    /// Map `len` bytes aligned to `align` (a power of two, a multiple of [`PAGE`]):
+    /// over-maps and trims the excess (up to three syscalls). Null when the OS refuses.
+    pub fn map_aligned(len: usize, align: usize) -> *mut u8 {
+        if align <= PAGE {
+            return map(len);
+        }
+        let Some(total) = len.checked_add(align - PAGE) else {
+            return ptr::null_mut();
+        };
+        let p = map(total);
+        if p.is_null() {
+            return p;
+        }
+        let addr = p as usize;
+        let aligned = (addr + align - 1) & !(align - 1);
+        let head = aligned - addr;
+        let tail = total - head - len;
+        // SAFETY: head and tail lie inside the mapping just made and are page multiples.
+        unsafe {
+            if head > 0 {
+                unmap(p, head);
+            }
+            if tail > 0 {
+                unmap((aligned + len) as *mut u8, tail);
+            }
+        }
+        aligned as *mut u8
+    }
+
+    /// Unmap a range.
+    ///
+    /// # Safety
+    /// `p..p+len` must be (part of) a mapping made by this module and no longer used.
+    pub unsafe fn unmap(p: *mut u8, len: usize) {
+        MUNMAP.fetch_add(1, Relaxed);
+        // SAFETY: the caller guarantees the range is ours and unused.
+        let r = unsafe { libc::munmap(p.cast(), len) };
+        if r == 0 {
+            MAPPED.fetch_sub(len as u64, Relaxed);
+        }
+    }
+
+    /// Give the physical memory of a range back to the OS; the range stays mapped.
+    /// Returns false if the OS refused. `Free` falls back to `DontNeed` on kernels
+    /// without `MADV_FREE`.
+    ///
+    /// # Safety
+    /// `p..p+len` must be page-aligned, inside a mapping made by this module, and hold no
+    /// live data (after `DontNeed` it reads as zeros; after `Free`, as old data or zeros).
+    pub unsafe fn decommit(p: *mut u8, len: usize, advice: Advice) -> bool {
+        let adv = match advice {
+            Advice::Free => libc::MADV_FREE,
+            Advice::DontNeed => libc::MADV_DONTNEED,
+        };
+        MADVISE.fetch_add(1, Relaxed);
+        // SAFETY: the caller guarantees the range is ours and holds no live data.
+        let mut r = unsafe { libc::madvise(p.cast(), len, adv) };
+        if r != 0 && advice == Advice::Free {
+            MADVISE.fetch_add(1, Relaxed);
+            // SAFETY: as above.
+            r = unsafe { libc::madvise(p.cast(), len, libc::MADV_DONTNEED) };
+        }
+        r == 0
+    }
+
+    /// Change the protection of a range (`libc::PROT_*`). Returns false on failure.
+    ///
+    /// # Safety
+    /// The range must be inside a mapping made by this module; the caller must not touch
+    /// memory it made inaccessible.
+    pub unsafe fn protect(p: *mut u8, len: usize, prot: i32) -> bool {
+        MPROTECT.fetch_add(1, Relaxed);
+        // SAFETY: the caller guarantees the range is ours.
+        unsafe { libc::mprotect(p.cast(), len, prot) == 0 }
+    }
+
+    /// Grow the mapping `p..p+old` to `p..p+new` without moving it. False if the address
+    /// space after it is taken.
+    ///
+    /// # Safety
+    /// `p..p+old` must be a whole mapping made by this module.
+    pub unsafe fn grow_in_place(p: *mut u8, old: usize, new: usize) -> bool {
+        MREMAP.fetch_add(1, Relaxed);
+        // SAFETY: without MREMAP_MAYMOVE the kernel either extends in place or fails.
+        let r = unsafe { libc::mremap(p.cast(), old, new, 0) };
+        if r == libc::MAP_FAILED {
+            false
+        } else {
+            MAPPED.fetch_add((new - old) as u64, Relaxed);
+            true
+        }
+    }
+
+    /// Move the pages of mapping `p..p+old` to `dst..dst+new` (replacing whatever `dst`
+    /// held) without copying their contents; the old range is unmapped.
+    ///
+    /// # Safety
+    /// `p..p+old` must be a whole mapping made by this module; `dst..dst+new` must be a
+    /// range this module mapped and nobody uses.
+    pub unsafe fn remap_fixed(p: *mut u8, old: usize, new: usize, dst: *mut u8) -> bool {
+        MREMAP.fetch_add(1, Relaxed);
+        // SAFETY: MAYMOVE|FIXED atomically replaces the destination range, which the
+        // caller owns; the source range is ours.
+        let r = unsafe {
+            libc::mremap(
+                p.cast(),
+                old,
+                new,
+                libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
+                dst.cast::<libc::c_void>(),
+            )
+        };
+        if r == libc::MAP_FAILED {
+            false
+        } else {
+            // The destination (`new` bytes) was already counted when it was mapped; the
+            // source (`old` bytes) is gone.
+            MAPPED.fetch_sub(old as u64, Relaxed);
+            true
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    extern crate std;
+
+    /// The fault hook is process-wide: tests that map memory hold this lock.
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    #[test]
+    fn page_size_matches_os() {
+        // SAFETY: sysconf has no preconditions.
+        let ps = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
+        assert_eq!(ps, os::PAGE);
+    }
+
+    #[test]
+    fn aligned_map_is_aligned_and_counted() {
+        let _g = SERIAL.lock().unwrap();
+        let before = stats::snapshot();
+        let p = os::map_aligned(1 << 20, 4 << 20);
+        assert!(!p.is_null());
+        assert_eq!(p as usize % (4 << 20), 0);
+        // SAFETY: p is a fresh 1 MiB mapping.
+        unsafe {
+            assert_eq!(*p.add(12345), 0);
+            p.write_bytes(0xAB, 1 << 20);
+            assert!(os::decommit(p, 1 << 20, os::Advice::DontNeed));
+            assert_eq!(*p.add(12345), 0, "DONTNEED reads zeros");
+            assert!(os::protect(p, os::PAGE, libc::PROT_READ | libc::PROT_WRITE));
+            os::unmap(p, 1 << 20);
+        }
+        let after = stats::snapshot();
+        assert!(after.mmap > before.mmap);
+        assert!(after.munmap >= before.munmap + 1);
+        assert!(after.madvise > before.madvise);
+        assert!(after.mprotect > before.mprotect);
+    }
+
+    #[test]
+    fn remap_moves_without_losing_contents() {
+        let _g = SERIAL.lock().unwrap();
+        let a = os::map(os::PAGE * 2);
+        let b = os::map(os::PAGE * 8);
+        assert!(!a.is_null() && !b.is_null());
+        // SAFETY: a and b are fresh mappings of the given sizes.
+        unsafe {
+            a.write(42);
+            a.add(os::PAGE).write(43);
+            assert!(os::remap_fixed(a, os::PAGE * 2, os::PAGE * 8, b));
+            assert_eq!(*b, 42);
+            assert_eq!(*b.add(os::PAGE), 43);
+            assert_eq!(*b.add(os::PAGE * 7), 0);
+            os::unmap(b, os::PAGE * 8);
+        }
+    }
+
+    #[test]
+    fn fault_hook_fails_maps() {
+        let _g = SERIAL.lock().unwrap();
+        fault::fail_maps_after(0);
+        let p = os::map(os::PAGE);
+        fault::fail_maps_after(u64::MAX);
+        assert!(p.is_null());
+        let q = os::map(os::PAGE);
+        assert!(!q.is_null());
+        // SAFETY: q is a fresh one-page mapping.
+        unsafe { os::unmap(q, os::PAGE) };
+    }
+
+    #[test]
+    fn print_does_not_panic() {
+        stats::print();
+    }
+}

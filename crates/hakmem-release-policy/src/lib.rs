@@ -1,1 +1,368 @@
-//! hakmem-release-policy (work in progress)
+//! # hakmem-release-policy: what happens to empty memory
+//!
+//! **Owns** the decision for a region that holds no live block any more (an empty
+//! superslab, a freed large mapping): keep it in a bounded LRU cache for reuse, decommit
+//! its pages (`MADV_FREE` / `MADV_DONTNEED`) while keeping it, or retire it (`munmap`).
+//! It also owns the two caches of such regions ([`SUPERSLABS`] and [`LARGE`]).
+//!
+//! **Entry points**: [`ss_maybe_decommit_superslab`] (an empty superslab comes in),
+//! [`ss_take_cached`] (a superslab is needed), and the same pair for large mappings:
+//! [`large_release`] / [`large_take_cached`].
+//!
+//! **Gates** (read once, through `hakmem-env-gates`): `HAKMEM_SS_MEM_LEAN` (lean mode:
+//! decommit cached regions per the next gate), `HAKMEM_SS_MEM_LEAN_DECOMMIT` (`FREE`,
+//! `DONTNEED`, `OFF`), `HAKMEM_SS_CACHE_MAX` (empty superslabs kept),
+//! `HAKMEM_LARGE_CACHE_MIB` (bytes of freed large mappings kept).
+//!
+//! **Features**: none; the policy is chosen at run time by the gates above, whose
+//! defaults the preset sets.
+//!
+//! **Invariants**
+//! - A cached region holds no live data: callers hand over regions only when empty.
+//! - The caches never exceed their bounds: at most `HAKMEM_SS_CACHE_MAX` superslabs and
+//!   at most `HAKMEM_LARGE_CACHE_MIB` MiB (and [`MAX_ENTRIES`] entries) of large mappings;
+//!   whatever does not fit is retired at once (oldest first).
+//! - Every decommit and retire is counted (`lean_decommit`, `lean_retire`) in the OS box.
+//! - Never allocates; the cache lock is never held across `fork` (see [`fork_prepare`]).
+//!
+//! ```
+//! use hakmem_os_stats::os;
+//! use hakmem_release_policy as rp;
+//! let len = 1 << 20;
+//! let p = os::map(len);
+//! // SAFETY: `p` is a mapping of `len` bytes made by the OS box that holds no live data.
+//! unsafe { rp::large_release(p, len) };
+//! // The cache may hand it back (or it was retired if the cache is disabled).
+//! if let Some((q, qlen, _dirty)) = rp::large_take_cached(len, len) {
+//!     assert_eq!((q, qlen), (p, len));
+//!     // SAFETY: we own the region again.
+//!     unsafe { os::unmap(q, qlen) };
+//! }
+//! ```
+#![no_std]
+
+use hakmem_env_gates::{Decommit, gates};
+use hakmem_os_stats::lock::Locked;
+use hakmem_os_stats::{os, stats};
+
+/// Most regions one cache can hold, whatever the gates say.
+pub const MAX_ENTRIES: usize = 64;
+
+#[derive(Clone, Copy)]
+struct Entry {
+    base: *mut u8,
+    len: usize,
+    /// True when its pages were decommitted with `DONTNEED` (they read as zeros).
+    zeroed: bool,
+}
+
+const EMPTY: Entry = Entry { base: core::ptr::null_mut(), len: 0, zeroed: false };
+
+/// A bounded LRU cache of empty regions; index 0 is the oldest.
+pub struct RegionCache {
+    inner: Locked<Inner>,
+}
+
+struct Inner {
+    entries: [Entry; MAX_ENTRIES],
+    n: usize,
+    bytes: usize,
+}
+
+// SAFETY: the raw pointers name whole regions owned by the cache; all access is under
+// the lock.
+unsafe impl Send for Inner {}
+
+/// Bounds and decommit behaviour of one cache.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Most regions kept.
+    pub max_entries: usize,
+    /// Most bytes kept.
+    pub max_bytes: usize,
+    /// Decommit a region when it enters the cache (`None`: keep its pages).
+    pub decommit: Option<os::Advice>,
+}
+
+impl Default for RegionCache {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RegionCache {
+    /// An empty cache.
+    pub const fn new() -> Self {
+        RegionCache { inner: Locked::new(Inner { entries: [EMPTY; MAX_ENTRIES], n: 0, bytes: 0 }) }
+    }
+
+    /// Hand over an empty region: it is kept (maybe decommitted) or retired, and the
+    /// oldest entries are retired when the bounds are exceeded.
+    ///
+    /// # Safety
+    /// `base..base+len` is a whole mapping made by the OS box, holding no live data, and
+    /// the caller gives up all use of it.
+    pub unsafe fn release(&self, base: *mut u8, len: usize, limits: Limits) {
+        let max_entries = limits.max_entries.min(MAX_ENTRIES);
+        if max_entries == 0 || len > limits.max_bytes {
+            retire(base, len);
+            return;
+        }
+        let mut zeroed = false;
+        if let Some(advice) = limits.decommit {
+            // SAFETY: the caller guarantees the region is ours and empty.
+            if unsafe { os::decommit(base, len, advice) } {
+                stats::count_lean_decommit();
+                zeroed = advice == os::Advice::DontNeed;
+            }
+        }
+        // Evicted regions are retired after the lock is dropped.
+        let mut evicted = [EMPTY; 4];
+        let mut n_evicted = 0;
+        let mut overflow = EMPTY;
+        self.inner.with(|c| {
+            while (c.n >= max_entries || c.bytes + len > limits.max_bytes) && c.n > 0 {
+                let old = c.entries[0];
+                c.entries.copy_within(1..c.n, 0);
+                c.n -= 1;
+                c.bytes -= old.len;
+                if n_evicted < evicted.len() {
+                    evicted[n_evicted] = old;
+                    n_evicted += 1;
+                } else {
+                    // Put it back and give up on caching the new region instead.
+                    c.entries.copy_within(0..c.n, 1);
+                    c.entries[0] = old;
+                    c.n += 1;
+                    c.bytes += old.len;
+                    overflow = Entry { base, len, zeroed };
+                    return;
+                }
+            }
+            c.entries[c.n] = Entry { base, len, zeroed };
+            c.n += 1;
+            c.bytes += len;
+        });
+        for e in &evicted[..n_evicted] {
+            retire(e.base, e.len);
+        }
+        if !overflow.base.is_null() {
+            retire(overflow.base, overflow.len);
+        }
+    }
+
+    /// Take the most recently cached region whose length is in `min_len..=max_len`.
+    /// Returns `(base, len, maybe_dirty)`: `maybe_dirty` is true when the region may hold
+    /// old bytes (it was not decommitted with `DONTNEED`); a region is never zeroed here.
+    pub fn take(&self, min_len: usize, max_len: usize) -> Option<(*mut u8, usize, bool)> {
+        self.inner.with(|c| {
+            let mut i = c.n;
+            while i > 0 {
+                i -= 1;
+                let e = c.entries[i];
+                if e.len >= min_len && e.len <= max_len {
+                    c.entries.copy_within(i + 1..c.n, i);
+                    c.n -= 1;
+                    c.bytes -= e.len;
+                    return Some((e.base, e.len, !e.zeroed));
+                }
+            }
+            None
+        })
+    }
+
+    /// Retire every cached region now (for `trim`). Returns the bytes unmapped.
+    pub fn drain(&self) -> usize {
+        let mut total = 0;
+        loop {
+            let e = self.inner.with(|c| {
+                if c.n == 0 {
+                    return EMPTY;
+                }
+                c.n -= 1;
+                c.bytes -= c.entries[c.n].len;
+                c.entries[c.n]
+            });
+            if e.base.is_null() {
+                return total;
+            }
+            total += e.len;
+            retire(e.base, e.len);
+        }
+    }
+
+    /// Regions and bytes held now.
+    pub fn usage(&self) -> (usize, usize) {
+        self.inner.with(|c| (c.n, c.bytes))
+    }
+
+    fn lock_for_fork(&self) {
+        self.inner.raw().lock();
+    }
+
+    fn unlock_after_fork(&self) {
+        self.inner.raw().unlock();
+    }
+}
+
+fn retire(base: *mut u8, len: usize) {
+    stats::count_lean_retire();
+    // SAFETY: regions reach here only from `release`/`drain`, whose callers gave them up.
+    unsafe { os::unmap(base, len) };
+}
+
+/// The cache of empty superslabs.
+pub static SUPERSLABS: RegionCache = RegionCache::new();
+/// The cache of freed large mappings.
+pub static LARGE: RegionCache = RegionCache::new();
+
+/// How lean mode decommits, from the gates (`None` when lean mode is off or decommit is
+/// `OFF`).
+pub fn lean_advice() -> Option<os::Advice> {
+    let g = gates();
+    if !g.ss_mem_lean {
+        return None;
+    }
+    match g.ss_mem_lean_decommit {
+        Decommit::Free => Some(os::Advice::Free),
+        Decommit::DontNeed => Some(os::Advice::DontNeed),
+        Decommit::Off => None,
+    }
+}
+
+/// The limits of the superslab cache, from the gates.
+pub fn superslab_limits() -> Limits {
+    let g = gates();
+    Limits { max_entries: g.ss_cache_max as usize, max_bytes: usize::MAX, decommit: lean_advice() }
+}
+
+/// The limits of the large-mapping cache, from the gates.
+pub fn large_limits() -> Limits {
+    let g = gates();
+    Limits {
+        max_entries: MAX_ENTRIES,
+        max_bytes: (g.large_cache_mib as usize) << 20,
+        decommit: lean_advice(),
+    }
+}
+
+/// The single decision point for an empty superslab: cache it (decommitted in lean mode
+/// with decommit `FREE`/`DONTNEED`) or retire it.
+///
+/// # Safety
+/// `base..base+len` is a whole superslab mapping holding no live block, no longer
+/// registered or used by anyone.
+pub unsafe fn ss_maybe_decommit_superslab(base: *mut u8, len: usize) {
+    // SAFETY: forwarded caller guarantee.
+    unsafe { SUPERSLABS.release(base, len, superslab_limits()) }
+}
+
+/// A cached superslab of exactly `len` bytes, if any: `(base, maybe_dirty)`.
+pub fn ss_take_cached(len: usize) -> Option<(*mut u8, bool)> {
+    SUPERSLABS.take(len, len).map(|(b, _, d)| (b, d))
+}
+
+/// Hand over a freed large mapping: cached within `HAKMEM_LARGE_CACHE_MIB`, else retired.
+///
+/// # Safety
+/// As [`RegionCache::release`].
+pub unsafe fn large_release(base: *mut u8, len: usize) {
+    // SAFETY: forwarded caller guarantee.
+    unsafe { LARGE.release(base, len, large_limits()) }
+}
+
+/// A cached large mapping with length in `min_len..=max_len`: `(base, len, maybe_dirty)`.
+pub fn large_take_cached(min_len: usize, max_len: usize) -> Option<(*mut u8, usize, bool)> {
+    LARGE.take(min_len, max_len)
+}
+
+/// Retire every cached region (both caches). Returns the bytes unmapped.
+pub fn trim() -> usize {
+    SUPERSLABS.drain() + LARGE.drain()
+}
+
+/// Fork handler: take the cache locks (call last among hakmem's prepare handlers).
+pub fn fork_prepare() {
+    SUPERSLABS.lock_for_fork();
+    LARGE.lock_for_fork();
+}
+
+/// Fork handler for the parent and the child: release what [`fork_prepare`] took.
+pub fn fork_release() {
+    LARGE.unlock_after_fork();
+    SUPERSLABS.unlock_after_fork();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use os::PAGE;
+
+    fn lim(n: usize, bytes: usize, d: Option<os::Advice>) -> Limits {
+        Limits { max_entries: n, max_bytes: bytes, decommit: d }
+    }
+
+    #[test]
+    fn keeps_up_to_the_bound_then_retires_oldest() {
+        let c = RegionCache::new();
+        let before = stats::snapshot();
+        let regions: [*mut u8; 3] = [os::map(PAGE), os::map(PAGE), os::map(PAGE)];
+        for &r in &regions {
+            // SAFETY: each region is a fresh one-page mapping we give up.
+            unsafe { c.release(r, PAGE, lim(2, usize::MAX, None)) };
+        }
+        assert_eq!(c.usage(), (2, 2 * PAGE));
+        assert!(stats::snapshot().lean_retire > before.lean_retire);
+        // MRU first.
+        assert_eq!(c.take(PAGE, PAGE).map(|e| e.0), Some(regions[2]));
+        assert_eq!(c.take(PAGE, PAGE).map(|e| e.0), Some(regions[1]));
+        assert!(c.take(PAGE, PAGE).is_none());
+        // SAFETY: both regions are ours again.
+        unsafe {
+            os::unmap(regions[1], PAGE);
+            os::unmap(regions[2], PAGE);
+        }
+    }
+
+    #[test]
+    fn byte_bound_and_size_match() {
+        let c = RegionCache::new();
+        let a = os::map(4 * PAGE);
+        let b = os::map(2 * PAGE);
+        // SAFETY: fresh mappings we give up.
+        unsafe {
+            c.release(a, 4 * PAGE, lim(8, 5 * PAGE, None));
+            c.release(b, 2 * PAGE, lim(8, 5 * PAGE, None)); // evicts a
+        }
+        assert_eq!(c.usage(), (1, 2 * PAGE));
+        assert!(c.take(3 * PAGE, 8 * PAGE).is_none());
+        let (q, len, _) = c.take(PAGE, 2 * PAGE).unwrap();
+        assert_eq!((q, len), (b, 2 * PAGE));
+        // SAFETY: ours again.
+        unsafe { os::unmap(q, len) };
+    }
+
+    #[test]
+    fn decommit_is_counted_and_drain_empties() {
+        let c = RegionCache::new();
+        let before = stats::snapshot();
+        let a = os::map(PAGE);
+        // SAFETY: fresh mapping; write then give up.
+        unsafe {
+            a.write(1);
+            c.release(a, PAGE, lim(4, usize::MAX, Some(os::Advice::DontNeed)));
+        }
+        assert!(stats::snapshot().lean_decommit > before.lean_decommit);
+        assert_eq!(c.drain(), PAGE);
+        assert_eq!(c.usage(), (0, 0));
+    }
+
+    #[test]
+    fn zero_bound_retires_at_once() {
+        let c = RegionCache::new();
+        let a = os::map(PAGE);
+        // SAFETY: fresh mapping we give up.
+        unsafe { c.release(a, PAGE, lim(0, usize::MAX, None)) };
+        assert_eq!(c.usage(), (0, 0));
+    }
+}

@@ -1,1 +1,556 @@
-//! hakmem-ss-allocation (work in progress)
+//! # hakmem-ss-allocation: superslabs, slabs and size classes
+//!
+//! **Owns** the memory every slab-sized block lives in. A *superslab* is a 4 MiB region
+//! aligned to 4 MiB, dedicated to one size class. Its first 64 KiB hold the header (only
+//! the first page is ever touched); the rest is cut into *slabs* (64 KiB to 2 MiB, by
+//! class), each carved lazily into blocks. Per class, a *central* list of slabs with
+//! free blocks is guarded by one lock; thread caches (the boxes above) exchange batches
+//! of blocks with it: [`refill`] and [`flush`]. It also owns the size-class table
+//! ([`class`]) and the [`registry`] that tells whether an address is hakmem's.
+//!
+//! **Entry points**: [`refill`] (`ss_alloc_slab` of the design: blocks of a class, from a
+//! slab with room or a new slab), [`flush`] (blocks back to their slabs),
+//! [`ss_lookup`] (the superslab, slab and class of any block in O(1)), [`validate`].
+//!
+//! **Gates**: none read directly; empty superslabs go to `hakmem-release-policy`, which
+//! reads the lean-mode gates.
+//!
+//! **Features**: none.
+//!
+//! **Invariants**
+//! - A block's superslab is `addr & !(SS_SIZE - 1)`; its slab index is
+//!   `(addr - ss - SS_HEADER) >> slab_shift`. Both are O(1), without search.
+//! - `slab.used` counts the blocks handed out by [`refill`] and not yet [`flush`]ed
+//!   (whether in a user's hands or in a thread cache); a slab with `used == 0` is reset
+//!   and returned to its superslab at once; a superslab with no slab in use is
+//!   unregistered and handed to the release policy at once.
+//! - A live superslab is registered as `Kind::Superslab`; a cached one is not.
+//! - Lock order: a class lock, then the release-policy cache lock. No class lock is held
+//!   while another class lock is taken (except by [`fork_prepare`], in class order).
+//! - Nothing here allocates through the global allocator or panics.
+//!
+//! ```
+//! use hakmem_ss_allocation::{class, refill, flush, ss_lookup};
+//! let c = class::class_of(100); // 112-byte blocks
+//! let chain = refill(c, 8);
+//! assert_eq!(chain.count, 8);
+//! let info = ss_lookup(chain.head).unwrap();
+//! assert_eq!(info.class, c);
+//! // SAFETY: the chain came from `refill` of class `c` and is given back whole.
+//! unsafe { flush(c, chain.head, chain.count) };
+//! ```
+#![no_std]
+
+pub mod class;
+pub mod registry;
+
+use class::{NCLASS, block_size, slab_shift};
+use core::ptr;
+use hakmem_os_stats::lock::RawLock;
+use hakmem_os_stats::os;
+use hakmem_release_policy as release;
+use registry::Kind;
+
+/// log2 of the superslab size.
+pub const SS_SHIFT: u32 = 22;
+/// Superslab size and alignment: 4 MiB.
+pub const SS_SIZE: usize = 1 << SS_SHIFT;
+/// Bytes reserved at the start of a superslab for its header.
+pub const SS_HEADER: usize = 64 * 1024;
+/// Most slabs one superslab can hold (64 KiB slabs).
+pub const MAX_SLABS: usize = (SS_SIZE - SS_HEADER) >> 16;
+const MAGIC: usize = 0x4841_4B4D_5353_4C42; // "HAKMSSLB"
+
+/// A free block's first word: the next free block.
+#[repr(C)]
+struct FreeBlock {
+    next: *mut FreeBlock,
+}
+
+/// Per-slab metadata, inside its superslab's header.
+#[repr(C)]
+struct Slab {
+    /// Free blocks returned by [`flush`].
+    free: *mut FreeBlock,
+    /// Links in the class's partial list (slabs with a free or uncarved block).
+    next: *mut Slab,
+    prev: *mut Slab,
+    /// First block.
+    start: *mut u8,
+    /// Blocks handed out and not returned.
+    used: u32,
+    /// Blocks carved so far (blocks past it were never handed out).
+    carved: u32,
+    /// Blocks this slab holds.
+    capacity: u32,
+    in_partial: bool,
+}
+
+/// The header at the start of every superslab.
+#[repr(C)]
+struct SuperSlab {
+    magic: usize,
+    class: u32,
+    block_size: u32,
+    slab_shift: u32,
+    n_slabs: u32,
+    /// Bit i set: slab i is not in use.
+    free_slabs: u64,
+    /// Links in the class's list of superslabs with a free slab.
+    next: *mut SuperSlab,
+    prev: *mut SuperSlab,
+    in_avail: bool,
+    slabs: [Slab; MAX_SLABS],
+}
+
+static_assertions::const_assert!(core::mem::size_of::<SuperSlab>() <= SS_HEADER);
+static_assertions::const_assert!(core::mem::size_of::<SuperSlab>() <= 2 * os::PAGE);
+static_assertions::const_assert!(MAX_SLABS <= 64);
+
+/// One class's central state.
+struct Central {
+    lock: RawLock,
+    /// Slabs with a free or uncarved block (doubly linked through `Slab::next/prev`).
+    partial: *mut Slab,
+    /// Superslabs with a slab not in use.
+    avail: *mut SuperSlab,
+}
+
+#[repr(align(64))]
+struct Padded(core::cell::UnsafeCell<Central>);
+
+// SAFETY: every access to the inner `Central` other than its lock happens with the lock
+// held.
+unsafe impl Sync for Padded {}
+
+#[allow(clippy::declare_interior_mutable_const)]
+const CENTRAL_INIT: Padded = Padded(core::cell::UnsafeCell::new(Central {
+    lock: RawLock::new(),
+    partial: ptr::null_mut(),
+    avail: ptr::null_mut(),
+}));
+static CENTRAL: [Padded; NCLASS] = [CENTRAL_INIT; NCLASS];
+
+/// Live superslabs (for stats).
+static SS_LIVE: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+
+/// A singly linked chain of free blocks (through their first word), `count` long; the
+/// last block's link is null.
+#[derive(Clone, Copy, Debug)]
+pub struct Chain {
+    /// First block (null when `count == 0`).
+    pub head: *mut u8,
+    /// Last block.
+    pub tail: *mut u8,
+    /// Blocks in the chain.
+    pub count: u32,
+}
+
+impl Chain {
+    const EMPTY: Chain = Chain { head: ptr::null_mut(), tail: ptr::null_mut(), count: 0 };
+
+    #[inline]
+    fn push_back(&mut self, b: *mut u8) {
+        if self.head.is_null() {
+            self.head = b;
+        } else {
+            // SAFETY: `tail` is a free block of at least 16 bytes that we own.
+            unsafe { (*self.tail.cast::<FreeBlock>()).next = b.cast() };
+        }
+        self.tail = b;
+        self.count += 1;
+    }
+}
+
+/// Read the link of a free block.
+///
+/// # Safety
+/// `b` must be a free block (at least 8 bytes, 8-aligned) owned by the caller.
+#[inline(always)]
+pub unsafe fn next_of(b: *mut u8) -> *mut u8 {
+    // SAFETY: the caller guarantees `b` is a free block it owns.
+    unsafe { (*b.cast::<FreeBlock>()).next.cast() }
+}
+
+/// Write the link of a free block.
+///
+/// # Safety
+/// As [`next_of`].
+#[inline(always)]
+pub unsafe fn set_next(b: *mut u8, next: *mut u8) {
+    // SAFETY: the caller guarantees `b` is a free block it owns.
+    unsafe { (*b.cast::<FreeBlock>()).next = next.cast() }
+}
+
+#[inline]
+fn ss_of(p: *const u8) -> *mut SuperSlab {
+    (p as usize & !(SS_SIZE - 1)) as *mut SuperSlab
+}
+
+/// # Safety
+/// `p` lies in a live superslab's slab area.
+#[inline]
+unsafe fn slab_of(p: *const u8) -> *mut Slab {
+    let ss = ss_of(p);
+    // SAFETY: the caller guarantees `ss` is a live superslab header.
+    unsafe {
+        let idx = (p as usize - ss as usize - SS_HEADER) >> (*ss).slab_shift;
+        ptr::addr_of_mut!((*ss).slabs).cast::<Slab>().add(idx)
+    }
+}
+
+/// What [`ss_lookup`] finds about a block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlockInfo {
+    /// Its superslab's base address.
+    pub superslab: usize,
+    /// Index of its slab in the superslab.
+    pub slab: usize,
+    /// Its size class.
+    pub class: usize,
+    /// The start of the block holding `p` (equals `p` for a block pointer).
+    pub block_start: usize,
+    /// Its block size.
+    pub block_size: usize,
+}
+
+/// The superslab, slab and class of the block holding `p`, in O(1); `None` when `p` is
+/// not inside a carved block of a live superslab.
+pub fn ss_lookup(p: *const u8) -> Option<BlockInfo> {
+    if registry::kind_of(p) != Kind::Superslab {
+        return None;
+    }
+    let ss = ss_of(p);
+    // SAFETY: the registry says the unit holding `p` is a live superslab, whose header is
+    // mapped and initialized.
+    unsafe {
+        if (*ss).magic != MAGIC {
+            return None;
+        }
+        let off = p as usize - ss as usize;
+        if off < SS_HEADER {
+            return None;
+        }
+        let idx = (off - SS_HEADER) >> (*ss).slab_shift;
+        if idx >= (*ss).n_slabs as usize {
+            return None;
+        }
+        let slab = &*slab_of(p);
+        let bs = (*ss).block_size as usize;
+        let rel = p as usize - slab.start as usize;
+        if (*ss).free_slabs & (1 << idx) != 0 || rel / bs >= slab.carved as usize {
+            return None;
+        }
+        Some(BlockInfo {
+            superslab: ss as usize,
+            slab: idx,
+            class: (*ss).class as usize,
+            block_start: slab.start as usize + rel / bs * bs,
+            block_size: bs,
+        })
+    }
+}
+
+/// `ss_lookup(p)` when `p` is the start of a block.
+pub fn validate(p: *const u8) -> Option<BlockInfo> {
+    ss_lookup(p).filter(|i| i.block_start == p as usize)
+}
+
+/// The class of a block handed out by [`refill`], from its superslab header (one load).
+///
+/// # Safety
+/// `p` must be a block handed out by [`refill`] and not yet flushed.
+#[inline(always)]
+pub unsafe fn class_of_block(p: *const u8) -> usize {
+    // SAFETY: the caller guarantees `p` is in a live superslab.
+    unsafe { (*ss_of(p)).class as usize }
+}
+
+// ---------------------------------------------------------------------------------------
+// Central lists (all functions below require the class lock).
+
+unsafe fn partial_push(c: &mut Central, s: *mut Slab) {
+    // SAFETY: `s` is a slab of this class, not in the list; the lock is held.
+    unsafe {
+        (*s).prev = ptr::null_mut();
+        (*s).next = c.partial;
+        if !c.partial.is_null() {
+            (*c.partial).prev = s;
+        }
+        c.partial = s;
+        (*s).in_partial = true;
+    }
+}
+
+unsafe fn partial_remove(c: &mut Central, s: *mut Slab) {
+    // SAFETY: `s` is in this class's partial list; the lock is held.
+    unsafe {
+        if (*s).prev.is_null() {
+            c.partial = (*s).next;
+        } else {
+            (*(*s).prev).next = (*s).next;
+        }
+        if !(*s).next.is_null() {
+            (*(*s).next).prev = (*s).prev;
+        }
+        (*s).next = ptr::null_mut();
+        (*s).prev = ptr::null_mut();
+        (*s).in_partial = false;
+    }
+}
+
+unsafe fn avail_push(c: &mut Central, ss: *mut SuperSlab) {
+    // SAFETY: `ss` is a live superslab of this class not in the list; lock held.
+    unsafe {
+        (*ss).prev = ptr::null_mut();
+        (*ss).next = c.avail;
+        if !c.avail.is_null() {
+            (*c.avail).prev = ss;
+        }
+        c.avail = ss;
+        (*ss).in_avail = true;
+    }
+}
+
+unsafe fn avail_remove(c: &mut Central, ss: *mut SuperSlab) {
+    // SAFETY: `ss` is in this class's avail list; lock held.
+    unsafe {
+        if (*ss).prev.is_null() {
+            c.avail = (*ss).next;
+        } else {
+            (*(*ss).prev).next = (*ss).next;
+        }
+        if !(*ss).next.is_null() {
+            (*(*ss).next).prev = (*ss).prev;
+        }
+        (*ss).next = ptr::null_mut();
+        (*ss).prev = ptr::null_mut();
+        (*ss).in_avail = false;
+    }
+}
+
+/// Map (or take from the cache) a superslab for class `cls` and initialize its header.
+fn new_superslab(cls: usize) -> *mut SuperSlab {
+    let base = match release::ss_take_cached(SS_SIZE) {
+        Some((b, _dirty)) => b,
+        None => os::map_aligned(SS_SIZE, SS_SIZE),
+    };
+    if base.is_null() {
+        return ptr::null_mut();
+    }
+    if !registry::mark(base, 1, Kind::Superslab) {
+        // SAFETY: `base` is our fresh superslab, never published.
+        unsafe { os::unmap(base, SS_SIZE) };
+        return ptr::null_mut();
+    }
+    let ss = base.cast::<SuperSlab>();
+    let bs = block_size(cls);
+    let shift = slab_shift(cls);
+    let slab_size = 1usize << shift;
+    let mut n = 0usize;
+    while n < MAX_SLABS {
+        let start = SS_HEADER + (n << shift);
+        if start + bs > SS_SIZE {
+            break;
+        }
+        n += 1;
+    }
+    // SAFETY: `base` is a fresh (or cached, unused) SS_SIZE mapping we own; the header
+    // fits in SS_HEADER bytes (const-asserted).
+    unsafe {
+        ptr::write_bytes(base, 0, core::mem::size_of::<SuperSlab>());
+        (*ss).magic = MAGIC;
+        (*ss).class = cls as u32;
+        (*ss).block_size = bs as u32;
+        (*ss).slab_shift = shift;
+        (*ss).n_slabs = n as u32;
+        (*ss).free_slabs = if n == 64 { u64::MAX } else { (1u64 << n) - 1 };
+        let slabs = ptr::addr_of_mut!((*ss).slabs).cast::<Slab>();
+        for i in 0..n {
+            let start = SS_HEADER + (i << shift);
+            let len = slab_size.min(SS_SIZE - start);
+            let s = slabs.add(i);
+            (*s).start = base.add(start);
+            (*s).capacity = (len / bs) as u32;
+        }
+    }
+    SS_LIVE.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+    ss
+}
+
+/// A slab of class `cls` with room, new in the partial list; null when out of memory.
+unsafe fn new_slab(c: &mut Central, cls: usize) -> *mut Slab {
+    let mut ss = c.avail;
+    if ss.is_null() {
+        ss = new_superslab(cls);
+        if ss.is_null() {
+            return ptr::null_mut();
+        }
+        // SAFETY: fresh superslab of this class; lock held.
+        unsafe { avail_push(c, ss) };
+    }
+    // SAFETY: `ss` is a live superslab of this class with a free slab; lock held.
+    unsafe {
+        let idx = (*ss).free_slabs.trailing_zeros() as usize;
+        (*ss).free_slabs &= !(1u64 << idx);
+        if (*ss).free_slabs == 0 {
+            avail_remove(c, ss);
+        }
+        let s = ptr::addr_of_mut!((*ss).slabs).cast::<Slab>().add(idx);
+        (*s).free = ptr::null_mut();
+        (*s).used = 0;
+        (*s).carved = 0;
+        partial_push(c, s);
+        s
+    }
+}
+
+/// A slab's blocks are all back: return it to its superslab; release an empty superslab.
+unsafe fn slab_empty(c: &mut Central, s: *mut Slab) {
+    // SAFETY: `s` is a slab of this class with used == 0; lock held.
+    unsafe {
+        if (*s).in_partial {
+            partial_remove(c, s);
+        }
+        (*s).free = ptr::null_mut();
+        (*s).carved = 0;
+        let ss = ss_of((*s).start);
+        let slabs = ptr::addr_of_mut!((*ss).slabs).cast::<Slab>();
+        let idx = s.offset_from(slabs) as usize;
+        (*ss).free_slabs |= 1u64 << idx;
+        let n = (*ss).n_slabs;
+        let all = if n == 64 { u64::MAX } else { (1u64 << n) - 1 };
+        if (*ss).free_slabs == all {
+            if (*ss).in_avail {
+                avail_remove(c, ss);
+            }
+            (*ss).magic = 0;
+            registry::mark(ss.cast(), 1, Kind::None);
+            SS_LIVE.fetch_sub(1, core::sync::atomic::Ordering::Relaxed);
+            release::ss_maybe_decommit_superslab(ss.cast(), SS_SIZE);
+        } else if !(*ss).in_avail {
+            avail_push(c, ss);
+        }
+    }
+}
+
+/// Take up to `want` blocks of class `cls` (`want >= 1`). The chain is shorter only when
+/// the OS refuses memory (empty chain: out of memory).
+pub fn refill(cls: usize, want: u32) -> Chain {
+    let Some(pc) = CENTRAL.get(cls) else {
+        return Chain::EMPTY;
+    };
+    let bs = block_size(cls);
+    let mut chain = Chain::EMPTY;
+    // SAFETY: the class lock serializes all access to this class's central state and
+    // its slabs' metadata.
+    unsafe {
+        let c = &mut *pc.0.get();
+        c.lock.lock();
+        while chain.count < want {
+            let mut s = c.partial;
+            if s.is_null() {
+                s = new_slab(c, cls);
+                if s.is_null() {
+                    break;
+                }
+            }
+            let sl = &mut *s;
+            while chain.count < want && !sl.free.is_null() {
+                let b = sl.free;
+                sl.free = (*b).next;
+                chain.push_back(b.cast());
+                sl.used += 1;
+            }
+            while chain.count < want && sl.carved < sl.capacity {
+                chain.push_back(sl.start.add(sl.carved as usize * bs));
+                sl.carved += 1;
+                sl.used += 1;
+            }
+            if sl.free.is_null() && sl.carved == sl.capacity {
+                partial_remove(c, s);
+            }
+        }
+        c.lock.unlock();
+        if !chain.tail.is_null() {
+            set_next(chain.tail, ptr::null_mut());
+        }
+    }
+    chain
+}
+
+/// Return `count` blocks of class `cls`, linked from `head`, to their slabs.
+///
+/// # Safety
+/// The chain holds exactly `count` distinct blocks of class `cls`, each handed out by
+/// [`refill`] and not flushed since, linked through their first word; the caller gives
+/// up all of them.
+pub unsafe fn flush(cls: usize, head: *mut u8, count: u32) {
+    let Some(pc) = CENTRAL.get(cls) else {
+        return;
+    };
+    // SAFETY: as in `refill`; the blocks are ours to return by the caller's guarantee.
+    unsafe {
+        let c = &mut *pc.0.get();
+        c.lock.lock();
+        let mut b = head;
+        let mut n = 0;
+        while n < count && !b.is_null() {
+            let next = next_of(b);
+            let s = slab_of(b);
+            set_next(b, (*s).free.cast());
+            (*s).free = b.cast();
+            (*s).used -= 1;
+            if (*s).used == 0 {
+                slab_empty(c, s);
+            } else if !(*s).in_partial {
+                partial_push(c, s);
+            }
+            b = next;
+            n += 1;
+        }
+        c.lock.unlock();
+    }
+}
+
+/// Make sure class `cls` has a slab with room ready (maps a superslab ahead of first use).
+/// Returns false when out of memory.
+pub fn reserve(cls: usize) -> bool {
+    let Some(pc) = CENTRAL.get(cls) else {
+        return false;
+    };
+    // SAFETY: lock held around all access to the central state.
+    unsafe {
+        let c = &mut *pc.0.get();
+        c.lock.lock();
+        let ok = !c.partial.is_null() || !new_slab(c, cls).is_null();
+        c.lock.unlock();
+        ok
+    }
+}
+
+/// Superslabs live now.
+pub fn superslabs_live() -> usize {
+    SS_LIVE.load(core::sync::atomic::Ordering::Relaxed)
+}
+
+/// Fork handler: take every class lock (in class order), then the release-policy locks.
+pub fn fork_prepare() {
+    for pc in &CENTRAL {
+        // SAFETY: only the lock field is touched.
+        unsafe { (*pc.0.get()).lock.lock() };
+    }
+    release::fork_prepare();
+}
+
+/// Fork handler for parent and child: release what [`fork_prepare`] took.
+pub fn fork_release() {
+    release::fork_release();
+    for pc in &CENTRAL {
+        // SAFETY: only the lock field is touched; the forking thread took it.
+        unsafe { (*pc.0.get()).lock.unlock() };
+    }
+}
+
+#[cfg(test)]
+mod tests;

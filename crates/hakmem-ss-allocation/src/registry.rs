@@ -1,0 +1,102 @@
+//! The registry: which 4 MiB units of the address space hakmem owns, and as what.
+//!
+//! One byte per [`UNIT`](crate::SS_SIZE)-aligned unit of the 47-bit user address space
+//! (32 MiB of address space, mapped lazily with `MAP_NORESERVE`: only the pages that
+//! describe units in use ever become resident). Looking an address up is one shift and
+//! one byte load, so validating any pointer is O(1).
+
+use core::ptr;
+use core::sync::atomic::{AtomicPtr, AtomicU8, Ordering};
+use hakmem_os_stats::os;
+
+/// What a unit of address space is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Kind {
+    /// Not hakmem's (or cached and unused).
+    None = 0,
+    /// A live superslab.
+    Superslab = 1,
+    /// Part of a live large mapping.
+    Large = 2,
+}
+
+const VA_BITS: u32 = 47;
+const ENTRIES: usize = 1 << (VA_BITS - crate::SS_SHIFT);
+
+static MAP: AtomicPtr<AtomicU8> = AtomicPtr::new(ptr::null_mut());
+
+#[cold]
+fn init() -> *mut AtomicU8 {
+    let p = os::map(ENTRIES).cast::<AtomicU8>();
+    if p.is_null() {
+        return p;
+    }
+    match MAP.compare_exchange(ptr::null_mut(), p, Ordering::AcqRel, Ordering::Acquire) {
+        Ok(_) => p,
+        Err(winner) => {
+            // SAFETY: `p` is our own fresh mapping, never published.
+            unsafe { os::unmap(p.cast(), ENTRIES) };
+            winner
+        }
+    }
+}
+
+#[inline]
+fn map() -> *mut AtomicU8 {
+    let m = MAP.load(Ordering::Acquire);
+    if m.is_null() { init() } else { m }
+}
+
+/// Mark `units` units from `base` (unit-aligned) as `kind`. Returns false if the
+/// registry could not be mapped (out of memory) or the range is outside the user
+/// address space.
+pub fn mark(base: *mut u8, units: usize, kind: Kind) -> bool {
+    let first = base as usize >> crate::SS_SHIFT;
+    if first + units > ENTRIES {
+        return false;
+    }
+    let m = map();
+    if m.is_null() {
+        return false;
+    }
+    for i in first..first + units {
+        // SAFETY: i < ENTRIES, inside the registry mapping.
+        unsafe { (*m.add(i)).store(kind as u8, Ordering::Release) };
+    }
+    true
+}
+
+/// What the unit holding `p` is.
+#[inline]
+pub fn kind_of(p: *const u8) -> Kind {
+    let i = p as usize >> crate::SS_SHIFT;
+    let m = MAP.load(Ordering::Acquire);
+    if i >= ENTRIES || m.is_null() {
+        return Kind::None;
+    }
+    // SAFETY: i < ENTRIES, inside the registry mapping.
+    match unsafe { (*m.add(i)).load(Ordering::Acquire) } {
+        1 => Kind::Superslab,
+        2 => Kind::Large,
+        _ => Kind::None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mark_and_lookup() {
+        let base = (0x7000_0000_0000usize) as *mut u8;
+        assert_eq!(kind_of(base), Kind::None);
+        assert!(mark(base, 2, Kind::Large));
+        assert_eq!(kind_of(base.wrapping_add(5 << 20)), Kind::Large);
+        assert_eq!(kind_of(base.wrapping_add(8 << 20)), Kind::None);
+        assert!(mark(base, 2, Kind::None));
+        assert_eq!(kind_of(base), Kind::None);
+        assert_eq!(kind_of(usize::MAX as *const u8), Kind::None);
+        assert!(!mark((1usize << 47) as *mut u8, 1, Kind::Large));
+    }
+}
