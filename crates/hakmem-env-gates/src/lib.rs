@@ -1,5 +1,97 @@
-//! hakmem-env-gates (skeleton: the environment is not read yet; defaults only).
+//! hakmem-env-gates: the table of every `HAKMEM_*` environment gate, and the one place
+//! the allocator reads its environment.
+//!
+//! # What this box owns
+//!
+//! - [`GATES`], the single table of gates: environment variable, [type](GateType),
+//!   default per [`Preset`], one-line doc. Everything else is derived from it:
+//!   [`preset_defaults`], the parser, the start-up report ([`print_verbose`]) and
+//!   `docs/env.md` ([`write_env_md`]). The gates and their defaults are listed in
+//!   [`docs/env.md`](https://github.com/hakmem/hakmem/blob/main/docs/env.md).
+//! - Reading the environment: once, lazily, by walking libc's `environ`.
+//! - Printing without allocating: [`StackWriter`], [`write_fd`], [`eprint_line`], which
+//!   other boxes reuse for statistics and error messages.
+//!
+//! # Entry point
+//!
+//! [`gates()`] returns a plain, copyable [`Gates`] snapshot. The first call reads the
+//! environment; later calls are one atomic load. Boxes resolve what they need into
+//! their own state or constants at start-up; hot paths never call it.
+//! [`gate_sources()`] tells where each value came from ([`Source`]), and [`resolved()`]
+//! gives both plus the preset.
+//!
+//! ```
+//! use hakmem_env_gates::{Decommit, GateId, Preset, Resolved, Source, gates, preset_defaults};
+//!
+//! // The process's gates: compiled-in preset defaults, overridden by the environment.
+//! let g = gates();
+//! println!("lean mode: {}, cache: {} superslabs", g.ss_mem_lean, g.ss_cache_max);
+//!
+//! // The same resolution, against an environment of our own.
+//! let env = [&b"HAKMEM_SS_MEM_LEAN_DECOMMIT=dontneed"[..], b"HAKMEM_PREWARM_DEPTH=lots"];
+//! let r = Resolved::from_vars(env, Preset::Lean);
+//! assert_eq!(r.gates().ss_mem_lean_decommit, Decommit::DontNeed);
+//! assert_eq!(r.source(GateId::SsMemLeanDecommit), Source::Environment);
+//! // A malformed value keeps the default, and is reported.
+//! assert_eq!(r.gates().prewarm_depth, preset_defaults(Preset::Lean).prewarm_depth);
+//! assert_eq!(r.rejected(GateId::PrewarmDepth), Some(&b"lots"[..]));
+//! ```
+//!
+//! # Presets and features
+//!
+//! A preset picks the default of each gate; the environment still overrides it at run
+//! time (precedence: environment > preset > default). It is chosen with one of the
+//! features `preset-safe`, `preset-balanced`, `preset-lean` (the facade `hakmem` turns on
+//! `preset-balanced` by default and forwards the others):
+//!
+//! | features enabled | [`PRESET`] |
+//! |---|---|
+//! | none, or `preset-balanced` | [`Preset::Balanced`] |
+//! | `preset-safe` (with or without `preset-balanced`) | [`Preset::Safe`] |
+//! | `preset-lean` (with or without `preset-balanced`) | [`Preset::Lean`] |
+//! | `preset-safe` and `preset-lean` | `compile_error!` |
+//!
+//! SAFE and LEAN win over BALANCED so that `--features preset-lean` works without
+//! `--no-default-features` on the facade. The crate has no other features.
+//!
+//! # Invariants
+//!
+//! - **Never allocates**: no `Vec`, `String`, `format!`, `std::env`; the crate is
+//!   `#![no_std]` and does not link `alloc`. Printing goes through a stack buffer and
+//!   `write(2)`. This code may run inside `malloc` before `main` (under `LD_PRELOAD`).
+//! - **Reads `environ` once**: the first [`gates()`] call resolves the snapshot and
+//!   publishes it; the environment is never read again, so `setenv` after start-up has
+//!   no effect.
+//! - **Never panics**: malformed values give a one-line warning on stderr and the
+//!   default; no indexing that can fail at run time, no `unwrap`.
+//! - **No lock**: up to four threads racing on the first call (or a signal handler
+//!   re-entering it) each resolve into a slot of their own, and the first to finish
+//!   publishes it with a compare-and-swap; none waits for another, so a `fork` in the
+//!   middle cannot leave a held lock behind. Only a fifth simultaneous first caller
+//!   spins, boundedly, and then publishes the preset's defaults rather than hang.
+//! - The table is checked at compile time (row order, types of defaults, unique names).
 #![no_std]
+
+#[cfg(all(feature = "preset-safe", feature = "preset-lean"))]
+compile_error!(
+    "hakmem-env-gates: features `preset-safe` and `preset-lean` are mutually exclusive; \
+     enable at most one of them (either one wins over the default `preset-balanced`)"
+);
+
+mod env_md;
+mod resolve;
+mod table;
+mod writer;
+
+use core::cell::UnsafeCell;
+use core::mem::MaybeUninit;
+use core::ptr;
+use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+
+pub use env_md::write_env_md;
+pub use resolve::{Resolved, Source};
+pub use table::{GATE_COUNT, GATES, GateId, GateSpec, GateType, GateValue};
+pub use writer::{StackWriter, eprint_line, write_fd};
 
 /// The preset compiled in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -12,7 +104,19 @@ pub enum Preset {
     Lean,
 }
 
-/// The preset selected by Cargo features (SAFE or LEAN win over BALANCED).
+impl Preset {
+    /// `"SAFE"`, `"BALANCED"` or `"LEAN"`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Preset::Safe => "SAFE",
+            Preset::Balanced => "BALANCED",
+            Preset::Lean => "LEAN",
+        }
+    }
+}
+
+/// The preset selected by Cargo features (SAFE or LEAN win over BALANCED; both SAFE and
+/// LEAN do not compile).
 pub const PRESET: Preset = if cfg!(feature = "preset-safe") {
     Preset::Safe
 } else if cfg!(feature = "preset-lean") {
@@ -22,7 +126,7 @@ pub const PRESET: Preset = if cfg!(feature = "preset-safe") {
 };
 
 /// `HAKMEM_SS_MEM_LEAN_DECOMMIT`: how lean mode gives memory back.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Decommit {
     /// `MADV_FREE`: lazy reclaim.
     Free,
@@ -32,8 +136,19 @@ pub enum Decommit {
     Off,
 }
 
+impl Decommit {
+    /// The environment spelling: `"FREE"`, `"DONTNEED"` or `"OFF"`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Decommit::Free => "FREE",
+            Decommit::DontNeed => "DONTNEED",
+            Decommit::Off => "OFF",
+        }
+    }
+}
+
 /// A plain, copyable snapshot of every gate.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Gates {
     /// `HAKMEM_SS_MEM_LEAN`
     pub ss_mem_lean: bool,
@@ -43,7 +158,7 @@ pub struct Gates {
     pub ss_os_stats: bool,
     /// `HAKMEM_ALLOC_PASSDOWN_SSOT`
     pub alloc_passdown_ssot: bool,
-    /// `HAKMEM_PREWARM`
+    /// `HAKMEM_PREWARM` (the gate as set; see [`Gates::prewarm_effective`])
     pub prewarm: bool,
     /// `HAKMEM_PREWARM_DEPTH`
     pub prewarm_depth: u32,
@@ -55,26 +170,638 @@ pub struct Gates {
     pub verbose: bool,
 }
 
-/// Defaults of the compiled-in preset.
-pub const fn preset_defaults(p: Preset) -> Gates {
-    let lean = !matches!(p, Preset::Safe);
-    Gates {
-        ss_mem_lean: lean,
-        ss_mem_lean_decommit: if matches!(p, Preset::Lean) { Decommit::Free } else { Decommit::Off },
-        ss_os_stats: false,
-        alloc_passdown_ssot: false,
-        prewarm: true,
-        prewarm_depth: 16,
-        ss_cache_max: if lean { 2 } else { 8 },
-        large_cache_mib: if matches!(p, Preset::Lean) { 16 } else { 64 },
-        verbose: false,
+impl Gates {
+    /// Whether to prewarm: `HAKMEM_PREWARM=1` and lean mode off (lean mode suppresses
+    /// prewarm, as in the notes' "LEAN+OFF" profile).
+    #[inline]
+    pub const fn prewarm_effective(&self) -> bool {
+        self.prewarm && !self.ss_mem_lean
+    }
+
+    /// The decommit lean mode applies: [`Decommit::Off`] when lean mode is off.
+    #[inline]
+    pub const fn decommit_effective(&self) -> Decommit {
+        if self.ss_mem_lean {
+            self.ss_mem_lean_decommit
+        } else {
+            Decommit::Off
+        }
     }
 }
 
-static DEFAULTS: Gates = preset_defaults(PRESET);
+/// The defaults of preset `p`, read from [`GATES`] (so they cannot drift from it).
+pub const fn preset_defaults(p: Preset) -> Gates {
+    // Every field is overwritten from the table below (a gate missing from the table
+    // would fail the const assertion after this function).
+    let mut g = Gates {
+        ss_mem_lean: false,
+        ss_mem_lean_decommit: Decommit::Off,
+        ss_os_stats: false,
+        alloc_passdown_ssot: false,
+        prewarm: false,
+        prewarm_depth: 0,
+        ss_cache_max: 0,
+        large_cache_mib: 0,
+        verbose: false,
+    };
+    let mut rest: &[GateSpec] = &GATES;
+    while let [spec, tail @ ..] = rest {
+        g.set(spec.id, spec.default_for(p));
+        rest = tail;
+    }
+    g
+}
 
-/// The gate snapshot (skeleton: defaults only).
+// The table and the skeleton's hand-written defaults agree (the design's presets:
+// SAFE = no lean mode; BALANCED = lean with decommit OFF; LEAN = lean with MADV_FREE).
+const _: () = {
+    let s = preset_defaults(Preset::Safe);
+    assert!(!s.ss_mem_lean && s.prewarm_effective() && s.ss_cache_max == 8);
+    let b = preset_defaults(Preset::Balanced);
+    assert!(b.ss_mem_lean && !b.prewarm_effective());
+    assert!(matches!(b.ss_mem_lean_decommit, Decommit::Off));
+    let l = preset_defaults(Preset::Lean);
+    assert!(l.ss_mem_lean && matches!(l.ss_mem_lean_decommit, Decommit::Free));
+    assert!(l.large_cache_mib == 16 && l.prewarm_depth == 16);
+};
+
+// ---------------------------------------------------------------------------------------
+// Reading the environment once.
+
+unsafe extern "C" {
+    /// libc's environment block: a null-terminated array of `NAME=value` C strings.
+    static environ: *const *const core::ffi::c_char;
+}
+
+/// How many threads may resolve the first snapshot concurrently, each in its own slot.
+const SLOTS: usize = 4;
+
+/// Storage for snapshots; slot `i` is written only by the caller that claimed `i`.
+struct SlotPool([UnsafeCell<MaybeUninit<Resolved>>; SLOTS]);
+
+// SAFETY: a slot is written only by the one thread that claimed its index from `CLAIMED`
+// (fetch_add hands each index out once), and read by other threads only after its pointer
+// was published through `PUBLISHED` with Release and loaded with Acquire; once published
+// it is never written again.
+unsafe impl Sync for SlotPool {}
+
+static POOL: SlotPool = SlotPool([const { UnsafeCell::new(MaybeUninit::uninit()) }; SLOTS]);
+static CLAIMED: AtomicUsize = AtomicUsize::new(0);
+/// Null until the snapshot is ready; then a pointer to a fully written slot.
+static PUBLISHED: AtomicPtr<Resolved> = AtomicPtr::new(ptr::null_mut());
+/// Published only if more than `SLOTS` threads race on the first call and none of the
+/// first `SLOTS` finishes within the wait (see `wait_for_published`).
+static FALLBACK: Resolved = Resolved::defaults(PRESET);
+
+/// The gate snapshot. The first call reads the environment (lock-free, no allocation,
+/// warnings for malformed values on stderr); later calls are one atomic load.
 #[inline]
 pub fn gates() -> &'static Gates {
-    &DEFAULTS
+    resolved().gates()
+}
+
+/// Each gate's [`Source`] in the snapshot, indexed by [`GateId::index`].
+#[inline]
+pub fn gate_sources() -> &'static [Source; GATE_COUNT] {
+    resolved().sources()
+}
+
+/// The whole snapshot: preset, values, sources, rejected values. Reads the environment
+/// on the first call, like [`gates()`].
+#[inline]
+pub fn resolved() -> &'static Resolved {
+    let p = PUBLISHED.load(Ordering::Acquire);
+    if p.is_null() {
+        return resolve_once();
+    }
+    // SAFETY: a non-null `PUBLISHED` points to a slot of `POOL` (a static) that was fully
+    // written before the Release store we synchronized with, or to `FALLBACK`; neither is
+    // ever written again.
+    unsafe { &*p }
+}
+
+#[cold]
+#[inline(never)]
+fn resolve_once() -> &'static Resolved {
+    let idx = CLAIMED.fetch_add(1, Ordering::Relaxed);
+    let Some(cell) = POOL.0.get(idx) else {
+        return wait_for_published();
+    };
+    // SAFETY: reading the `environ` pointer itself; libc initializes it before any code
+    // of ours runs, and we read it as any `getenv` does.
+    let envp = unsafe { environ };
+    // SAFETY: `environ` is a null-terminated array of NUL-terminated strings. Like
+    // `getenv`, this assumes no thread modifies the environment concurrently.
+    let snapshot = unsafe { Resolved::from_environ(envp, PRESET) };
+    let slot: *mut Resolved = cell.get().cast();
+    // SAFETY: `idx` came from fetch_add, so this thread alone owns slot `idx` and no one
+    // else reads it until it is published below.
+    unsafe { slot.write(snapshot) };
+    match PUBLISHED.compare_exchange(ptr::null_mut(), slot, Ordering::AcqRel, Ordering::Acquire) {
+        Ok(_) => {
+            // SAFETY: just written and published; never written again.
+            let r = unsafe { &*slot };
+            if r.has_warnings() {
+                // Only the winner prints, so each warning appears once.
+                let mut w = writer::FdLineWriter::<256>::new(libc::STDERR_FILENO);
+                let _ = r.write_warnings(&mut w);
+                w.finish();
+            }
+            r
+        }
+        // SAFETY: `winner` is the published slot: fully written, never written again.
+        Err(winner) => unsafe { &*winner },
+    }
+}
+
+/// The fifth and later threads to race on the first call wait for one of the first four
+/// to publish. Should none do so in time (they were lost to a `fork` half-way, say), the
+/// preset's defaults are published instead, with a warning, so that no caller waits
+/// twice.
+#[cold]
+fn wait_for_published() -> &'static Resolved {
+    for _ in 0..(1u32 << 20) {
+        let p = PUBLISHED.load(Ordering::Acquire);
+        if !p.is_null() {
+            // SAFETY: as in `resolved`.
+            return unsafe { &*p };
+        }
+        core::hint::spin_loop();
+    }
+    // `FALLBACK` is never written through this pointer (nothing writes a published
+    // snapshot); the `*mut` is only what `AtomicPtr` stores.
+    let fallback = ptr::from_ref(&FALLBACK).cast_mut();
+    match PUBLISHED.compare_exchange(
+        ptr::null_mut(),
+        fallback,
+        Ordering::AcqRel,
+        Ordering::Acquire,
+    ) {
+        Ok(_) => {
+            eprint_line(format_args!(
+                "hakmem: environment not read (first-call race); using the {} defaults",
+                PRESET.name()
+            ));
+            &FALLBACK
+        }
+        // SAFETY: as in `resolved`.
+        Err(winner) => unsafe { &*winner },
+    }
+}
+
+/// Writes the start-up report to stderr: the preset, `boxes` (the compiled-in boxes, as
+/// the facade lists them), and every gate with its value and source, one `write(2)` per
+/// line, from a stack buffer. Prints unconditionally: the caller checks
+/// [`Gates::verbose`].
+///
+/// ```
+/// let g = hakmem_env_gates::gates();
+/// if g.verbose {
+///     hakmem_env_gates::print_verbose("os-stats ss-allocation tiny-fast");
+/// }
+/// ```
+pub fn print_verbose(boxes: &str) {
+    let mut w = writer::FdLineWriter::<512>::new(libc::STDERR_FILENO);
+    let _ = resolved().write_verbose(boxes, &mut w);
+    w.finish();
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+
+    use core::ffi::c_char;
+    use core::fmt::Write;
+    use std::ffi::CString;
+    use std::string::String;
+    use std::vec::Vec;
+
+    use super::*;
+
+    fn env(vars: &[&str], p: Preset) -> Resolved {
+        Resolved::from_vars(vars.iter().map(|v| v.as_bytes()), p)
+    }
+
+    fn warnings(r: &Resolved) -> String {
+        let mut s = String::new();
+        r.write_warnings(&mut s).unwrap();
+        s
+    }
+
+    #[test]
+    fn parse_good_values() {
+        assert_eq!(GateType::Bool.parse(b"0"), Some(GateValue::Bool(false)));
+        assert_eq!(GateType::Bool.parse(b"1"), Some(GateValue::Bool(true)));
+        assert_eq!(GateType::Bool.parse(b" 1\n"), Some(GateValue::Bool(true)));
+        assert_eq!(GateType::U32.parse(b"0"), Some(GateValue::U32(0)));
+        assert_eq!(GateType::U32.parse(b"0016"), Some(GateValue::U32(16)));
+        assert_eq!(
+            GateType::U32.parse(b"4294967295"),
+            Some(GateValue::U32(u32::MAX))
+        );
+        assert_eq!(
+            GateType::Decommit.parse(b"FREE"),
+            Some(GateValue::Decommit(Decommit::Free))
+        );
+        assert_eq!(
+            GateType::Decommit.parse(b"DONTNEED"),
+            Some(GateValue::Decommit(Decommit::DontNeed))
+        );
+        assert_eq!(
+            GateType::Decommit.parse(b"OFF"),
+            Some(GateValue::Decommit(Decommit::Off))
+        );
+    }
+
+    #[test]
+    fn parse_is_case_insensitive() {
+        for v in [&b"free"[..], b"Free", b"fReE"] {
+            assert_eq!(
+                GateType::Decommit.parse(v),
+                Some(GateValue::Decommit(Decommit::Free))
+            );
+        }
+        assert_eq!(
+            GateType::Decommit.parse(b"dontNeed"),
+            Some(GateValue::Decommit(Decommit::DontNeed))
+        );
+        assert_eq!(
+            GateType::Decommit.parse(b"off"),
+            Some(GateValue::Decommit(Decommit::Off))
+        );
+    }
+
+    #[test]
+    fn parse_rejects_malformed() {
+        for v in [
+            &b""[..],
+            b" ",
+            b"2",
+            b"01",
+            b"true",
+            b"yes",
+            b"-1",
+            b"1 1",
+            b"\xff",
+        ] {
+            assert_eq!(GateType::Bool.parse(v), None, "{v:?}");
+        }
+        for v in [
+            &b""[..],
+            b"-1",
+            b"+5",
+            b"1e3",
+            b"12x",
+            b"4294967296",
+            b"99999999999999999999",
+            b"0x10",
+        ] {
+            assert_eq!(GateType::U32.parse(v), None, "{v:?}");
+        }
+        for v in [
+            &b""[..],
+            b"FREEE",
+            b"DONT_NEED",
+            b"MADV_FREE",
+            b"0",
+            b"O F F",
+        ] {
+            assert_eq!(GateType::Decommit.parse(v), None, "{v:?}");
+        }
+    }
+
+    #[test]
+    fn table_rows_match_ids() {
+        for (i, (spec, id)) in GATES.iter().zip(GateId::ALL).enumerate() {
+            assert_eq!(spec.id, id);
+            assert_eq!(id.index(), i);
+            assert_eq!(id.spec().name, spec.name);
+            assert_eq!(id.name(), spec.name);
+        }
+    }
+
+    #[test]
+    fn preset_defaults_match_table() {
+        for p in [Preset::Safe, Preset::Balanced, Preset::Lean] {
+            let g = preset_defaults(p);
+            for spec in &GATES {
+                assert_eq!(
+                    g.get(spec.id),
+                    spec.default_for(p),
+                    "{} under {p:?}",
+                    spec.name
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn preset_defaults_match_the_design() {
+        let s = preset_defaults(Preset::Safe);
+        let b = preset_defaults(Preset::Balanced);
+        let l = preset_defaults(Preset::Lean);
+        assert!(!s.ss_mem_lean && b.ss_mem_lean && l.ss_mem_lean);
+        assert_eq!(
+            [
+                s.ss_mem_lean_decommit,
+                b.ss_mem_lean_decommit,
+                l.ss_mem_lean_decommit
+            ],
+            [Decommit::Off, Decommit::Off, Decommit::Free]
+        );
+        assert_eq!([s.ss_cache_max, b.ss_cache_max, l.ss_cache_max], [8, 2, 2]);
+        assert_eq!(
+            [s.large_cache_mib, b.large_cache_mib, l.large_cache_mib],
+            [64, 64, 16]
+        );
+        for g in [s, b, l] {
+            assert!(!g.ss_os_stats && !g.alloc_passdown_ssot && !g.verbose && g.prewarm);
+            assert_eq!(g.prewarm_depth, 16);
+        }
+        assert!(s.prewarm_effective() && !b.prewarm_effective() && !l.prewarm_effective());
+        assert_eq!(b.decommit_effective(), Decommit::Off);
+        assert_eq!(l.decommit_effective(), Decommit::Free);
+    }
+
+    #[test]
+    fn set_rejects_wrong_type() {
+        let mut g = preset_defaults(Preset::Balanced);
+        assert!(!g.set(GateId::SsCacheMax, GateValue::Bool(true)));
+        assert!(!g.set(GateId::SsMemLean, GateValue::U32(1)));
+        assert_eq!(g, preset_defaults(Preset::Balanced));
+        assert!(g.set(GateId::SsCacheMax, GateValue::U32(5)));
+        assert_eq!(g.ss_cache_max, 5);
+    }
+
+    #[test]
+    fn sources_without_environment() {
+        let b = Resolved::defaults(Preset::Balanced);
+        assert!(b.sources().iter().all(|s| *s == Source::Default));
+        let s = Resolved::defaults(Preset::Safe);
+        assert_eq!(s.source(GateId::SsMemLean), Source::Preset);
+        assert_eq!(s.source(GateId::SsCacheMax), Source::Preset);
+        assert_eq!(s.source(GateId::SsMemLeanDecommit), Source::Default);
+        assert_eq!(s.source(GateId::LargeCacheMib), Source::Default);
+        let l = Resolved::defaults(Preset::Lean);
+        assert_eq!(l.source(GateId::SsMemLeanDecommit), Source::Preset);
+        assert_eq!(l.source(GateId::LargeCacheMib), Source::Preset);
+        assert_eq!(l.source(GateId::SsMemLean), Source::Default);
+    }
+
+    #[test]
+    fn environment_overrides_preset() {
+        let r = env(
+            &[
+                "PATH=/usr/bin",
+                "HAKMEM_SS_MEM_LEAN=0",
+                "HAKMEM_SS_MEM_LEAN_DECOMMIT=DontNeed",
+                "HAKMEM_SS_CACHE_MAX=32",
+                "HAKMEM_VERBOSE=1",
+                "HAKMEM_UNKNOWN_GATE=7",
+                "HAKMEM_PREWARM_DEPTH", // no '=': ignored
+            ],
+            Preset::Lean,
+        );
+        let g = r.gates();
+        assert!(!g.ss_mem_lean);
+        assert_eq!(g.ss_mem_lean_decommit, Decommit::DontNeed);
+        assert_eq!(g.ss_cache_max, 32);
+        assert!(g.verbose);
+        assert_eq!(g.prewarm_depth, 16);
+        assert!(g.prewarm_effective());
+        assert_eq!(r.source(GateId::SsMemLean), Source::Environment);
+        assert_eq!(r.source(GateId::SsMemLeanDecommit), Source::Environment);
+        assert_eq!(r.source(GateId::SsCacheMax), Source::Environment);
+        assert_eq!(r.source(GateId::LargeCacheMib), Source::Preset);
+        assert_eq!(r.source(GateId::PrewarmDepth), Source::Default);
+        assert!(!r.has_warnings());
+        assert_eq!(r.preset(), Preset::Lean);
+    }
+
+    #[test]
+    fn names_match_exactly_and_first_entry_wins() {
+        // A prefix of another gate's name is not that gate.
+        let r = env(&["HAKMEM_SS_MEM_LEAN_DECOMMIT=FREE"], Preset::Safe);
+        assert!(!r.gates().ss_mem_lean);
+        assert_eq!(r.source(GateId::SsMemLean), Source::Preset);
+        let r = env(&["HAKMEM_SS_MEM_LEANX=1", "HAKMEM_SS_MEM=1"], Preset::Safe);
+        assert!(!r.gates().ss_mem_lean);
+        // Like getenv: the first entry for a name wins, even a malformed one.
+        let r = env(
+            &["HAKMEM_SS_CACHE_MAX=3", "HAKMEM_SS_CACHE_MAX=9"],
+            Preset::Safe,
+        );
+        assert_eq!(r.gates().ss_cache_max, 3);
+        let r = env(
+            &["HAKMEM_SS_CACHE_MAX=x", "HAKMEM_SS_CACHE_MAX=9"],
+            Preset::Safe,
+        );
+        assert_eq!(r.gates().ss_cache_max, 8);
+        // Names are case-sensitive, as in the environment.
+        let r = env(&["hakmem_ss_cache_max=3"], Preset::Safe);
+        assert_eq!(r.gates().ss_cache_max, 8);
+    }
+
+    #[test]
+    fn malformed_values_keep_default_and_warn() {
+        let r = env(
+            &[
+                "HAKMEM_SS_MEM_LEAN=maybe",
+                "HAKMEM_SS_MEM_LEAN_DECOMMIT=sometimes",
+                "HAKMEM_LARGE_CACHE_MIB=-5",
+                "HAKMEM_VERBOSE=",
+            ],
+            Preset::Balanced,
+        );
+        assert_eq!(*r.gates(), preset_defaults(Preset::Balanced));
+        assert!(r.sources().iter().all(|s| *s == Source::Default));
+        assert_eq!(r.rejected(GateId::SsMemLean), Some(&b"maybe"[..]));
+        assert_eq!(r.rejected(GateId::Verbose), Some(&b""[..]));
+        assert_eq!(r.rejected(GateId::Prewarm), None);
+        assert_eq!(
+            warnings(&r),
+            "hakmem: ignoring HAKMEM_SS_MEM_LEAN=maybe (expected 0 or 1); using default 1\n\
+             hakmem: ignoring HAKMEM_SS_MEM_LEAN_DECOMMIT=sometimes (expected FREE, DONTNEED or OFF); using default OFF\n\
+             hakmem: ignoring HAKMEM_LARGE_CACHE_MIB=-5 (expected a decimal number 0..=4294967295); using default 64\n\
+             hakmem: ignoring HAKMEM_VERBOSE= (expected 0 or 1); using default 0\n"
+        );
+    }
+
+    #[test]
+    fn warnings_escape_and_shorten_odd_values() {
+        let long = "HAKMEM_PREWARM_DEPTH=1234567890123456789012345678901234567890123";
+        let r = Resolved::from_vars(
+            [long.as_bytes(), b"HAKMEM_PREWARM=\x1b[31m\\\xff"],
+            Preset::Safe,
+        );
+        let w = warnings(&r);
+        assert!(
+            w.contains("HAKMEM_PREWARM=\\x1b[31m\\x5c\\xff (expected"),
+            "{w}"
+        );
+        assert!(
+            w.contains("HAKMEM_PREWARM_DEPTH=1234567890123456789012345678901234567890... ("),
+            "{w}"
+        );
+        assert_eq!(w.lines().count(), 2);
+    }
+
+    #[test]
+    fn from_environ_walks_a_fake_environ() {
+        let owned: Vec<CString> = [
+            "HOME=/root",
+            "HAKMEM_SS_MEM_LEAN_DECOMMIT=free",
+            "HAKMEM",
+            "HAKMEM_",
+            "HAKMEM_PREWARM_DEPTH=64",
+            "HAKMEM_SS_OS_STATS=2",
+            "",
+        ]
+        .iter()
+        .map(|s| CString::new(*s).unwrap())
+        .collect();
+        let mut ptrs: Vec<*const c_char> = owned.iter().map(|c| c.as_ptr()).collect();
+        ptrs.push(core::ptr::null());
+        // SAFETY: `ptrs` is a null-terminated array of pointers to the live C strings in
+        // `owned`, neither modified during the call.
+        let r = unsafe { Resolved::from_environ(ptrs.as_ptr(), Preset::Balanced) };
+        assert_eq!(r.gates().ss_mem_lean_decommit, Decommit::Free);
+        assert_eq!(r.gates().prewarm_depth, 64);
+        assert!(!r.gates().ss_os_stats);
+        assert_eq!(r.rejected(GateId::SsOsStats), Some(&b"2"[..]));
+        assert_eq!(r.source(GateId::PrewarmDepth), Source::Environment);
+
+        // The same entries through the safe interface give the same snapshot.
+        let same = Resolved::from_vars(owned.iter().map(|c| c.as_bytes()), Preset::Balanced);
+        assert_eq!(same.gates(), r.gates());
+        assert_eq!(same.sources(), r.sources());
+
+        // An empty environment and a null one give the defaults.
+        let empty = [core::ptr::null::<c_char>()];
+        // SAFETY: a null-terminated array with no entries.
+        let r = unsafe { Resolved::from_environ(empty.as_ptr(), Preset::Safe) };
+        assert_eq!(*r.gates(), preset_defaults(Preset::Safe));
+        // SAFETY: null is allowed.
+        let r = unsafe { Resolved::from_environ(core::ptr::null(), Preset::Safe) };
+        assert_eq!(*r.gates(), preset_defaults(Preset::Safe));
+    }
+
+    #[test]
+    fn verbose_report_lists_every_gate() {
+        let r = env(
+            &["HAKMEM_SS_CACHE_MAX=4", "HAKMEM_PREWARM_DEPTH=zz"],
+            Preset::Lean,
+        );
+        let mut s = String::new();
+        r.write_verbose("os-stats tiny-fast", &mut s).unwrap();
+        let lines: Vec<&str> = s.lines().collect();
+        assert_eq!(lines.len(), 2 + GATE_COUNT);
+        assert_eq!(lines[0], "hakmem: preset LEAN");
+        assert_eq!(lines[1], "hakmem: boxes: os-stats tiny-fast");
+        assert!(
+            lines.contains(&"hakmem:   HAKMEM_SS_MEM_LEAN=1 (default)"),
+            "{s}"
+        );
+        assert!(
+            lines.contains(&"hakmem:   HAKMEM_SS_MEM_LEAN_DECOMMIT=FREE (preset LEAN)"),
+            "{s}"
+        );
+        assert!(
+            lines.contains(&"hakmem:   HAKMEM_SS_CACHE_MAX=4 (environment; default 2)"),
+            "{s}"
+        );
+        assert!(
+            lines.contains(
+                &"hakmem:   HAKMEM_PREWARM=1 (default; suppressed by HAKMEM_SS_MEM_LEAN=1)"
+            ),
+            "{s}"
+        );
+        assert!(
+            lines.contains(&"hakmem:   HAKMEM_PREWARM_DEPTH=16 (default; malformed value ignored)"),
+            "{s}"
+        );
+        for spec in &GATES {
+            assert!(s.contains(spec.name));
+        }
+    }
+
+    #[test]
+    fn stack_writer_truncates_instead_of_panicking() {
+        let mut w = StackWriter::<10>::new();
+        assert!(w.is_empty());
+        w.write_str("0123456789abcdef").unwrap();
+        assert_eq!(w.as_str(), "0123456789");
+        assert!(w.is_truncated());
+        write!(w, "more {}", 42).unwrap(); // still fine, still dropped
+        assert_eq!(w.len(), 10);
+
+        // Cut at a UTF-8 boundary: "é" is 2 bytes and does not fit in the last byte.
+        let mut w = StackWriter::<4>::new();
+        write!(w, "abcé").unwrap();
+        assert_eq!(w.as_str(), "abc");
+        w.end_line();
+        assert_eq!(w.as_str(), "abc\n");
+        let mut w = StackWriter::<4>::new();
+        write!(w, "aé").unwrap();
+        w.end_line();
+        assert_eq!(w.as_str(), "aé\n");
+        let mut w = StackWriter::<4>::new();
+        write!(w, "aéé").unwrap(); // the second "é" does not fit
+        w.end_line();
+        assert_eq!(w.as_str(), "aé\n");
+        assert!(w.is_truncated());
+        let mut w = StackWriter::<4>::new();
+        write!(w, "aaé").unwrap(); // exactly full
+        assert!(!w.is_truncated());
+        w.end_line(); // the last character makes room for '\n'
+        assert_eq!(w.as_str(), "aa\n");
+        assert!(w.is_truncated());
+
+        // Zero capacity.
+        let mut w = StackWriter::<0>::new();
+        write!(w, "x").unwrap();
+        w.end_line();
+        assert_eq!(w.as_str(), "");
+        assert!(w.is_truncated());
+
+        w.clear();
+        assert!(!w.is_truncated());
+        let mut w = StackWriter::<16>::default();
+        write!(w, "{:>5}|{:#x}", 7, 255u32).unwrap();
+        assert_eq!(w.as_str(), "    7|0xff");
+        assert!(!w.is_truncated());
+        assert_eq!(w.capacity(), 16);
+    }
+
+    #[test]
+    fn gates_is_stable_across_calls_and_threads() {
+        let first: *const Gates = gates();
+        let handles: Vec<_> = (0..8)
+            .map(|_| std::thread::spawn(|| gates() as *const Gates as usize))
+            .collect();
+        for h in handles {
+            assert_eq!(h.join().unwrap(), first as usize);
+        }
+        assert!(core::ptr::eq(first, gates()));
+        assert!(core::ptr::eq(gate_sources(), resolved().sources()));
+        assert_eq!(resolved().preset(), PRESET);
+    }
+
+    #[test]
+    fn write_fd_and_eprint_line_do_not_fail() {
+        let mut w = StackWriter::<8>::new();
+        let _ = write!(w, "x");
+        w.write_to_fd(-1); // EBADF: ignored
+        write_fd(-1, b"ignored");
+        eprint_line(format_args!("hakmem-env-gates test: eprint_line {}", 1));
+    }
+
+    #[test]
+    fn env_md_mentions_every_gate() {
+        let mut s = String::new();
+        write_env_md(&mut s).unwrap();
+        for spec in &GATES {
+            assert!(s.contains(&std::format!("| `{}` |", spec.name)));
+        }
+    }
 }
