@@ -1,1 +1,65 @@
-//! hakmem-hot-prewarm (work in progress)
+//! # hakmem-hot-prewarm: warm caches before first use
+//!
+//! **Owns** filling a new thread's tiny caches and mapping superslabs ahead of first use,
+//! so that a thread's first allocations hit the fast path.
+//!
+//! **Entry point**: [`prewarm_thread`] (the facade calls it once per thread, on the
+//! thread's first slow path), and [`enabled`] (the gate decision).
+//!
+//! **Gates**: `HAKMEM_PREWARM` (0/1), `HAKMEM_PREWARM_DEPTH` (blocks per class), and
+//! `HAKMEM_SS_MEM_LEAN` (lean mode suppresses prewarm: no memory is touched ahead).
+//!
+//! **Features**: the facade's `hot-prewarm` feature compiles this box in; without it
+//! there is no call, no branch and no code.
+//!
+//! **Invariants**: prewarm never takes more than a bin's limit; it only moves blocks
+//! from slabs into the calling thread's cache (they go back at thread exit like any
+//! cached block); it never allocates through the global allocator.
+//!
+//! ```
+//! std::thread::spawn(|| {
+//!     hakmem_hot_prewarm::prewarm_thread(4);
+//!     assert!(hakmem_tiny_fast::thread_cached_blocks() >= 4);
+//! }).join().unwrap();
+//! ```
+
+use hakmem_env_gates::gates;
+use hakmem_ss_allocation::class::NTINY;
+
+/// Whether the gates ask for prewarm: `HAKMEM_PREWARM=1` and not lean mode.
+pub fn enabled() -> bool {
+    let g = gates();
+    g.prewarm && !g.ss_mem_lean && g.prewarm_depth > 0
+}
+
+/// Fill every tiny class of the calling thread's cache with up to `depth` blocks (its
+/// bin limit at most). Returns the blocks now cached. Stops early when out of memory.
+pub fn prewarm_thread(depth: u32) -> u64 {
+    for cls in 0..NTINY {
+        if !hakmem_tiny_fast::prewarm(cls, depth) {
+            break;
+        }
+    }
+    hakmem_tiny_fast::thread_cached_blocks()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fills_each_class() {
+        std::thread::spawn(|| {
+            let n = prewarm_thread(2);
+            assert_eq!(n, 2 * NTINY as u64);
+            hakmem_tiny_fast::thread_flush();
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn gate_decision_is_stable() {
+        assert_eq!(enabled(), enabled());
+    }
+}

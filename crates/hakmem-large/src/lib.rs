@@ -1,1 +1,299 @@
-//! hakmem-large (work in progress)
+//! # hakmem-large: dedicated mappings for large blocks
+//!
+//! **Owns** every block above the slab range (more than 256 KiB) or aligned to more than
+//! 64 KiB: each lives in its own mapping, aligned to 4 MiB (the superslab unit, so the
+//! registry stays unambiguous) and a whole number of 4 MiB units long (address space
+//! only: untouched pages cost no memory). A 64-byte header sits just before the block.
+//! Freed mappings go to the release policy's cache of large mappings, and are reused by
+//! later requests of a similar size.
+//!
+//! **Entry points**: [`large_alloc`], [`large_free`], [`large_realloc`] (grows in place
+//! when the mapping has room or the address space after it is free, else moves the
+//! pages with `mremap` instead of copying), [`usable_size`], [`validate`].
+//!
+//! **Gates**: none read directly (the cache bound `HAKMEM_LARGE_CACHE_MIB` and lean
+//! decommit belong to `hakmem-release-policy`). **Features**: none.
+//!
+//! **Invariants**
+//! - A live large block's mapping is registered as `Kind::Large` over all its units; a
+//!   cached or retired mapping is not.
+//! - `header(p).user == p` for every live block; the header is never handed out.
+//! - Nothing here allocates through the global allocator, panics, or takes a lock
+//!   (only the release policy's cache lock, briefly).
+//!
+//! ```
+//! let p = hakmem_large::large_alloc(1 << 20, 4096, false);
+//! assert!(!p.is_null() && p as usize % 4096 == 0);
+//! // SAFETY: `p` is a live large block of 1 MiB.
+//! unsafe {
+//!     p.write_bytes(1, 1 << 20);
+//!     let q = hakmem_large::large_realloc(p, 8 << 20);
+//!     assert_eq!(*q.add((1 << 20) - 1), 1);
+//!     hakmem_large::large_free(q);
+//! }
+//! ```
+#![no_std]
+
+use core::ptr;
+use hakmem_os_stats::os;
+use hakmem_release_policy as release;
+use hakmem_ss_allocation::registry::{self, Kind};
+use hakmem_ss_allocation::{SS_SHIFT, SS_SIZE};
+
+/// Bytes of header before each block.
+pub const HEADER: usize = 64;
+const MAGIC: usize = 0x4841_4B4D_4C52_4745; // "HAKMLRGE"
+
+#[repr(C)]
+struct Header {
+    magic: usize,
+    /// The mapping's start.
+    base: *mut u8,
+    /// The mapping's length (a multiple of SS_SIZE).
+    map_len: usize,
+    /// The block (the header's own check).
+    user: *mut u8,
+    /// The alignment the mapping's base honours (>= SS_SIZE).
+    base_align: usize,
+}
+
+const _: () = assert!(core::mem::size_of::<Header>() <= HEADER);
+
+#[inline]
+fn header(p: *mut u8) -> *mut Header {
+    p.wrapping_sub(HEADER).cast()
+}
+
+fn offset_for(align: usize) -> usize {
+    if align <= HEADER { HEADER } else { align }
+}
+
+fn round_units(n: usize) -> Option<usize> {
+    n.checked_add(SS_SIZE - 1).map(|v| v & !(SS_SIZE - 1))
+}
+
+/// A large block of at least `size` bytes aligned to `align` (a power of two). With
+/// `zeroed`, its first `size` bytes read as zero. Null when the OS refuses or the size
+/// overflows.
+pub fn large_alloc(size: usize, align: usize, zeroed: bool) -> *mut u8 {
+    let offset = offset_for(align);
+    let base_align = align.max(SS_SIZE);
+    let Some(map_len) = offset.checked_add(size).and_then(round_units) else {
+        return ptr::null_mut();
+    };
+    if map_len > isize::MAX as usize {
+        return ptr::null_mut();
+    }
+    let mut dirty = false;
+    let mut base = ptr::null_mut();
+    let mut len = map_len;
+    if base_align == SS_SIZE {
+        if let Some((b, l, d)) = release::large_take_cached(map_len, map_len.saturating_mul(2)) {
+            base = b;
+            len = l;
+            dirty = d;
+        }
+    }
+    if base.is_null() {
+        base = os::map_aligned(map_len, base_align);
+        if base.is_null() {
+            return ptr::null_mut();
+        }
+    }
+    if !registry::mark(base, len >> SS_SHIFT, Kind::Large) {
+        // SAFETY: our own mapping, never published.
+        unsafe { os::unmap(base, len) };
+        return ptr::null_mut();
+    }
+    // SAFETY: `offset < len` and `offset >= HEADER`, so the header and the block lie in
+    // the mapping we own.
+    unsafe {
+        let p = base.add(offset);
+        header(p).write(Header {
+            magic: MAGIC,
+            base,
+            map_len: len,
+            user: p,
+            base_align,
+        });
+        if zeroed && dirty {
+            ptr::write_bytes(p, 0, size);
+        }
+        p
+    }
+}
+
+/// Bytes usable at `p` (at least what was asked).
+///
+/// # Safety
+/// `p` is a live block from this box.
+pub unsafe fn usable_size(p: *mut u8) -> usize {
+    // SAFETY: the caller guarantees a live block, whose header precedes it.
+    unsafe {
+        let h = &*header(p);
+        h.base as usize + h.map_len - p as usize
+    }
+}
+
+/// Whether `p` is a live block from this box (O(1); reads only memory hakmem owns).
+pub fn validate(p: *mut u8) -> bool {
+    if registry::kind_of(p) != Kind::Large || registry::kind_of(header(p).cast()) != Kind::Large {
+        return false;
+    }
+    if p as usize % 16 != 0 {
+        return false;
+    }
+    // SAFETY: the header's address lies in a unit of a live large mapping, which is
+    // mapped readable in whole.
+    unsafe {
+        let h = &*header(p);
+        h.magic == MAGIC && h.user == p
+    }
+}
+
+/// Free a large block: its mapping goes to the release policy (cached or retired).
+///
+/// # Safety
+/// `p` is a live block from this box, not used any more.
+pub unsafe fn large_free(p: *mut u8) {
+    // SAFETY: the caller guarantees a live block.
+    unsafe {
+        let h = header(p);
+        let (base, len) = ((*h).base, (*h).map_len);
+        (*h).magic = 0;
+        registry::mark(base, len >> SS_SHIFT, Kind::None);
+        release::large_release(base, len);
+    }
+}
+
+/// Resize a large block to `new_size` bytes, keeping its contents; in place when the
+/// mapping has room or can grow, else the pages move (no copy). Null (and `p` intact)
+/// when the OS refuses.
+///
+/// # Safety
+/// `p` is a live block from this box.
+pub unsafe fn large_realloc(p: *mut u8, new_size: usize) -> *mut u8 {
+    // SAFETY: the caller guarantees a live block with a valid header.
+    unsafe {
+        let h = header(p);
+        let base = (*h).base;
+        let old_len = (*h).map_len;
+        let offset = p as usize - base as usize;
+        let Some(need) = offset.checked_add(new_size).and_then(round_units) else {
+            return ptr::null_mut();
+        };
+        if need <= old_len {
+            return p;
+        }
+        // Grow by at least half again, so a block grown step by step moves O(log n) times.
+        let new_len = need.max(round_units(old_len + old_len / 2).unwrap_or(need));
+        if new_len > isize::MAX as usize {
+            return ptr::null_mut();
+        }
+        if os::grow_in_place(base, old_len, new_len) {
+            if !registry::mark(base, new_len >> SS_SHIFT, Kind::Large) {
+                // Cannot happen for an address the registry already covers; keep going.
+            }
+            (*h).map_len = new_len;
+            return p;
+        }
+        let dst = os::map_aligned(new_len, (*h).base_align);
+        if dst.is_null() {
+            return ptr::null_mut();
+        }
+        if !registry::mark(dst, new_len >> SS_SHIFT, Kind::Large) {
+            os::unmap(dst, new_len);
+            return ptr::null_mut();
+        }
+        if os::remap_fixed(base, old_len, new_len, dst) {
+            registry::mark(base, old_len >> SS_SHIFT, Kind::None);
+            let q = dst.add(offset);
+            (*header(q)).base = dst;
+            (*header(q)).map_len = new_len;
+            (*header(q)).user = q;
+            return q;
+        }
+        // The kernel refused to move the pages: copy.
+        let q = dst.add(offset);
+        ptr::copy_nonoverlapping(
+            header(p).cast::<u8>(),
+            header(q).cast::<u8>(),
+            HEADER + old_len - offset,
+        );
+        (*header(q)).base = dst;
+        (*header(q)).map_len = new_len;
+        (*header(q)).user = q;
+        large_free(p);
+        q
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alloc_write_free_and_reuse() {
+        let p = large_alloc(300 << 10, 16, true);
+        assert!(!p.is_null());
+        assert!(validate(p));
+        assert!(!validate(p.wrapping_add(16)));
+        // SAFETY: p is live, 300 KiB.
+        unsafe {
+            assert_eq!(*p.add((300 << 10) - 1), 0);
+            p.write_bytes(7, 300 << 10);
+            assert!(usable_size(p) >= 300 << 10);
+            large_free(p);
+        }
+        assert!(!validate(p));
+        let q = large_alloc(200 << 10, 16, true);
+        // SAFETY: q is live; zeroed even when the mapping is reused.
+        unsafe {
+            assert_eq!(*q, 0);
+            assert_eq!(*q.add((200 << 10) - 1), 0);
+            large_free(q);
+        }
+    }
+
+    #[test]
+    fn big_alignments() {
+        for align in [1usize << 16, 1 << 21, 1 << 22, 1 << 23] {
+            let p = large_alloc(100, align, false);
+            assert!(!p.is_null());
+            assert_eq!(p as usize % align, 0);
+            assert!(validate(p));
+            // SAFETY: p is live.
+            unsafe {
+                p.write_bytes(1, 100);
+                large_free(p);
+            }
+        }
+    }
+
+    #[test]
+    fn realloc_grows_keeping_contents() {
+        let mut p = large_alloc(512 << 10, 16, false);
+        // SAFETY: p stays live through the loop; sizes grow.
+        unsafe {
+            for i in 0..(512 << 10) {
+                *p.add(i) = (i % 251) as u8;
+            }
+            for &sz in &[1usize << 20, 5 << 20, 9 << 20, 40 << 20] {
+                p = large_realloc(p, sz);
+                assert!(!p.is_null());
+                assert!(validate(p));
+                for i in (0..(512 << 10)).step_by(997) {
+                    assert_eq!(*p.add(i), (i % 251) as u8);
+                }
+                *p.add(sz - 1) = 9;
+            }
+            large_free(p);
+        }
+    }
+
+    #[test]
+    fn absurd_sizes_fail_cleanly() {
+        assert!(large_alloc(usize::MAX - 10, 16, false).is_null());
+        assert!(large_alloc(isize::MAX as usize, 16, false).is_null());
+    }
+}

@@ -1,1 +1,231 @@
-//! hakmem-mid (work in progress)
+//! # hakmem-mid: thread-cached slab blocks from 1 KiB to 256 KiB
+//!
+//! **Owns** each thread's cache of mid-sized blocks (size classes `NTINY..NCLASS`: above
+//! 1 KiB up to [`MID_MAX`] = 256 KiB, four classes per doubling): one bounded LIFO
+//! [`Bin`] per class, refilled from and flushed to the slabs of `hakmem-ss-allocation`.
+//! The bounds shrink with the block size (at most 64 KiB of blocks per class, at least
+//! two blocks), so a thread never hoards much memory.
+//!
+//! **Entry points**: [`mid_alloc`] / [`mid_free`]; [`try_alloc`] / [`try_free`] (fast
+//! path alone) with [`alloc_slow`] / [`free_slow`]; [`thread_init`], [`thread_flush`].
+//! Requests are by class ([`class_for`](hakmem_ss_allocation::class::class_for) picks it,
+//! honouring alignment up to 64 KiB).
+//!
+//! **Gates**: none read. **Features**: none.
+//!
+//! **Invariants**: as in `hakmem-tiny-fast`: the fast path takes no lock, no atomic
+//! read-modify-write, reads no gate; a thread's first call misses; at thread exit its
+//! blocks go back to their slabs and nothing more is cached; never allocates or panics.
+//!
+//! ```
+//! use hakmem_ss_allocation::class::class_for;
+//! let cls = class_for(5000, 64).unwrap();
+//! let p = hakmem_mid::mid_alloc(cls);
+//! assert!(!p.is_null() && p as usize % 64 == 0);
+//! // SAFETY: `p` came from `mid_alloc(cls)`.
+//! unsafe { hakmem_mid::mid_free(p, cls) };
+//! ```
+
+use core::cell::UnsafeCell;
+use hakmem_ss_allocation::bins::{Bin, ExitKey};
+use hakmem_ss_allocation::class::{NCLASS, NTINY, block_size};
+
+/// Largest mid block.
+pub const MID_MAX: usize = hakmem_ss_allocation::class::MAX_SLAB_BLOCK;
+/// Number of mid classes.
+pub const NMID: usize = NCLASS - NTINY;
+
+struct Cache {
+    bins: [Bin; NMID],
+    initialized: bool,
+}
+
+thread_local! {
+    static CACHE: UnsafeCell<Cache> = const {
+        UnsafeCell::new(Cache { bins: [const { Bin::EMPTY }; NMID], initialized: false })
+    };
+}
+
+static EXIT: ExitKey = ExitKey::new();
+
+/// Most blocks a thread keeps of class `cls`: 64 KiB of blocks, between 2 and 32.
+pub const fn limit_of(cls: usize) -> u32 {
+    let n = (64 * 1024) / block_size(cls);
+    if n < 2 {
+        2
+    } else if n > 32 {
+        32
+    } else {
+        n as u32
+    }
+}
+
+#[inline(always)]
+fn with_cache<R>(f: impl FnOnce(&mut Cache) -> R) -> R {
+    // SAFETY: only the owning thread touches its cache; no reference escapes the call.
+    CACHE.with(|c| f(unsafe { &mut *c.get() }))
+}
+
+/// The fast path: a block of mid class `cls` (in `NTINY..NCLASS`) from the thread's
+/// bin, or null on a miss.
+#[inline(always)]
+pub fn try_alloc(cls: usize) -> *mut u8 {
+    with_cache(|c| match c.bins.get_mut(cls.wrapping_sub(NTINY)) {
+        Some(b) => b.pop(),
+        None => core::ptr::null_mut(),
+    })
+}
+
+/// The fast path of a free; false on a miss.
+///
+/// # Safety
+/// `p` came from this box for class `cls` and is not used any more.
+#[inline(always)]
+pub unsafe fn try_free(p: *mut u8, cls: usize) -> bool {
+    with_cache(|c| match c.bins.get_mut(cls.wrapping_sub(NTINY)) {
+        // SAFETY: the caller gives `p` up.
+        Some(b) => unsafe { b.push(p) },
+        None => false,
+    })
+}
+
+/// Initialize the calling thread's cache; true if this call did it.
+pub fn thread_init() -> bool {
+    with_cache(|c| {
+        if c.initialized {
+            return false;
+        }
+        c.initialized = true;
+        EXIT.register_current_thread(on_thread_exit);
+        for (i, b) in c.bins.iter_mut().enumerate() {
+            b.limit = limit_of(NTINY + i);
+        }
+        true
+    })
+}
+
+/// The slow path of an allocation. Null when out of memory or `cls` is not a mid class.
+#[cold]
+#[inline(never)]
+pub fn alloc_slow(cls: usize) -> *mut u8 {
+    thread_init();
+    with_cache(|c| match c.bins.get_mut(cls.wrapping_sub(NTINY)) {
+        Some(b) => {
+            let p = b.pop();
+            if p.is_null() { b.refill(cls) } else { p }
+        }
+        None => core::ptr::null_mut(),
+    })
+}
+
+/// The slow path of a free.
+///
+/// # Safety
+/// As [`try_free`].
+#[cold]
+#[inline(never)]
+pub unsafe fn free_slow(p: *mut u8, cls: usize) {
+    thread_init();
+    with_cache(|c| {
+        if let Some(b) = c.bins.get_mut(cls.wrapping_sub(NTINY)) {
+            // SAFETY: the caller gives `p` up.
+            unsafe {
+                if !b.push(p) {
+                    b.overflow(cls, p);
+                }
+            }
+        }
+    })
+}
+
+/// Allocate a block of mid class `cls`. Null when out of memory.
+#[inline(always)]
+pub fn mid_alloc(cls: usize) -> *mut u8 {
+    let p = try_alloc(cls);
+    if !p.is_null() { p } else { alloc_slow(cls) }
+}
+
+/// Free a block from [`mid_alloc`].
+///
+/// # Safety
+/// As [`try_free`].
+#[inline(always)]
+pub unsafe fn mid_free(p: *mut u8, cls: usize) {
+    // SAFETY: forwarded caller guarantee.
+    unsafe {
+        if !try_free(p, cls) {
+            free_slow(p, cls);
+        }
+    }
+}
+
+/// Give every block cached by the calling thread back to the slabs.
+pub fn thread_flush() {
+    with_cache(|c| {
+        for (i, b) in c.bins.iter_mut().enumerate() {
+            b.drain(NTINY + i);
+        }
+    })
+}
+
+/// Blocks cached by the calling thread.
+pub fn thread_cached_blocks() -> u64 {
+    with_cache(|c| c.bins.iter().map(|b| b.count as u64).sum())
+}
+
+unsafe extern "C" fn on_thread_exit(_: *mut libc::c_void) {
+    with_cache(|c| {
+        for (i, b) in c.bins.iter_mut().enumerate() {
+            b.drain(NTINY + i);
+            b.limit = 0;
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hakmem_ss_allocation::class::class_for;
+
+    use std::vec::Vec;
+
+    #[test]
+    fn every_mid_class_round_trips() {
+        let mut v = Vec::new();
+        for cls in NTINY..NCLASS {
+            for _ in 0..3 {
+                let p = mid_alloc(cls);
+                assert!(!p.is_null());
+                // SAFETY: the block holds block_size(cls) bytes.
+                unsafe { p.write_bytes(cls as u8, block_size(cls)) };
+                v.push((p, cls));
+            }
+        }
+        for &(p, cls) in &v {
+            // SAFETY: as above.
+            unsafe {
+                assert_eq!(*p, cls as u8);
+                assert_eq!(*p.add(block_size(cls) - 1), cls as u8);
+            }
+        }
+        for (p, cls) in v {
+            // SAFETY: from mid_alloc(cls).
+            unsafe { mid_free(p, cls) };
+        }
+        thread_flush();
+        assert_eq!(thread_cached_blocks(), 0);
+    }
+
+    #[test]
+    fn alignment_up_to_64k() {
+        for align in [32usize, 256, 4096, 65536] {
+            let cls = class_for(3000, align).unwrap();
+            let p = mid_alloc(cls);
+            assert_eq!(p as usize % align, 0);
+            // SAFETY: from mid_alloc(cls).
+            unsafe { mid_free(p, cls) };
+        }
+        assert!(try_alloc(0).is_null());
+        assert!(alloc_slow(NCLASS).is_null());
+    }
+}

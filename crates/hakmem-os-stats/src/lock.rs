@@ -17,7 +17,9 @@ pub struct RawLock {
 impl RawLock {
     /// An unlocked lock.
     pub const fn new() -> Self {
-        RawLock { locked: AtomicBool::new(false) }
+        RawLock {
+            locked: AtomicBool::new(false),
+        }
     }
 
     /// Take the lock.
@@ -97,7 +99,10 @@ unsafe impl<T: Send> Send for Locked<T> {}
 impl<T> Locked<T> {
     /// Wrap `data`.
     pub const fn new(data: T) -> Self {
-        Locked { lock: RawLock::new(), data: UnsafeCell::new(data) }
+        Locked {
+            lock: RawLock::new(),
+            data: UnsafeCell::new(data),
+        }
     }
 
     /// Run `f` with the lock held.

@@ -56,7 +56,11 @@ struct Entry {
     zeroed: bool,
 }
 
-const EMPTY: Entry = Entry { base: core::ptr::null_mut(), len: 0, zeroed: false };
+const EMPTY: Entry = Entry {
+    base: core::ptr::null_mut(),
+    len: 0,
+    zeroed: false,
+};
 
 /// A bounded LRU cache of empty regions; index 0 is the oldest.
 pub struct RegionCache {
@@ -93,7 +97,13 @@ impl Default for RegionCache {
 impl RegionCache {
     /// An empty cache.
     pub const fn new() -> Self {
-        RegionCache { inner: Locked::new(Inner { entries: [EMPTY; MAX_ENTRIES], n: 0, bytes: 0 }) }
+        RegionCache {
+            inner: Locked::new(Inner {
+                entries: [EMPTY; MAX_ENTRIES],
+                n: 0,
+                bytes: 0,
+            }),
+        }
     }
 
     /// Hand over an empty region: it is kept (maybe decommitted) or retired, and the
@@ -233,7 +243,11 @@ pub fn lean_advice() -> Option<os::Advice> {
 /// The limits of the superslab cache, from the gates.
 pub fn superslab_limits() -> Limits {
     let g = gates();
-    Limits { max_entries: g.ss_cache_max as usize, max_bytes: usize::MAX, decommit: lean_advice() }
+    Limits {
+        max_entries: g.ss_cache_max as usize,
+        max_bytes: usize::MAX,
+        decommit: lean_advice(),
+    }
 }
 
 /// The limits of the large-mapping cache, from the gates.
@@ -299,7 +313,11 @@ mod tests {
     use os::PAGE;
 
     fn lim(n: usize, bytes: usize, d: Option<os::Advice>) -> Limits {
-        Limits { max_entries: n, max_bytes: bytes, decommit: d }
+        Limits {
+            max_entries: n,
+            max_bytes: bytes,
+            decommit: d,
+        }
     }
 
     #[test]

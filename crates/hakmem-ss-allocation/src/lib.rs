@@ -41,6 +41,7 @@
 //! ```
 #![no_std]
 
+pub mod bins;
 pub mod class;
 pub mod registry;
 
@@ -147,7 +148,11 @@ pub struct Chain {
 }
 
 impl Chain {
-    const EMPTY: Chain = Chain { head: ptr::null_mut(), tail: ptr::null_mut(), count: 0 };
+    const EMPTY: Chain = Chain {
+        head: ptr::null_mut(),
+        tail: ptr::null_mut(),
+        count: 0,
+    };
 
     #[inline]
     fn push_back(&mut self, b: *mut u8) {

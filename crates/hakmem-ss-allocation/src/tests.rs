@@ -24,7 +24,10 @@ fn refill_gives_distinct_aligned_blocks_of_the_class() {
         let mut sorted = v.clone();
         sorted.sort();
         for w in sorted.windows(2) {
-            assert!(w[1] as usize - w[0] as usize >= bs, "overlap in class {cls}");
+            assert!(
+                w[1] as usize - w[0] as usize >= bs,
+                "overlap in class {cls}"
+            );
         }
         for &b in &v {
             assert_eq!(b as usize % 16, 0);

@@ -1,1 +1,352 @@
-//! hakmem-tiny-fast (work in progress)
+//! # hakmem-tiny-fast: the thread-local fast path for tiny blocks
+//!
+//! **Owns** each thread's cache of tiny blocks (up to 1 KiB: size classes `0..NTINY`, 16
+//! B to 1 KiB): one bounded LIFO [`Bin`] per class in a `const`-initialized
+//! `thread_local!` without `Drop`, its refill from and flush to the slabs of
+//! `hakmem-ss-allocation`, and its return to the slabs when the thread exits.
+//!
+//! **Entry points**: [`tiny_alloc`] / [`tiny_free`] (complete operations), and for a
+//! facade that wants its own slow path: [`try_alloc`] / [`try_free`] (the fast path
+//! alone; they miss on an empty or full bin and on a thread's first call), then
+//! [`alloc_slow`] / [`free_slow`]. [`thread_init`], [`thread_flush`], [`prewarm`].
+//!
+//! **Gates**: none read. The fast path reads no gate; the bounds are constants.
+//!
+//! **Features**: none. The facade compiles the whole box in (it is the tiny path).
+//!
+//! **Invariants**
+//! - The fast path ([`try_alloc`], [`try_free`]) takes no lock, does no atomic
+//!   read-modify-write, reads no gate and makes no call: one TLS access, one table
+//!   lookup, a load, a test, and two stores.
+//! - A thread starts with empty bins whose limit is 0, so its first allocation and its
+//!   first free miss and go to the slow path, which initializes the thread (no
+//!   "initialized?" test on the fast path).
+//! - At thread exit (a pthread key destructor) every cached block goes back to its slab
+//!   and the bins' limits drop to 0: later calls on that thread (other destructors) go
+//!   straight to the central lists and cache nothing, so no block is ever stranded.
+//! - A block freed by another thread than its allocator goes into the freeing thread's
+//!   bin, then back to its slab by a flush, where its owner's refill finds it.
+//! - Nothing here allocates through the global allocator or panics.
+//!
+//! ```
+//! let p = hakmem_tiny_fast::tiny_alloc(100);
+//! assert!(!p.is_null());
+//! // SAFETY: `p` holds at least 100 bytes and came from `tiny_alloc(100)`.
+//! unsafe {
+//!     p.write_bytes(0xAB, 100);
+//!     hakmem_tiny_fast::tiny_free(p, 100);
+//! }
+//! ```
+
+use core::cell::UnsafeCell;
+use hakmem_ss_allocation::bins::{Bin, ExitKey};
+use hakmem_ss_allocation::class::{self, NTINY, block_size};
+
+pub use hakmem_ss_allocation::class::TINY_MAX;
+
+/// The state of the calling thread's tiny cache.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum State {
+    /// No call yet on this thread.
+    Uninit = 0,
+    /// Caching.
+    Active = 1,
+    /// The thread is exiting: its cache was flushed and caches nothing any more.
+    Dead = 2,
+}
+
+struct Cache {
+    bins: [Bin; NTINY],
+    state: State,
+}
+
+thread_local! {
+    static CACHE: UnsafeCell<Cache> = const {
+        UnsafeCell::new(Cache { bins: [const { Bin::EMPTY }; NTINY], state: State::Uninit })
+    };
+}
+
+static EXIT: ExitKey = ExitKey::new();
+
+/// Most blocks a thread keeps per class: 16 KiB of blocks, between 16 and 128.
+pub const fn limit_of(cls: usize) -> u32 {
+    let n = (16 * 1024) / block_size(cls);
+    if n < 16 {
+        16
+    } else if n > 128 {
+        128
+    } else {
+        n as u32
+    }
+}
+
+#[inline(always)]
+fn with_cache<R>(f: impl FnOnce(&mut Cache) -> R) -> R {
+    // SAFETY: the cache is only touched by its own thread, and no reference to it
+    // outlives this call or is created re-entrantly (nothing inside calls back here).
+    CACHE.with(|c| f(unsafe { &mut *c.get() }))
+}
+
+/// The fast path of an allocation of `size <= TINY_MAX` bytes: a block from the
+/// thread's bin, or null on a miss (then call [`alloc_slow`]).
+#[inline(always)]
+pub fn try_alloc(size: usize) -> *mut u8 {
+    try_alloc_class(class::tiny_class(size))
+}
+
+/// [`try_alloc`] by class (`cls < NTINY`; other values miss).
+#[inline(always)]
+pub fn try_alloc_class(cls: usize) -> *mut u8 {
+    with_cache(|c| match c.bins.get_mut(cls) {
+        Some(b) => b.pop(),
+        None => core::ptr::null_mut(),
+    })
+}
+
+/// The fast path of a free: keep `p` in the thread's bin of the class of `size`; false
+/// on a miss (then call [`free_slow`]).
+///
+/// # Safety
+/// `p` was returned by this box for a request of `size` bytes (any size of the same
+/// class) and is not used any more.
+#[inline(always)]
+pub unsafe fn try_free(p: *mut u8, size: usize) -> bool {
+    // SAFETY: forwarded caller guarantee.
+    unsafe { try_free_class(p, class::tiny_class(size)) }
+}
+
+/// [`try_free`] by class.
+///
+/// # Safety
+/// `p` was returned by this box for class `cls` and is not used any more.
+#[inline(always)]
+pub unsafe fn try_free_class(p: *mut u8, cls: usize) -> bool {
+    with_cache(|c| match c.bins.get_mut(cls) {
+        // SAFETY: the caller gives `p` up.
+        Some(b) => unsafe { b.push(p) },
+        None => false,
+    })
+}
+
+/// The thread's state.
+pub fn thread_state() -> State {
+    with_cache(|c| c.state)
+}
+
+/// Initialize the calling thread's cache (limits on, exit hook registered). Returns true
+/// if this call did it (false if the thread was already initialized or is exiting).
+pub fn thread_init() -> bool {
+    with_cache(|c| {
+        if c.state != State::Uninit {
+            return false;
+        }
+        EXIT.register_current_thread(on_thread_exit);
+        for (i, b) in c.bins.iter_mut().enumerate() {
+            b.limit = limit_of(i);
+        }
+        c.state = State::Active;
+        true
+    })
+}
+
+/// The slow path of an allocation: initializes the thread if needed, then refills.
+/// Null when out of memory.
+#[cold]
+#[inline(never)]
+pub fn alloc_slow(size: usize) -> *mut u8 {
+    alloc_slow_class(class::tiny_class(size))
+}
+
+/// [`alloc_slow`] by class (null for a class that is not tiny).
+#[cold]
+#[inline(never)]
+pub fn alloc_slow_class(cls: usize) -> *mut u8 {
+    if thread_state() == State::Uninit {
+        thread_init();
+    }
+    with_cache(|c| match c.bins.get_mut(cls) {
+        Some(b) => {
+            let p = b.pop();
+            if p.is_null() { b.refill(cls) } else { p }
+        }
+        None => core::ptr::null_mut(),
+    })
+}
+
+/// The slow path of a free: initializes the thread if needed, then keeps `p` and gives
+/// half of a full bin back to the slabs.
+///
+/// # Safety
+/// As [`try_free`].
+#[cold]
+#[inline(never)]
+pub unsafe fn free_slow(p: *mut u8, size: usize) {
+    // SAFETY: forwarded caller guarantee.
+    unsafe { free_slow_class(p, class::tiny_class(size)) }
+}
+
+/// [`free_slow`] by class.
+///
+/// # Safety
+/// As [`try_free_class`].
+#[cold]
+#[inline(never)]
+pub unsafe fn free_slow_class(p: *mut u8, cls: usize) {
+    if thread_state() == State::Uninit {
+        thread_init();
+    }
+    with_cache(|c| {
+        if let Some(b) = c.bins.get_mut(cls) {
+            // SAFETY: the caller gives `p` up.
+            unsafe {
+                if !b.push(p) {
+                    b.overflow(cls, p);
+                }
+            }
+        }
+    })
+}
+
+/// Allocate a tiny block of `size <= TINY_MAX` bytes (16-byte aligned; blocks of
+/// power-of-two size are aligned to their size). Null when out of memory.
+#[inline(always)]
+pub fn tiny_alloc(size: usize) -> *mut u8 {
+    let p = try_alloc(size);
+    if !p.is_null() { p } else { alloc_slow(size) }
+}
+
+/// Free a block from [`tiny_alloc`].
+///
+/// # Safety
+/// As [`try_free`].
+#[inline(always)]
+pub unsafe fn tiny_free(p: *mut u8, size: usize) {
+    // SAFETY: forwarded caller guarantee.
+    unsafe {
+        if !try_free(p, size) {
+            free_slow(p, size);
+        }
+    }
+}
+
+/// Give every block cached by the calling thread back to the slabs.
+pub fn thread_flush() {
+    with_cache(|c| {
+        for (i, b) in c.bins.iter_mut().enumerate() {
+            b.drain(i);
+        }
+    })
+}
+
+/// Fill the calling thread's bin of class `cls` (below [`NTINY`]) with up to `n` blocks
+/// (at most its limit); initializes the thread first. False when out of memory.
+pub fn prewarm(cls: usize, n: u32) -> bool {
+    if cls >= NTINY {
+        return false;
+    }
+    thread_init();
+    with_cache(|c| c.bins[cls].fill_to(cls, n))
+}
+
+/// Blocks cached by the calling thread (all classes).
+pub fn thread_cached_blocks() -> u64 {
+    with_cache(|c| c.bins.iter().map(|b| b.count as u64).sum())
+}
+
+unsafe extern "C" fn on_thread_exit(_: *mut libc::c_void) {
+    with_cache(|c| {
+        for (i, b) in c.bins.iter_mut().enumerate() {
+            b.drain(i);
+            b.limit = 0;
+        }
+        c.state = State::Dead;
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use std::vec::Vec;
+
+    #[test]
+    fn first_call_misses_then_hits() {
+        std::thread::spawn(|| {
+            assert_eq!(thread_state(), State::Uninit);
+            assert!(try_alloc(64).is_null());
+            let p = tiny_alloc(64);
+            assert!(!p.is_null());
+            assert_eq!(thread_state(), State::Active);
+            // SAFETY: p came from tiny_alloc(64).
+            unsafe { tiny_free(p, 64) };
+            let q = try_alloc(64);
+            assert_eq!(p, q, "LIFO reuse on the fast path");
+            // SAFETY: q came from this box.
+            unsafe { assert!(try_free(q, 64)) };
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn many_blocks_every_size_distinct_and_writable() {
+        let mut v = Vec::new();
+        for round in 0..4 {
+            for size in 0..=TINY_MAX {
+                let p = tiny_alloc(size);
+                assert!(!p.is_null());
+                assert_eq!(p as usize % 16, 0);
+                // SAFETY: p holds `size` bytes.
+                unsafe { p.write_bytes((size + round) as u8, size) };
+                v.push((p, size, round));
+            }
+        }
+        for &(p, size, round) in &v {
+            for i in 0..size {
+                // SAFETY: p holds `size` bytes.
+                assert_eq!(unsafe { *p.add(i) }, (size + round) as u8);
+            }
+        }
+        for (p, size, _) in v {
+            // SAFETY: from tiny_alloc(size).
+            unsafe { tiny_free(p, size) };
+        }
+        for cls in 0..NTINY {
+            assert!(with_cache(|c| c.bins[cls].count <= c.bins[cls].limit));
+        }
+    }
+
+    #[test]
+    fn cross_thread_free_and_thread_exit_return_blocks() {
+        let ptrs: Vec<usize> = std::thread::spawn(|| {
+            (0..1000)
+                .map(|i| tiny_alloc(1 + i % TINY_MAX) as usize)
+                .collect()
+        })
+        .join()
+        .unwrap();
+        std::thread::spawn(move || {
+            for (i, p) in ptrs.into_iter().enumerate() {
+                // SAFETY: allocated above with this size, freed once.
+                unsafe { tiny_free(p as *mut u8, 1 + i % TINY_MAX) };
+            }
+            assert!(thread_cached_blocks() > 0);
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn prewarm_fills_up_to_limit() {
+        std::thread::spawn(|| {
+            assert!(prewarm(3, 1000));
+            assert_eq!(thread_cached_blocks(), limit_of(3) as u64);
+            thread_flush();
+            assert_eq!(thread_cached_blocks(), 0);
+            assert!(!prewarm(NTINY, 1));
+        })
+        .join()
+        .unwrap();
+    }
+}

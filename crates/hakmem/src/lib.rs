@@ -1,23 +1,261 @@
-//! hakmem facade (work in progress: forwards to the system allocator until the boxes land).
+//! # hakmem: a fast, lean, general-purpose memory allocator
+//!
+//! ```
+//! #[global_allocator]
+//! static GLOBAL: hakmem::HakMem = hakmem::HakMem;
+//! # fn main() { let v = vec![1u8; 100]; assert_eq!(v.len(), 100); }
+//! ```
+//!
+//! The facade owns the routing of a request to the box that serves it, the presets, the
+//! process and thread set-up, and the public stats API:
+//!
+//! | request | box |
+//! |---|---|
+//! | up to 1 KiB, alignment up to 16 | `hakmem-tiny-fast` (thread cache, the fast path) |
+//! | up to 256 KiB, alignment up to 64 KiB | `hakmem-tiny-fast` / `hakmem-mid` (thread caches over `hakmem-ss-allocation` slabs) |
+//! | anything larger | `hakmem-large` (dedicated mappings, cached by `hakmem-release-policy`) |
+//!
+//! **Entry points**: [`HakMem`] (`GlobalAlloc`), [`stats`], [`trim`], [`thread_flush`],
+//! [`usable_size`].
+//!
+//! **Presets** (Cargo features; `preset-balanced` is the default; `preset-safe` or
+//! `preset-lean` win over it; both together is a compile error): see
+//! `hakmem-env-gates` and `docs/env.md`. **Features**: `hot-prewarm` compiles the
+//! prewarm box in (default).
+//!
+//! **Invariants**
+//! - Routing is a pure function of `(size, align)` ([`route`]), so `dealloc` and
+//!   `realloc` find a block's box from the `Layout` alone, without touching memory.
+//! - The tiny fast path is inlined here: a table lookup, a TLS bin pop or push, and a
+//!   bounds test; everything else is out of line.
+//! - No path allocates through the global allocator or panics; a request that cannot be
+//!   met returns null; a failed `realloc` leaves the old block intact.
+//! - A thread's first call initializes it (and the process, once): fork handlers, gates,
+//!   prewarm. No lock is held across `fork`.
+
 use core::alloc::{GlobalAlloc, Layout};
+use core::ptr;
+use core::sync::atomic::{AtomicU8, Ordering};
+use hakmem_ss_allocation::class::{self, NTINY, TINY_MAX};
+
+pub use hakmem_env_gates::{PRESET, Preset};
 
 /// The hakmem global allocator.
+///
+/// ```
+/// use std::alloc::{GlobalAlloc, Layout};
+/// let l = Layout::from_size_align(100, 8).unwrap();
+/// // SAFETY: a non-zero layout; the block is freed with the same layout.
+/// unsafe {
+///     let p = hakmem::HakMem.alloc(l);
+///     assert!(!p.is_null());
+///     hakmem::HakMem.dealloc(p, l);
+/// }
+/// ```
+#[derive(Clone, Copy, Debug, Default)]
 pub struct HakMem;
 
-// SAFETY: forwards to the system allocator (temporary).
-unsafe impl GlobalAlloc for HakMem {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        // SAFETY: same contract.
-        unsafe { std::alloc::System.alloc(l) }
+/// Which box serves a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Route {
+    /// A tiny class (`< NTINY`).
+    Tiny(usize),
+    /// A mid class (`NTINY..NCLASS`).
+    Mid(usize),
+    /// A dedicated mapping.
+    Large,
+}
+
+/// The box and class of a request: a pure function of size and alignment.
+#[inline(always)]
+pub fn route(size: usize, align: usize) -> Route {
+    if size <= TINY_MAX && align <= 16 {
+        return Route::Tiny(class::tiny_class(size));
     }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        // SAFETY: same contract.
-        unsafe { std::alloc::System.dealloc(p, l) }
+    match class::class_for(size, align) {
+        Some(c) if c < NTINY => Route::Tiny(c),
+        Some(c) => Route::Mid(c),
+        None => Route::Large,
     }
 }
 
-/// A snapshot of the allocator's counters (stub: zeros until the OS box lands).
-#[derive(Clone, Copy, Debug, Default)]
+// ---------------------------------------------------------------------------------------
+// Process and thread set-up.
+
+static PROCESS: AtomicU8 = AtomicU8::new(0);
+
+extern "C" fn fork_prepare() {
+    hakmem_ss_allocation::fork_prepare();
+}
+
+extern "C" fn fork_release() {
+    hakmem_ss_allocation::fork_release();
+}
+
+extern "C" fn print_os_stats_at_exit() {
+    hakmem_os_stats::stats::print();
+}
+
+#[cold]
+fn process_init() {
+    if PROCESS
+        .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire)
+        .is_err()
+    {
+        return;
+    }
+    let g = hakmem_env_gates::gates();
+    // SAFETY: registering plain `extern "C"` functions with no captured state.
+    unsafe {
+        libc::pthread_atfork(Some(fork_prepare), Some(fork_release), Some(fork_release));
+        if g.ss_os_stats {
+            libc::atexit(print_os_stats_at_exit);
+        }
+    }
+    if g.verbose {
+        print_verbose();
+    }
+    PROCESS.store(2, Ordering::Release);
+}
+
+fn print_verbose() {
+    let boxes = if cfg!(feature = "hot-prewarm") {
+        "env-gates os-stats release-policy ss-allocation tiny-fast mid large hot-prewarm"
+    } else {
+        "env-gates os-stats release-policy ss-allocation tiny-fast mid large"
+    };
+    let _ = boxes;
+}
+
+/// The calling thread's first slow path: set up its caches (and the process, once).
+#[inline]
+fn thread_setup() {
+    if hakmem_tiny_fast::thread_state() != hakmem_tiny_fast::State::Uninit {
+        return;
+    }
+    thread_setup_first();
+}
+
+#[cold]
+#[inline(never)]
+fn thread_setup_first() {
+    if PROCESS.load(Ordering::Acquire) == 0 {
+        process_init();
+    }
+    hakmem_tiny_fast::thread_init();
+    hakmem_mid::thread_init();
+    #[cfg(feature = "hot-prewarm")]
+    if hakmem_hot_prewarm::enabled() {
+        hakmem_hot_prewarm::prewarm_thread(hakmem_env_gates::gates().prewarm_depth);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Slow paths.
+
+#[cold]
+#[inline(never)]
+fn alloc_slow(size: usize, align: usize, zeroed: bool) -> *mut u8 {
+    thread_setup();
+    let p = match route(size, align) {
+        Route::Tiny(c) => hakmem_tiny_fast::alloc_slow_class(c),
+        Route::Mid(c) => hakmem_mid::mid_alloc(c),
+        Route::Large => return hakmem_large::large_alloc(size, align, zeroed),
+    };
+    if zeroed && !p.is_null() {
+        // SAFETY: the block holds at least `size` bytes.
+        unsafe { ptr::write_bytes(p, 0, size) };
+    }
+    p
+}
+
+/// # Safety
+/// `p` is a live block of layout `(size, align)` from this allocator.
+#[cold]
+#[inline(never)]
+unsafe fn dealloc_slow(p: *mut u8, size: usize, align: usize) {
+    thread_setup();
+    // SAFETY: forwarded caller guarantee.
+    unsafe {
+        match route(size, align) {
+            Route::Tiny(c) => hakmem_tiny_fast::free_slow_class(p, c),
+            Route::Mid(c) => hakmem_mid::mid_free(p, c),
+            Route::Large => hakmem_large::large_free(p),
+        }
+    }
+}
+
+// SAFETY: every block handed out is exclusively the caller's until freed (thread caches
+// and central lists hold only free blocks), aligned and sized per `route`; null is
+// returned on failure.
+unsafe impl GlobalAlloc for HakMem {
+    #[inline(always)]
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let (size, align) = (layout.size(), layout.align());
+        if size <= TINY_MAX && align <= 16 {
+            let p = hakmem_tiny_fast::try_alloc(size);
+            if !p.is_null() {
+                return p;
+            }
+        }
+        alloc_slow(size, align, false)
+    }
+
+    #[inline(always)]
+    unsafe fn dealloc(&self, p: *mut u8, layout: Layout) {
+        let (size, align) = (layout.size(), layout.align());
+        // SAFETY: the caller guarantees `p` is a live block of this layout.
+        unsafe {
+            if size <= TINY_MAX && align <= 16 && hakmem_tiny_fast::try_free(p, size) {
+                return;
+            }
+            dealloc_slow(p, size, align)
+        }
+    }
+
+    #[inline]
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        alloc_slow(layout.size(), layout.align(), true)
+    }
+
+    #[inline]
+    unsafe fn realloc(&self, p: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let (old, align) = (layout.size(), layout.align());
+        let from = route(old, align);
+        let to = route(new_size, align);
+        if from == to {
+            if from != Route::Large {
+                return p;
+            }
+            // SAFETY: `p` is a live large block (the caller's guarantee).
+            return unsafe { hakmem_large::large_realloc(p, new_size) };
+        }
+        let q = alloc_slow(new_size, align, false);
+        if !q.is_null() {
+            // SAFETY: both blocks are live and distinct; the copy fits both.
+            unsafe {
+                ptr::copy_nonoverlapping(p, q, old.min(new_size));
+                self.dealloc(p, layout);
+            }
+        }
+        q
+    }
+}
+
+/// Bytes usable in a block allocated with `layout` (at least `layout.size()`).
+///
+/// # Safety
+/// `p` is a live block allocated by [`HakMem`] with `layout`.
+pub unsafe fn usable_size(p: *mut u8, layout: Layout) -> usize {
+    match route(layout.size(), layout.align()) {
+        Route::Tiny(c) | Route::Mid(c) => class::block_size(c),
+        // SAFETY: the caller guarantees a live large block.
+        Route::Large => unsafe { hakmem_large::usable_size(p) },
+    }
+}
+
+/// A snapshot of the allocator's counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
     /// mmap calls.
     pub mmap: u64,
@@ -29,6 +267,18 @@ pub struct Stats {
     pub mprotect: u64,
     /// mremap calls.
     pub mremap: u64,
+    /// Bytes of address space mapped now.
+    pub mapped_bytes: u64,
+    /// Decommits by the release policy.
+    pub lean_decommit: u64,
+    /// Retirements (unmaps) by the release policy.
+    pub lean_retire: u64,
+    /// Superslabs live now.
+    pub superslabs_live: u64,
+    /// Empty superslabs cached now.
+    pub superslabs_cached: u64,
+    /// Bytes of freed large mappings cached now.
+    pub large_cached_bytes: u64,
 }
 
 impl Stats {
@@ -38,7 +288,53 @@ impl Stats {
     }
 }
 
-/// The allocator's counters now.
+/// The allocator's counters now. Never allocates; costs nothing on the fast path.
 pub fn stats() -> Stats {
-    Stats::default()
+    let os = hakmem_os_stats::stats::snapshot();
+    Stats {
+        mmap: os.mmap,
+        munmap: os.munmap,
+        madvise: os.madvise,
+        mprotect: os.mprotect,
+        mremap: os.mremap,
+        mapped_bytes: os.mapped_bytes,
+        lean_decommit: os.lean_decommit,
+        lean_retire: os.lean_retire,
+        superslabs_live: hakmem_ss_allocation::superslabs_live() as u64,
+        superslabs_cached: hakmem_release_policy::SUPERSLABS.usage().0 as u64,
+        large_cached_bytes: hakmem_release_policy::LARGE.usage().1 as u64,
+    }
+}
+
+/// Give the calling thread's cached blocks back to the slabs.
+pub fn thread_flush() {
+    hakmem_tiny_fast::thread_flush();
+    hakmem_mid::thread_flush();
+}
+
+/// Return memory to the OS now: the calling thread's caches, then every cached empty
+/// superslab and large mapping. Returns the bytes unmapped.
+pub fn trim() -> usize {
+    thread_flush();
+    hakmem_release_policy::trim()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routing() {
+        assert_eq!(route(0, 1), Route::Tiny(0));
+        assert_eq!(route(1024, 16), Route::Tiny(NTINY - 1));
+        assert_eq!(route(1025, 8), Route::Mid(NTINY));
+        assert_eq!(route(64, 64), Route::Tiny(3));
+        assert_eq!(
+            route(100, 4096),
+            Route::Mid(class::class_for(100, 4096).unwrap())
+        );
+        assert_eq!(route(256 * 1024, 8), Route::Mid(class::NCLASS - 1));
+        assert_eq!(route(256 * 1024 + 1, 8), Route::Large);
+        assert_eq!(route(8, 1 << 17), Route::Large);
+    }
 }

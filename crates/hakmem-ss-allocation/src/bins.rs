@@ -1,0 +1,238 @@
+//! The building blocks of a thread cache: a [`Bin`] of free blocks of one class (a LIFO
+//! list with a bound) that exchanges batches with the central lists, and [`ExitKey`], a
+//! thread-exit hook that does not allocate (a pthread key destructor).
+//!
+//! The boxes above (`hakmem-tiny-fast`, `hakmem-mid`) keep one `Bin` per class in a
+//! `const`-initialized `thread_local!` without `Drop`.
+
+use crate::{flush, next_of, refill, set_next};
+use core::cell::UnsafeCell;
+use core::ptr;
+use core::sync::atomic::{AtomicU32, Ordering};
+
+/// Free blocks of one class cached by one thread.
+///
+/// Invariant: `count` blocks are linked from `head` (null-terminated), `count <= limit`
+/// except transiently inside [`Bin::overflow`].
+#[repr(C)]
+#[derive(Debug)]
+pub struct Bin {
+    /// First free block (null: empty).
+    pub head: *mut u8,
+    /// Blocks in the list.
+    pub count: u32,
+    /// Most blocks kept; 0 turns caching off (every push misses).
+    pub limit: u32,
+}
+
+impl Bin {
+    /// An empty bin that caches nothing (limit 0): every operation takes the slow path.
+    pub const EMPTY: Bin = Bin {
+        head: ptr::null_mut(),
+        count: 0,
+        limit: 0,
+    };
+
+    /// Pop a block, or null when empty. The fast path.
+    #[inline(always)]
+    pub fn pop(&mut self) -> *mut u8 {
+        let p = self.head;
+        if !p.is_null() {
+            // SAFETY: `p` is a free block in this bin (invariant).
+            self.head = unsafe { next_of(p) };
+            self.count -= 1;
+        }
+        p
+    }
+
+    /// Push a block if the bin has room; false when full. The fast path.
+    ///
+    /// # Safety
+    /// `p` is a free block of this bin's class that the caller gives up.
+    #[inline(always)]
+    pub unsafe fn push(&mut self, p: *mut u8) -> bool {
+        if self.count < self.limit {
+            // SAFETY: the caller gives `p` up; it is at least 16 bytes.
+            unsafe { set_next(p, self.head) };
+            self.head = p;
+            self.count += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// The bin is empty: take a batch of `limit / 2` (at least one) blocks of class
+    /// `cls` from the central lists and return one of them. Null when out of memory.
+    #[cold]
+    #[inline(never)]
+    pub fn refill(&mut self, cls: usize) -> *mut u8 {
+        let want = (self.limit / 2).max(1);
+        let chain = refill(cls, want);
+        if chain.count == 0 {
+            return ptr::null_mut();
+        }
+        let p = chain.head;
+        // Splice the rest in front of whatever the bin holds.
+        // SAFETY: the chain is ours; its tail's link is null.
+        unsafe {
+            if chain.count > 1 {
+                set_next(chain.tail, self.head);
+                self.head = next_of(p);
+                self.count += chain.count - 1;
+            }
+        }
+        p
+    }
+
+    /// The bin is full (or caches nothing): keep `p` and give the older half of the bin
+    /// back to the central lists of class `cls`.
+    ///
+    /// # Safety
+    /// As [`Bin::push`].
+    #[cold]
+    #[inline(never)]
+    pub unsafe fn overflow(&mut self, cls: usize, p: *mut u8) {
+        // SAFETY: the caller gives `p` up.
+        unsafe { set_next(p, self.head) };
+        self.head = p;
+        self.count += 1;
+        let keep = self.limit / 2;
+        if keep == 0 {
+            self.drain(cls);
+            return;
+        }
+        let mut last = self.head;
+        for _ in 1..keep {
+            // SAFETY: `keep <= count`, so these are blocks of the list.
+            last = unsafe { next_of(last) };
+        }
+        // SAFETY: `last` is the keep-th block; the rest of the list goes back.
+        unsafe {
+            let rest = next_of(last);
+            set_next(last, ptr::null_mut());
+            flush(cls, rest, self.count - keep);
+        }
+        self.count = keep;
+    }
+
+    /// Give every block back to the central lists of class `cls`.
+    pub fn drain(&mut self, cls: usize) {
+        if self.count > 0 {
+            // SAFETY: the list holds exactly `count` blocks of class `cls`.
+            unsafe { flush(cls, self.head, self.count) };
+        }
+        self.head = ptr::null_mut();
+        self.count = 0;
+    }
+
+    /// Fill the bin up to `n` blocks (at most `limit`); false when out of memory.
+    pub fn fill_to(&mut self, cls: usize, n: u32) -> bool {
+        let n = n.min(self.limit);
+        if self.count >= n {
+            return true;
+        }
+        let chain = refill(cls, n - self.count);
+        if chain.count == 0 {
+            return false;
+        }
+        // SAFETY: the chain is ours; its tail's link is null.
+        unsafe { set_next(chain.tail, self.head) };
+        self.head = chain.head;
+        self.count += chain.count;
+        true
+    }
+}
+
+/// A process-wide pthread key whose destructor runs at each registered thread's exit.
+/// Creating the key and registering a thread never allocate (glibc keeps the first 32
+/// keys' values in the thread descriptor).
+pub struct ExitKey {
+    /// 0: not created, 1: being created, 2: ready, 3: failed.
+    state: AtomicU32,
+    key: UnsafeCell<libc::pthread_key_t>,
+}
+
+// SAFETY: `key` is written once (state 1 -> 2, by one thread) and read only in state 2.
+unsafe impl Sync for ExitKey {}
+
+impl Default for ExitKey {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ExitKey {
+    /// A key not created yet.
+    pub const fn new() -> Self {
+        ExitKey {
+            state: AtomicU32::new(0),
+            key: UnsafeCell::new(0),
+        }
+    }
+
+    /// Arrange for `dtor` to run when the calling thread exits. False if the key could
+    /// not be created (the thread's cache then lives until process exit).
+    pub fn register_current_thread(&self, dtor: unsafe extern "C" fn(*mut libc::c_void)) -> bool {
+        loop {
+            match self
+                .state
+                .compare_exchange(0, 1, Ordering::Acquire, Ordering::Acquire)
+            {
+                Ok(_) => {
+                    // SAFETY: state 1 gives this thread exclusive access to `key`.
+                    let ok = unsafe { libc::pthread_key_create(self.key.get(), Some(dtor)) } == 0;
+                    self.state.store(if ok { 2 } else { 3 }, Ordering::Release);
+                }
+                Err(1) => core::hint::spin_loop(),
+                Err(2) => break,
+                Err(_) => return false,
+            }
+        }
+        // SAFETY: state 2: `key` is initialized and immutable. A non-null value makes
+        // the destructor run at thread exit.
+        unsafe { libc::pthread_setspecific(*self.key.get(), 1 as *const libc::c_void) == 0 }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bin_push_pop_refill_overflow() {
+        let cls = 2; // 48-byte blocks
+        let mut b = Bin {
+            limit: 8,
+            ..Bin::EMPTY
+        };
+        assert!(b.pop().is_null());
+        let p = b.refill(cls);
+        assert!(!p.is_null());
+        assert_eq!(b.count, 3);
+        // SAFETY: p is ours, of class `cls`.
+        unsafe {
+            assert!(b.push(p));
+        }
+        assert_eq!(b.count, 4);
+        assert!(b.fill_to(cls, 8));
+        assert_eq!(b.count, 8);
+        let extra = b.refill(cls);
+        assert_eq!(b.count, 11);
+        // Overflow keeps half.
+        // SAFETY: `extra` is ours.
+        unsafe { b.overflow(cls, extra) };
+        assert_eq!(b.count, 4);
+        let mut n = 0;
+        let mut q = b.head;
+        while !q.is_null() {
+            n += 1;
+            // SAFETY: list blocks.
+            q = unsafe { next_of(q) };
+        }
+        assert_eq!(n, 4);
+        b.drain(cls);
+        assert_eq!(b.count, 0);
+        assert!(b.head.is_null());
+    }
+}
