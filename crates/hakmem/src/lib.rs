@@ -124,7 +124,7 @@ fn print_verbose() {
     } else {
         "env-gates os-stats release-policy ss-allocation tiny-fast mid large"
     };
-    let _ = boxes;
+    hakmem_env_gates::print_verbose(boxes);
 }
 
 /// The calling thread's first slow path: set up its caches (and the process, once).
