@@ -38,6 +38,8 @@ use core::ptr;
 use core::sync::atomic::{AtomicU8, Ordering};
 use hakmem_ss_allocation::class::{self, NTINY, TINY_MAX};
 
+pub mod raw;
+
 pub use hakmem_env_gates::{PRESET, Preset};
 
 /// The hakmem global allocator.

@@ -52,7 +52,9 @@ fn collections_strings_maps() {
         big.push(i);
     }
     assert!(big.iter().enumerate().all(|(i, &x)| x == i as u32));
-    let s: String = (0..100_000).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+    let s: String = (0..100_000)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
     assert_eq!(s.len(), 100_000);
 }
 
@@ -72,7 +74,10 @@ fn channels_move_blocks_between_threads() {
     let consumer = thread::spawn(move || {
         let mut i = 0usize;
         while let Ok(v) = rx.recv() {
-            assert!(v.iter().all(|&x| x == (i % 256) as u8), "block {i} corrupted");
+            assert!(
+                v.iter().all(|&x| x == (i % 256) as u8),
+                "block {i} corrupted"
+            );
             if i % 7 == 0 {
                 let _ = back_tx.send(v);
             }
@@ -160,7 +165,10 @@ fn fork_in_a_threaded_process() {
         // SAFETY: waiting for our own child.
         let r = unsafe { libc::waitpid(pid, &mut status, 0) };
         assert_eq!(r, pid);
-        assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "child failed: {status}");
+        assert!(
+            libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+            "child failed: {status}"
+        );
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     for h in hs {

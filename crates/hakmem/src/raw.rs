@@ -1,0 +1,259 @@
+//! The pointer-only API (C semantics): blocks are freed and resized without their
+//! `Layout`, so the owner is found from the address through the registry and the
+//! superslab header, in O(1). The C ABI crate (`hakmem-preload`) is a thin shell over
+//! this module.
+//!
+//! Every pointer given to [`free`], [`realloc`] or [`usable_size`] is validated: a
+//! pointer hakmem never handed out (foreign memory, a stack address, the inside of a
+//! block, a cached region) is reported as a [`BadPointer`] instead of corrupting the heap.
+
+use crate::{Route, alloc_slow, route, thread_setup};
+use core::ptr;
+use hakmem_ss_allocation::class::{self, NTINY};
+use hakmem_ss_allocation::registry::{self, Kind};
+
+/// The alignment `malloc` guarantees (as glibc on x86_64).
+pub const MALLOC_ALIGN: usize = 16;
+
+/// Why a pointer was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BadPointer {
+    /// Not inside memory hakmem manages (never allocated here, or already returned to
+    /// the OS).
+    NotOurs,
+    /// Inside a hakmem block or header but not the start of a live block.
+    Interior,
+}
+
+impl BadPointer {
+    /// A one-line description, as in glibc's "free(): invalid pointer".
+    pub const fn message(self) -> &'static str {
+        match self {
+            BadPointer::NotOurs => "invalid pointer (not allocated by hakmem)",
+            BadPointer::Interior => "invalid pointer (not the start of a block)",
+        }
+    }
+}
+
+/// Where a valid pointer lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Owner {
+    Slab(usize),
+    Large,
+}
+
+#[inline]
+fn owner(p: *mut u8) -> Result<Owner, BadPointer> {
+    match registry::kind_of(p) {
+        Kind::Superslab => match hakmem_ss_allocation::validate(p) {
+            Some(info) => Ok(Owner::Slab(info.class)),
+            None => Err(BadPointer::Interior),
+        },
+        Kind::Large => {
+            if hakmem_large::validate(p) {
+                Ok(Owner::Large)
+            } else {
+                Err(BadPointer::Interior)
+            }
+        }
+        Kind::None => Err(BadPointer::NotOurs),
+    }
+}
+
+/// `malloc(size)`: 16-byte aligned; `malloc(0)` returns a unique pointer. Null when out
+/// of memory.
+#[inline]
+pub fn malloc(size: usize) -> *mut u8 {
+    if size <= class::TINY_MAX {
+        let p = hakmem_tiny_fast::try_alloc(size);
+        if !p.is_null() {
+            return p;
+        }
+    }
+    alloc_slow(size, MALLOC_ALIGN, false)
+}
+
+/// `calloc(n, size)`: zeroed; null on overflow or out of memory.
+pub fn calloc(n: usize, size: usize) -> *mut u8 {
+    match n.checked_mul(size) {
+        Some(total) => alloc_slow(total, MALLOC_ALIGN, true),
+        None => ptr::null_mut(),
+    }
+}
+
+/// An allocation aligned to `align` (a power of two; smaller values are raised to 16).
+/// Null when out of memory or `align` is not a power of two.
+pub fn aligned(align: usize, size: usize) -> *mut u8 {
+    if !align.is_power_of_two() {
+        return ptr::null_mut();
+    }
+    alloc_slow(size, align.max(MALLOC_ALIGN), false)
+}
+
+/// `free(p)`. Null does nothing.
+///
+/// # Safety
+/// If `p` is a live block from this module (or from [`HakMem`](crate::HakMem)), the
+/// caller gives it up. Any other pointer is refused without touching the heap, as long
+/// as it does not point into a block that is still live elsewhere in a way that aliases
+/// a block start (that is, a double free of a block that was reallocated meanwhile is
+/// not detected here).
+#[inline]
+pub unsafe fn free(p: *mut u8) -> Result<(), BadPointer> {
+    if p.is_null() {
+        return Ok(());
+    }
+    match owner(p)? {
+        Owner::Slab(cls) => {
+            // SAFETY: `p` is a live block of class `cls` (validated above).
+            unsafe {
+                if cls < NTINY {
+                    if !hakmem_tiny_fast::try_free_class(p, cls) {
+                        free_slow_class(p, cls);
+                    }
+                } else {
+                    thread_setup();
+                    hakmem_mid::mid_free(p, cls);
+                }
+            }
+        }
+        // SAFETY: validated live large block.
+        Owner::Large => unsafe { hakmem_large::large_free(p) },
+    }
+    Ok(())
+}
+
+#[cold]
+#[inline(never)]
+unsafe fn free_slow_class(p: *mut u8, cls: usize) {
+    thread_setup();
+    // SAFETY: forwarded caller guarantee.
+    unsafe { hakmem_tiny_fast::free_slow_class(p, cls) }
+}
+
+/// Bytes usable at `p` (at least what was asked for); 0 for null.
+///
+/// # Safety
+/// `p` is null or a live block.
+pub unsafe fn usable_size(p: *mut u8) -> Result<usize, BadPointer> {
+    if p.is_null() {
+        return Ok(0);
+    }
+    match owner(p)? {
+        Owner::Slab(cls) => Ok(class::block_size(cls)),
+        // SAFETY: validated live large block.
+        Owner::Large => Ok(unsafe { hakmem_large::usable_size(p) }),
+    }
+}
+
+/// `realloc(p, new_size)`: null `p` allocates; the contents up to the smaller size are
+/// kept; on failure returns `Ok(null)` and `p` stays intact. `new_size == 0` returns a
+/// minimal live block (C leaves this case to the implementation; glibc frees and returns
+/// null instead).
+///
+/// # Safety
+/// `p` is null or a live block, which the caller gives up on success.
+pub unsafe fn realloc(p: *mut u8, new_size: usize) -> Result<*mut u8, BadPointer> {
+    if p.is_null() {
+        return Ok(malloc(new_size));
+    }
+    let own = owner(p)?;
+    let old_size = match own {
+        Owner::Slab(cls) => {
+            if route(new_size, MALLOC_ALIGN) == slab_route(cls) {
+                return Ok(p);
+            }
+            class::block_size(cls)
+        }
+        Owner::Large => {
+            if route(new_size, MALLOC_ALIGN) == Route::Large {
+                // SAFETY: validated live large block.
+                return Ok(unsafe { hakmem_large::large_realloc(p, new_size) });
+            }
+            // SAFETY: validated live large block.
+            unsafe { hakmem_large::usable_size(p) }
+        }
+    };
+    let q = malloc(new_size);
+    if q.is_null() {
+        return Ok(q);
+    }
+    // SAFETY: both blocks are live and distinct; the copy fits both.
+    unsafe {
+        ptr::copy_nonoverlapping(p, q, old_size.min(new_size));
+        free(p)?;
+    }
+    Ok(q)
+}
+
+fn slab_route(cls: usize) -> Route {
+    if cls < NTINY {
+        Route::Tiny(cls)
+    } else {
+        Route::Mid(cls)
+    }
+}
+
+/// Whether `p` is the start of a live hakmem block.
+pub fn owns(p: *mut u8) -> bool {
+    owner(p).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn c_semantics() {
+        let a = malloc(0);
+        let b = malloc(0);
+        assert!(!a.is_null() && !b.is_null() && a != b);
+        // SAFETY: blocks from this module.
+        unsafe {
+            assert!(usable_size(a).unwrap() >= 1);
+            free(a).unwrap();
+            free(b).unwrap();
+            free(ptr::null_mut()).unwrap();
+        }
+        assert!(calloc(usize::MAX, 2).is_null());
+        let c = calloc(100, 100);
+        // SAFETY: 10,000 zeroed bytes.
+        unsafe {
+            assert!((0..10_000).all(|i| *c.add(i) == 0));
+            assert_eq!(free(c.add(16)), Err(BadPointer::Interior));
+            free(c).unwrap();
+        }
+        let x = 5u64;
+        // SAFETY: a stack address is refused without being touched.
+        unsafe {
+            assert_eq!(free(&x as *const u64 as *mut u8), Err(BadPointer::NotOurs));
+        }
+        assert!(aligned(3, 10).is_null());
+        for align in [16usize, 64, 4096, 1 << 16, 1 << 21] {
+            let p = aligned(align, 100);
+            assert_eq!(p as usize % align, 0);
+            // SAFETY: live block.
+            unsafe { free(p).unwrap() };
+        }
+    }
+
+    #[test]
+    fn realloc_across_ranges_keeps_contents() {
+        // SAFETY: every pointer is the live result of the previous call.
+        unsafe {
+            let mut p = realloc(ptr::null_mut(), 10).unwrap();
+            for i in 0..10 {
+                *p.add(i) = i as u8;
+            }
+            for &n in &[20usize, 1000, 5000, 300_000, 5 << 20, 100, 8] {
+                p = realloc(p, n).unwrap();
+                assert!(!p.is_null());
+                for i in 0..8.min(n) {
+                    assert_eq!(*p.add(i), i as u8);
+                }
+                assert!(usable_size(p).unwrap() >= n);
+            }
+            free(p).unwrap();
+        }
+    }
+}
