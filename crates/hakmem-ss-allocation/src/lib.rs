@@ -47,6 +47,8 @@ pub mod registry;
 
 use class::{NCLASS, block_size, slab_shift};
 use core::ptr;
+use core::sync::atomic::Ordering::Relaxed;
+use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize};
 use hakmem_os_stats::lock::RawLock;
 use hakmem_os_stats::os;
 use hakmem_release_policy as release;
@@ -80,8 +82,9 @@ struct Slab {
     start: *mut u8,
     /// Blocks handed out and not returned.
     used: u32,
-    /// Blocks carved so far (blocks past it were never handed out).
-    carved: u32,
+    /// Blocks carved so far (blocks past it were never handed out). Written under the
+    /// class lock; read without it by pointer validation (hence atomic, relaxed).
+    carved: AtomicU32,
     /// Blocks this slab holds.
     capacity: u32,
     in_partial: bool,
@@ -90,13 +93,15 @@ struct Slab {
 /// The header at the start of every superslab.
 #[repr(C)]
 struct SuperSlab {
-    magic: usize,
+    /// `MAGIC` while live (read without the lock by validation).
+    magic: AtomicUsize,
     class: u32,
     block_size: u32,
     slab_shift: u32,
     n_slabs: u32,
-    /// Bit i set: slab i is not in use.
-    free_slabs: u64,
+    /// Bit i set: slab i is not in use. Written under the class lock; read without it by
+    /// validation.
+    free_slabs: AtomicU64,
     /// Links in the class's list of superslabs with a free slab.
     next: *mut SuperSlab,
     prev: *mut SuperSlab,
@@ -229,7 +234,7 @@ pub fn ss_lookup(p: *const u8) -> Option<BlockInfo> {
     // SAFETY: the registry says the unit holding `p` is a live superslab, whose header is
     // mapped and initialized.
     unsafe {
-        if (*ss).magic != MAGIC {
+        if (*ss).magic.load(Relaxed) != MAGIC {
             return None;
         }
         let off = p as usize - ss as usize;
@@ -243,7 +248,9 @@ pub fn ss_lookup(p: *const u8) -> Option<BlockInfo> {
         let slab = &*slab_of(p);
         let bs = (*ss).block_size as usize;
         let rel = p as usize - slab.start as usize;
-        if (*ss).free_slabs & (1 << idx) != 0 || rel / bs >= slab.carved as usize {
+        if (*ss).free_slabs.load(Relaxed) & (1 << idx) != 0
+            || rel / bs >= slab.carved.load(Relaxed) as usize
+        {
             return None;
         }
         Some(BlockInfo {
@@ -259,6 +266,57 @@ pub fn ss_lookup(p: *const u8) -> Option<BlockInfo> {
 /// `ss_lookup(p)` when `p` is the start of a block.
 pub fn validate(p: *const u8) -> Option<BlockInfo> {
     ss_lookup(p).filter(|i| i.block_start == p as usize)
+}
+
+/// `DIV_MAGIC[c] = u64::MAX / block_size(c) + 1`: `n` (below 2^32) is a multiple of the
+/// block size iff `n.wrapping_mul(M) < M` (Lemire's divisibility test), so validation
+/// needs no division.
+static DIV_MAGIC: [u64; NCLASS] = {
+    let mut t = [0u64; NCLASS];
+    let mut c = 0;
+    while c < NCLASS {
+        t[c] = u64::MAX / block_size(c) as u64 + 1;
+        c += 1;
+    }
+    t
+};
+
+/// The class of `p` if it is the start of a block handed out from a live superslab's
+/// slab (carved, in a slab in use), else `None`. O(1), no division: a registry load, the
+/// header, the slab's carve count and a multiply. It cannot tell a live block from a
+/// free one (that is the hardening layer's job).
+#[inline]
+pub fn validate_class(p: *const u8) -> Option<usize> {
+    if registry::kind_of(p) != Kind::Superslab {
+        return None;
+    }
+    let ss = ss_of(p);
+    // SAFETY: the registry says the unit holding `p` is a live superslab: its header is
+    // mapped and initialized (racy fields are atomics).
+    unsafe {
+        if (*ss).magic.load(Relaxed) != MAGIC {
+            return None;
+        }
+        let off = (p as usize)
+            .wrapping_sub(ss as usize)
+            .wrapping_sub(SS_HEADER);
+        if off >= SS_SIZE - SS_HEADER {
+            return None;
+        }
+        let idx = off >> (*ss).slab_shift;
+        if idx >= (*ss).n_slabs as usize || (*ss).free_slabs.load(Relaxed) & (1 << idx) != 0 {
+            return None;
+        }
+        let slab = &*slab_of(p);
+        let cls = (*ss).class as usize;
+        let rel = (p as usize - slab.start as usize) as u64;
+        let carved_bytes = slab.carved.load(Relaxed) as u64 * (*ss).block_size as u64;
+        let m = *DIV_MAGIC.get(cls)?;
+        if rel >= carved_bytes || rel.wrapping_mul(m) >= m {
+            return None;
+        }
+        Some(cls)
+    }
 }
 
 /// The class of a block handed out by [`refill`], from its superslab header (one load).
@@ -343,11 +401,6 @@ fn new_superslab(cls: usize) -> *mut SuperSlab {
     if base.is_null() {
         return ptr::null_mut();
     }
-    if !registry::mark(base, 1, Kind::Superslab) {
-        // SAFETY: `base` is our fresh superslab, never published.
-        unsafe { os::unmap(base, SS_SIZE) };
-        return ptr::null_mut();
-    }
     let ss = base.cast::<SuperSlab>();
     let bs = block_size(cls);
     let shift = slab_shift(cls);
@@ -364,12 +417,13 @@ fn new_superslab(cls: usize) -> *mut SuperSlab {
     // fits in SS_HEADER bytes (const-asserted).
     unsafe {
         ptr::write_bytes(base, 0, core::mem::size_of::<SuperSlab>());
-        (*ss).magic = MAGIC;
         (*ss).class = cls as u32;
         (*ss).block_size = bs as u32;
         (*ss).slab_shift = shift;
         (*ss).n_slabs = n as u32;
-        (*ss).free_slabs = if n == 64 { u64::MAX } else { (1u64 << n) - 1 };
+        (*ss)
+            .free_slabs
+            .store(if n == 64 { u64::MAX } else { (1u64 << n) - 1 }, Relaxed);
         let slabs = ptr::addr_of_mut!((*ss).slabs).cast::<Slab>();
         for i in 0..n {
             let start = SS_HEADER + (i << shift);
@@ -378,6 +432,14 @@ fn new_superslab(cls: usize) -> *mut SuperSlab {
             (*s).start = base.add(start);
             (*s).capacity = (len / bs) as u32;
         }
+    }
+    // SAFETY: the header is initialized; publish it (the registry store is a release
+    // store, so a validator that sees the unit as a superslab sees the header).
+    unsafe { (*ss).magic.store(MAGIC, Relaxed) };
+    if !registry::mark(base, 1, Kind::Superslab) {
+        // SAFETY: `base` is our fresh superslab, never published.
+        unsafe { os::unmap(base, SS_SIZE) };
+        return ptr::null_mut();
     }
     SS_LIVE.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
     ss
@@ -396,15 +458,17 @@ unsafe fn new_slab(c: &mut Central, cls: usize) -> *mut Slab {
     }
     // SAFETY: `ss` is a live superslab of this class with a free slab; lock held.
     unsafe {
-        let idx = (*ss).free_slabs.trailing_zeros() as usize;
-        (*ss).free_slabs &= !(1u64 << idx);
-        if (*ss).free_slabs == 0 {
+        let free = (*ss).free_slabs.load(Relaxed);
+        let idx = free.trailing_zeros() as usize;
+        let free = free & !(1u64 << idx);
+        (*ss).free_slabs.store(free, Relaxed);
+        if free == 0 {
             avail_remove(c, ss);
         }
         let s = ptr::addr_of_mut!((*ss).slabs).cast::<Slab>().add(idx);
         (*s).free = ptr::null_mut();
         (*s).used = 0;
-        (*s).carved = 0;
+        (*s).carved.store(0, Relaxed);
         partial_push(c, s);
         s
     }
@@ -418,18 +482,19 @@ unsafe fn slab_empty(c: &mut Central, s: *mut Slab) {
             partial_remove(c, s);
         }
         (*s).free = ptr::null_mut();
-        (*s).carved = 0;
+        (*s).carved.store(0, Relaxed);
         let ss = ss_of((*s).start);
         let slabs = ptr::addr_of_mut!((*ss).slabs).cast::<Slab>();
         let idx = s.offset_from(slabs) as usize;
-        (*ss).free_slabs |= 1u64 << idx;
+        let free = (*ss).free_slabs.load(Relaxed) | (1u64 << idx);
+        (*ss).free_slabs.store(free, Relaxed);
         let n = (*ss).n_slabs;
         let all = if n == 64 { u64::MAX } else { (1u64 << n) - 1 };
-        if (*ss).free_slabs == all {
+        if free == all {
             if (*ss).in_avail {
                 avail_remove(c, ss);
             }
-            (*ss).magic = 0;
+            (*ss).magic.store(0, Relaxed);
             registry::mark(ss.cast(), 1, Kind::None);
             SS_LIVE.fetch_sub(1, core::sync::atomic::Ordering::Relaxed);
             release::ss_maybe_decommit_superslab(ss.cast(), SS_SIZE);
@@ -467,12 +532,14 @@ pub fn refill(cls: usize, want: u32) -> Chain {
                 chain.push_back(b.cast());
                 sl.used += 1;
             }
-            while chain.count < want && sl.carved < sl.capacity {
-                chain.push_back(sl.start.add(sl.carved as usize * bs));
-                sl.carved += 1;
+            let mut carved = sl.carved.load(Relaxed);
+            while chain.count < want && carved < sl.capacity {
+                chain.push_back(sl.start.add(carved as usize * bs));
+                carved += 1;
                 sl.used += 1;
             }
-            if sl.free.is_null() && sl.carved == sl.capacity {
+            sl.carved.store(carved, Relaxed);
+            if sl.free.is_null() && carved == sl.capacity {
                 partial_remove(c, s);
             }
         }

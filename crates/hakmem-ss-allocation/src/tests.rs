@@ -32,6 +32,17 @@ fn refill_gives_distinct_aligned_blocks_of_the_class() {
         for &b in &v {
             assert_eq!(b as usize % 16, 0);
             let info = validate(b).expect("block is ours");
+            assert_eq!(validate_class(b), Some(cls));
+            for off in [1usize, 8, 15, bs / 2, bs - 1]
+                .into_iter()
+                .filter(|&o| o > 0 && o < bs)
+            {
+                assert_eq!(
+                    validate_class(b.wrapping_add(off)),
+                    None,
+                    "interior {off} of {bs}"
+                );
+            }
             assert_eq!(info.class, cls);
             assert_eq!(info.block_size, bs);
             // SAFETY: the block is ours.
@@ -56,6 +67,8 @@ fn empty_superslab_is_released_and_foreign_pointers_rejected() {
     let x = 0u64;
     assert!(ss_lookup(&x as *const u64 as *const u8).is_none());
     assert!(ss_lookup(ptr::null()).is_none());
+    assert!(validate_class(&x as *const u64 as *const u8).is_none());
+    assert!(validate_class(ptr::null()).is_none());
     // A class nobody else uses in this test binary: 256 KiB blocks, 7+8 per superslab.
     let cls = NCLASS - 1;
     let chain = refill(cls, 3);
@@ -69,6 +82,7 @@ fn empty_superslab_is_released_and_foreign_pointers_rejected() {
     // SAFETY: returning exactly what we took.
     unsafe { flush(cls, v[0], 3) };
     assert!(validate(v[0]).is_none(), "freed superslab no longer ours");
+    assert!(validate_class(v[0]).is_none());
 }
 
 #[test]

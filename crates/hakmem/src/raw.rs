@@ -45,8 +45,8 @@ enum Owner {
 #[inline]
 fn owner(p: *mut u8) -> Result<Owner, BadPointer> {
     match registry::kind_of(p) {
-        Kind::Superslab => match hakmem_ss_allocation::validate(p) {
-            Some(info) => Ok(Owner::Slab(info.class)),
+        Kind::Superslab => match hakmem_ss_allocation::validate_class(p) {
+            Some(cls) => Ok(Owner::Slab(cls)),
             None => Err(BadPointer::Interior),
         },
         Kind::Large => {
