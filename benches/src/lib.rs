@@ -1,1 +1,15 @@
-//! bench workloads (work in progress)
+//! Workloads that benchmark hakmem against its peers.
+//!
+//! The same source is built into one binary per contender (`src/main.rs`), each with a
+//! different `#[global_allocator]` chosen by an `alloc-*` feature; `cargo xtask bench`
+//! builds them, runs them in interleaved rounds and reports. This library holds what they
+//! share: the workloads ([`workloads`]), the PRNG ([`rng`]), the measurements ([`measure`]),
+//! the `floor` allocator ([`floor`]) and the result line ([`report`]).
+
+pub mod floor;
+pub mod measure;
+pub mod report;
+pub mod rng;
+pub mod workloads;
+
+pub use workloads::{Kind, Outcome, Params, Spec, WORKLOADS, run, spec};

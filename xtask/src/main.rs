@@ -1,1 +1,36 @@
-fn main() { println!("xtask: work in progress"); }
+//! Project automation, run as `cargo xtask <command>` (alias in `.cargo/config.toml`).
+//!
+//! Commands:
+//! - `bench`: build every contender (hakmem in each preset and its peers) from the
+//!   `hakmem-bench` workload source, run them in interleaved rounds, print a table and
+//!   write `target/bench/<date>-<rev>.{json,md,svg}`. `bench --callgrind` counts
+//!   instructions per op under valgrind instead. See `docs/benchmarks.md`.
+
+mod bench;
+mod host;
+
+use std::process::ExitCode;
+
+const HELP: &str = "\
+usage: cargo xtask <command> [options]
+
+commands:
+  bench     benchmark hakmem against its peers (cargo xtask bench --help)
+  help      this text
+";
+
+fn main() -> ExitCode {
+    let mut args = std::env::args_os().skip(1);
+    let cmd = args.next();
+    match cmd.as_ref().and_then(|c| c.to_str()) {
+        Some("bench") => bench::main(args.collect()),
+        None | Some("help" | "--help" | "-h") => {
+            print!("{HELP}");
+            ExitCode::SUCCESS
+        }
+        Some(other) => {
+            eprintln!("xtask: unknown command {other:?}\n{HELP}");
+            ExitCode::from(2)
+        }
+    }
+}
