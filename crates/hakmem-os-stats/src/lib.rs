@@ -435,3 +435,37 @@ mod tests {
         stats::print();
     }
 }
+
+/// Fatal reports: one line on stderr naming the problem and the address, then abort.
+/// Never allocates.
+pub mod report {
+    /// Write `hakmem: <what> <addr in hex>` and a newline to stderr, then abort.
+    #[cold]
+    #[inline(never)]
+    pub fn fatal(what: &str, addr: usize) -> ! {
+        let mut buf = [0u8; 192];
+        let mut n = 0;
+        for &b in b"hakmem: ".iter().chain(what.as_bytes()).chain(b" 0x") {
+            if n < buf.len() - 20 {
+                buf[n] = b;
+                n += 1;
+            }
+        }
+        let mut started = false;
+        for shift in (0..16).rev() {
+            let d = (addr >> (shift * 4)) & 0xF;
+            if d != 0 || started || shift == 0 {
+                started = true;
+                buf[n] = b"0123456789abcdef"[d];
+                n += 1;
+            }
+        }
+        buf[n] = b'\n';
+        n += 1;
+        // SAFETY: writing `n` initialized bytes of a stack buffer to fd 2, then aborting.
+        unsafe {
+            libc::write(2, buf.as_ptr().cast(), n);
+            libc::abort();
+        }
+    }
+}

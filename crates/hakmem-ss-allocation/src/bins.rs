@@ -4,8 +4,73 @@
 //!
 //! The boxes above (`hakmem-tiny-fast`, `hakmem-mid`) keep one `Bin` per class in a
 //! `const`-initialized `thread_local!` without `Drop`.
+//!
+//! **Double-free detection** (feature `double-free-check`; compiled out otherwise: no
+//! load, no store, no branch). Every free block carries a *free mark* in its second word:
+//! `addr ^ FREE_MARK_KEY`. [`Bin::push`] (and [`Bin::overflow`]) abort with
+//! "double free" when the block already carries its mark; a block leaving the free
+//! state ([`Bin::pop`], [`Bin::refill`]) has the mark cleared. The mark survives in
+//! thread caches and central lists alike, so a double free is caught however long ago
+//! the first free was, as long as the block was not handed out again in between (then
+//! the second free is a legitimate free of the new allocation) and the program did not
+//! overwrite the freed block. Cost: one load, one compare and one store per free, one
+//! store per allocation, all on the cache line the operation touches anyway.
 
 use crate::{flush, next_of, refill, set_next};
+use hakmem_os_stats::report;
+
+/// Whether double-free detection is compiled in.
+pub const DOUBLE_FREE_CHECK: bool = cfg!(feature = "double-free-check");
+
+/// The key of the free mark (`addr ^ FREE_MARK_KEY` in a free block's second word).
+pub const FREE_MARK_KEY: usize = 0x5DEE_CE66_D1CE_F00D;
+
+#[inline(always)]
+fn mark_of(p: *mut u8) -> usize {
+    p as usize ^ FREE_MARK_KEY
+}
+
+/// Whether `p` carries its free mark.
+///
+/// # Safety
+/// `p` points to at least 16 readable bytes.
+#[inline(always)]
+pub unsafe fn is_marked_free(p: *mut u8) -> bool {
+    // SAFETY: the caller guarantees 16 readable bytes.
+    unsafe { p.cast::<usize>().add(1).read() == mark_of(p) }
+}
+
+/// Mark `p` free, aborting with a report if it already was.
+///
+/// # Safety
+/// `p` points to a block of at least 16 bytes that the caller gives up.
+#[inline(always)]
+pub unsafe fn mark_free(p: *mut u8) {
+    if !DOUBLE_FREE_CHECK {
+        return;
+    }
+    // SAFETY: the caller guarantees a block of at least 16 bytes.
+    unsafe {
+        let w = p.cast::<usize>().add(1);
+        if w.read() == mark_of(p) {
+            report::fatal("free(): double free of block", p as usize);
+        }
+        w.write(mark_of(p));
+    }
+}
+
+/// Clear the free mark of a block leaving the free state.
+///
+/// # Safety
+/// `p` points to a block of at least 16 bytes owned by the caller.
+#[inline(always)]
+pub unsafe fn clear_mark(p: *mut u8) {
+    if !DOUBLE_FREE_CHECK {
+        return;
+    }
+    // SAFETY: the caller guarantees a block of at least 16 bytes.
+    unsafe { p.cast::<usize>().add(1).write(0) }
+}
 use core::cell::UnsafeCell;
 use core::ptr;
 use core::sync::atomic::{AtomicU32, Ordering};
@@ -38,8 +103,11 @@ impl Bin {
     pub fn pop(&mut self) -> *mut u8 {
         let p = self.head;
         if !p.is_null() {
-            // SAFETY: `p` is a free block in this bin (invariant).
-            self.head = unsafe { next_of(p) };
+            // SAFETY: `p` is a free block in this bin (invariant), now the caller's.
+            unsafe {
+                self.head = next_of(p);
+                clear_mark(p);
+            }
             self.count -= 1;
         }
         p
@@ -53,7 +121,10 @@ impl Bin {
     pub unsafe fn push(&mut self, p: *mut u8) -> bool {
         if self.count < self.limit {
             // SAFETY: the caller gives `p` up; it is at least 16 bytes.
-            unsafe { set_next(p, self.head) };
+            unsafe {
+                mark_free(p);
+                set_next(p, self.head);
+            }
             self.head = p;
             self.count += 1;
             true
@@ -76,6 +147,7 @@ impl Bin {
         // Splice the rest in front of whatever the bin holds.
         // SAFETY: the chain is ours; its tail's link is null.
         unsafe {
+            clear_mark(p);
             if chain.count > 1 {
                 set_next(chain.tail, self.head);
                 self.head = next_of(p);
@@ -94,7 +166,10 @@ impl Bin {
     #[inline(never)]
     pub unsafe fn overflow(&mut self, cls: usize, p: *mut u8) {
         // SAFETY: the caller gives `p` up.
-        unsafe { set_next(p, self.head) };
+        unsafe {
+            mark_free(p);
+            set_next(p, self.head);
+        }
         self.head = p;
         self.count += 1;
         let keep = self.limit / 2;

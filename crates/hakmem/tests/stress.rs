@@ -41,7 +41,13 @@ fn check(b: &Block) {
     for i in (0..size).step_by(if size > 4096 { 257 } else { 1 }) {
         // SAFETY: i < size; the block is ours.
         let got = unsafe { *b.ptr.add(i) };
-        assert_eq!(got, byte(b.id, i), "block {} ({} B) corrupted at {i}", b.id, size);
+        assert_eq!(
+            got,
+            byte(b.id, i),
+            "block {} ({} B) corrupted at {i}",
+            b.id,
+            size
+        );
     }
 }
 
@@ -53,7 +59,9 @@ fn free(b: Block) {
 
 fn unsent(e: std::sync::mpsc::TrySendError<Block>) -> Block {
     match e {
-        std::sync::mpsc::TrySendError::Full(b) | std::sync::mpsc::TrySendError::Disconnected(b) => b,
+        std::sync::mpsc::TrySendError::Full(b) | std::sync::mpsc::TrySendError::Disconnected(b) => {
+            b
+        }
     }
 }
 
@@ -107,7 +115,10 @@ fn worker(t: u64, n_threads: u64, rounds: u64, rx: Receiver<Block>, tx: SyncSend
 
 #[test]
 fn ring_of_threads_hands_blocks_over() {
-    let rounds: u64 = std::env::var("HAKMEM_STRESS_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
+    let rounds: u64 = std::env::var("HAKMEM_STRESS_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
     let n = 4u64;
     let mut txs = Vec::new();
     let mut rxs = Vec::new();
@@ -150,7 +161,8 @@ fn threads_come_and_go_while_others_free_their_blocks() {
                 thread::spawn(move || {
                     let mut s = 0;
                     for k in 0..400u64 {
-                        let r = (wave * 7919 + t * 104729 + k * 31).wrapping_mul(0x2545_F491_4F6C_DD1D);
+                        let r =
+                            (wave * 7919 + t * 104729 + k * 31).wrapping_mul(0x2545_F491_4F6C_DD1D);
                         let (size, align) = size_for(r);
                         let b = make((wave << 24) | (t << 16) | k, size, align);
                         if k % 2 == 0 {
