@@ -1,0 +1,152 @@
+//! `libhakmem.so`: hakmem's C allocation functions under their C names, for
+//! `LD_PRELOAD=target/release/libhakmem.so prog`.
+//!
+//! Each exported function is a one-line shell over the function of the same name in
+//! `hakmem-preload`, which documents the semantics (and `docs/c-abi.md` the library).
+//! Nothing here allocates, locks or panics.
+
+use core::ffi::{c_int, c_void};
+use hakmem_preload as c;
+
+/// `malloc(3)`.
+///
+/// # Safety
+/// None beyond C's; `unsafe` as every C entry point.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn malloc(size: usize) -> *mut c_void {
+    c::malloc(size)
+}
+
+/// `free(3)`.
+///
+/// # Safety
+/// `p` is null or a live block from this allocator.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn free(p: *mut c_void) {
+    // SAFETY: the caller's guarantee, forwarded.
+    unsafe { c::free(p) }
+}
+
+/// `cfree(3)`: an old name of `free`.
+///
+/// # Safety
+/// As [`free`].
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn cfree(p: *mut c_void) {
+    // SAFETY: the caller's guarantee, forwarded.
+    unsafe { c::free(p) }
+}
+
+/// `calloc(3)`.
+///
+/// # Safety
+/// None beyond C's.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn calloc(n: usize, size: usize) -> *mut c_void {
+    c::calloc(n, size)
+}
+
+/// `realloc(3)`.
+///
+/// # Safety
+/// `p` is null or a live block from this allocator.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
+    // SAFETY: the caller's guarantee, forwarded.
+    unsafe { c::realloc(p, size) }
+}
+
+/// `reallocarray(3)`.
+///
+/// # Safety
+/// As [`realloc`].
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn reallocarray(p: *mut c_void, n: usize, size: usize) -> *mut c_void {
+    // SAFETY: the caller's guarantee, forwarded.
+    unsafe { c::reallocarray(p, n, size) }
+}
+
+/// `posix_memalign(3)`.
+///
+/// # Safety
+/// `out` is valid for writing a pointer.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn posix_memalign(out: *mut *mut c_void, align: usize, size: usize) -> c_int {
+    // SAFETY: the caller's guarantee, forwarded.
+    unsafe { c::posix_memalign(out, align, size) }
+}
+
+/// `aligned_alloc(3)`.
+///
+/// # Safety
+/// None beyond C's.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn aligned_alloc(align: usize, size: usize) -> *mut c_void {
+    c::aligned_alloc(align, size)
+}
+
+/// `memalign(3)`.
+///
+/// # Safety
+/// None beyond C's.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn memalign(align: usize, size: usize) -> *mut c_void {
+    c::memalign(align, size)
+}
+
+/// `valloc(3)`.
+///
+/// # Safety
+/// None beyond C's.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn valloc(size: usize) -> *mut c_void {
+    c::valloc(size)
+}
+
+/// `pvalloc(3)`.
+///
+/// # Safety
+/// None beyond C's.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pvalloc(size: usize) -> *mut c_void {
+    c::pvalloc(size)
+}
+
+/// `malloc_usable_size(3)`.
+///
+/// # Safety
+/// `p` is null or a live block from this allocator.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn malloc_usable_size(p: *mut c_void) -> usize {
+    // SAFETY: the caller's guarantee, forwarded.
+    unsafe { c::malloc_usable_size(p) }
+}
+
+/// `free_sized` (C23).
+///
+/// # Safety
+/// As [`free`].
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn free_sized(p: *mut c_void, size: usize) {
+    // SAFETY: the caller's guarantee, forwarded.
+    unsafe { c::free_sized(p, size) }
+}
+
+/// `free_aligned_sized` (C23).
+///
+/// # Safety
+/// As [`free`].
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn free_aligned_sized(p: *mut c_void, align: usize, size: usize) {
+    // SAFETY: the caller's guarantee, forwarded.
+    unsafe { c::free_aligned_sized(p, align, size) }
+}
+
+/// `malloc_trim(3)`.
+///
+/// # Safety
+/// None beyond C's.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn malloc_trim(pad: usize) -> c_int {
+    c::malloc_trim(pad)
+}

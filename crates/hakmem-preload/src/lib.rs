@@ -1,0 +1,386 @@
+//! # hakmem-preload: the C ABI of hakmem (`malloc`, `free`, ...) for `LD_PRELOAD`
+//!
+//! **Owns** the C and glibc semantics of the allocation functions, on top of the facade's
+//! pointer-only API ([`hakmem::raw`](hakmem_facade::raw)): `errno`, overflow checks, the
+//! alignment rules of each function, `realloc(p, 0)`, and what happens to a pointer
+//! hakmem never handed out (one line on stderr, then `abort()`).
+//!
+//! The shared object itself, `libhakmem.so`, is built by the small package
+//! `hakmem-preload-so` (in `cdylib/` beside this crate: it only exports the functions
+//! below under their C names, so that this crate keeps its own documentation and tests
+//! without a library-name clash with the facade):
+//!
+//! ```text
+//! cargo build --release -p hakmem-preload-so      # or: cargo build --release --workspace
+//! LD_PRELOAD=target/release/libhakmem.so prog args...
+//! ```
+//!
+//! **Entry points** (each `#[inline(always)]`, the body of the exported C function of the
+//! same name): [`malloc`], [`free`], [`calloc`], [`realloc`], [`reallocarray`],
+//! [`posix_memalign`], [`aligned_alloc`], [`memalign`], [`valloc`], [`pvalloc`],
+//! [`malloc_usable_size`], [`free_sized`], [`free_aligned_sized`], [`malloc_trim`].
+//! `docs/c-abi.md` describes the library for its users: semantics, the TLS model,
+//! `dlopen`, limitations.
+//!
+//! **Invariants**
+//! - Nothing here allocates through any allocator, takes a lock or panics: these
+//!   functions run before `main`, inside the dynamic loader, in constructors and
+//!   destructors, in fork handlers and in exiting threads, where neither Rust's runtime
+//!   nor a re-entrant `malloc` can be relied on. Messages are written with `write(2)`
+//!   from a stack buffer.
+//! - `errno` is set to `ENOMEM` exactly when a function fails for want of memory (or an
+//!   overflowing size), to `EINVAL` where glibc does for a bad alignment, and is left
+//!   alone otherwise (`posix_memalign` never touches it: it returns the error).
+//! - A failed `realloc` or `reallocarray` leaves the old block intact.
+//! - Every pointer given to `free`, `realloc` or `malloc_usable_size` is validated by the
+//!   facade in O(1); a bad one never reaches the heap.
+//!
+//! The functions are safe to call from Rust too (this crate's tests do); as C functions
+//! they are `unsafe` only where they take a pointer.
+
+use core::ffi::{c_int, c_void};
+use core::ptr;
+use core::sync::atomic::{AtomicUsize, Ordering};
+use hakmem_facade::raw::{self, BadPointer, MALLOC_ALIGN};
+
+// ---------------------------------------------------------------------------------------
+// errno and error reports.
+
+/// The calling thread's `errno`.
+#[inline]
+fn errno() -> c_int {
+    // SAFETY: `__errno_location` returns the calling thread's errno slot, valid for the
+    // thread's lifetime; it neither allocates nor fails.
+    unsafe { *libc::__errno_location() }
+}
+
+#[inline]
+fn set_errno(e: c_int) {
+    // SAFETY: as in `errno`.
+    unsafe { *libc::__errno_location() = e };
+}
+
+/// Fail with `errno = ENOMEM`.
+#[cold]
+#[inline(never)]
+fn enomem() -> *mut c_void {
+    set_errno(libc::ENOMEM);
+    ptr::null_mut()
+}
+
+/// Fail with `errno = EINVAL`.
+#[cold]
+#[inline(never)]
+fn einval() -> *mut c_void {
+    set_errno(libc::EINVAL);
+    ptr::null_mut()
+}
+
+/// A small line buffer on the stack.
+struct Line {
+    buf: [u8; 160],
+    len: usize,
+}
+
+impl Line {
+    const fn new() -> Self {
+        Line {
+            buf: [0; 160],
+            len: 0,
+        }
+    }
+
+    fn push(&mut self, s: &[u8]) {
+        for &b in s {
+            if let Some(slot) = self.buf.get_mut(self.len) {
+                *slot = b;
+                self.len += 1;
+            }
+        }
+    }
+
+    fn push_hex(&mut self, v: usize) {
+        let mut digits = [0u8; 18];
+        digits[0] = b'0';
+        digits[1] = b'x';
+        let mut n = 2;
+        let mut started = false;
+        for shift in (0..usize::BITS / 4).rev() {
+            let d = (v >> (shift * 4)) & 0xf;
+            if d != 0 || started || shift == 0 {
+                started = true;
+                if let Some(slot) = digits.get_mut(n) {
+                    *slot = b"0123456789abcdef"[d];
+                    n += 1;
+                }
+            }
+        }
+        self.push(digits.get(..n).unwrap_or(&[]));
+    }
+
+    fn bytes(&self) -> &[u8] {
+        self.buf.get(..self.len).unwrap_or(&[])
+    }
+}
+
+/// Formats the report of a bad pointer, without the trailing newline:
+/// `hakmem: free(): invalid pointer 0x1234 (not allocated by hakmem)`.
+fn bad_pointer_line(func: &str, p: *mut c_void, why: BadPointer) -> Line {
+    let mut l = Line::new();
+    l.push(b"hakmem: ");
+    l.push(func.as_bytes());
+    l.push(b"(): invalid pointer ");
+    l.push_hex(p as usize);
+    l.push(match why {
+        BadPointer::NotOurs => b" (not allocated by hakmem)\n".as_slice(),
+        BadPointer::Interior => b" (not the start of a live block)\n".as_slice(),
+    });
+    l
+}
+
+/// Report a pointer hakmem refused on stderr (one line, no allocation), then abort.
+#[cold]
+#[inline(never)]
+fn bad_pointer(func: &str, p: *mut c_void, why: BadPointer) -> ! {
+    let l = bad_pointer_line(func, p, why);
+    let bytes = l.bytes();
+    // SAFETY: writing a stack buffer to fd 2; a failed write is ignored (we abort
+    // anyway), and abort() never returns.
+    unsafe {
+        libc::write(libc::STDERR_FILENO, bytes.as_ptr().cast(), bytes.len());
+        libc::abort()
+    }
+}
+
+/// The page size (from `sysconf`, once; 4096 if it fails).
+fn page_size() -> usize {
+    static PAGE: AtomicUsize = AtomicUsize::new(0);
+    let p = PAGE.load(Ordering::Relaxed);
+    if p != 0 {
+        return p;
+    }
+    // SAFETY: sysconf has no preconditions and does not allocate.
+    let r = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    let p = if r > 0 && (r as usize).is_power_of_two() {
+        r as usize
+    } else {
+        4096
+    };
+    PAGE.store(p, Ordering::Relaxed);
+    p
+}
+
+/// An aligned allocation (`align` a power of two); `ENOMEM` on failure. Keeps `errno` on
+/// success.
+#[inline]
+fn aligned_or_enomem(align: usize, size: usize) -> *mut c_void {
+    if align <= MALLOC_ALIGN {
+        return malloc(size);
+    }
+    // Sizes whose padding to `align` would overflow cannot succeed (as glibc's check).
+    if size > isize::MAX as usize - align {
+        return enomem();
+    }
+    let p = raw::aligned(align, size);
+    if p.is_null() { enomem() } else { p.cast() }
+}
+
+// ---------------------------------------------------------------------------------------
+// The C functions.
+
+/// `malloc(size)`: 16-byte aligned, `size` bytes or more; `malloc(0)` returns a unique
+/// pointer. Null with `errno = ENOMEM` when out of memory.
+#[inline(always)]
+pub fn malloc(size: usize) -> *mut c_void {
+    let p = raw::malloc(size);
+    if p.is_null() { enomem() } else { p.cast() }
+}
+
+/// `free(p)`: null does nothing; a pointer hakmem never handed out (or no longer live, as
+/// far as the O(1) check can tell) is reported on stderr and the process aborts.
+///
+/// # Safety
+/// `p` is null or a live block from this allocator, which the caller gives up.
+#[inline(always)]
+pub unsafe fn free(p: *mut c_void) {
+    // SAFETY: forwarded caller guarantee; a bad pointer is refused without touching the
+    // heap.
+    if let Err(why) = unsafe { raw::free(p.cast()) } {
+        bad_pointer("free", p, why);
+    }
+}
+
+/// `calloc(n, size)`: `n * size` zeroed bytes; null with `errno = ENOMEM` when the
+/// product overflows or memory runs out.
+#[inline]
+pub fn calloc(n: usize, size: usize) -> *mut c_void {
+    match n.checked_mul(size) {
+        Some(total) if total <= isize::MAX as usize => {
+            let p = raw::calloc(n, size);
+            if p.is_null() { enomem() } else { p.cast() }
+        }
+        _ => enomem(),
+    }
+}
+
+/// `realloc(p, size)`, as glibc: `realloc(NULL, n)` is `malloc(n)`; `realloc(p, 0)`
+/// frees `p` and returns null (`errno` untouched); otherwise the contents up to the
+/// smaller size are kept, and on failure null is returned with `errno = ENOMEM` and `p`
+/// left intact. A bad `p` is reported and the process aborts.
+///
+/// # Safety
+/// `p` is null or a live block from this allocator; on success the caller gives it up.
+#[inline]
+pub unsafe fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
+    if p.is_null() {
+        return malloc(size);
+    }
+    if size == 0 {
+        // SAFETY: forwarded caller guarantee.
+        unsafe { free(p) };
+        return ptr::null_mut();
+    }
+    if size > isize::MAX as usize {
+        // Validate `p` first, so a bad pointer is reported whatever the size.
+        if let Err(why) = usable_size_checked(p) {
+            bad_pointer("realloc", p, why);
+        }
+        return enomem();
+    }
+    let saved = errno();
+    // SAFETY: forwarded caller guarantee; a bad pointer is refused untouched.
+    match unsafe { raw::realloc(p.cast(), size) } {
+        Ok(q) if q.is_null() => enomem(),
+        Ok(q) => {
+            // A resize may have tried (and fallen back from) a syscall that set errno.
+            set_errno(saved);
+            q.cast()
+        }
+        Err(why) => bad_pointer("realloc", p, why),
+    }
+}
+
+/// `reallocarray(p, n, size)`: `realloc(p, n * size)`, except that an overflowing product
+/// fails with `errno = ENOMEM` and leaves `p` intact.
+///
+/// # Safety
+/// As [`realloc`].
+#[inline]
+pub unsafe fn reallocarray(p: *mut c_void, n: usize, size: usize) -> *mut c_void {
+    match n.checked_mul(size) {
+        // SAFETY: forwarded caller guarantee.
+        Some(total) => unsafe { realloc(p, total) },
+        None => enomem(),
+    }
+}
+
+/// `posix_memalign(out, align, size)`: 0 and `*out` set on success; `EINVAL` when
+/// `align` is not a power of two multiple of `sizeof(void *)`; `ENOMEM` when out of
+/// memory. `*out` is written only on success and `errno` is never changed.
+///
+/// # Safety
+/// `out` is valid for a write of one pointer.
+#[inline]
+pub unsafe fn posix_memalign(out: *mut *mut c_void, align: usize, size: usize) -> c_int {
+    if !align.is_power_of_two() || align % core::mem::size_of::<*mut c_void>() != 0 {
+        return libc::EINVAL;
+    }
+    let saved = errno();
+    let p = aligned_or_enomem(align, size);
+    set_errno(saved);
+    if p.is_null() {
+        return libc::ENOMEM;
+    }
+    // SAFETY: the caller guarantees `out` is writable.
+    unsafe { out.write(p) };
+    0
+}
+
+/// `aligned_alloc(align, size)`, as glibc 2.38 and later: null with `errno = EINVAL`
+/// unless `align` is a power of two; any `size` is accepted (C17, DR 460).
+#[inline]
+pub fn aligned_alloc(align: usize, size: usize) -> *mut c_void {
+    if !align.is_power_of_two() {
+        return einval();
+    }
+    aligned_or_enomem(align, size)
+}
+
+/// `memalign(align, size)`, as glibc: an alignment that is not a power of two is rounded
+/// up to the next one; null with `errno = EINVAL` above `SIZE_MAX / 2 + 1`.
+#[inline]
+pub fn memalign(align: usize, size: usize) -> *mut c_void {
+    match align.checked_next_power_of_two() {
+        Some(a) => aligned_or_enomem(a, size),
+        None => einval(),
+    }
+}
+
+/// `valloc(size)`: page-aligned.
+#[inline]
+pub fn valloc(size: usize) -> *mut c_void {
+    aligned_or_enomem(page_size(), size)
+}
+
+/// `pvalloc(size)`: page-aligned, the size rounded up to whole pages (one page for 0);
+/// null with `errno = ENOMEM` when the rounding overflows.
+#[inline]
+pub fn pvalloc(size: usize) -> *mut c_void {
+    let page = page_size();
+    match size.max(1).checked_add(page - 1) {
+        Some(s) => aligned_or_enomem(page, s & !(page - 1)),
+        None => enomem(),
+    }
+}
+
+/// `malloc_usable_size(p)`: the bytes usable at `p` (at least what was asked for, all
+/// writable); 0 for null. A bad `p` is reported and the process aborts.
+///
+/// # Safety
+/// `p` is null or a live block from this allocator.
+#[inline]
+pub unsafe fn malloc_usable_size(p: *mut c_void) -> usize {
+    match usable_size_checked(p) {
+        Ok(n) => n,
+        Err(why) => bad_pointer("malloc_usable_size", p, why),
+    }
+}
+
+/// `free_sized(p, size)` (C23): `free(p)`; the size is not needed.
+///
+/// # Safety
+/// As [`free`].
+#[inline]
+pub unsafe fn free_sized(p: *mut c_void, _size: usize) {
+    // SAFETY: forwarded caller guarantee.
+    unsafe { free(p) }
+}
+
+/// `free_aligned_sized(p, align, size)` (C23): `free(p)`.
+///
+/// # Safety
+/// As [`free`].
+#[inline]
+pub unsafe fn free_aligned_sized(p: *mut c_void, _align: usize, _size: usize) {
+    // SAFETY: forwarded caller guarantee.
+    unsafe { free(p) }
+}
+
+/// `malloc_trim(pad)`: give the calling thread's cached blocks back, and every cached
+/// empty region to the OS; 1 if memory was returned, else 0. `pad` is ignored.
+#[inline]
+pub fn malloc_trim(_pad: usize) -> c_int {
+    c_int::from(hakmem_facade::trim() > 0)
+}
+
+/// `raw::usable_size` for a C pointer: validated (null gives 0) before any of its memory
+/// is read.
+#[inline]
+fn usable_size_checked(p: *mut c_void) -> Result<usize, BadPointer> {
+    // SAFETY: the facade validates `p` in O(1) and reads only hakmem's own memory for a
+    // pointer it refuses.
+    unsafe { raw::usable_size(p.cast()) }
+}
+
+#[cfg(test)]
+mod tests;
