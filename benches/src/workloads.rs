@@ -468,37 +468,94 @@ fn run_mixed<S: Fn(u64) -> usize>(p: &Params, probe: Probe, size_of: S) -> Outco
     }
 }
 
+/// Starts and stops the workers of a threaded workload together, and measures them.
+///
+/// The wall time is taken by the workers themselves (first start to last end), so that a
+/// main thread scheduled late on a busy machine does not skew it; CPU time and the probe
+/// are read by the main thread while every worker is parked on a barrier, so that neither
+/// set-up nor clean-up is counted.
+struct Gate {
+    ready: Barrier,
+    go: Barrier,
+    stop: Barrier,
+    done: Barrier,
+}
+
+impl Gate {
+    fn new(workers: usize) -> Self {
+        Gate {
+            ready: Barrier::new(workers + 1),
+            go: Barrier::new(workers + 1),
+            stop: Barrier::new(workers + 1),
+            done: Barrier::new(workers + 1),
+        }
+    }
+    /// Worker: its set-up is done; returns when the timed section starts.
+    fn begin(&self) -> Instant {
+        self.ready.wait();
+        self.go.wait();
+        Instant::now()
+    }
+    /// Worker: its timed work is done; returns its end once clean-up may start.
+    fn end(&self) -> Instant {
+        let t = Instant::now();
+        self.stop.wait();
+        self.done.wait();
+        t
+    }
+    /// Main thread: CPU time and probe over exactly the workers' timed work. The wall time
+    /// is filled in afterwards from the workers' spans ([`wall`]).
+    fn time(&self, probe: Probe) -> Elapsed {
+        self.ready.wait();
+        let t = Timer::start(probe);
+        self.go.wait();
+        self.stop.wait();
+        let e = t.stop();
+        self.done.wait();
+        e
+    }
+}
+
+/// Wall seconds from the first start to the last end.
+fn wall(spans: &[(Instant, Instant)]) -> f64 {
+    let first = spans.iter().map(|s| s.0).min();
+    let last = spans.iter().map(|s| s.1).max();
+    match (first, last) {
+        (Some(a), Some(b)) => b.saturating_duration_since(a).as_secs_f64(),
+        _ => 0.0,
+    }
+}
+
 fn run_mt(p: &Params, probe: Probe) -> Outcome {
     let n = p.threads.max(1);
-    let start = Barrier::new(n + 1);
-    let stop = Barrier::new(n + 1);
+    let gate = Gate::new(n);
     let size_of = uniform(p.min, p.max);
     std::thread::scope(|s| {
         let handles: Vec<_> = (0..n)
             .map(|i| {
-                let (start, stop) = (&start, &stop);
+                let gate = &gate;
                 s.spawn(move || {
                     let mut slots = vec![EMPTY; p.ws.max(1)];
                     let mut rng = Rng::new(p.seed, i as u64);
-                    start.wait();
                     let ops = share(p.ops, n, i);
+                    let t0 = gate.begin();
                     let c = mixed_loop(&mut slots, ops, &mut rng, size_of, p.deadline(), p.chunk());
-                    stop.wait();
-                    (c, drain(&mut slots))
+                    let t1 = gate.end();
+                    (c, drain(&mut slots), (t0, t1))
                 })
             })
             .collect();
-        start.wait();
-        let t = Timer::start(probe);
-        stop.wait();
-        let elapsed = t.stop();
+        let mut elapsed = gate.time(probe);
         let mut total = Counts::default();
         let mut drained = 0;
+        let mut spans = Vec::with_capacity(n);
         for h in handles {
-            let (c, d) = h.join().expect("mt worker panicked");
+            let (c, d, span) = h.join().expect("mt worker panicked");
             total.add(c);
             drained += d;
+            spans.push(span);
         }
+        elapsed.secs = wall(&spans);
         Outcome {
             ops: total.ops(),
             allocs: total.allocs,
@@ -584,7 +641,7 @@ unsafe impl Sync for Channel {}
 const STOP: usize = usize::MAX;
 
 fn run_xfree(p: &Params, probe: Probe) -> Outcome {
-    const BATCHES: usize = 8;
+    const BATCHES: usize = 32;
     let pairs = (p.threads / 2).max(1);
     let batch = p.batch.max(1);
     let blocks_total = p.ops / 2;
@@ -609,18 +666,17 @@ fn run_xfree(p: &Params, probe: Probe) -> Outcome {
             ch
         })
         .collect();
-    let start = Barrier::new(2 * pairs + 1);
-    let stop = Barrier::new(2 * pairs + 1);
+    let gate = Gate::new(2 * pairs);
     std::thread::scope(|s| {
         let mut producers = Vec::with_capacity(pairs);
         let mut consumers = Vec::with_capacity(pairs);
         for (k, ch) in channels.iter().enumerate() {
-            let (start, stop) = (&start, &stop);
+            let gate = &gate;
             let blocks = share(blocks_total, pairs, k);
             producers.push(s.spawn(move || {
                 let mut rng = Rng::new(p.seed, k as u64);
                 let mut left = blocks;
-                start.wait();
+                let t0 = gate.begin();
                 let deadline = p.deadline();
                 let mut batches = 0u32;
                 while left > 0 {
@@ -644,12 +700,12 @@ fn run_xfree(p: &Params, probe: Probe) -> Outcome {
                     }
                 }
                 ch.full.push(STOP);
-                stop.wait();
-                blocks - left
+                let t1 = gate.end();
+                (blocks - left, (t0, t1))
             }));
             consumers.push(s.spawn(move || {
                 let mut freed = 0u64;
-                start.wait();
+                let t0 = gate.begin();
                 loop {
                     let idx = ch.full.pop();
                     if idx == STOP {
@@ -664,22 +720,24 @@ fn run_xfree(p: &Params, probe: Probe) -> Outcome {
                     b.n = 0;
                     ch.empty.push(idx);
                 }
-                stop.wait();
-                freed
+                let t1 = gate.end();
+                (freed, (t0, t1))
             }));
         }
-        start.wait();
-        let t = Timer::start(probe);
-        stop.wait();
-        let elapsed = t.stop();
-        let allocs: u64 = producers
-            .into_iter()
-            .map(|h| h.join().expect("producer panicked"))
-            .sum();
-        let frees: u64 = consumers
-            .into_iter()
-            .map(|h| h.join().expect("consumer panicked"))
-            .sum();
+        let mut elapsed = gate.time(probe);
+        let mut spans = Vec::with_capacity(2 * pairs);
+        let (mut allocs, mut frees) = (0u64, 0u64);
+        for h in producers {
+            let (n, span) = h.join().expect("producer panicked");
+            allocs += n;
+            spans.push(span);
+        }
+        for h in consumers {
+            let (n, span) = h.join().expect("consumer panicked");
+            frees += n;
+            spans.push(span);
+        }
+        elapsed.secs = wall(&spans);
         Outcome {
             ops: allocs + frees,
             allocs,
@@ -837,16 +895,16 @@ fn run_larson(p: &Params, probe: Probe) -> Outcome {
     let mut pool = VecDeque::with_capacity(n + 1);
     pool.push_back(lanes.pop().expect("n + 1 lanes"));
     let pool = Mutex::new(pool);
-    let start = Barrier::new(n + 1);
-    let stop = Barrier::new(n + 1);
+    let gate = Gate::new(n);
     let epoch = p.epoch.max(1);
     let elapsed = std::thread::scope(|s| {
+        let mut handles = Vec::with_capacity(n);
         for (i, mut lane) in lanes.drain(..).enumerate() {
-            let (start, stop, pool) = (&start, &stop, &pool);
+            let (gate, pool) = (&gate, &pool);
             let mut left = share(p.ops / 2, n, i);
-            s.spawn(move || {
+            handles.push(s.spawn(move || {
                 let mut rng = Rng::new(p.seed, i as u64);
-                start.wait();
+                let t0 = gate.begin();
                 let deadline = p.deadline();
                 loop {
                     let k = left.min(epoch);
@@ -859,13 +917,16 @@ fn run_larson(p: &Params, probe: Probe) -> Outcome {
                     }
                     lane = q.pop_front().expect("a lane in the pool");
                 }
-                stop.wait();
-            });
+                (t0, gate.end())
+            }));
         }
-        start.wait();
-        let t = Timer::start(probe);
-        stop.wait();
-        t.stop()
+        let mut elapsed = gate.time(probe);
+        let spans: Vec<_> = handles
+            .into_iter()
+            .map(|h| h.join().expect("larson worker panicked"))
+            .collect();
+        elapsed.secs = wall(&spans);
+        elapsed
     });
     let mut total = Counts::default();
     let mut drained = 0;

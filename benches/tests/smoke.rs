@@ -1,0 +1,125 @@
+//! Smoke test: every workload, with tiny parameters, in-process on the system allocator.
+//! Checks the op counts and that every block allocated was freed; nothing is timed.
+
+use hakmem_bench::measure::no_probe;
+use hakmem_bench::{Kind, Params, WORKLOADS, run, spec};
+
+/// Tiny parameters for `name` on 2 threads.
+fn tiny(name: &str) -> Params {
+    let mut p = Params::of(spec(name).expect("known workload"), 2);
+    p.ops = match p.kind {
+        Kind::Mixed => 20_000,
+        Kind::Large => 200,
+        Kind::Realloc => 2_000,
+        _ => 10_000,
+    };
+    p.lifetimes = 8;
+    p.epoch = 500;
+    if p.kind == Kind::Larson {
+        p.ws = 100;
+    }
+    p
+}
+
+#[test]
+fn every_workload_counts_its_ops_and_frees_every_block() {
+    for w in WORKLOADS {
+        let p = tiny(w.name);
+        let o = run(&p, no_probe);
+        assert_eq!(o.ops, p.expected_ops(), "{}: ops", w.name);
+        assert!(!o.capped, "{}: capped", w.name);
+        assert_eq!(
+            o.live(),
+            0,
+            "{}: {} allocs, {} frees",
+            w.name,
+            o.allocs,
+            o.frees
+        );
+        assert!(o.allocs > 0, "{}: nothing allocated", w.name);
+        assert!(
+            o.elapsed.secs >= 0.0 && o.elapsed.probe_delta == 0,
+            "{}",
+            w.name
+        );
+        if w.kind == Kind::Realloc {
+            assert!(o.reallocs > 0, "realloc: no realloc");
+        }
+        if w.kind == Kind::Churn {
+            assert_eq!(o.threads_started, 8);
+        }
+    }
+}
+
+#[test]
+fn runs_are_deterministic() {
+    for name in ["mixed", "realloc", "large"] {
+        let p = tiny(name);
+        let a = run(&p, no_probe);
+        let b = run(&p, no_probe);
+        assert_eq!(
+            (a.allocs, a.frees, a.reallocs),
+            (b.allocs, b.frees, b.reallocs),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn odd_op_counts_and_one_thread() {
+    for name in ["xfree", "larson", "mt", "churn"] {
+        let mut p = tiny(name);
+        p.ops = 1_001;
+        p.threads = 1;
+        let o = run(&p, no_probe);
+        assert_eq!(o.ops, p.expected_ops(), "{name}");
+        assert_eq!(o.live(), 0, "{name}");
+    }
+}
+
+#[test]
+fn a_time_cap_stops_early_and_still_frees_everything() {
+    for w in WORKLOADS {
+        let mut p = tiny(w.name);
+        p.ops *= 1000;
+        p.max_secs = Some(0.0);
+        let o = run(&p, no_probe);
+        assert!(o.capped, "{}: not capped ({} ops)", w.name, o.ops);
+        assert!(o.ops < p.expected_ops(), "{}", w.name);
+        assert_eq!(o.live(), 0, "{}", w.name);
+    }
+}
+
+#[test]
+fn the_binary_prints_a_result_line() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hakmem-bench"))
+        .args(["mixed-32k", "--ops", "5000", "--seed", "7"])
+        .output()
+        .expect("run hakmem-bench");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with(hakmem_bench::report::PREFIX))
+        .expect("a RESULT line");
+    for key in [
+        "\"workload\":\"mixed-32k\"",
+        "\"alloc\":\"system\"",
+        "\"ops\":5000,",
+        "\"live\":0,",
+        "\"capped\":false",
+        "\"seed\":7",
+        "\"syscalls\":null",
+    ] {
+        assert!(line.contains(key), "{key} missing from {line}");
+    }
+    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_hakmem-bench"))
+        .args(["nope"])
+        .output()
+        .expect("run hakmem-bench");
+    assert_eq!(bad.status.code(), Some(2));
+}
