@@ -213,7 +213,8 @@ pub const fn preset_defaults(p: Preset) -> Gates {
 }
 
 // The table and the skeleton's hand-written defaults agree (the design's presets:
-// SAFE = no lean mode; BALANCED = lean with decommit OFF; LEAN = lean with MADV_FREE).
+// SAFE = no lean mode; BALANCED = lean with decommit OFF; LEAN = lean with MADV_DONTNEED,
+// which the seed had as MADV_FREE: see docs/results/002-idle-release.md).
 const _: () = {
     let s = preset_defaults(Preset::Safe);
     assert!(!s.ss_mem_lean && s.prewarm_effective() && s.ss_cache_max == 8);
@@ -221,7 +222,7 @@ const _: () = {
     assert!(b.ss_mem_lean && !b.prewarm_effective());
     assert!(matches!(b.ss_mem_lean_decommit, Decommit::Off));
     let l = preset_defaults(Preset::Lean);
-    assert!(l.ss_mem_lean && matches!(l.ss_mem_lean_decommit, Decommit::Free));
+    assert!(l.ss_mem_lean && matches!(l.ss_mem_lean_decommit, Decommit::DontNeed));
     assert!(l.large_cache_mib == 16 && l.prewarm_depth == 16);
 };
 
@@ -507,7 +508,7 @@ mod tests {
                 b.ss_mem_lean_decommit,
                 l.ss_mem_lean_decommit
             ],
-            [Decommit::Off, Decommit::Off, Decommit::Free]
+            [Decommit::Off, Decommit::Off, Decommit::DontNeed]
         );
         assert_eq!([s.ss_cache_max, b.ss_cache_max, l.ss_cache_max], [8, 2, 2]);
         assert_eq!(
@@ -520,7 +521,7 @@ mod tests {
         }
         assert!(s.prewarm_effective() && !b.prewarm_effective() && !l.prewarm_effective());
         assert_eq!(b.decommit_effective(), Decommit::Off);
-        assert_eq!(l.decommit_effective(), Decommit::Free);
+        assert_eq!(l.decommit_effective(), Decommit::DontNeed);
     }
 
     #[test]
@@ -703,7 +704,7 @@ mod tests {
             "{s}"
         );
         assert!(
-            lines.contains(&"hakmem:   HAKMEM_SS_MEM_LEAN_DECOMMIT=FREE (preset LEAN)"),
+            lines.contains(&"hakmem:   HAKMEM_SS_MEM_LEAN_DECOMMIT=DONTNEED (preset LEAN)"),
             "{s}"
         );
         assert!(

@@ -257,8 +257,8 @@ pub static GATES: [GateSpec; GATE_COUNT] = [
         ty: GateType::Decommit,
         safe: d(Decommit::Off),
         balanced: d(Decommit::Off),
-        lean: d(Decommit::Free),
-        doc: "How lean mode decommits empty superslabs: `FREE` = `MADV_FREE` (lazy), `DONTNEED` = `MADV_DONTNEED` (eager), `OFF` = no decommit.",
+        lean: d(Decommit::DontNeed),
+        doc: "How lean mode decommits empty slabs and superslabs: `FREE` = `MADV_FREE` (lazy: the kernel takes the pages only under memory pressure, so RSS does not drop), `DONTNEED` = `MADV_DONTNEED` (eager: RSS drops at once), `OFF` = no decommit. LEAN uses `DONTNEED`: see docs/results/002-idle-release.md.",
     },
     GateSpec {
         id: GateId::SsOsStats,

@@ -6,6 +6,7 @@
 //! It also owns the two caches of such regions ([`SUPERSLABS`] and [`LARGE`]).
 //!
 //! **Entry points**: [`ss_maybe_decommit_superslab`] (an empty superslab comes in),
+//! [`slab_maybe_decommit`] (an empty slab inside a live superslab),
 //! [`ss_take_cached`] (a superslab is needed), and the same pair for large mappings:
 //! [`large_release`] / [`large_take_cached`].
 //!
@@ -269,6 +270,29 @@ pub fn large_limits() -> Limits {
 pub unsafe fn ss_maybe_decommit_superslab(base: *mut u8, len: usize) {
     // SAFETY: forwarded caller guarantee.
     unsafe { SUPERSLABS.release(base, len, superslab_limits()) }
+}
+
+/// The decision point for an empty slab inside a live superslab: in lean mode with
+/// decommit on, give the pages its blocks touched (`len` bytes from `start`, rounded up
+/// to whole pages) back to the OS. Returns whether it decommitted.
+///
+/// # Safety
+/// `start..start+len` (rounded up to a page) lies in a live mapping of the caller and
+/// holds no live data; `start` is page-aligned.
+pub unsafe fn slab_maybe_decommit(start: *mut u8, len: usize) -> bool {
+    let Some(advice) = lean_advice() else {
+        return false;
+    };
+    let len = (len + os::PAGE - 1) & !(os::PAGE - 1);
+    if len == 0 {
+        return false;
+    }
+    // SAFETY: forwarded caller guarantee.
+    let ok = unsafe { os::decommit(start, len, advice) };
+    if ok {
+        stats::count_lean_decommit();
+    }
+    ok
 }
 
 /// A cached superslab of exactly `len` bytes, if any: `(base, maybe_dirty)`.

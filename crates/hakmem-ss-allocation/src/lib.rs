@@ -106,6 +106,8 @@ struct SuperSlab {
     next: *mut SuperSlab,
     prev: *mut SuperSlab,
     in_avail: bool,
+    /// Bit i set: slab i is free but its pages were not decommitted (a class spare).
+    spare_slabs: u64,
     slabs: [Slab; MAX_SLABS],
 }
 
@@ -120,6 +122,8 @@ struct Central {
     partial: *mut Slab,
     /// Superslabs with a slab not in use.
     avail: *mut SuperSlab,
+    /// Free slabs of this class kept committed (at most [`spares_for`] its slab size).
+    spares: u32,
 }
 
 #[repr(align(64))]
@@ -134,8 +138,16 @@ const CENTRAL_INIT: Padded = Padded(core::cell::UnsafeCell::new(Central {
     lock: RawLock::new(),
     partial: ptr::null_mut(),
     avail: ptr::null_mut(),
+    spares: 0,
 }));
 static CENTRAL: [Padded; NCLASS] = [CENTRAL_INIT; NCLASS];
+
+/// Empty slabs a class keeps committed before decommitting more (lean mode): one slab
+/// of up to 256 KiB, none of bigger slabs (they would pin too much memory). Measured in
+/// docs/results/002-idle-release.md.
+pub const fn spares_for(slab_shift: u32) -> u32 {
+    if slab_shift <= 18 { 1 } else { 0 }
+}
 
 /// Live superslabs (for stats).
 static SS_LIVE: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
@@ -459,7 +471,14 @@ unsafe fn new_slab(c: &mut Central, cls: usize) -> *mut Slab {
     // SAFETY: `ss` is a live superslab of this class with a free slab; lock held.
     unsafe {
         let free = (*ss).free_slabs.load(Relaxed);
-        let idx = free.trailing_zeros() as usize;
+        // Prefer a spare: its pages are still committed.
+        let idx = if (*ss).spare_slabs != 0 {
+            c.spares -= 1;
+            (*ss).spare_slabs.trailing_zeros() as usize
+        } else {
+            free.trailing_zeros() as usize
+        };
+        (*ss).spare_slabs &= !(1u64 << idx);
         let free = free & !(1u64 << idx);
         (*ss).free_slabs.store(free, Relaxed);
         if free == 0 {
@@ -482,6 +501,7 @@ unsafe fn slab_empty(c: &mut Central, s: *mut Slab) {
             partial_remove(c, s);
         }
         (*s).free = ptr::null_mut();
+        let touched = (*s).carved.load(Relaxed) as usize * (*ss_of((*s).start)).block_size as usize;
         (*s).carved.store(0, Relaxed);
         let ss = ss_of((*s).start);
         let slabs = ptr::addr_of_mut!((*ss).slabs).cast::<Slab>();
@@ -491,6 +511,8 @@ unsafe fn slab_empty(c: &mut Central, s: *mut Slab) {
         let n = (*ss).n_slabs;
         let all = if n == 64 { u64::MAX } else { (1u64 << n) - 1 };
         if free == all {
+            c.spares -= (*ss).spare_slabs.count_ones();
+            (*ss).spare_slabs = 0;
             if (*ss).in_avail {
                 avail_remove(c, ss);
             }
@@ -498,8 +520,19 @@ unsafe fn slab_empty(c: &mut Central, s: *mut Slab) {
             registry::mark(ss.cast(), 1, Kind::None);
             SS_LIVE.fetch_sub(1, core::sync::atomic::Ordering::Relaxed);
             release::ss_maybe_decommit_superslab(ss.cast(), SS_SIZE);
-        } else if !(*ss).in_avail {
-            avail_push(c, ss);
+        } else {
+            if !(*ss).in_avail {
+                avail_push(c, ss);
+            }
+            // Keep a few empty slabs per class committed, so a class that empties and
+            // refills a slab repeatedly makes no syscall; decommit the rest (lean mode).
+            if c.spares < spares_for((*ss).slab_shift) {
+                c.spares += 1;
+                (*ss).spare_slabs |= 1u64 << idx;
+            } else {
+                // The slab's blocks were all free and it is reset: its pages hold no data.
+                release::slab_maybe_decommit((*s).start, touched);
+            }
         }
     }
 }
