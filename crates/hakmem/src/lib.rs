@@ -40,6 +40,9 @@ use hakmem_ss_allocation::class::{self, NTINY, TINY_MAX};
 
 pub mod raw;
 
+#[cfg(feature = "allocator-api2")]
+mod api2;
+
 pub use hakmem_env_gates::{PRESET, Preset};
 
 /// The hakmem global allocator.

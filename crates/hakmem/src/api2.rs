@@ -1,0 +1,1 @@
+//! `allocator_api2::alloc::Allocator` for `HakMem` (placeholder, being written).
