@@ -106,7 +106,18 @@ fn failure(f: &Finished) -> String {
         (None, Some(s)) => format!("killed by signal {s}"),
         (None, None) => "killed".to_string(),
     };
-    let why = last_line(&f.stderr);
+    // The program's own last words, not valgrind's or strace's summary lines.
+    let own: String = f
+        .stderr
+        .lines()
+        .filter(|l| !l.starts_with("==") && !l.trim().is_empty())
+        .collect::<Vec<_>>()
+        .join("\n");
+    let why = if own.is_empty() {
+        last_line(&f.stderr)
+    } else {
+        last_line(&own)
+    };
     if why.is_empty() {
         how
     } else {
