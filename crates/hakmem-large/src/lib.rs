@@ -35,6 +35,7 @@
 #![no_std]
 
 use core::ptr;
+use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use hakmem_os_stats::os;
 use hakmem_release_policy as release;
 use hakmem_ss_allocation::registry::{self, Kind};
@@ -55,6 +56,18 @@ struct Header {
     user: *mut u8,
     /// The alignment the mapping's base honours (>= SS_SIZE).
     base_align: usize,
+    /// The size last asked for (for stats).
+    size: usize,
+}
+
+/// Bytes asked for by live large blocks.
+static LIVE_BYTES: AtomicUsize = AtomicUsize::new(0);
+/// Live large blocks.
+static LIVE_BLOCKS: AtomicUsize = AtomicUsize::new(0);
+
+/// Live large blocks and the bytes asked for them.
+pub fn live() -> (usize, usize) {
+    (LIVE_BLOCKS.load(Relaxed), LIVE_BYTES.load(Relaxed))
 }
 
 const _: () = assert!(core::mem::size_of::<Header>() <= HEADER);
@@ -115,7 +128,10 @@ pub fn large_alloc(size: usize, align: usize, zeroed: bool) -> *mut u8 {
             map_len: len,
             user: p,
             base_align,
+            size,
         });
+        LIVE_BYTES.fetch_add(size, Relaxed);
+        LIVE_BLOCKS.fetch_add(1, Relaxed);
         if zeroed && dirty {
             ptr::write_bytes(p, 0, size);
         }
@@ -161,6 +177,8 @@ pub unsafe fn large_free(p: *mut u8) {
         let h = header(p);
         let (base, len) = ((*h).base, (*h).map_len);
         (*h).magic = 0;
+        LIVE_BYTES.fetch_sub((*h).size, Relaxed);
+        LIVE_BLOCKS.fetch_sub(1, Relaxed);
         registry::mark(base, len >> SS_SHIFT, Kind::None);
         release::large_release(base, len);
     }
@@ -183,6 +201,7 @@ pub unsafe fn large_realloc(p: *mut u8, new_size: usize) -> *mut u8 {
             return ptr::null_mut();
         };
         if need <= old_len {
+            resize_stat(h, new_size);
             return p;
         }
         // Grow by at least half again, so a block grown step by step moves O(log n) times.
@@ -195,6 +214,7 @@ pub unsafe fn large_realloc(p: *mut u8, new_size: usize) -> *mut u8 {
                 // Cannot happen for an address the registry already covers; keep going.
             }
             (*h).map_len = new_len;
+            resize_stat(h, new_size);
             return p;
         }
         let dst = os::map_aligned(new_len, (*h).base_align);
@@ -211,6 +231,7 @@ pub unsafe fn large_realloc(p: *mut u8, new_size: usize) -> *mut u8 {
             (*header(q)).base = dst;
             (*header(q)).map_len = new_len;
             (*header(q)).user = q;
+            resize_stat(header(q), new_size);
             return q;
         }
         // The kernel refused to move the pages: copy.
@@ -223,8 +244,24 @@ pub unsafe fn large_realloc(p: *mut u8, new_size: usize) -> *mut u8 {
         (*header(q)).base = dst;
         (*header(q)).map_len = new_len;
         (*header(q)).user = q;
+        (*header(q)).magic = MAGIC;
+        // The copy is a new live block; the old one is freed (stats follow both).
+        LIVE_BYTES.fetch_add((*header(q)).size, Relaxed);
+        LIVE_BLOCKS.fetch_add(1, Relaxed);
+        resize_stat(header(q), new_size);
         large_free(p);
         q
+    }
+}
+
+/// # Safety
+/// `h` is the header of a live block.
+unsafe fn resize_stat(h: *mut Header, new_size: usize) {
+    // SAFETY: the caller guarantees a live header.
+    unsafe {
+        LIVE_BYTES.fetch_sub((*h).size, Relaxed);
+        LIVE_BYTES.fetch_add(new_size, Relaxed);
+        (*h).size = new_size;
     }
 }
 

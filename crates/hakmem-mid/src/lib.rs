@@ -27,7 +27,7 @@
 //! ```
 
 use core::cell::UnsafeCell;
-use hakmem_ss_allocation::bins::{Bin, ExitKey};
+use hakmem_ss_allocation::bins::{Bin, CacheNode, CacheRegistry, ExitKey};
 use hakmem_ss_allocation::class::{NCLASS, NTINY, block_size};
 
 /// Largest mid block.
@@ -38,15 +38,39 @@ pub const NMID: usize = NCLASS - NTINY;
 struct Cache {
     bins: [Bin; NMID],
     initialized: bool,
+    registered: bool,
+    node: CacheNode,
 }
 
 thread_local! {
     static CACHE: UnsafeCell<Cache> = const {
-        UnsafeCell::new(Cache { bins: [const { Bin::EMPTY }; NMID], initialized: false })
+        UnsafeCell::new(Cache {
+            bins: [const { Bin::EMPTY }; NMID],
+            initialized: false,
+            registered: false,
+            node: CacheNode::EMPTY,
+        })
     };
 }
 
 static EXIT: ExitKey = ExitKey::new();
+static REGISTRY: CacheRegistry = CacheRegistry::new();
+
+/// Blocks and bytes held by every thread's cache of this box now (for stats; takes the
+/// registry lock, never touches a fast path).
+pub fn cached() -> (u64, u64) {
+    REGISTRY.cached()
+}
+
+/// Fork handler: take the registry lock.
+pub fn fork_prepare() {
+    REGISTRY.fork_prepare();
+}
+
+/// Fork handler for parent and child.
+pub fn fork_release() {
+    REGISTRY.fork_release();
+}
 
 /// Most blocks a thread keeps of class `cls`: 64 KiB of blocks, between 2 and 32.
 pub const fn limit_of(cls: usize) -> u32 {
@@ -100,6 +124,9 @@ pub fn thread_init() -> bool {
         for (i, b) in c.bins.iter_mut().enumerate() {
             b.limit = limit_of(NTINY + i);
         }
+        // SAFETY: the thread-local cache does not move and is unregistered at exit.
+        unsafe { REGISTRY.register(&mut c.node, c.bins.as_ptr(), NMID, NTINY) };
+        c.registered = true;
         true
     })
 }
@@ -170,7 +197,7 @@ pub fn thread_flush() {
 
 /// Blocks cached by the calling thread.
 pub fn thread_cached_blocks() -> u64 {
-    with_cache(|c| c.bins.iter().map(|b| b.count as u64).sum())
+    with_cache(|c| c.bins.iter().map(|b| b.count() as u64).sum())
 }
 
 unsafe extern "C" fn on_thread_exit(_: *mut libc::c_void) {
@@ -178,6 +205,11 @@ unsafe extern "C" fn on_thread_exit(_: *mut libc::c_void) {
         for (i, b) in c.bins.iter_mut().enumerate() {
             b.drain(NTINY + i);
             b.limit = 0;
+        }
+        if c.registered {
+            // SAFETY: registered by `thread_init`, not unregistered since.
+            unsafe { REGISTRY.unregister(&mut c.node) };
+            c.registered = false;
         }
     })
 }

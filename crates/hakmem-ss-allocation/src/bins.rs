@@ -74,6 +74,7 @@ pub unsafe fn clear_mark(p: *mut u8) {
 use core::cell::UnsafeCell;
 use core::ptr;
 use core::sync::atomic::{AtomicU32, Ordering};
+use hakmem_os_stats::lock::RawLock;
 
 /// Free blocks of one class cached by one thread.
 ///
@@ -84,8 +85,10 @@ use core::sync::atomic::{AtomicU32, Ordering};
 pub struct Bin {
     /// First free block (null: empty).
     pub head: *mut u8,
-    /// Blocks in the list.
-    pub count: u32,
+    /// Blocks in the list. Only the owning thread writes it (a relaxed load and store,
+    /// no read-modify-write: plain moves); [`stats`](crate::bins::CacheRegistry) reads it
+    /// from other threads.
+    count: AtomicU32,
     /// Most blocks kept; 0 turns caching off (every push misses).
     pub limit: u32,
 }
@@ -94,9 +97,20 @@ impl Bin {
     /// An empty bin that caches nothing (limit 0): every operation takes the slow path.
     pub const EMPTY: Bin = Bin {
         head: ptr::null_mut(),
-        count: 0,
+        count: AtomicU32::new(0),
         limit: 0,
     };
+
+    /// Blocks in the bin.
+    #[inline(always)]
+    pub fn count(&self) -> u32 {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    #[inline(always)]
+    fn set_count(&self, n: u32) {
+        self.count.store(n, Ordering::Relaxed)
+    }
 
     /// Pop a block, or null when empty. The fast path.
     #[inline(always)]
@@ -108,7 +122,7 @@ impl Bin {
                 self.head = next_of(p);
                 clear_mark(p);
             }
-            self.count -= 1;
+            self.set_count(self.count() - 1);
         }
         p
     }
@@ -119,14 +133,14 @@ impl Bin {
     /// `p` is a free block of this bin's class that the caller gives up.
     #[inline(always)]
     pub unsafe fn push(&mut self, p: *mut u8) -> bool {
-        if self.count < self.limit {
+        if self.count() < self.limit {
             // SAFETY: the caller gives `p` up; it is at least 16 bytes.
             unsafe {
                 mark_free(p);
                 set_next(p, self.head);
             }
             self.head = p;
-            self.count += 1;
+            self.set_count(self.count() + 1);
             true
         } else {
             false
@@ -151,7 +165,7 @@ impl Bin {
             if chain.count > 1 {
                 set_next(chain.tail, self.head);
                 self.head = next_of(p);
-                self.count += chain.count - 1;
+                self.set_count(self.count() + chain.count - 1);
             }
         }
         p
@@ -171,7 +185,7 @@ impl Bin {
             set_next(p, self.head);
         }
         self.head = p;
-        self.count += 1;
+        self.set_count(self.count() + 1);
         let keep = self.limit / 2;
         if keep == 0 {
             self.drain(cls);
@@ -186,36 +200,168 @@ impl Bin {
         unsafe {
             let rest = next_of(last);
             set_next(last, ptr::null_mut());
-            flush(cls, rest, self.count - keep);
+            flush(cls, rest, self.count() - keep);
         }
-        self.count = keep;
+        self.set_count(keep);
     }
 
     /// Give every block back to the central lists of class `cls`.
     pub fn drain(&mut self, cls: usize) {
-        if self.count > 0 {
+        if self.count() > 0 {
             // SAFETY: the list holds exactly `count` blocks of class `cls`.
-            unsafe { flush(cls, self.head, self.count) };
+            unsafe { flush(cls, self.head, self.count()) };
         }
         self.head = ptr::null_mut();
-        self.count = 0;
+        self.set_count(0);
     }
 
     /// Fill the bin up to `n` blocks (at most `limit`); false when out of memory.
     pub fn fill_to(&mut self, cls: usize, n: u32) -> bool {
         let n = n.min(self.limit);
-        if self.count >= n {
+        if self.count() >= n {
             return true;
         }
-        let chain = refill(cls, n - self.count);
+        let chain = refill(cls, n - self.count());
         if chain.count == 0 {
             return false;
         }
         // SAFETY: the chain is ours; its tail's link is null.
         unsafe { set_next(chain.tail, self.head) };
         self.head = chain.head;
-        self.count += chain.count;
+        self.set_count(self.count() + chain.count);
         true
+    }
+}
+
+/// A thread cache as the [`CacheRegistry`] sees it: where its bins are. Embed one in the
+/// thread-local cache struct; it must not move while registered (a `thread_local!`
+/// value does not move).
+#[derive(Debug)]
+pub struct CacheNode {
+    next: *mut CacheNode,
+    prev: *mut CacheNode,
+    bins: *const Bin,
+    n: usize,
+    first_class: usize,
+}
+
+impl CacheNode {
+    /// A node not registered yet.
+    pub const EMPTY: CacheNode = CacheNode {
+        next: ptr::null_mut(),
+        prev: ptr::null_mut(),
+        bins: ptr::null(),
+        n: 0,
+        first_class: 0,
+    };
+}
+
+/// The live thread caches of one box, so that [`CacheRegistry::cached`] can count the
+/// blocks they hold (for stats) without touching any fast path: each bin's count is an
+/// atomic written only by its thread with plain stores.
+pub struct CacheRegistry {
+    lock: RawLock,
+    head: UnsafeCell<*mut CacheNode>,
+}
+
+// SAFETY: `head` and the list are only accessed with `lock` held.
+unsafe impl Sync for CacheRegistry {}
+
+impl Default for CacheRegistry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl CacheRegistry {
+    /// An empty registry.
+    pub const fn new() -> Self {
+        CacheRegistry {
+            lock: RawLock::new(),
+            head: UnsafeCell::new(ptr::null_mut()),
+        }
+    }
+
+    /// Register the calling thread's cache: `n` bins at `bins`, for classes
+    /// `first_class..first_class + n`.
+    ///
+    /// # Safety
+    /// `node` and `bins` stay valid and unmoved until [`CacheRegistry::unregister`];
+    /// `node` is not registered already.
+    pub unsafe fn register(
+        &self,
+        node: *mut CacheNode,
+        bins: *const Bin,
+        n: usize,
+        first_class: usize,
+    ) {
+        self.lock.lock();
+        // SAFETY: lock held; the caller guarantees `node` is valid and unregistered.
+        unsafe {
+            (*node).bins = bins;
+            (*node).n = n;
+            (*node).first_class = first_class;
+            (*node).prev = ptr::null_mut();
+            (*node).next = *self.head.get();
+            if !(*node).next.is_null() {
+                (*(*node).next).prev = node;
+            }
+            *self.head.get() = node;
+        }
+        self.lock.unlock();
+    }
+
+    /// Remove a registered cache.
+    ///
+    /// # Safety
+    /// `node` was registered with this registry and not unregistered since.
+    pub unsafe fn unregister(&self, node: *mut CacheNode) {
+        self.lock.lock();
+        // SAFETY: lock held; `node` is in the list.
+        unsafe {
+            if (*node).prev.is_null() {
+                *self.head.get() = (*node).next;
+            } else {
+                (*(*node).prev).next = (*node).next;
+            }
+            if !(*node).next.is_null() {
+                (*(*node).next).prev = (*node).prev;
+            }
+            (*node).next = ptr::null_mut();
+            (*node).prev = ptr::null_mut();
+        }
+        self.lock.unlock();
+    }
+
+    /// Blocks and bytes held by every registered cache now.
+    pub fn cached(&self) -> (u64, u64) {
+        let (mut blocks, mut bytes) = (0u64, 0u64);
+        self.lock.lock();
+        // SAFETY: lock held; registered nodes and their bins are valid (a thread
+        // unregisters before its thread-local storage goes away); counts are atomics.
+        unsafe {
+            let mut n = *self.head.get();
+            while !n.is_null() {
+                for i in 0..(*n).n {
+                    let c = (*(*n).bins.add(i)).count() as u64;
+                    blocks += c;
+                    bytes += c * crate::class::block_size((*n).first_class + i) as u64;
+                }
+                n = (*n).next;
+            }
+        }
+        self.lock.unlock();
+        (blocks, bytes)
+    }
+
+    /// Fork handler: take the lock.
+    pub fn fork_prepare(&self) {
+        self.lock.lock();
+    }
+
+    /// Fork handler for parent and child: release the lock.
+    pub fn fork_release(&self) {
+        self.lock.unlock();
     }
 }
 
@@ -284,20 +430,20 @@ mod tests {
         assert!(b.pop().is_null());
         let p = b.refill(cls);
         assert!(!p.is_null());
-        assert_eq!(b.count, 3);
+        assert_eq!(b.count(), 3);
         // SAFETY: p is ours, of class `cls`.
         unsafe {
             assert!(b.push(p));
         }
-        assert_eq!(b.count, 4);
+        assert_eq!(b.count(), 4);
         assert!(b.fill_to(cls, 8));
-        assert_eq!(b.count, 8);
+        assert_eq!(b.count(), 8);
         let extra = b.refill(cls);
-        assert_eq!(b.count, 11);
+        assert_eq!(b.count(), 11);
         // Overflow keeps half.
         // SAFETY: `extra` is ours.
         unsafe { b.overflow(cls, extra) };
-        assert_eq!(b.count, 4);
+        assert_eq!(b.count(), 4);
         let mut n = 0;
         let mut q = b.head;
         while !q.is_null() {
@@ -307,7 +453,7 @@ mod tests {
         }
         assert_eq!(n, 4);
         b.drain(cls);
-        assert_eq!(b.count, 0);
+        assert_eq!(b.count(), 0);
         assert!(b.head.is_null());
     }
 }

@@ -149,6 +149,36 @@ pub const fn spares_for(slab_shift: u32) -> u32 {
     if slab_shift <= 18 { 1 } else { 0 }
 }
 
+/// Per-class counters for stats, written under the class lock (relaxed load and store),
+/// read without it.
+struct ClassStats {
+    /// Blocks handed out by `refill` and not flushed back (live or in thread caches).
+    out: AtomicU64,
+    /// Blocks in slab free lists.
+    free: AtomicU64,
+}
+
+#[allow(clippy::declare_interior_mutable_const)]
+const CLASS_STATS_INIT: ClassStats = ClassStats {
+    out: AtomicU64::new(0),
+    free: AtomicU64::new(0),
+};
+static CLASS_STATS: [ClassStats; NCLASS] = [CLASS_STATS_INIT; NCLASS];
+
+#[inline]
+fn stat_add(a: &AtomicU64, d: i64) {
+    a.store(a.load(Relaxed).wrapping_add(d as u64), Relaxed);
+}
+
+/// Blocks of class `cls` handed out and not returned (in use or in thread caches), and
+/// blocks of it free in slab free lists.
+pub fn class_counts(cls: usize) -> (u64, u64) {
+    match CLASS_STATS.get(cls) {
+        Some(st) => (st.out.load(Relaxed), st.free.load(Relaxed)),
+        None => (0, 0),
+    }
+}
+
 /// Live superslabs (for stats).
 static SS_LIVE: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
 
@@ -501,7 +531,13 @@ unsafe fn slab_empty(c: &mut Central, s: *mut Slab) {
             partial_remove(c, s);
         }
         (*s).free = ptr::null_mut();
-        let touched = (*s).carved.load(Relaxed) as usize * (*ss_of((*s).start)).block_size as usize;
+        let carved = (*s).carved.load(Relaxed);
+        // Every carved block of an empty slab was in its free list: they go with the reset.
+        stat_add(
+            &CLASS_STATS[(*ss_of((*s).start)).class as usize].free,
+            -(carved as i64),
+        );
+        let touched = carved as usize * (*ss_of((*s).start)).block_size as usize;
         (*s).carved.store(0, Relaxed);
         let ss = ss_of((*s).start);
         let slabs = ptr::addr_of_mut!((*ss).slabs).cast::<Slab>();
@@ -550,6 +586,7 @@ pub fn refill(cls: usize, want: u32) -> Chain {
     unsafe {
         let c = &mut *pc.0.get();
         c.lock.lock();
+        let mut from_free = 0i64;
         while chain.count < want {
             let mut s = c.partial;
             if s.is_null() {
@@ -564,6 +601,7 @@ pub fn refill(cls: usize, want: u32) -> Chain {
                 sl.free = (*b).next;
                 chain.push_back(b.cast());
                 sl.used += 1;
+                from_free += 1;
             }
             let mut carved = sl.carved.load(Relaxed);
             while chain.count < want && carved < sl.capacity {
@@ -576,6 +614,9 @@ pub fn refill(cls: usize, want: u32) -> Chain {
                 partial_remove(c, s);
             }
         }
+        let st = &CLASS_STATS[cls];
+        stat_add(&st.out, chain.count as i64);
+        stat_add(&st.free, -from_free);
         c.lock.unlock();
         if !chain.tail.is_null() {
             set_next(chain.tail, ptr::null_mut());
@@ -614,6 +655,9 @@ pub unsafe fn flush(cls: usize, head: *mut u8, count: u32) {
             b = next;
             n += 1;
         }
+        let st = &CLASS_STATS[cls];
+        stat_add(&st.out, -(n as i64));
+        stat_add(&st.free, n as i64);
         c.lock.unlock();
     }
 }

@@ -39,7 +39,7 @@
 //! ```
 
 use core::cell::UnsafeCell;
-use hakmem_ss_allocation::bins::{Bin, ExitKey};
+use hakmem_ss_allocation::bins::{Bin, CacheNode, CacheRegistry, ExitKey};
 use hakmem_ss_allocation::class::{self, NTINY, block_size};
 
 pub use hakmem_ss_allocation::class::TINY_MAX;
@@ -59,15 +59,37 @@ pub enum State {
 struct Cache {
     bins: [Bin; NTINY],
     state: State,
+    node: CacheNode,
 }
 
 thread_local! {
     static CACHE: UnsafeCell<Cache> = const {
-        UnsafeCell::new(Cache { bins: [const { Bin::EMPTY }; NTINY], state: State::Uninit })
+        UnsafeCell::new(Cache {
+            bins: [const { Bin::EMPTY }; NTINY],
+            state: State::Uninit,
+            node: CacheNode::EMPTY,
+        })
     };
 }
 
 static EXIT: ExitKey = ExitKey::new();
+static REGISTRY: CacheRegistry = CacheRegistry::new();
+
+/// Blocks and bytes held by every thread's cache of this box now (for stats; takes the
+/// registry lock, never touches a fast path).
+pub fn cached() -> (u64, u64) {
+    REGISTRY.cached()
+}
+
+/// Fork handler: take the registry lock.
+pub fn fork_prepare() {
+    REGISTRY.fork_prepare();
+}
+
+/// Fork handler for parent and child.
+pub fn fork_release() {
+    REGISTRY.fork_release();
+}
 
 /// Most blocks a thread keeps per class: 16 KiB of blocks, between 16 and 128.
 pub const fn limit_of(cls: usize) -> u32 {
@@ -145,6 +167,8 @@ pub fn thread_init() -> bool {
         for (i, b) in c.bins.iter_mut().enumerate() {
             b.limit = limit_of(i);
         }
+        // SAFETY: the thread-local cache does not move and is unregistered at exit.
+        unsafe { REGISTRY.register(&mut c.node, c.bins.as_ptr(), NTINY, 0) };
         c.state = State::Active;
         true
     })
@@ -251,7 +275,7 @@ pub fn prewarm(cls: usize, n: u32) -> bool {
 
 /// Blocks cached by the calling thread (all classes).
 pub fn thread_cached_blocks() -> u64 {
-    with_cache(|c| c.bins.iter().map(|b| b.count as u64).sum())
+    with_cache(|c| c.bins.iter().map(|b| b.count() as u64).sum())
 }
 
 unsafe extern "C" fn on_thread_exit(_: *mut libc::c_void) {
@@ -259,6 +283,10 @@ unsafe extern "C" fn on_thread_exit(_: *mut libc::c_void) {
         for (i, b) in c.bins.iter_mut().enumerate() {
             b.drain(i);
             b.limit = 0;
+        }
+        if c.state == State::Active {
+            // SAFETY: registered by `thread_init` (state Active), not unregistered since.
+            unsafe { REGISTRY.unregister(&mut c.node) };
         }
         c.state = State::Dead;
     })
@@ -313,7 +341,7 @@ mod tests {
             unsafe { tiny_free(p, size) };
         }
         for cls in 0..NTINY {
-            assert!(with_cache(|c| c.bins[cls].count <= c.bins[cls].limit));
+            assert!(with_cache(|c| c.bins[cls].count() <= c.bins[cls].limit));
         }
     }
 

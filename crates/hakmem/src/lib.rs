@@ -90,11 +90,15 @@ pub fn route(size: usize, align: usize) -> Route {
 static PROCESS: AtomicU8 = AtomicU8::new(0);
 
 extern "C" fn fork_prepare() {
+    hakmem_tiny_fast::fork_prepare();
+    hakmem_mid::fork_prepare();
     hakmem_ss_allocation::fork_prepare();
 }
 
 extern "C" fn fork_release() {
     hakmem_ss_allocation::fork_release();
+    hakmem_mid::fork_release();
+    hakmem_tiny_fast::fork_release();
 }
 
 extern "C" fn print_os_stats_at_exit() {
@@ -260,8 +264,24 @@ pub unsafe fn usable_size(p: *mut u8, layout: Layout) -> usize {
 }
 
 /// A snapshot of the allocator's counters.
+///
+/// Byte figures are consistent enough for monitoring, not exact at an instant: each is
+/// read without stopping other threads.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
+    /// Bytes in blocks the program holds now (slab blocks counted at their block size,
+    /// large blocks at the size asked for). Compare `tikv_jemalloc_ctl::stats::allocated`.
+    pub allocated_bytes: u64,
+    /// Bytes of free blocks in threads' caches.
+    pub thread_cached_bytes: u64,
+    /// Bytes of free blocks in the slabs' free lists (central caches).
+    pub central_free_bytes: u64,
+    /// Bytes asked for by live large blocks (included in `allocated_bytes`).
+    pub large_live_bytes: u64,
+    /// Resident memory of the whole process (`/proc/self/statm`), the figure the kernel
+    /// charges. Compare `tikv_jemalloc_ctl::stats::resident` and mimalloc's
+    /// `mi_process_info` current RSS.
+    pub resident_bytes: u64,
     /// mmap calls.
     pub mmap: u64,
     /// munmap calls.
@@ -296,7 +316,23 @@ impl Stats {
 /// The allocator's counters now. Never allocates; costs nothing on the fast path.
 pub fn stats() -> Stats {
     let os = hakmem_os_stats::stats::snapshot();
+    let (_, tiny_cached) = hakmem_tiny_fast::cached();
+    let (_, mid_cached) = hakmem_mid::cached();
+    let mut out_bytes = 0u64;
+    let mut free_bytes = 0u64;
+    for c in 0..class::NCLASS {
+        let (out, free) = hakmem_ss_allocation::class_counts(c);
+        out_bytes += out * class::block_size(c) as u64;
+        free_bytes += free * class::block_size(c) as u64;
+    }
+    let thread_cached = tiny_cached + mid_cached;
+    let (_, large_live) = hakmem_large::live();
     Stats {
+        allocated_bytes: out_bytes.saturating_sub(thread_cached) + large_live as u64,
+        thread_cached_bytes: thread_cached,
+        central_free_bytes: free_bytes,
+        large_live_bytes: large_live as u64,
+        resident_bytes: process_resident_bytes(),
         mmap: os.mmap,
         munmap: os.munmap,
         madvise: os.madvise,
@@ -309,6 +345,37 @@ pub fn stats() -> Stats {
         superslabs_cached: hakmem_release_policy::SUPERSLABS.usage().0 as u64,
         large_cached_bytes: hakmem_release_policy::LARGE.usage().1 as u64,
     }
+}
+
+/// The process's resident memory from `/proc/self/statm`, read without allocating; 0 if
+/// unavailable.
+fn process_resident_bytes() -> u64 {
+    let mut buf = [0u8; 128];
+    // SAFETY: a NUL-terminated path; the descriptor is closed below; `read` writes at
+    // most `buf.len()` bytes into the stack buffer.
+    let n = unsafe {
+        let fd = libc::open(
+            c"/proc/self/statm".as_ptr(),
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        );
+        if fd < 0 {
+            return 0;
+        }
+        let n = libc::read(fd, buf.as_mut_ptr().cast(), buf.len());
+        libc::close(fd);
+        n
+    };
+    let Ok(n) = usize::try_from(n) else {
+        return 0;
+    };
+    // The second field is the resident page count.
+    let mut fields = buf[..n.min(buf.len())].split(|&b| b == b' ');
+    let pages = fields.nth(1).map_or(0, |f| {
+        f.iter()
+            .take_while(|b| b.is_ascii_digit())
+            .fold(0u64, |v, &d| v * 10 + u64::from(d - b'0'))
+    });
+    pages * hakmem_os_stats::os::PAGE as u64
 }
 
 /// Give the calling thread's cached blocks back to the slabs.
