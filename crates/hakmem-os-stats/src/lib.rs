@@ -173,9 +173,23 @@ pub mod fault {
         BUDGET.store(n, Relaxed);
     }
 
+    /// 0: off; k > 0: every k-th `mmap` fails.
+    static EVERY: AtomicU64 = AtomicU64::new(0);
+    static CALLS: AtomicU64 = AtomicU64::new(0);
+
+    /// Make every `k`-th `mmap` call fail (`k == 0` turns this mode off).
+    pub fn fail_every(k: u64) {
+        CALLS.store(0, Relaxed);
+        EVERY.store(k, Relaxed);
+    }
+
     /// True when this `mmap` must fail.
     #[inline]
     pub(crate) fn should_fail() -> bool {
+        let k = EVERY.load(Relaxed);
+        if k != 0 && (CALLS.fetch_add(1, Relaxed) + 1) % k == 0 {
+            return true;
+        }
         let b = BUDGET.load(Relaxed);
         if b == u64::MAX {
             return false;
