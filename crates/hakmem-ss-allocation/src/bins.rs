@@ -16,7 +16,7 @@
 //! overwrite the freed block. Cost: one load, one compare and one store per free, one
 //! store per allocation, all on the cache line the operation touches anyway.
 
-use crate::{flush, next_of, refill, set_next};
+use crate::{flush, next_of, refill, refill_upto, set_next};
 use hakmem_os_stats::report;
 
 /// Whether double-free detection is compiled in.
@@ -148,26 +148,29 @@ impl Bin {
     }
 
     /// The bin is empty: take a batch of `limit / 2` (at least one) blocks of class
-    /// `cls` from the central lists and return one of them. Null when out of memory.
+    /// `cls` from the central lists (or a whole chain of up to `limit` from the transfer
+    /// cache) and return one of them. Null when out of memory. (If the bin is not empty
+    /// it simply pops.)
     #[cold]
     #[inline(never)]
     pub fn refill(&mut self, cls: usize) -> *mut u8 {
+        if !self.head.is_null() {
+            return self.pop();
+        }
         let want = (self.limit / 2).max(1);
-        let chain = refill(cls, want);
+        // A whole transfer-cache chain fits if it leaves at most `limit` in the bin.
+        let chain = refill_upto(cls, want, self.limit.max(1));
         if chain.count == 0 {
             return ptr::null_mut();
         }
         let p = chain.head;
-        // Splice the rest in front of whatever the bin holds.
-        // SAFETY: the chain is ours; its tail's link is null.
+        // The bin is empty: the rest of the (null-terminated) chain becomes the bin.
+        // SAFETY: the chain is ours.
         unsafe {
             clear_mark(p);
-            if chain.count > 1 {
-                set_next(chain.tail, self.head);
-                self.head = next_of(p);
-                self.set_count(self.count() + chain.count - 1);
-            }
+            self.head = next_of(p);
         }
+        self.set_count(chain.count - 1);
         p
     }
 
@@ -438,8 +441,17 @@ mod tests {
         assert_eq!(b.count(), 4);
         assert!(b.fill_to(cls, 8));
         assert_eq!(b.count(), 8);
-        let extra = b.refill(cls);
-        assert_eq!(b.count(), 11);
+        // Refill of a non-empty bin just pops.
+        let q = b.refill(cls);
+        assert_eq!(b.count(), 7);
+        // SAFETY: q is ours.
+        unsafe { assert!(b.push(q)) };
+        let mut other = Bin {
+            limit: 8,
+            ..Bin::EMPTY
+        };
+        let extra = other.refill(cls);
+        assert!(!extra.is_null());
         // Overflow keeps half.
         // SAFETY: `extra` is ours.
         unsafe { b.overflow(cls, extra) };
@@ -453,6 +465,7 @@ mod tests {
         }
         assert_eq!(n, 4);
         b.drain(cls);
+        other.drain(cls);
         assert_eq!(b.count(), 0);
         assert!(b.head.is_null());
     }

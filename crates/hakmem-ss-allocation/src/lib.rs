@@ -124,7 +124,23 @@ struct Central {
     avail: *mut SuperSlab,
     /// Free slabs of this class kept committed (at most [`spares_for`] its slab size).
     spares: u32,
+    /// The transfer cache: whole chains flushed by thread caches, handed as they are to
+    /// the next refill (O(1) both ways: a producer/consumer pair never touches slabs).
+    xfer: [XferChain; XFER_MAX],
+    n_xfer: usize,
 }
+
+/// A chain in a transfer cache (null-terminated, `count` blocks).
+#[derive(Clone, Copy)]
+struct XferChain {
+    head: *mut u8,
+    count: u32,
+}
+
+/// Most chains one class's transfer cache holds.
+pub const XFER_MAX: usize = 8;
+/// Most bytes one class's transfer cache holds.
+pub const XFER_MAX_BYTES: usize = 64 * 1024;
 
 #[repr(align(64))]
 struct Padded(core::cell::UnsafeCell<Central>);
@@ -139,6 +155,11 @@ const CENTRAL_INIT: Padded = Padded(core::cell::UnsafeCell::new(Central {
     partial: ptr::null_mut(),
     avail: ptr::null_mut(),
     spares: 0,
+    xfer: [XferChain {
+        head: ptr::null_mut(),
+        count: 0,
+    }; XFER_MAX],
+    n_xfer: 0,
 }));
 static CENTRAL: [Padded; NCLASS] = [CENTRAL_INIT; NCLASS];
 
@@ -156,12 +177,15 @@ struct ClassStats {
     out: AtomicU64,
     /// Blocks in slab free lists.
     free: AtomicU64,
+    /// Blocks in the transfer cache.
+    xfer: AtomicU64,
 }
 
 #[allow(clippy::declare_interior_mutable_const)]
 const CLASS_STATS_INIT: ClassStats = ClassStats {
     out: AtomicU64::new(0),
     free: AtomicU64::new(0),
+    xfer: AtomicU64::new(0),
 };
 static CLASS_STATS: [ClassStats; NCLASS] = [CLASS_STATS_INIT; NCLASS];
 
@@ -171,10 +195,13 @@ fn stat_add(a: &AtomicU64, d: i64) {
 }
 
 /// Blocks of class `cls` handed out and not returned (in use or in thread caches), and
-/// blocks of it free in slab free lists.
+/// free blocks of it held centrally (slab free lists and the transfer cache).
 pub fn class_counts(cls: usize) -> (u64, u64) {
     match CLASS_STATS.get(cls) {
-        Some(st) => (st.out.load(Relaxed), st.free.load(Relaxed)),
+        Some(st) => (
+            st.out.load(Relaxed),
+            st.free.load(Relaxed) + st.xfer.load(Relaxed),
+        ),
         None => (0, 0),
     }
 }
@@ -576,9 +603,37 @@ unsafe fn slab_empty(c: &mut Central, s: *mut Slab) {
 /// Take up to `want` blocks of class `cls` (`want >= 1`). The chain is shorter only when
 /// the OS refuses memory (empty chain: out of memory).
 pub fn refill(cls: usize, want: u32) -> Chain {
+    refill_upto(cls, want, want)
+}
+
+/// Like [`refill`], but a whole chain of up to `max` blocks from the transfer cache may
+/// be returned instead (then `tail` is null: the chain is null-terminated, and its end
+/// is not known without a walk).
+pub fn refill_upto(cls: usize, want: u32, max: u32) -> Chain {
     let Some(pc) = CENTRAL.get(cls) else {
         return Chain::EMPTY;
     };
+    if max > want {
+        // SAFETY: the class lock guards the transfer cache.
+        unsafe {
+            let c = &mut *pc.0.get();
+            c.lock.lock();
+            if c.n_xfer > 0 && c.xfer[c.n_xfer - 1].count <= max {
+                c.n_xfer -= 1;
+                let x = c.xfer[c.n_xfer];
+                let st = &CLASS_STATS[cls];
+                stat_add(&st.xfer, -(x.count as i64));
+                stat_add(&st.out, x.count as i64);
+                c.lock.unlock();
+                return Chain {
+                    head: x.head,
+                    tail: ptr::null_mut(),
+                    count: x.count,
+                };
+            }
+            c.lock.unlock();
+        }
+    }
     let bs = block_size(cls);
     let mut chain = Chain::EMPTY;
     // SAFETY: the class lock serializes all access to this class's central state and
@@ -625,20 +680,59 @@ pub fn refill(cls: usize, want: u32) -> Chain {
     chain
 }
 
-/// Return `count` blocks of class `cls`, linked from `head`, to their slabs.
+/// Return `count` blocks of class `cls`, linked from `head`, to the central lists: as a
+/// whole to the transfer cache when it has room (O(1)), else each to its slab.
 ///
 /// # Safety
 /// The chain holds exactly `count` distinct blocks of class `cls`, each handed out by
-/// [`refill`] and not flushed since, linked through their first word; the caller gives
-/// up all of them.
+/// [`refill`] and not flushed since, linked through their first word, the last link
+/// null; the caller gives up all of them.
 pub unsafe fn flush(cls: usize, head: *mut u8, count: u32) {
     let Some(pc) = CENTRAL.get(cls) else {
         return;
     };
+    let bytes = count as usize * block_size(cls);
     // SAFETY: as in `refill`; the blocks are ours to return by the caller's guarantee.
     unsafe {
         let c = &mut *pc.0.get();
         c.lock.lock();
+        if count > 1 && c.n_xfer < XFER_MAX && (c.n_xfer + 1) * bytes <= XFER_MAX_BYTES.max(bytes) {
+            c.xfer[c.n_xfer] = XferChain { head, count };
+            c.n_xfer += 1;
+            let st = &CLASS_STATS[cls];
+            stat_add(&st.xfer, count as i64);
+            stat_add(&st.out, -(count as i64));
+        } else {
+            flush_locked(c, cls, head, count);
+        }
+        c.lock.unlock();
+    }
+}
+
+/// [`flush`] straight to the slabs (never to the transfer cache).
+///
+/// # Safety
+/// As [`flush`].
+unsafe fn flush_to_slabs(cls: usize, head: *mut u8, count: u32) {
+    let Some(pc) = CENTRAL.get(cls) else {
+        return;
+    };
+    // SAFETY: as in `flush`.
+    unsafe {
+        let c = &mut *pc.0.get();
+        c.lock.lock();
+        flush_locked(c, cls, head, count);
+        c.lock.unlock();
+    }
+}
+
+/// Each block back to its slab. The class lock is held.
+///
+/// # Safety
+/// As [`flush`], with `c` the locked central state of `cls`.
+unsafe fn flush_locked(c: &mut Central, cls: usize, head: *mut u8, count: u32) {
+    // SAFETY: the caller holds the lock and gives the blocks up.
+    unsafe {
         let mut b = head;
         let mut n = 0;
         while n < count && !b.is_null() {
@@ -658,7 +752,37 @@ pub unsafe fn flush(cls: usize, head: *mut u8, count: u32) {
         let st = &CLASS_STATS[cls];
         stat_add(&st.out, -(n as i64));
         stat_add(&st.free, n as i64);
-        c.lock.unlock();
+    }
+}
+
+/// Return the chains of every transfer cache to their slabs (for `trim`), so empty slabs
+/// and superslabs can be released.
+pub fn drain_transfer_caches() {
+    for (cls, pc) in CENTRAL.iter().enumerate() {
+        loop {
+            // SAFETY: the class lock guards the transfer cache.
+            let x = unsafe {
+                let c = &mut *pc.0.get();
+                c.lock.lock();
+                let x = if c.n_xfer > 0 {
+                    c.n_xfer -= 1;
+                    let x = c.xfer[c.n_xfer];
+                    let st = &CLASS_STATS[cls];
+                    stat_add(&st.xfer, -(x.count as i64));
+                    stat_add(&st.out, x.count as i64);
+                    Some(x)
+                } else {
+                    None
+                };
+                c.lock.unlock();
+                x
+            };
+            let Some(x) = x else { break };
+            // SAFETY: the chain came from the transfer cache: `count` blocks of `cls`
+            // handed out (counted in `out` again above) and linked; slab flush path
+            // (count 1 at a time so it never re-enters the transfer cache).
+            unsafe { flush_to_slabs(cls, x.head, x.count) };
+        }
     }
 }
 

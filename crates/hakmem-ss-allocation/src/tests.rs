@@ -81,6 +81,9 @@ fn empty_superslab_is_released_and_foreign_pointers_rejected() {
     }
     // SAFETY: returning exactly what we took.
     unsafe { flush(cls, v[0], 3) };
+    // The chain went to the transfer cache; draining it empties the superslab.
+    assert!(validate(v[0]).is_some());
+    drain_transfer_caches();
     assert!(validate(v[0]).is_none(), "freed superslab no longer ours");
     assert!(validate_class(v[0]).is_none());
 }
@@ -107,4 +110,26 @@ fn threads_refill_and_flush_concurrently() {
     for h in hs {
         h.join().unwrap();
     }
+}
+
+#[test]
+fn transfer_cache_hands_chains_over_whole() {
+    let cls = 7; // 128-byte blocks, used by no other test here
+    let a = refill(cls, 10);
+    assert_eq!(a.count, 10);
+    // SAFETY: returning exactly what we took, null-terminated.
+    unsafe { flush(cls, a.head, a.count) };
+    let (_, free) = class_counts(cls);
+    assert!(free >= 10);
+    let b = refill_upto(cls, 5, 10);
+    assert_eq!((b.head, b.count), (a.head, 10), "the same chain, whole");
+    let c = refill_upto(cls, 5, 10);
+    assert_eq!(c.count, 5, "the transfer cache is empty: slab path");
+    // SAFETY: as above.
+    unsafe {
+        flush(cls, b.head, b.count);
+        flush(cls, c.head, c.count);
+    }
+    drain_transfer_caches();
+    assert_eq!(class_counts(cls), (0, 0));
 }

@@ -384,10 +384,12 @@ pub fn thread_flush() {
     hakmem_mid::thread_flush();
 }
 
-/// Return memory to the OS now: the calling thread's caches, then every cached empty
-/// superslab and large mapping. Returns the bytes unmapped.
+/// Return memory to the OS now: the calling thread's caches and the transfer caches go
+/// back to their slabs, then every cached empty superslab and large mapping is unmapped.
+/// Returns the bytes unmapped. (Other threads' caches stay theirs.)
 pub fn trim() -> usize {
     thread_flush();
+    hakmem_ss_allocation::drain_transfer_caches();
     hakmem_release_policy::trim()
 }
 
