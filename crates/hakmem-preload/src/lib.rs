@@ -177,11 +177,14 @@ fn aligned_or_enomem(align: usize, size: usize) -> *mut c_void {
     if align <= MALLOC_ALIGN {
         return malloc(size);
     }
-    // Sizes whose padding to `align` would overflow cannot succeed (as glibc's check).
-    if size > isize::MAX as usize - align {
-        return enomem();
+    // Sizes whose padding to `align` overflows cannot succeed (as glibc's check).
+    match size.checked_add(align) {
+        Some(total) if total <= isize::MAX as usize => {}
+        _ => return enomem(),
     }
-    let p = raw::aligned(align, size);
+    // `max(1)`: a zero-size request with a large alignment would otherwise get a pointer
+    // one past the end of its mapping from the large box (see docs/c-abi.md).
+    let p = raw::aligned(align, size.max(1));
     if p.is_null() { enomem() } else { p.cast() }
 }
 

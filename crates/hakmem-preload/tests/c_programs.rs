@@ -1,0 +1,160 @@
+//! C programs (`tests/c/*.c`) run under `LD_PRELOAD=libhakmem.so`: the semantics of
+//! every exported function, threads with cross-thread frees, fork in a threaded program,
+//! thread churn, allocation before and after `main`, bad pointers, `dlopen`, and the
+//! reference benchmark's smoke run.
+
+mod common;
+
+use common::{compile, run, run_ok, so, src};
+use std::process::Command;
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(120);
+
+#[test]
+fn api_semantics_under_glibc_and_hakmem() {
+    let Some(exe) = compile("tests/c/api.c", "api", "api_semantics") else {
+        return;
+    };
+    // The checks themselves, against glibc (a test of the test).
+    let mut c = Command::new(&exe);
+    c.arg("glibc");
+    let g = run(c, false, T);
+    assert!(g.ok(), "{}", g.describe("api under glibc"));
+    let r = run_ok(Command::new(&exe), "api under hakmem", T);
+    assert!(r.stdout.contains("checks passed"), "{}", r.describe("api"));
+    println!("{}", r.stdout.trim());
+}
+
+#[test]
+fn threads_with_cross_thread_frees() {
+    let Some(exe) = compile("tests/c/threads.c", "threads", "threads") else {
+        return;
+    };
+    for (threads, iters) in [("8", "200000"), ("3", "300000"), ("32", "20000")] {
+        let mut c = Command::new(&exe);
+        c.args([threads, iters]);
+        let r = run_ok(c, "threads", T);
+        println!("{}", r.stdout.trim());
+    }
+}
+
+#[test]
+fn fork_in_a_threaded_program() {
+    let Some(exe) = compile("tests/c/fork.c", "fork", "fork") else {
+        return;
+    };
+    let mut c = Command::new(&exe);
+    c.args(["40", "4"]);
+    let r = run_ok(c, "fork", T);
+    println!("{}", r.stdout.trim());
+}
+
+#[test]
+fn thread_churn() {
+    let Some(exe) = compile("tests/c/churn.c", "churn", "churn") else {
+        return;
+    };
+    let mut c = Command::new(&exe);
+    c.args(["4000", "8"]);
+    let r = run_ok(c, "churn", T);
+    println!("{}", r.stdout.trim());
+}
+
+#[test]
+fn before_main_constructors_threads_atexit_destructors() {
+    let Some(exe) = compile("tests/c/init.c", "init", "init") else {
+        return;
+    };
+    for verbose in ["0", "1"] {
+        let mut c = Command::new(&exe);
+        c.env("HAKMEM_VERBOSE", verbose);
+        let r = run_ok(c, "init", T);
+        assert!(r.stdout.contains("init: ok"), "{}", r.describe("init"));
+        if verbose == "1" {
+            // The start-up report is printed once, from the first allocation.
+            assert_eq!(
+                r.stderr.matches("hakmem: preset").count(),
+                1,
+                "{}",
+                r.describe("init verbose")
+            );
+        }
+    }
+}
+
+#[test]
+fn bad_pointers_are_reported_then_abort() {
+    let Some(exe) = compile("tests/c/bad_pointer.c", "bad_pointer", "bad_pointer") else {
+        return;
+    };
+    let cases = [
+        ("free-stack", "free", "(not allocated by hakmem)"),
+        ("free-global", "free", "(not allocated by hakmem)"),
+        ("free-interior", "free", "(not the start of a live block)"),
+        (
+            "free-large-interior",
+            "free",
+            "(not the start of a live block)",
+        ),
+        ("realloc-stack", "realloc", "(not allocated by hakmem)"),
+        (
+            "usable-stack",
+            "malloc_usable_size",
+            "(not allocated by hakmem)",
+        ),
+    ];
+    for (mode, func, why) in cases {
+        let mut c = Command::new(&exe);
+        c.arg(mode);
+        let r = run(c, true, T);
+        assert_eq!(r.signal(), Some(libc::SIGABRT), "{}", r.describe(mode));
+        let ptr = r
+            .stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("ptr="))
+            .unwrap_or_else(|| panic!("{}", r.describe(mode)));
+        let want = format!("hakmem: {func}(): invalid pointer {ptr} {why}");
+        let lines: Vec<&str> = r.stderr.lines().collect();
+        assert_eq!(lines, [want.as_str()], "{}", r.describe(mode));
+        assert!(!r.stdout.contains("survived"));
+    }
+}
+
+#[test]
+fn dlopen_as_a_second_allocator() {
+    let Some(exe) = compile("tests/c/dlopen.c", "dlopen", "dlopen") else {
+        return;
+    };
+    let mut c = Command::new(&exe);
+    c.arg(so());
+    let r = run(c, false, T);
+    assert!(r.ok(), "{}", r.describe("dlopen"));
+    assert!(r.stdout.contains("dlopen: ok"));
+}
+
+#[test]
+fn reference_benchmark_smoke() {
+    let Some(exe) = compile("bench/mixed.c", "mixed", "reference_benchmark_smoke") else {
+        return;
+    };
+    let mut c = Command::new(&exe);
+    c.args(["2000000", "400", "7"]);
+    let g = run(c, false, T);
+    assert!(g.ok(), "{}", g.describe("mixed under glibc"));
+    let mut c = Command::new(&exe);
+    c.args(["2000000", "400", "7"]);
+    let h = run_ok(c, "mixed under hakmem", T);
+    let checksum = |s: &str| {
+        s.split_whitespace()
+            .find(|w| w.starts_with("checksum="))
+            .map(str::to_owned)
+    };
+    assert_eq!(
+        checksum(&g.stdout),
+        checksum(&h.stdout),
+        "same work, same result"
+    );
+    println!("glibc:  {}hakmem: {}", g.stdout, h.stdout);
+    let _ = src("bench/mixed.c");
+}
