@@ -695,7 +695,7 @@ fn run_xfree(p: &Params, probe: Probe) -> Outcome {
                     ch.full.push(idx);
                     left -= n as u64;
                     batches = batches.wrapping_add(1);
-                    if batches % 64 == 0 && deadline.passed() {
+                    if batches.is_multiple_of(64) && deadline.passed() {
                         break;
                     }
                 }
@@ -963,7 +963,7 @@ mod tests {
             lmax = lmax.max(b);
         }
         assert_eq!((umin, umax), (16, 1024));
-        assert!(lmin >= 64 * 1024 && lmin < 80 * 1024, "{lmin}");
+        assert!((64 * 1024..80 * 1024).contains(&lmin), "{lmin}");
         assert!(lmax <= 64 << 20 && lmax > 60 << 20, "{lmax}");
     }
 

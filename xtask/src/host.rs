@@ -33,6 +33,15 @@ pub struct Host {
     pub date: String,
     /// The same, for file names: `YYYY-MM-DD-HHMMSS`.
     pub stamp: String,
+    /// Load averages (1, 5, 15 min) when the run started: other work on the machine.
+    pub load: String,
+}
+
+/// The load averages (1, 5, 15 min) now, from `/proc/loadavg`.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
 }
 
 fn read_trim(path: &str) -> String {
@@ -128,6 +137,7 @@ impl Host {
             dirty,
             date,
             stamp,
+            load: load_average(),
         }
     }
 

@@ -34,12 +34,12 @@ interleaved rounds and prints a table (progress on stderr). Writes
 target/bench/<date>-<rev>.{json,md,svg}.
 
 options:
-  --quick              about a minute: 3 rounds, 1/10 of the default ops
+  --quick              about a minute: 1/10 of the default ops, time cap 0.5 s
   --workload W[,W]     workloads to run (default: all; see --list)
   --alloc A[,A]        contenders (default: all; `hakmem` = every preset, `glibc` = system);
                        mimalloc, the reference, is always added
   --preset P[,P]       hakmem presets: safe, balanced, lean (default: all three)
-  --runs N             rounds (default 5; --quick 3)
+  --runs N             rounds (default 3)
   --threads T          threads of the threaded workloads (default: number of cores)
   --ops-scale F        multiply every workload's default op count by F
   --seed S             PRNG seed (default: the workload's)
@@ -216,7 +216,7 @@ fn parse_opts(args: Vec<OsString>) -> Result<Option<Opts>, String> {
         workloads,
         contenders,
         presets,
-        runs: runs.unwrap_or(if quick { 3 } else { 5 }).max(1),
+        runs: runs.unwrap_or(3).max(1),
         threads: threads.unwrap_or(cores).max(1),
         ops_scale: ops_scale.unwrap_or(if quick { 0.1 } else { 1.0 }),
         seed,
@@ -346,6 +346,8 @@ pub struct Results {
     pub strace_note: String,
     /// Wall seconds of the rounds.
     pub secs: f64,
+    /// Load averages when the rounds ended.
+    pub load_after: String,
 }
 
 fn existing_bins(root: &Path, contenders: &[&'static Contender]) -> Vec<Built> {
@@ -480,6 +482,7 @@ fn run_all(opts: Opts, host: Host, built: Vec<Built>, progress: &mut Progress) -
         }
     }
     let secs = t0.elapsed().as_secs_f64();
+    let load_after = host::load_average();
     progress.done(&format!(
         "{done} timed runs in {} ({} rounds)",
         progress::duration(secs),
@@ -538,5 +541,6 @@ fn run_all(opts: Opts, host: Host, built: Vec<Built>, progress: &mut Progress) -
         strace_used,
         strace_note,
         secs,
+        load_after,
     }
 }

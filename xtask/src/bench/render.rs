@@ -267,7 +267,7 @@ fn group_digits(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, ch) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(ch);
@@ -337,6 +337,12 @@ fn params_lines(r: &Results) -> String {
         h.hostname, h.cpu, h.cores, h.mem_gib, h.kernel
     );
     let _ = writeln!(s, "- toolchain: {}", h.rustc);
+    let _ = writeln!(
+        s,
+        "- load average (1/5/15 min): {} before, {} after the rounds ({} CPUs; other work on \
+         the machine shows up as spread and CV)",
+        h.load, r.load_after, h.cores
+    );
     let _ = writeln!(
         s,
         "- parameters: {} rounds{}, {} threads for threaded workloads, ops scale {}, time cap {} s per run, seed {}",
@@ -474,6 +480,8 @@ pub fn to_json(r: &Results) -> Value {
             "mem_gib": h.mem_gib,
             "kernel": h.kernel,
             "rustc": h.rustc,
+            "load_before": h.load,
+            "load_after": r.load_after,
         },
         "params": {
             "runs": o.runs,
@@ -524,6 +532,7 @@ fn esc(s: &str) -> String {
 }
 
 /// A grouped bar chart of the ratio to mimalloc per workload, as SVG.
+#[allow(clippy::needless_range_loop)]
 pub fn svg(r: &Results) -> String {
     let m = ratio_matrix(r);
     let nc = r.opts.contenders.len();
@@ -617,7 +626,7 @@ pub fn svg(r: &Results) -> String {
                     s,
                     r#"<text x="{:.1}" y="{:.1}" font-size="9" text-anchor="middle">{val:.1}</text>"#,
                     x + bar / 2.0,
-                    top - 3.0
+                    top - 3.0 - (ci % 2) as f64 * 9.0
                 );
             }
         }
