@@ -47,7 +47,7 @@ pub mod registry;
 
 use class::{NCLASS, block_size, slab_shift};
 use core::ptr;
-use core::sync::atomic::Ordering::Relaxed;
+use core::sync::atomic::Ordering::{self, Relaxed};
 use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize};
 use hakmem_os_stats::lock::RawLock;
 use hakmem_os_stats::os;
@@ -112,7 +112,7 @@ struct SuperSlab {
 }
 
 static_assertions::const_assert!(core::mem::size_of::<SuperSlab>() <= SS_HEADER);
-static_assertions::const_assert!(core::mem::size_of::<SuperSlab>() <= 2 * os::PAGE);
+static_assertions::const_assert!(core::mem::size_of::<SuperSlab>() <= os::PAGE);
 static_assertions::const_assert!(MAX_SLABS <= 64);
 
 /// One class's central state.
@@ -128,6 +128,8 @@ struct Central {
     /// the next refill (O(1) both ways: a producer/consumer pair never touches slabs).
     xfer: [XferChain; XFER_MAX],
     n_xfer: usize,
+    /// xorshift state for shuffling refills (hardened builds).
+    rng: u64,
 }
 
 /// A chain in a transfer cache (null-terminated, `count` blocks).
@@ -160,6 +162,7 @@ const CENTRAL_INIT: Padded = Padded(core::cell::UnsafeCell::new(Central {
         count: 0,
     }; XFER_MAX],
     n_xfer: 0,
+    rng: 0,
 }));
 static CENTRAL: [Padded; NCLASS] = [CENTRAL_INIT; NCLASS];
 
@@ -234,31 +237,98 @@ impl Chain {
             self.head = b;
         } else {
             // SAFETY: `tail` is a free block of at least 16 bytes that we own.
-            unsafe { (*self.tail.cast::<FreeBlock>()).next = b.cast() };
+            unsafe { set_next(self.tail, b) };
         }
         self.tail = b;
         self.count += 1;
     }
 }
 
-/// Read the link of a free block.
+/// Whether the `hardened` mitigations are compiled in (encoded and checked free-list
+/// links, shuffled allocation order, guard pages after superslab headers).
+pub const HARDENED: bool = cfg!(feature = "hardened");
+
+/// The process's secret for encoding free-list links (hardened builds); never 0 once
+/// read through [`link_secret`].
+static LINK_SECRET: AtomicUsize = AtomicUsize::new(0);
+
+#[cold]
+fn init_link_secret() -> usize {
+    let mut v: usize = 0;
+    // SAFETY: getrandom writes at most size_of::<usize>() bytes into `v`.
+    let r = unsafe {
+        libc::getrandom(
+            (&mut v as *mut usize).cast(),
+            core::mem::size_of::<usize>(),
+            0,
+        )
+    };
+    if r != core::mem::size_of::<usize>() as isize {
+        // No entropy source: fall back to addresses and the time stamp counter.
+        v = (&v as *const usize as usize).rotate_left(29) ^ init_link_secret as usize;
+        // SAFETY: rdtsc has no preconditions on x86_64.
+        #[cfg(target_arch = "x86_64")]
+        {
+            v ^= unsafe { core::arch::x86_64::_rdtsc() } as usize;
+        }
+    }
+    v |= 1;
+    match LINK_SECRET.compare_exchange(0, v, Ordering::AcqRel, Ordering::Acquire) {
+        Ok(_) => v,
+        Err(winner) => winner,
+    }
+}
+
+/// The link-encoding secret (initialized on first use, then constant).
+#[inline(always)]
+fn link_secret() -> usize {
+    let v = LINK_SECRET.load(Relaxed);
+    if v != 0 { v } else { init_link_secret() }
+}
+
+#[inline(always)]
+fn link_key(slot: *mut u8) -> usize {
+    link_secret() ^ (slot as usize).rotate_left(23)
+}
+
+/// Read the link of a free block. Hardened builds decode it and abort with a report if
+/// the result cannot be a free block (a write after free or an overflow into it).
 ///
 /// # Safety
 /// `b` must be a free block (at least 8 bytes, 8-aligned) owned by the caller.
 #[inline(always)]
 pub unsafe fn next_of(b: *mut u8) -> *mut u8 {
     // SAFETY: the caller guarantees `b` is a free block it owns.
-    unsafe { (*b.cast::<FreeBlock>()).next.cast() }
+    let raw = unsafe { (*b.cast::<FreeBlock>()).next.cast::<u8>() };
+    if !HARDENED {
+        return raw;
+    }
+    let next = (raw as usize ^ link_key(b)) as *mut u8;
+    // A link overwritten without the secret decodes to a random address: misaligned 15
+    // times in 16, or outside the user address space (the registry check costs a load
+    // per allocation and was measured too dear for the fast path: results/004).
+    if next as usize & 15 != 0 || next as usize >= 1 << 47 {
+        hakmem_os_stats::report::fatal(
+            "corrupted free list (write after free?) in block",
+            b as usize,
+        );
+    }
+    next
 }
 
-/// Write the link of a free block.
+/// Write the link of a free block (encoded in hardened builds).
 ///
 /// # Safety
 /// As [`next_of`].
 #[inline(always)]
 pub unsafe fn set_next(b: *mut u8, next: *mut u8) {
+    let v = if HARDENED {
+        (next as usize ^ link_key(b)) as *mut u8
+    } else {
+        next
+    };
     // SAFETY: the caller guarantees `b` is a free block it owns.
-    unsafe { (*b.cast::<FreeBlock>()).next = next.cast() }
+    unsafe { (*b.cast::<FreeBlock>()).next = v.cast() }
 }
 
 #[inline]
@@ -465,7 +535,22 @@ unsafe fn avail_remove(c: &mut Central, ss: *mut SuperSlab) {
 fn new_superslab(cls: usize) -> *mut SuperSlab {
     let base = match release::ss_take_cached(SS_SIZE) {
         Some((b, _dirty)) => b,
-        None => os::map_aligned(SS_SIZE, SS_SIZE),
+        None => {
+            let b = os::map_aligned(SS_SIZE, SS_SIZE);
+            // Hardened: the header's page is followed by inaccessible pages up to the
+            // first slab, so an underflow from a block never reaches the metadata.
+            // (A cached superslab keeps the protection it got here.)
+            // SAFETY: `b` is our fresh mapping; the header fits in its first page.
+            if HARDENED
+                && !b.is_null()
+                && unsafe { !os::protect(b.add(os::PAGE), SS_HEADER - os::PAGE, libc::PROT_NONE) }
+            {
+                // SAFETY: unpublished fresh mapping.
+                unsafe { os::unmap(b, SS_SIZE) };
+                return ptr::null_mut();
+            }
+            b
+        }
     };
     if base.is_null() {
         return ptr::null_mut();
@@ -653,7 +738,7 @@ pub fn refill_upto(cls: usize, want: u32, max: u32) -> Chain {
             let sl = &mut *s;
             while chain.count < want && !sl.free.is_null() {
                 let b = sl.free;
-                sl.free = (*b).next;
+                sl.free = next_of(b.cast()).cast();
                 chain.push_back(b.cast());
                 sl.used += 1;
                 from_free += 1;
@@ -672,6 +757,16 @@ pub fn refill_upto(cls: usize, want: u32, max: u32) -> Chain {
         let st = &CLASS_STATS[cls];
         stat_add(&st.out, chain.count as i64);
         stat_add(&st.free, -from_free);
+        if HARDENED && chain.count > 1 {
+            if !chain.tail.is_null() {
+                set_next(chain.tail, ptr::null_mut());
+            }
+            if c.rng == 0 {
+                c.rng =
+                    (link_secret() as u64 ^ (cls as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)) | 1;
+            }
+            shuffle(&mut chain, &mut c.rng);
+        }
         c.lock.unlock();
         if !chain.tail.is_null() {
             set_next(chain.tail, ptr::null_mut());
@@ -752,6 +847,42 @@ unsafe fn flush_locked(c: &mut Central, cls: usize, head: *mut u8, count: u32) {
         let st = &CLASS_STATS[cls];
         stat_add(&st.out, -(n as i64));
         stat_add(&st.free, n as i64);
+    }
+}
+
+/// Put the first (up to 128) blocks of a null-terminated chain in random order, so that
+/// consecutive allocations are not adjacent in memory (hardened builds).
+///
+/// # Safety
+/// The chain's blocks are free blocks owned by the caller, null-terminated.
+unsafe fn shuffle(chain: &mut Chain, rng: &mut u64) {
+    let mut v = [ptr::null_mut::<u8>(); 128];
+    let mut n = 0;
+    let mut b = chain.head;
+    // SAFETY: walking the caller's null-terminated chain.
+    unsafe {
+        while !b.is_null() && n < v.len() {
+            v[n] = b;
+            n += 1;
+            b = next_of(b);
+        }
+        let rest = b;
+        let mut i = n;
+        while i > 1 {
+            *rng ^= *rng << 13;
+            *rng ^= *rng >> 7;
+            *rng ^= *rng << 17;
+            let j = (*rng % i as u64) as usize;
+            i -= 1;
+            v.swap(i, j);
+        }
+        for k in 0..n {
+            set_next(v[k], if k + 1 < n { v[k + 1] } else { rest });
+        }
+        chain.head = v[0];
+        if rest.is_null() {
+            chain.tail = v[n - 1];
+        }
     }
 }
 

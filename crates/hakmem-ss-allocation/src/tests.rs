@@ -57,6 +57,8 @@ fn refill_gives_distinct_aligned_blocks_of_the_class() {
             // SAFETY: our blocks.
             unsafe { set_next(w[0], w[1]) };
         }
+        // SAFETY: our block; a flushed chain is null-terminated.
+        unsafe { set_next(v[v.len() - 1], ptr::null_mut()) };
         // SAFETY: the chain is exactly what refill gave.
         unsafe { flush(cls, v[0], v.len() as u32) };
     }

@@ -44,6 +44,17 @@ fn misuse(case: &str) {
                     hakmem_os_stats_fatal(e.message(), p.add(8) as usize);
                 }
             }
+            "write_after_free" => {
+                let p = hakmem::HakMem.alloc(l(64));
+                let q = hakmem::HakMem.alloc(l(64));
+                hakmem::HakMem.dealloc(q, l(64));
+                hakmem::HakMem.dealloc(p, l(64));
+                // The program scribbles over a freed block's first words...
+                p.write_bytes(0x41, 16);
+                // ...and the allocator notices when it follows the link.
+                let _a = hakmem::HakMem.alloc(l(64));
+                let _b = hakmem::HakMem.alloc(l(64));
+            }
             _ => panic!("unknown case {case}"),
         }
     }
@@ -98,4 +109,10 @@ fn double_free_is_caught() {
 #[test]
 fn interior_pointer_is_refused() {
     run_case("raw_interior", "not the start of a block");
+}
+
+#[test]
+#[cfg_attr(not(feature = "hardened"), ignore = "needs the hardened feature")]
+fn write_after_free_is_caught_when_hardened() {
+    run_case("write_after_free", "corrupted free list");
 }
