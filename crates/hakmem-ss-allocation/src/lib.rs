@@ -141,8 +141,20 @@ struct XferChain {
 
 /// Most chains one class's transfer cache holds.
 pub const XFER_MAX: usize = 8;
-/// Most bytes one class's transfer cache holds.
+/// Most bytes one class's transfer cache holds (outside lean mode).
 pub const XFER_MAX_BYTES: usize = 64 * 1024;
+/// Most bytes one class's transfer cache holds in lean mode with decommit on: chains
+/// there pin their slabs, which could otherwise empty and be given back.
+pub const XFER_MAX_BYTES_LEAN: usize = 16 * 1024;
+
+#[inline]
+fn xfer_max_bytes() -> usize {
+    if release::lean_advice().is_some() {
+        XFER_MAX_BYTES_LEAN
+    } else {
+        XFER_MAX_BYTES
+    }
+}
 
 #[repr(align(64))]
 struct Padded(core::cell::UnsafeCell<Central>);
@@ -265,7 +277,7 @@ fn init_link_secret() -> usize {
     };
     if r != core::mem::size_of::<usize>() as isize {
         // No entropy source: fall back to addresses and the time stamp counter.
-        v = (&v as *const usize as usize).rotate_left(29) ^ init_link_secret as usize;
+        v = (&v as *const usize as usize).rotate_left(29) ^ init_link_secret as *const () as usize;
         // SAFETY: rdtsc has no preconditions on x86_64.
         #[cfg(target_arch = "x86_64")]
         {
@@ -791,7 +803,8 @@ pub unsafe fn flush(cls: usize, head: *mut u8, count: u32) {
     unsafe {
         let c = &mut *pc.0.get();
         c.lock.lock();
-        if count > 1 && c.n_xfer < XFER_MAX && (c.n_xfer + 1) * bytes <= XFER_MAX_BYTES.max(bytes) {
+        if count > 1 && c.n_xfer < XFER_MAX && (c.n_xfer + 1) * bytes <= xfer_max_bytes().max(bytes)
+        {
             c.xfer[c.n_xfer] = XferChain { head, count };
             c.n_xfer += 1;
             let st = &CLASS_STATS[cls];

@@ -92,6 +92,13 @@ fn main() {
         "lean_decommit {} lean_retire {} madvise {} munmap {} superslabs live {} cached {}",
         s.lean_decommit, s.lean_retire, s.madvise, s.munmap, s.superslabs_live, s.superslabs_cached
     );
+    println!(
+        "allocated {} KiB, thread caches {} KiB, central free {} KiB, large live {} KiB",
+        s.allocated_bytes >> 10,
+        s.thread_cached_bytes >> 10,
+        s.central_free_bytes >> 10,
+        s.large_live_bytes >> 10
+    );
     for (p, l) in blocks {
         // SAFETY: the long-lived blocks, freed once.
         unsafe { GLOBAL.dealloc(p, l) };
