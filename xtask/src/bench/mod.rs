@@ -310,6 +310,11 @@ impl Cell {
     pub fn median(&self) -> f64 {
         stats::median(&self.throughputs())
     }
+    /// Median ops per CPU-second (NaN without runs).
+    pub fn median_cpu(&self) -> f64 {
+        let v: Vec<f64> = self.runs.iter().map(Sample::ops_per_cpu_sec).collect();
+        stats::median(&v)
+    }
     /// Syscalls per op counted by strace (ops run minus 0-op run).
     pub fn strace_per_op(&self) -> Option<f64> {
         match &self.strace {

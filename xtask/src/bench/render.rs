@@ -27,9 +27,11 @@ pub struct Summary {
     pub vs_ref: f64,
     /// Ratio of the median to the best peer's median.
     pub vs_best: f64,
+    /// Ratio of the median ops per CPU-second to mimalloc's.
+    pub vs_ref_cpu: f64,
 }
 
-fn summarize(cell: &Cell, reference: f64, best: f64) -> Option<Summary> {
+fn summarize(cell: &Cell, reference: f64, best: f64, reference_cpu: f64) -> Option<Summary> {
     if cell.runs.is_empty() {
         return None;
     }
@@ -37,12 +39,13 @@ fn summarize(cell: &Cell, reference: f64, best: f64) -> Option<Summary> {
     let c: Vec<f64> = cell.runs.iter().map(|s| s.ops_per_cpu_sec()).collect();
     let (min, max) = stats::min_max(&t);
     let median = stats::median(&t);
+    let per_cpu = stats::median(&c);
     Some(Summary {
         median,
         min,
         max,
         cv: stats::cv(&t),
-        per_cpu: stats::median(&c),
+        per_cpu,
         rss_kib: cell.runs.iter().map(|s| s.peak_rss_kib).max().unwrap_or(0),
         capped: cell
             .runs
@@ -51,7 +54,17 @@ fn summarize(cell: &Cell, reference: f64, best: f64) -> Option<Summary> {
             .count(),
         vs_ref: median / reference,
         vs_best: median / best,
+        vs_ref_cpu: per_cpu / reference_cpu,
     })
+}
+
+/// Per workload: mimalloc's median ops per CPU-second.
+fn reference_cpu(r: &Results, wi: usize) -> f64 {
+    r.opts
+        .contenders
+        .iter()
+        .position(|c| c.name == REFERENCE)
+        .map_or(f64::NAN, |ci| r.cells[wi][ci].median_cpu())
 }
 
 /// Per workload: the reference's median, the best peer (index, median).
@@ -204,6 +217,7 @@ fn workload_table(r: &Results, wi: usize) -> String {
         "sys/op",
         "vs mimalloc",
         "vs best peer",
+        "CPU vs mimalloc",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -215,7 +229,7 @@ fn workload_table(r: &Results, wi: usize) -> String {
             rows.push(vec![c.name.to_string(), text]);
             continue;
         }
-        let s = summarize(cell, reference, best_m).expect("runs exist");
+        let s = summarize(cell, reference, best_m, reference_cpu(r, wi)).expect("runs exist");
         let mut name = c.name.to_string();
         if !cell.errors.is_empty() {
             name.push_str(&format!(" ({} runs failed)", cell.errors.len()));
@@ -233,6 +247,7 @@ fn workload_table(r: &Results, wi: usize) -> String {
             sys_cell(r, cell, c.group),
             ratio(s.vs_ref),
             ratio(s.vs_best),
+            ratio(s.vs_ref_cpu),
         ]);
     }
     let mut out = String::new();
@@ -258,7 +273,7 @@ fn workload_table(r: &Results, wi: usize) -> String {
     out.push_str(&table(
         &header,
         &rows,
-        &[false, true, true, true, true, true, true, true, true],
+        &[false, true, true, true, true, true, true, true, true, true],
     ));
     out
 }
@@ -289,8 +304,23 @@ fn ratio_matrix(r: &Results) -> Vec<Vec<f64>> {
         .collect()
 }
 
-fn summary_table(r: &Results) -> String {
-    let m = ratio_matrix(r);
+/// Ratio of ops per CPU-second to mimalloc's, every contender on every workload.
+fn cpu_ratio_matrix(r: &Results) -> Vec<Vec<f64>> {
+    (0..r.opts.contenders.len())
+        .map(|ci| {
+            (0..r.opts.workloads.len())
+                .map(|wi| r.cells[wi][ci].median_cpu() / reference_cpu(r, wi))
+                .collect()
+        })
+        .collect()
+}
+
+fn summary_table(r: &Results, cpu: bool) -> String {
+    let m = if cpu {
+        cpu_ratio_matrix(r)
+    } else {
+        ratio_matrix(r)
+    };
     let mut header = vec!["contender".to_string()];
     header.extend(r.opts.workloads.iter().map(|w| w.name.to_string()));
     header.push("geomean".into());
@@ -313,14 +343,16 @@ fn summary_table(r: &Results) -> String {
         });
         rows.push(row);
     }
-    let mut best_row = vec!["best peer".to_string()];
-    for wi in 0..r.opts.workloads.len() {
-        let (reference, best) = anchors(r, wi);
-        best_row.push(best.map_or("–".into(), |(ci, b)| {
-            format!("{} {}", r.opts.contenders[ci].name, ratio(b / reference))
-        }));
+    if !cpu {
+        let mut best_row = vec!["best peer".to_string()];
+        for wi in 0..r.opts.workloads.len() {
+            let (reference, best) = anchors(r, wi);
+            best_row.push(best.map_or("–".into(), |(ci, b)| {
+                format!("{} {}", r.opts.contenders[ci].name, ratio(b / reference))
+            }));
+        }
+        rows.push(best_row);
     }
-    rows.push(best_row);
     let right: Vec<bool> = (0..header.len()).map(|i| i > 0).collect();
     table(&header, &rows, &right)
 }
@@ -377,10 +409,19 @@ pub fn markdown(r: &Results, svg_name: Option<&str>) -> String {
         "\n## Throughput relative to mimalloc (median of {} interleaved rounds, >1 is faster)\n",
         r.opts.runs
     );
-    s.push_str(&summary_table(r));
+    s.push_str(&summary_table(r, false));
     if let Some(svg) = svg_name {
         let _ = writeln!(s, "\n![ratio to mimalloc per workload]({svg})");
     }
+    let _ = writeln!(
+        s,
+        "\n## Ops per CPU-second relative to mimalloc (median of {} rounds)\n\nLess sensitive \
+         to other work on the machine than wall-clock throughput (a descheduled process \
+         spends no CPU); for threaded workloads, work per core used (spinning while waiting \
+         counts as CPU).\n",
+        r.opts.runs
+    );
+    s.push_str(&summary_table(r, true));
     let _ = writeln!(s, "\n## Per workload\n");
     let _ = writeln!(
         s,
@@ -430,7 +471,7 @@ pub fn to_json(r: &Results) -> Value {
         let best_m = best.map_or(f64::NAN, |b| b.1);
         for (ci, c) in o.contenders.iter().enumerate() {
             let cell = &r.cells[wi][ci];
-            let s = summarize(cell, reference, best_m);
+            let s = summarize(cell, reference, best_m, reference_cpu(r, wi));
             let strace = match &cell.strace {
                 Some(Ok((n, z, ops))) => json!({
                     "ops": ops,
@@ -463,6 +504,7 @@ pub fn to_json(r: &Results) -> Value {
                 "capped_runs": s.as_ref().map(|s| s.capped),
                 "ratio_to_mimalloc": s.as_ref().map_or(Value::Null, |s| f(s.vs_ref)),
                 "ratio_to_best_peer": s.as_ref().map_or(Value::Null, |s| f(s.vs_best)),
+                "cpu_ratio_to_mimalloc": s.as_ref().map_or(Value::Null, |s| f(s.vs_ref_cpu)),
                 "best_peer": best.map(|(bi, _)| o.contenders[bi].name),
                 "syscalls_per_op_own": cell.own_per_op().map_or(Value::Null, f),
                 "strace": strace,
