@@ -46,8 +46,8 @@ fn main() {
             _ => continue,
         };
         match size {
-            ..=1024 => tiny += size,
-            ..=262_144 => mid += size,
+            0..=1024 => tiny += size,
+            1025..=262_144 => mid += size,
             _ => large += size,
         }
         let l = Layout::from_size_align(size, 8).unwrap();

@@ -22,7 +22,7 @@ fn working_set(total: usize, seed: u64) -> Vec<(*mut u8, Layout)> {
             1..=10 => 1025 + (rng >> 16) as usize % (127 << 10),
             _ => 16 + (rng >> 16) as usize % 1009,
         };
-        let align = if rng % 7 == 0 { 64 } else { 8 };
+        let align = if rng.is_multiple_of(7) { 64 } else { 8 };
         let l = Layout::from_size_align(size, align).unwrap();
         // SAFETY: a non-zero layout; freed by `free_all` with the same layout.
         let p = unsafe { GLOBAL.alloc(l) };
