@@ -1,7 +1,10 @@
 //! `floor`: an ideal allocator for the single-threaded workloads.
 //!
-//! Per-size-class LIFO stacks (16-byte classes up to [`MAX_SMALL`]) over one arena reserved
-//! up front; no header, no lock, no thread cache, no statistics. A free pushes the block on
+//! Per-size-class LIFO stacks (power-of-two classes from 16 B up to [`MAX_SMALL`]) over one
+//! arena reserved up front; no header, no lock, no thread cache, no statistics. Coarse
+//! classes waste memory but maximise reuse, and so cache locality: with 16-byte classes the
+//! `mixed-32k` working set spreads over 2,048 stacks and the "floor" is slower than real
+//! allocators. A free pushes the block on
 //! its class's stack, an allocation pops it; a miss bumps the arena. What it costs is
 //! (almost) only the benchmark loop itself: the PRNG, the slot array, the write of the first
 //! byte. It is the floor no real allocator can go under.
@@ -14,11 +17,12 @@ use core::cell::UnsafeCell;
 use core::ptr;
 use std::alloc::System;
 
-/// Granularity of the size classes.
+/// Smallest class (and alignment of every block).
 pub const GRAN: usize = 16;
 /// Largest size served from the classes.
 pub const MAX_SMALL: usize = 32 * 1024;
-const NCLASSES: usize = MAX_SMALL / GRAN + 1;
+/// Class `c` holds blocks of `1 << c` bytes; classes below `log2(GRAN)` stay unused.
+const NCLASSES: usize = MAX_SMALL.trailing_zeros() as usize + 1;
 /// Bytes of address space reserved for the arena (not committed until touched).
 const ARENA_BYTES: usize = 8 << 30;
 
@@ -76,7 +80,7 @@ impl Floor {
                 st.end = unsafe { st.bump.add(ARENA_BYTES) };
             }
         }
-        let bytes = class * GRAN;
+        let bytes = 1usize << class;
         if (st.end as usize) - (st.bump as usize) >= bytes && !st.bump.is_null() {
             let p = st.bump;
             // SAFETY: stays within the mapping (checked just above).
@@ -100,23 +104,23 @@ impl Default for Floor {
 #[inline(always)]
 fn class_of(layout: &Layout) -> Option<usize> {
     if layout.size() <= MAX_SMALL && layout.align() <= GRAN {
-        // Size 0 shares class 1.
-        Some(layout.size().div_ceil(GRAN).max(1))
+        Some(layout.size().max(GRAN).next_power_of_two().trailing_zeros() as usize)
     } else {
         None
     }
 }
 
-// SAFETY: blocks of a class are `class * 16` bytes, 16-aligned (the arena is page-aligned
-// and every bump is a multiple of 16), and a block is on at most one stack, only while free.
+// SAFETY: blocks of class `c` are `1 << c >= 16` bytes, 16-aligned (the arena is
+// page-aligned and every bump is a multiple of 16), and a block is on at most one stack,
+// only while free.
 unsafe impl GlobalAlloc for Floor {
     #[inline(always)]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         match class_of(&layout) {
             Some(c) => {
-                // SAFETY: single-threaded by contract; `c < NCLASSES`.
+                // SAFETY: single-threaded by contract.
                 let st = unsafe { &mut *self.state.get() };
-                // SAFETY: `c <= MAX_SMALL / GRAN`.
+                // SAFETY: `c <= log2(MAX_SMALL) < NCLASSES`.
                 let head = unsafe { st.heads.get_unchecked_mut(c) };
                 let p = *head;
                 if p.is_null() {
@@ -135,9 +139,9 @@ unsafe impl GlobalAlloc for Floor {
     unsafe fn dealloc(&self, p: *mut u8, layout: Layout) {
         match class_of(&layout) {
             Some(c) => {
-                // SAFETY: single-threaded by contract; `c < NCLASSES`.
+                // SAFETY: single-threaded by contract.
                 let st = unsafe { &mut *self.state.get() };
-                // SAFETY: as above.
+                // SAFETY: `c <= log2(MAX_SMALL) < NCLASSES`.
                 let head = unsafe { st.heads.get_unchecked_mut(c) };
                 // SAFETY: `p` is a free block of at least 16 bytes, 16-aligned.
                 unsafe { p.cast::<*mut u8>().write(*head) };
@@ -163,7 +167,7 @@ mod tests {
             let b = f.alloc(l);
             assert!(!a.is_null() && !b.is_null() && a != b);
             assert_eq!(a as usize % 16, 0);
-            assert_eq!(b as usize - a as usize, 48);
+            assert_eq!(b as usize - a as usize, 64);
             a.write_bytes(0xAB, 40);
             f.dealloc(a, l);
             f.dealloc(b, l);

@@ -87,7 +87,7 @@ pub const CONTENDERS: &[Contender] = &[
         name: "floor",
         features: &["alloc-floor"],
         group: Group::Floor,
-        about: "ideal single-threaded allocator (LIFO per class, no metadata): the loop's own cost",
+        about: "ideal single-threaded allocator (LIFO per power-of-two class, no metadata): the loop's own cost",
     },
 ];
 
