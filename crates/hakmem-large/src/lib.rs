@@ -100,12 +100,12 @@ pub fn large_alloc(size: usize, align: usize, zeroed: bool) -> *mut u8 {
     let mut dirty = false;
     let mut base = ptr::null_mut();
     let mut len = map_len;
-    if base_align == SS_SIZE {
-        if let Some((b, l, d)) = release::large_take_cached(map_len, map_len.saturating_mul(2)) {
-            base = b;
-            len = l;
-            dirty = d;
-        }
+    if base_align == SS_SIZE
+        && let Some((b, l, d)) = release::large_take_cached(map_len, map_len.saturating_mul(2))
+    {
+        base = b;
+        len = l;
+        dirty = d;
     }
     if base.is_null() {
         base = os::map_aligned(map_len, base_align);
@@ -156,7 +156,7 @@ pub fn validate(p: *mut u8) -> bool {
     if registry::kind_of(p) != Kind::Large || registry::kind_of(header(p).cast()) != Kind::Large {
         return false;
     }
-    if p as usize % 16 != 0 {
+    if !(p as usize).is_multiple_of(16) {
         return false;
     }
     // SAFETY: the header's address lies in a unit of a live large mapping, which is

@@ -187,7 +187,7 @@ pub mod fault {
     #[inline]
     pub(crate) fn should_fail() -> bool {
         let k = EVERY.load(Relaxed);
-        if k != 0 && (CALLS.fetch_add(1, Relaxed) + 1) % k == 0 {
+        if k != 0 && (CALLS.fetch_add(1, Relaxed) + 1).is_multiple_of(k) {
             return true;
         }
         let b = BUDGET.load(Relaxed);
@@ -408,7 +408,7 @@ mod tests {
         }
         let after = stats::snapshot();
         assert!(after.mmap > before.mmap);
-        assert!(after.munmap >= before.munmap + 1);
+        assert!(after.munmap > before.munmap);
         assert!(after.madvise > before.madvise);
         assert!(after.mprotect > before.mprotect);
     }

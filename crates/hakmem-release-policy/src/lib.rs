@@ -55,12 +55,15 @@ struct Entry {
     len: usize,
     /// True when its pages were decommitted with `DONTNEED` (they read as zeros).
     zeroed: bool,
+    /// True when it was kept committed as the cache's spare (see [`Limits::spare_bytes`]).
+    spare: bool,
 }
 
 const EMPTY: Entry = Entry {
     base: core::ptr::null_mut(),
     len: 0,
     zeroed: false,
+    spare: false,
 };
 
 /// A bounded LRU cache of empty regions; index 0 is the oldest.
@@ -87,6 +90,10 @@ pub struct Limits {
     pub max_bytes: usize,
     /// Decommit a region when it enters the cache (`None`: keep its pages).
     pub decommit: Option<os::Advice>,
+    /// With `decommit` on, one region of at most this many bytes may stay committed
+    /// (the cache's spare), so a program that frees and reallocates one block in a loop
+    /// does not pay a decommit and page faults every time. 0: no spare.
+    pub spare_bytes: usize,
 }
 
 impl Default for RegionCache {
@@ -120,7 +127,12 @@ impl RegionCache {
             return;
         }
         let mut zeroed = false;
-        if let Some(advice) = limits.decommit {
+        let spare = limits.decommit.is_some()
+            && len <= limits.spare_bytes
+            && !self
+                .inner
+                .with(|c| c.entries[..c.n].iter().any(|e| e.spare));
+        if let (Some(advice), false) = (limits.decommit, spare) {
             // SAFETY: the caller guarantees the region is ours and empty.
             if unsafe { os::decommit(base, len, advice) } {
                 stats::count_lean_decommit();
@@ -146,11 +158,21 @@ impl RegionCache {
                     c.entries[0] = old;
                     c.n += 1;
                     c.bytes += old.len;
-                    overflow = Entry { base, len, zeroed };
+                    overflow = Entry {
+                        base,
+                        len,
+                        zeroed,
+                        spare,
+                    };
                     return;
                 }
             }
-            c.entries[c.n] = Entry { base, len, zeroed };
+            c.entries[c.n] = Entry {
+                base,
+                len,
+                zeroed,
+                spare,
+            };
             c.n += 1;
             c.bytes += len;
         });
@@ -248,8 +270,12 @@ pub fn superslab_limits() -> Limits {
         max_entries: g.ss_cache_max as usize,
         max_bytes: usize::MAX,
         decommit: lean_advice(),
+        spare_bytes: 0,
     }
 }
+
+/// The largest freed large mapping kept committed (one at a time) in lean mode.
+pub const LARGE_SPARE_BYTES: usize = 8 << 20;
 
 /// The limits of the large-mapping cache, from the gates.
 pub fn large_limits() -> Limits {
@@ -258,6 +284,7 @@ pub fn large_limits() -> Limits {
         max_entries: MAX_ENTRIES,
         max_bytes: (g.large_cache_mib as usize) << 20,
         decommit: lean_advice(),
+        spare_bytes: LARGE_SPARE_BYTES,
     }
 }
 
@@ -341,6 +368,43 @@ mod tests {
             max_entries: n,
             max_bytes: bytes,
             decommit: d,
+            spare_bytes: 0,
+        }
+    }
+
+    #[test]
+    fn one_spare_stays_committed() {
+        let c = RegionCache::new();
+        let before = stats::snapshot().lean_decommit;
+        let l = Limits {
+            spare_bytes: PAGE,
+            ..lim(4, usize::MAX, Some(os::Advice::DontNeed))
+        };
+        let (a, b) = (os::map(PAGE), os::map(PAGE));
+        // SAFETY: fresh mappings we give up.
+        unsafe {
+            a.write(9);
+            c.release(a, PAGE, l);
+            assert_eq!(
+                stats::snapshot().lean_decommit,
+                before,
+                "the first is the spare"
+            );
+            c.release(b, PAGE, l);
+        }
+        assert!(
+            stats::snapshot().lean_decommit > before,
+            "the second is decommitted"
+        );
+        let (q, _, dirty) = c.take(PAGE, PAGE).unwrap();
+        assert_eq!(q, b);
+        assert!(!dirty);
+        let (r, _, dirty) = c.take(PAGE, PAGE).unwrap();
+        // SAFETY: ours again.
+        unsafe {
+            assert_eq!((r, dirty, *r), (a, true, 9));
+            os::unmap(q, PAGE);
+            os::unmap(r, PAGE);
         }
     }
 

@@ -30,7 +30,7 @@ pub const fn block_size(c: usize) -> usize {
 #[inline]
 pub const fn class_of(size: usize) -> usize {
     if size <= 128 {
-        if size == 0 { 0 } else { (size + 15) / 16 - 1 }
+        if size == 0 { 0 } else { size.div_ceil(16) - 1 }
     } else {
         let s1 = size - 1;
         let msb = (usize::BITS - 1 - s1.leading_zeros()) as usize;
@@ -76,7 +76,7 @@ pub const fn class_for(size: usize, align: usize) -> Option<usize> {
         return Some(c);
     }
     while c < NCLASS {
-        if block_size(c) % align == 0 {
+        if block_size(c).is_multiple_of(align) {
             return Some(c);
         }
         c += 1;

@@ -139,7 +139,9 @@ struct XferChain {
     count: u32,
 }
 
-/// Most chains one class's transfer cache holds.
+/// Most chains one class's transfer cache holds. Only classes with 64 KiB slabs (blocks
+/// up to 8 KiB) use one: a chain pins every slab it has a block in, and bigger slabs
+/// would pin too much memory.
 pub const XFER_MAX: usize = 8;
 /// Most bytes one class's transfer cache holds (outside lean mode).
 pub const XFER_MAX_BYTES: usize = 64 * 1024;
@@ -278,9 +280,9 @@ fn init_link_secret() -> usize {
     if r != core::mem::size_of::<usize>() as isize {
         // No entropy source: fall back to addresses and the time stamp counter.
         v = (&v as *const usize as usize).rotate_left(29) ^ init_link_secret as *const () as usize;
-        // SAFETY: rdtsc has no preconditions on x86_64.
         #[cfg(target_arch = "x86_64")]
         {
+            // SAFETY: rdtsc has no preconditions on x86_64.
             v ^= unsafe { core::arch::x86_64::_rdtsc() } as usize;
         }
     }
@@ -377,6 +379,9 @@ pub struct BlockInfo {
 
 /// The superslab, slab and class of the block holding `p`, in O(1); `None` when `p` is
 /// not inside a carved block of a live superslab.
+// Safe on purpose: validating arbitrary pointers is the job; memory is read only after
+// the registry says the address lies in a live superslab.
+#[allow(clippy::not_unsafe_ptr_arg_deref)]
 pub fn ss_lookup(p: *const u8) -> Option<BlockInfo> {
     if registry::kind_of(p) != Kind::Superslab {
         return None;
@@ -437,6 +442,9 @@ static DIV_MAGIC: [u64; NCLASS] = {
 /// header, the slab's carve count and a multiply. It cannot tell a live block from a
 /// free one (that is the hardening layer's job).
 #[inline]
+// Safe on purpose: validating arbitrary pointers is the job; memory is read only after
+// the registry says the address lies in a live superslab.
+#[allow(clippy::not_unsafe_ptr_arg_deref)]
 pub fn validate_class(p: *const u8) -> Option<usize> {
     if registry::kind_of(p) != Kind::Superslab {
         return None;
@@ -552,9 +560,9 @@ fn new_superslab(cls: usize) -> *mut SuperSlab {
             // Hardened: the header's page is followed by inaccessible pages up to the
             // first slab, so an underflow from a block never reaches the metadata.
             // (A cached superslab keeps the protection it got here.)
-            // SAFETY: `b` is our fresh mapping; the header fits in its first page.
             if HARDENED
                 && !b.is_null()
+                // SAFETY: `b` is our fresh mapping; the header fits in its first page.
                 && unsafe { !os::protect(b.add(os::PAGE), SS_HEADER - os::PAGE, libc::PROT_NONE) }
             {
                 // SAFETY: unpublished fresh mapping.
@@ -803,7 +811,10 @@ pub unsafe fn flush(cls: usize, head: *mut u8, count: u32) {
     unsafe {
         let c = &mut *pc.0.get();
         c.lock.lock();
-        if count > 1 && c.n_xfer < XFER_MAX && (c.n_xfer + 1) * bytes <= xfer_max_bytes().max(bytes)
+        if count > 1
+            && slab_shift(cls) == 16
+            && c.n_xfer < XFER_MAX
+            && (c.n_xfer + 1) * bytes <= xfer_max_bytes().max(bytes)
         {
             c.xfer[c.n_xfer] = XferChain { head, count };
             c.n_xfer += 1;

@@ -83,8 +83,7 @@ fn empty_superslab_is_released_and_foreign_pointers_rejected() {
     }
     // SAFETY: returning exactly what we took.
     unsafe { flush(cls, v[0], 3) };
-    // The chain went to the transfer cache; draining it empties the superslab.
-    assert!(validate(v[0]).is_some());
+    // (Classes with 64 KiB slabs would keep the chain in the transfer cache: drain it.)
     drain_transfer_caches();
     assert!(validate(v[0]).is_none(), "freed superslab no longer ours");
     assert!(validate_class(v[0]).is_none());

@@ -279,8 +279,8 @@ pub struct Stats {
     /// Bytes asked for by live large blocks (included in `allocated_bytes`).
     pub large_live_bytes: u64,
     /// Resident memory of the whole process (`/proc/self/statm`), the figure the kernel
-    /// charges. Compare `tikv_jemalloc_ctl::stats::resident` and mimalloc's
-    /// `mi_process_info` current RSS.
+    /// charges and monitors show. (jemalloc's `stats::resident` and mimalloc's
+    /// `mi_process_info` count only the allocator's own pages.)
     pub resident_bytes: u64,
     /// mmap calls.
     pub mmap: u64,
@@ -386,11 +386,14 @@ pub fn thread_flush() {
 
 /// Return memory to the OS now: the calling thread's caches and the transfer caches go
 /// back to their slabs, then every cached empty superslab and large mapping is unmapped.
-/// Returns the bytes unmapped. (Other threads' caches stay theirs.)
+/// Returns how many bytes of address space this unmapped, including superslabs that
+/// emptied during the flush. (Other threads' caches stay theirs.)
 pub fn trim() -> usize {
+    let before = hakmem_os_stats::stats::snapshot().mapped_bytes;
     thread_flush();
     hakmem_ss_allocation::drain_transfer_caches();
-    hakmem_release_policy::trim()
+    hakmem_release_policy::trim();
+    before.saturating_sub(hakmem_os_stats::stats::snapshot().mapped_bytes) as usize
 }
 
 #[cfg(test)]

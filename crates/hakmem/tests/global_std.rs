@@ -78,7 +78,7 @@ fn channels_move_blocks_between_threads() {
                 v.iter().all(|&x| x == (i % 256) as u8),
                 "block {i} corrupted"
             );
-            if i % 7 == 0 {
+            if i.is_multiple_of(7) {
                 let _ = back_tx.send(v);
             }
             i += 1;

@@ -6,6 +6,10 @@
 //! `HAKMEM_MODEL_OPS` (default 1,000,000) and `HAKMEM_MODEL_SEED` (default: fixed seeds)
 //! change the run; a failure prints its seed.
 
+// Every unsafe block here calls the allocator or touches a block of the shadow model,
+// whose liveness and size the model tracks: that is the whole test's invariant.
+#![allow(clippy::undocumented_unsafe_blocks)]
+
 use hakmem::HakMem;
 use std::alloc::{GlobalAlloc, Layout};
 use std::collections::BTreeMap;

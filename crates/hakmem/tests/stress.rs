@@ -71,7 +71,7 @@ fn size_for(r: u64) -> (usize, usize) {
         80..=97 => 1025 + (r >> 8) as usize % (64 << 10),
         _ => (256 << 10) + (r >> 8) as usize % (2 << 20),
     };
-    let align = if r % 7 == 0 { 1 << ((r >> 40) % 13) } else { 8 };
+    let align = if r.is_multiple_of(7) { 1 << ((r >> 40) % 13) } else { 8 };
     (size, align)
 }
 
@@ -85,7 +85,7 @@ fn worker(t: u64, n_threads: u64, rounds: u64, rx: Receiver<Block>, tx: SyncSend
         let (size, align) = size_for(rng);
         let id = (k << 8) | t;
         let b = make(id, size, align);
-        if rng % 3 == 0 {
+        if rng.is_multiple_of(3) {
             // Hand it to the next thread (if its queue is full, keep it).
             if let Err(e) = tx.try_send(b) {
                 local.push(unsent(e));
