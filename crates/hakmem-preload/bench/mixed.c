@@ -10,13 +10,25 @@
  *
  * Prints one line: "mixed ops=N ws=W ns_per_op=X mops=Y checksum=Z".
  * With a fourth argument "floor", blocks come from a static pool instead of malloc: the
- * cost of the loop itself.
+ * cost of the loop itself. Built with -DNULL_ALLOC (and linked with libnull_alloc.so from
+ * null_alloc.c), it calls null_malloc/null_free in that shared object instead: the cost
+ * of the loop and of calling an allocator through the PLT, without an allocator.
  */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#ifdef NULL_ALLOC
+void *null_malloc(size_t);
+void null_free(void *);
+#define MALLOC null_malloc
+#define FREE null_free
+#else
+#define MALLOC malloc
+#define FREE free
+#endif
 
 static uint64_t splitmix64(uint64_t x) {
     x += 0x9E3779B97F4A7C15ull;
@@ -78,7 +90,7 @@ int main(int argc, char **argv) {
         struct slot *s = &slots[i];
         if (!s->ptr) {
             size_t size = 16 + below(r >> 32, 1024 - 16 + 1);
-            char *p = floor_mode ? pool[i] : malloc(size);
+            char *p = floor_mode ? pool[i] : MALLOC(size);
             if (!p) abort();
             *(volatile char *)p = (char)i;
             s->ptr = p;
@@ -86,13 +98,13 @@ int main(int argc, char **argv) {
             allocs++;
         } else {
             checksum += (unsigned char)*(volatile char *)s->ptr;
-            if (!floor_mode) free(s->ptr);
+            if (!floor_mode) FREE(s->ptr);
             s->ptr = 0;
         }
     }
     double t1 = now();
     for (uint64_t i = 0; i < ws; i++)
-        if (slots[i].ptr && !floor_mode) free(slots[i].ptr);
+        if (slots[i].ptr && !floor_mode) FREE(slots[i].ptr);
     free(slots);
     double ns = (t1 - t0) * 1e9 / (double)ops;
     printf("mixed ops=%llu ws=%llu allocs=%llu ns_per_op=%.3f mops=%.2f checksum=%llu\n",

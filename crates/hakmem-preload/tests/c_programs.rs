@@ -1,7 +1,7 @@
 //! C programs (`tests/c/*.c`) run under `LD_PRELOAD=libhakmem.so`: the semantics of
 //! every exported function, threads with cross-thread frees, fork in a threaded program,
-//! thread churn, allocation before and after `main`, bad pointers, `dlopen`, and the
-//! reference benchmark's smoke run.
+//! thread churn, allocation before and after `main`, many pthread keys, bad pointers,
+//! `dlopen`, and the reference benchmark's smoke run.
 
 mod common;
 
@@ -81,6 +81,19 @@ fn before_main_constructors_threads_atexit_destructors() {
             );
         }
     }
+}
+
+#[test]
+fn many_pthread_keys() {
+    let Some(exe) = compile("tests/c/many_keys.c", "many_keys", "many_pthread_keys") else {
+        return;
+    };
+    let r = run_ok(Command::new(&exe), "many_keys", T);
+    assert!(
+        r.stdout.contains("many_keys: ok"),
+        "{}",
+        r.describe("many_keys")
+    );
 }
 
 #[test]

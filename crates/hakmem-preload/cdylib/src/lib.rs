@@ -4,9 +4,31 @@
 //! Each exported function is a one-line shell over the function of the same name in
 //! `hakmem-preload`, which documents the semantics (and `docs/c-abi.md` the library).
 //! Nothing here allocates, locks or panics.
+//!
+//! A constructor ([`hakmem_on_load`]) sets hakmem up as soon as the library is loaded,
+//! before `main` and before the program can create pthread keys of its own.
 
 use core::ffi::{c_int, c_void};
 use hakmem_preload as c;
+
+/// Runs when the library is loaded (under `LD_PRELOAD`: after libc's and the other
+/// libraries' constructors, before the program's and `main`): one allocation sets up
+/// the process (gates, fork handlers) and this thread.
+///
+/// Done here rather than at the program's first `malloc` so that hakmem's pthread keys
+/// (one per thread-cache box, for the thread-exit hook) get the first key indices: glibc
+/// keeps the values of keys 0..32 in the thread descriptor, but `pthread_setspecific`
+/// of a higher key allocates with `calloc`, which would re-enter hakmem while it sets up
+/// a thread. It also keeps process set-up out of any lock the program may hold at its
+/// first allocation (a fork handler, an `atexit` registration).
+pub extern "C" fn hakmem_on_load() {
+    // SAFETY: a block this allocator just returned, freed once.
+    unsafe { c::free(c::malloc(1)) };
+}
+
+#[used]
+#[unsafe(link_section = ".init_array")]
+static ON_LOAD: extern "C" fn() = hakmem_on_load;
 
 /// `malloc(3)`.
 ///
