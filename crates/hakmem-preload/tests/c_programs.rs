@@ -1,7 +1,8 @@
 //! C programs (`tests/c/*.c`) run under `LD_PRELOAD=libhakmem.so`: the semantics of
 //! every exported function, threads with cross-thread frees, fork in a threaded program,
 //! thread churn, allocation before and after `main`, many pthread keys, bad pointers,
-//! `dlopen`, and the reference benchmark's smoke run.
+//! `dlopen` of libhakmem.so, `dlopen` of many modules with TLS, and the reference
+//! benchmark's smoke run.
 
 mod common;
 
@@ -144,6 +145,38 @@ fn dlopen_as_a_second_allocator() {
     let r = run(c, false, T);
     assert!(r.ok(), "{}", r.describe("dlopen"));
     assert!(r.stdout.contains("dlopen: ok"));
+}
+
+#[test]
+fn dlopen_of_many_tls_modules() {
+    let test = "dlopen_of_many_tls_modules";
+    let Some(exe) = compile("tests/c/tls_dlopen.c", "tls_dlopen", test) else {
+        return;
+    };
+    let Some(cc) = common::cc(test) else {
+        return;
+    };
+    // 24 modules: more than the DTV's spare slots (14), so glibc must grow it.
+    let dir = common::out_dir().join("tls-modules");
+    std::fs::create_dir_all(&dir).unwrap();
+    let n = 24;
+    for i in 1..=n {
+        let out = Command::new(&cc)
+            .args(["-O1", "-fPIC", "-shared", "-o"])
+            .arg(dir.join(format!("libtlsmod{i}.so")))
+            .arg(src("tests/c/tls_module.c"))
+            .output()
+            .expect("cannot run the C compiler");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let mut c = Command::new(&exe);
+    c.arg(&dir).arg(n.to_string());
+    let r = run_ok(c, "tls_dlopen", T);
+    println!("{}", r.stdout.trim());
 }
 
 #[test]
