@@ -101,7 +101,11 @@ fn sqlite3_150k_rows() {
             c
         })
     } else {
-        eprintln!("sqlite3_150k_rows: the sqlite3 CLI is missing: using python3's sqlite3 module");
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "sqlite3_150k_rows: the sqlite3 CLI is missing: using python3's sqlite3 module"
+        );
         let Some(py) = tool("python3", "sqlite3_150k_rows") else {
             return;
         };

@@ -31,11 +31,19 @@ pub fn tool(name: &str, test: &str) -> Option<PathBuf> {
         if tools_required() {
             panic!("{test}: `{name}` is not installed, and HAKMEM_REQUIRE_TOOLS=1");
         }
-        eprintln!(
-            "SKIPPED {test}: `{name}` is not installed (set HAKMEM_REQUIRE_TOOLS=1 to fail instead)"
-        );
+        skip(&format!("`{name}` is not installed"), test);
     }
     found
+}
+
+/// Print that `test` is skipped and why, on the real stderr (past the test harness's
+/// output capture, so that the skip shows in `cargo test`'s output).
+pub fn skip(why: &str, test: &str) {
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED {test}: {why} (set HAKMEM_REQUIRE_TOOLS=1 to fail instead)"
+    );
 }
 
 /// The C compiler: `$CC`, else `cc`.
