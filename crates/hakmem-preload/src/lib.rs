@@ -15,16 +15,22 @@
 //! LD_PRELOAD=target/release/libhakmem.so prog args...
 //! ```
 //!
-//! **Entry points** (each `#[inline(always)]`, the body of the exported C function of the
-//! same name): [`malloc`], [`free`], [`calloc`], [`realloc`], [`reallocarray`],
-//! [`posix_memalign`], [`aligned_alloc`], [`memalign`], [`valloc`], [`pvalloc`],
-//! [`malloc_usable_size`], [`free_sized`], [`free_aligned_sized`], [`malloc_trim`].
-//! `docs/c-abi.md` describes the library for its users: semantics, the TLS model,
-//! `dlopen`, limitations.
+//! **Entry points** (each inlined into the exported C function of the same name):
+//! [`malloc`], [`free`], [`calloc`], [`realloc`], [`reallocarray`], [`posix_memalign`],
+//! [`aligned_alloc`], [`memalign`], [`valloc`], [`pvalloc`], [`malloc_usable_size`],
+//! [`free_sized`], [`free_aligned_sized`], [`malloc_trim`]. The shared object also runs a
+//! constructor at load time that sets hakmem up (one allocation), so that hakmem's
+//! pthread keys are created before the program's. `docs/c-abi.md` describes the library
+//! for its users: semantics, the TLS model, `dlopen`, measurements, limitations.
+//!
+//! **Tests**: `src/tests.rs` (these functions, in process); `tests/c_programs.rs` (C
+//! programs of `tests/c/` under `LD_PRELOAD`: every function against glibc, threads,
+//! fork, thread churn, start-up and exit, pthread keys, bad pointers, `dlopen`);
+//! `tests/real_programs.rs` (python3, sqlite3, perl, git, gcc, compared with glibc).
 //!
 //! **Invariants**
-//! - Nothing here allocates through any allocator, takes a lock or panics: these
-//!   functions run before `main`, inside the dynamic loader, in constructors and
+//! - Nothing here allocates through any allocator, takes a lock of its own or panics:
+//!   these functions run before `main`, inside the dynamic loader, in constructors and
 //!   destructors, in fork handlers and in exiting threads, where neither Rust's runtime
 //!   nor a re-entrant `malloc` can be relied on. Messages are written with `write(2)`
 //!   from a stack buffer.
