@@ -168,6 +168,8 @@ pub struct Gates {
     pub large_cache_mib: u32,
     /// `HAKMEM_VERBOSE`
     pub verbose: bool,
+    /// `HAKMEM_LARGE_DECAY_MS`
+    pub large_decay_ms: u32,
 }
 
 impl Gates {
@@ -203,6 +205,7 @@ pub const fn preset_defaults(p: Preset) -> Gates {
         ss_cache_max: 0,
         large_cache_mib: 0,
         verbose: false,
+        large_decay_ms: 0,
     };
     let mut rest: &[GateSpec] = &GATES;
     while let [spec, tail @ ..] = rest {
@@ -217,13 +220,13 @@ pub const fn preset_defaults(p: Preset) -> Gates {
 // which the seed had as MADV_FREE: see docs/results/002-idle-release.md).
 const _: () = {
     let s = preset_defaults(Preset::Safe);
-    assert!(!s.ss_mem_lean && s.prewarm_effective() && s.ss_cache_max == 8);
+    assert!(!s.ss_mem_lean && s.prewarm_effective() && s.ss_cache_max == 16);
     let b = preset_defaults(Preset::Balanced);
     assert!(b.ss_mem_lean && !b.prewarm_effective());
     assert!(matches!(b.ss_mem_lean_decommit, Decommit::Off));
     let l = preset_defaults(Preset::Lean);
     assert!(l.ss_mem_lean && matches!(l.ss_mem_lean_decommit, Decommit::DontNeed));
-    assert!(l.large_cache_mib == 16 && l.prewarm_depth == 16);
+    assert!(l.large_cache_mib == 64 && l.prewarm_depth == 16 && l.large_decay_ms == 250);
 };
 
 // ---------------------------------------------------------------------------------------
@@ -510,10 +513,14 @@ mod tests {
             ],
             [Decommit::Off, Decommit::Off, Decommit::DontNeed]
         );
-        assert_eq!([s.ss_cache_max, b.ss_cache_max, l.ss_cache_max], [8, 2, 2]);
+        assert_eq!([s.ss_cache_max, b.ss_cache_max, l.ss_cache_max], [16, 8, 4]);
         assert_eq!(
             [s.large_cache_mib, b.large_cache_mib, l.large_cache_mib],
-            [64, 64, 16]
+            [4096, 1024, 64]
+        );
+        assert_eq!(
+            [s.large_decay_ms, b.large_decay_ms, l.large_decay_ms],
+            [1000, 1000, 250]
         );
         for g in [s, b, l] {
             assert!(!g.ss_os_stats && !g.alloc_passdown_ssot && !g.verbose && g.prewarm);
@@ -542,7 +549,8 @@ mod tests {
         assert_eq!(s.source(GateId::SsMemLean), Source::Preset);
         assert_eq!(s.source(GateId::SsCacheMax), Source::Preset);
         assert_eq!(s.source(GateId::SsMemLeanDecommit), Source::Default);
-        assert_eq!(s.source(GateId::LargeCacheMib), Source::Default);
+        assert_eq!(s.source(GateId::LargeCacheMib), Source::Preset);
+        assert_eq!(s.source(GateId::LargeDecayMs), Source::Default);
         let l = Resolved::defaults(Preset::Lean);
         assert_eq!(l.source(GateId::SsMemLeanDecommit), Source::Preset);
         assert_eq!(l.source(GateId::LargeCacheMib), Source::Preset);
@@ -597,10 +605,10 @@ mod tests {
             &["HAKMEM_SS_CACHE_MAX=x", "HAKMEM_SS_CACHE_MAX=9"],
             Preset::Safe,
         );
-        assert_eq!(r.gates().ss_cache_max, 8);
+        assert_eq!(r.gates().ss_cache_max, 16);
         // Names are case-sensitive, as in the environment.
         let r = env(&["hakmem_ss_cache_max=3"], Preset::Safe);
-        assert_eq!(r.gates().ss_cache_max, 8);
+        assert_eq!(r.gates().ss_cache_max, 16);
     }
 
     #[test]
@@ -623,7 +631,7 @@ mod tests {
             warnings(&r),
             "hakmem: ignoring HAKMEM_SS_MEM_LEAN=maybe (expected 0 or 1); using default 1\n\
              hakmem: ignoring HAKMEM_SS_MEM_LEAN_DECOMMIT=sometimes (expected FREE, DONTNEED or OFF); using default OFF\n\
-             hakmem: ignoring HAKMEM_LARGE_CACHE_MIB=-5 (expected a decimal number 0..=4294967295); using default 64\n\
+             hakmem: ignoring HAKMEM_LARGE_CACHE_MIB=-5 (expected a decimal number 0..=4294967295); using default 1024\n\
              hakmem: ignoring HAKMEM_VERBOSE= (expected 0 or 1); using default 0\n"
         );
     }
@@ -690,7 +698,7 @@ mod tests {
     #[test]
     fn verbose_report_lists_every_gate() {
         let r = env(
-            &["HAKMEM_SS_CACHE_MAX=4", "HAKMEM_PREWARM_DEPTH=zz"],
+            &["HAKMEM_SS_CACHE_MAX=6", "HAKMEM_PREWARM_DEPTH=zz"],
             Preset::Lean,
         );
         let mut s = String::new();
@@ -708,7 +716,7 @@ mod tests {
             "{s}"
         );
         assert!(
-            lines.contains(&"hakmem:   HAKMEM_SS_CACHE_MAX=4 (environment; default 2)"),
+            lines.contains(&"hakmem:   HAKMEM_SS_CACHE_MAX=6 (environment; default 4)"),
             "{s}"
         );
         assert!(

@@ -30,10 +30,12 @@ pub enum GateId {
     LargeCacheMib = 7,
     /// `HAKMEM_VERBOSE`, field [`Gates::verbose`].
     Verbose = 8,
+    /// `HAKMEM_LARGE_DECAY_MS`, field [`Gates::large_decay_ms`].
+    LargeDecayMs = 9,
 }
 
 /// The number of gates (rows of [`GATES`]).
-pub const GATE_COUNT: usize = 9;
+pub const GATE_COUNT: usize = 10;
 
 impl GateId {
     /// Every gate, in table order.
@@ -47,6 +49,7 @@ impl GateId {
         GateId::SsCacheMax,
         GateId::LargeCacheMib,
         GateId::Verbose,
+        GateId::LargeDecayMs,
     ];
 
     /// The gate's row in [`GATES`] (and in [`gate_sources`](crate::gate_sources)).
@@ -70,6 +73,7 @@ impl GateId {
             GateId::SsCacheMax => &GATES[6],
             GateId::LargeCacheMib => &GATES[7],
             GateId::Verbose => &GATES[8],
+            GateId::LargeDecayMs => &GATES[9],
         }
     }
 
@@ -300,19 +304,19 @@ pub static GATES: [GateSpec; GATE_COUNT] = [
         id: GateId::SsCacheMax,
         name: "HAKMEM_SS_CACHE_MAX",
         ty: GateType::U32,
-        safe: n(8),
-        balanced: n(2),
-        lean: n(2),
-        doc: "Empty superslabs kept in the LRU cache before they are released.",
+        safe: n(16),
+        balanced: n(8),
+        lean: n(4),
+        doc: "Empty superslabs (4 MiB each) kept in the LRU cache before they are unmapped; lean mode decommits the cached ones.",
     },
     GateSpec {
         id: GateId::LargeCacheMib,
         name: "HAKMEM_LARGE_CACHE_MIB",
         ty: GateType::U32,
-        safe: n(64),
-        balanced: n(64),
-        lean: n(16),
-        doc: "MiB of freed large-block mappings kept for reuse before they are unmapped.",
+        safe: n(4096),
+        balanced: n(1024),
+        lean: n(64),
+        doc: "MiB of freed large blocks (counted by the bytes they may hold resident: not their address space, and nothing once decommitted) kept mapped for reuse, 64 mappings at most; see also `HAKMEM_LARGE_DECAY_MS`.",
     },
     GateSpec {
         id: GateId::Verbose,
@@ -322,6 +326,15 @@ pub static GATES: [GateSpec; GATE_COUNT] = [
         balanced: b(false),
         lean: b(false),
         doc: "Print the preset, the compiled-in boxes and every gate's value and source at start-up.",
+    },
+    GateSpec {
+        id: GateId::LargeDecayMs,
+        name: "HAKMEM_LARGE_DECAY_MS",
+        ty: GateType::U32,
+        safe: n(1000),
+        balanced: n(1000),
+        lean: n(250),
+        doc: "A freed large mapping left unused this long (milliseconds) is unmapped at the next large allocation or free (no background thread); 0 keeps them until the cache bound.",
     },
 ];
 
@@ -338,6 +351,7 @@ impl Gates {
             GateId::SsCacheMax => GateValue::U32(self.ss_cache_max),
             GateId::LargeCacheMib => GateValue::U32(self.large_cache_mib),
             GateId::Verbose => GateValue::Bool(self.verbose),
+            GateId::LargeDecayMs => GateValue::U32(self.large_decay_ms),
         }
     }
 
@@ -354,6 +368,7 @@ impl Gates {
             (GateId::SsCacheMax, GateValue::U32(x)) => self.ss_cache_max = x,
             (GateId::LargeCacheMib, GateValue::U32(x)) => self.large_cache_mib = x,
             (GateId::Verbose, GateValue::Bool(x)) => self.verbose = x,
+            (GateId::LargeDecayMs, GateValue::U32(x)) => self.large_decay_ms = x,
             _ => return false,
         }
         true

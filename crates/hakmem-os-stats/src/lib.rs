@@ -246,6 +246,18 @@ pub mod os {
         }
     }
 
+    /// A coarse monotonic clock in milliseconds (`CLOCK_MONOTONIC_COARSE`, served by the
+    /// vDSO: no system call, a few nanoseconds). Used to age cached regions.
+    pub fn now_ms() -> u64 {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `ts` is a valid out-parameter.
+        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+        ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
+    }
+
     /// Map `len` bytes (a multiple of [`PAGE`]) of zeroed, readable and writable memory.
     /// Returns null when the OS refuses.
     pub fn map(len: usize) -> *mut u8 {

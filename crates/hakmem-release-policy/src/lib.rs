@@ -32,7 +32,7 @@
 //! let len = 1 << 20;
 //! let p = os::map(len);
 //! // SAFETY: `p` is a mapping of `len` bytes made by the OS box that holds no live data.
-//! unsafe { rp::large_release(p, len) };
+//! unsafe { rp::large_release(p, len, len) };
 //! // The cache may hand it back (or it was retired if the cache is disabled).
 //! if let Some((q, qlen, _dirty)) = rp::large_take_cached(len, len) {
 //!     assert_eq!((q, qlen), (p, len));
@@ -57,6 +57,10 @@ struct Entry {
     zeroed: bool,
     /// True when it was kept committed as the cache's spare (see [`Limits::spare_bytes`]).
     spare: bool,
+    /// What it counts against the byte bound: the bytes it may hold resident.
+    weight: usize,
+    /// When it entered the cache ([`os::now_ms`]), for decay.
+    stamp: u64,
 }
 
 const EMPTY: Entry = Entry {
@@ -64,6 +68,8 @@ const EMPTY: Entry = Entry {
     len: 0,
     zeroed: false,
     spare: false,
+    weight: 0,
+    stamp: 0,
 };
 
 /// A bounded LRU cache of empty regions; index 0 is the oldest.
@@ -94,6 +100,9 @@ pub struct Limits {
     /// (the cache's spare), so a program that frees and reallocates one block in a loop
     /// does not pay a decommit and page faults every time. 0: no spare.
     pub spare_bytes: usize,
+    /// Regions cached longer than this many milliseconds are retired at the next
+    /// `release` or `take` (0: no decay).
+    pub decay_ms: u64,
 }
 
 impl Default for RegionCache {
@@ -121,8 +130,30 @@ impl RegionCache {
     /// `base..base+len` is a whole mapping made by the OS box, holding no live data, and
     /// the caller gives up all use of it.
     pub unsafe fn release(&self, base: *mut u8, len: usize, limits: Limits) {
+        // SAFETY: forwarded caller guarantee.
+        unsafe { self.release_weighted(base, len, len, limits) }
+    }
+
+    /// [`RegionCache::release`] for a region that may hold at most `weight` bytes
+    /// resident (the rest of its address space was never touched): the byte bound counts
+    /// `weight`, so large mappings rounded up to big units are not over-counted.
+    ///
+    /// # Safety
+    /// As [`RegionCache::release`].
+    pub unsafe fn release_weighted(
+        &self,
+        base: *mut u8,
+        len: usize,
+        weight: usize,
+        limits: Limits,
+    ) {
+        let weight = weight.min(len);
+        let now = if limits.decay_ms > 0 { os::now_ms() } else { 0 };
+        if limits.decay_ms > 0 {
+            self.purge_older_than(now.saturating_sub(limits.decay_ms));
+        }
         let max_entries = limits.max_entries.min(MAX_ENTRIES);
-        if max_entries == 0 || len > limits.max_bytes {
+        if max_entries == 0 || weight > limits.max_bytes {
             retire(base, len);
             return;
         }
@@ -139,16 +170,19 @@ impl RegionCache {
                 zeroed = advice == os::Advice::DontNeed;
             }
         }
+        // A region decommitted with DONTNEED holds nothing resident: it costs only
+        // address space, so it does not count against the byte bound.
+        let weight = if zeroed { 0 } else { weight };
         // Evicted regions are retired after the lock is dropped.
         let mut evicted = [EMPTY; 4];
         let mut n_evicted = 0;
         let mut overflow = EMPTY;
         self.inner.with(|c| {
-            while (c.n >= max_entries || c.bytes + len > limits.max_bytes) && c.n > 0 {
+            while (c.n >= max_entries || c.bytes + weight > limits.max_bytes) && c.n > 0 {
                 let old = c.entries[0];
                 c.entries.copy_within(1..c.n, 0);
                 c.n -= 1;
-                c.bytes -= old.len;
+                c.bytes -= old.weight;
                 if n_evicted < evicted.len() {
                     evicted[n_evicted] = old;
                     n_evicted += 1;
@@ -157,12 +191,14 @@ impl RegionCache {
                     c.entries.copy_within(0..c.n, 1);
                     c.entries[0] = old;
                     c.n += 1;
-                    c.bytes += old.len;
+                    c.bytes += old.weight;
                     overflow = Entry {
                         base,
                         len,
                         zeroed,
                         spare,
+                        weight,
+                        stamp: now,
                     };
                     return;
                 }
@@ -172,9 +208,11 @@ impl RegionCache {
                 len,
                 zeroed,
                 spare,
+                weight,
+                stamp: now,
             };
             c.n += 1;
-            c.bytes += len;
+            c.bytes += weight;
         });
         for e in &evicted[..n_evicted] {
             retire(e.base, e.len);
@@ -196,12 +234,31 @@ impl RegionCache {
                 if e.len >= min_len && e.len <= max_len {
                     c.entries.copy_within(i + 1..c.n, i);
                     c.n -= 1;
-                    c.bytes -= e.len;
+                    c.bytes -= e.weight;
                     return Some((e.base, e.len, !e.zeroed));
                 }
             }
             None
         })
+    }
+
+    /// Retire the regions cached before `cutoff` (milliseconds of [`os::now_ms`]), oldest
+    /// first, at most a few per call (each is a `munmap`).
+    pub fn purge_older_than(&self, cutoff: u64) {
+        let mut old = [EMPTY; 4];
+        let mut n = 0;
+        self.inner.with(|c| {
+            while n < old.len() && c.n > 0 && c.entries[0].stamp < cutoff {
+                old[n] = c.entries[0];
+                c.entries.copy_within(1..c.n, 0);
+                c.n -= 1;
+                c.bytes -= old[n].weight;
+                n += 1;
+            }
+        });
+        for e in &old[..n] {
+            retire(e.base, e.len);
+        }
     }
 
     /// Retire every cached region now (for `trim`). Returns the bytes unmapped.
@@ -213,7 +270,7 @@ impl RegionCache {
                     return EMPTY;
                 }
                 c.n -= 1;
-                c.bytes -= c.entries[c.n].len;
+                c.bytes -= c.entries[c.n].weight;
                 c.entries[c.n]
             });
             if e.base.is_null() {
@@ -271,6 +328,7 @@ pub fn superslab_limits() -> Limits {
         max_bytes: usize::MAX,
         decommit: lean_advice(),
         spare_bytes: 0,
+        decay_ms: 0,
     }
 }
 
@@ -285,6 +343,7 @@ pub fn large_limits() -> Limits {
         max_bytes: (g.large_cache_mib as usize) << 20,
         decommit: lean_advice(),
         spare_bytes: LARGE_SPARE_BYTES,
+        decay_ms: g.large_decay_ms as u64,
     }
 }
 
@@ -327,17 +386,22 @@ pub fn ss_take_cached(len: usize) -> Option<(*mut u8, bool)> {
     SUPERSLABS.take(len, len).map(|(b, _, d)| (b, d))
 }
 
-/// Hand over a freed large mapping: cached within `HAKMEM_LARGE_CACHE_MIB`, else retired.
+/// Hand over a freed large mapping of `len` bytes of which at most `weight` were ever
+/// touched: cached within `HAKMEM_LARGE_CACHE_MIB` (counted by weight), else retired.
 ///
 /// # Safety
 /// As [`RegionCache::release`].
-pub unsafe fn large_release(base: *mut u8, len: usize) {
+pub unsafe fn large_release(base: *mut u8, len: usize, weight: usize) {
     // SAFETY: forwarded caller guarantee.
-    unsafe { LARGE.release(base, len, large_limits()) }
+    unsafe { LARGE.release_weighted(base, len, weight, large_limits()) }
 }
 
 /// A cached large mapping with length in `min_len..=max_len`: `(base, len, maybe_dirty)`.
 pub fn large_take_cached(min_len: usize, max_len: usize) -> Option<(*mut u8, usize, bool)> {
+    let decay = gates().large_decay_ms as u64;
+    if decay > 0 {
+        LARGE.purge_older_than(os::now_ms().saturating_sub(decay));
+    }
     LARGE.take(min_len, max_len)
 }
 
@@ -369,6 +433,7 @@ mod tests {
             max_bytes: bytes,
             decommit: d,
             spare_bytes: 0,
+            decay_ms: 0,
         }
     }
 
@@ -470,5 +535,35 @@ mod tests {
         // SAFETY: fresh mapping we give up.
         unsafe { c.release(a, PAGE, lim(0, usize::MAX, None)) };
         assert_eq!(c.usage(), (0, 0));
+    }
+}
+
+#[cfg(test)]
+mod decay_tests {
+    use super::*;
+    extern crate std;
+
+    #[test]
+    fn old_regions_are_retired_at_the_next_release() {
+        let c = RegionCache::new();
+        let l = Limits {
+            max_entries: 8,
+            max_bytes: usize::MAX,
+            decommit: None,
+            spare_bytes: 0,
+            decay_ms: 30,
+        };
+        let a = os::map(os::PAGE);
+        // SAFETY: fresh mapping given up.
+        unsafe { c.release(a, os::PAGE, l) };
+        assert_eq!(c.usage().0, 1);
+        std::thread::sleep(std::time::Duration::from_millis(80));
+        let b = os::map(os::PAGE);
+        // SAFETY: fresh mapping given up.
+        unsafe { c.release(b, os::PAGE, l) };
+        assert_eq!(c.usage().0, 1, "the old one decayed");
+        assert_eq!(c.take(os::PAGE, os::PAGE).map(|e| e.0), Some(b));
+        // SAFETY: ours again.
+        unsafe { os::unmap(b, os::PAGE) };
     }
 }
