@@ -4,12 +4,14 @@
 //! different `#[global_allocator]` chosen by an `alloc-*` feature; `cargo xtask bench`
 //! builds them, runs them in interleaved rounds and reports. This library holds what they
 //! share: the workloads ([`workloads`]), the PRNG ([`rng`]), the measurements ([`measure`]),
-//! the `floor` allocator ([`floor`]) and the result line ([`report`]).
+//! the `floor` allocator ([`floor`]), the result line ([`report`]) and the soak mode
+//! ([`soak`]: epochs of fixed work in one long process).
 
 pub mod floor;
 pub mod measure;
 pub mod report;
 pub mod rng;
+pub mod soak;
 pub mod workloads;
 
 pub use workloads::{Kind, Outcome, Params, Spec, WORKLOADS, run, spec};

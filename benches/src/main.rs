@@ -1,13 +1,21 @@
 //! The workload binary: `hakmem-bench WORKLOAD [--ops N] [--threads T] [--ws N] [--min B]
-//! [--max B] [--seed S] [--batch B] [--lifetimes N] [--epoch N] [--max-secs F]`.
+//! [--max B] [--seed S] [--batch B] [--lifetimes N] [--epoch N] [--max-secs F]
+//! [--soak-secs F] [--epoch-ops N] [--epochs N]`.
 //!
 //! Its global allocator is chosen at build time by one `alloc-*` feature (priority when
 //! several are on: hakmem, mimalloc, jemalloc, snmalloc, rpmalloc, floor, system). It runs
 //! the workload once, prints one `RESULT {json}` line and exits non-zero if a block was not
 //! freed (or if the workload needs threads and the allocator is `floor`).
+//!
+//! `--epoch` is `larson`'s hand-off period. Soak mode (any of `--soak-secs`, `--epoch-ops`,
+//! `--epochs`): the workload runs in one process in epochs of `--epoch-ops` ops (default:
+//! 5 x the workload's default ops), printing an `EPOCH {json}` line after each (see
+//! `hakmem_bench::soak`), until `--soak-secs` seconds or `--epochs` epochs, then a
+//! `SOAKEND {json}` line.
 
 use hakmem_bench::measure::{self, Probe};
 use hakmem_bench::report::Report;
+use hakmem_bench::soak::{self, CounterProbe, SoakParams};
 use hakmem_bench::{Params, WORKLOADS, run, spec};
 use std::process::ExitCode;
 
@@ -18,41 +26,57 @@ cfg_if::cfg_if! {
         const ALLOC: &str = "hakmem";
         fn syscalls() -> u64 { hakmem::stats().syscalls() }
         const PROBE: Option<Probe> = Some(syscalls);
+        fn counters() -> Option<soak::Counters> {
+            let s = hakmem::stats();
+            Some(soak::Counters {
+                syscalls: s.syscalls(),
+                lean_decommit: s.lean_decommit,
+                lean_retire: s.lean_retire,
+            })
+        }
+        const COUNTERS: CounterProbe = counters;
     } else if #[cfg(feature = "alloc-mimalloc")] {
         #[global_allocator]
         static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
         const ALLOC: &str = if cfg!(feature = "alloc-mimalloc-v2") { "mimalloc-v2" } else { "mimalloc" };
         const PROBE: Option<Probe> = None;
+        const COUNTERS: CounterProbe = soak::no_counters;
     } else if #[cfg(feature = "alloc-jemalloc")] {
         #[global_allocator]
         static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
         const ALLOC: &str = "jemalloc";
         const PROBE: Option<Probe> = None;
+        const COUNTERS: CounterProbe = soak::no_counters;
     } else if #[cfg(feature = "alloc-snmalloc")] {
         #[global_allocator]
         static GLOBAL: snmalloc_rs::SnMalloc = snmalloc_rs::SnMalloc;
         const ALLOC: &str = "snmalloc";
         const PROBE: Option<Probe> = None;
+        const COUNTERS: CounterProbe = soak::no_counters;
     } else if #[cfg(feature = "alloc-rpmalloc")] {
         #[global_allocator]
         static GLOBAL: rpmalloc::RpMalloc = rpmalloc::RpMalloc;
         const ALLOC: &str = "rpmalloc";
         const PROBE: Option<Probe> = None;
+        const COUNTERS: CounterProbe = soak::no_counters;
     } else if #[cfg(feature = "alloc-floor")] {
         #[global_allocator]
         static GLOBAL: hakmem_bench::floor::Floor = hakmem_bench::floor::Floor::new();
         const ALLOC: &str = "floor";
         const PROBE: Option<Probe> = None;
+        const COUNTERS: CounterProbe = soak::no_counters;
     } else {
         const ALLOC: &str = "system";
         const PROBE: Option<Probe> = None;
+        const COUNTERS: CounterProbe = soak::no_counters;
     }
 }
 
 fn usage() -> String {
     let mut s = String::from(
         "usage: hakmem-bench WORKLOAD [--ops N] [--threads T] [--ws N] [--min B] [--max B] \
-         [--seed S] [--batch B] [--lifetimes N] [--epoch N] [--max-secs F]\nworkloads:\n",
+         [--seed S] [--batch B] [--lifetimes N] [--epoch N] [--max-secs F] \
+         [--soak-secs F] [--epoch-ops N] [--epochs N]\nworkloads:\n",
     );
     for w in WORKLOADS {
         s.push_str(&format!("  {:<12} {}\n", w.name, w.about));
@@ -60,7 +84,10 @@ fn usage() -> String {
     s
 }
 
-fn parse(args: &[String]) -> Result<(&'static str, Params), String> {
+/// A parsed command line: the workload, its parameters, and the soak, if asked for.
+type Parsed = (&'static str, Params, Option<SoakParams>);
+
+fn parse(args: &[String]) -> Result<Parsed, String> {
     let name = args.first().ok_or_else(usage)?;
     if name == "--help" || name == "-h" {
         return Err(usage());
@@ -68,6 +95,12 @@ fn parse(args: &[String]) -> Result<(&'static str, Params), String> {
     let w = spec(name).ok_or_else(|| format!("unknown workload {name:?}\n{}", usage()))?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut p = Params::of(w, cores);
+    let mut soak_on = false;
+    let mut sp = SoakParams {
+        epoch_ops: w.ops.saturating_mul(5),
+        max_epochs: 0,
+        secs: 0.0,
+    };
     let mut it = args[1..].iter();
     while let Some(flag) = it.next() {
         let val = it
@@ -87,6 +120,20 @@ fn parse(args: &[String]) -> Result<(&'static str, Params), String> {
             "--batch" => p.batch = num(&val)? as usize,
             "--lifetimes" => p.lifetimes = num(&val)? as usize,
             "--epoch" => p.epoch = num(&val)?,
+            "--epoch-ops" => {
+                sp.epoch_ops = num(&val)?.max(1);
+                soak_on = true;
+            }
+            "--epochs" => {
+                sp.max_epochs = num(&val)?;
+                soak_on = true;
+            }
+            "--soak-secs" => {
+                sp.secs = val
+                    .parse::<f64>()
+                    .map_err(|e| format!("{flag} {val}: {e}"))?;
+                soak_on = true;
+            }
             "--max-secs" => {
                 p.max_secs = Some(
                     val.parse::<f64>()
@@ -102,12 +149,21 @@ fn parse(args: &[String]) -> Result<(&'static str, Params), String> {
     if p.min == 0 || p.max < p.min {
         return Err(format!("bad size range {}..={}", p.min, p.max));
     }
-    Ok((w.name, p))
+    if soak_on && !soak::supports(p.kind) {
+        return Err(format!(
+            "soak mode supports the single-threaded workloads (mixed*, large, realloc), not {}",
+            w.name
+        ));
+    }
+    if soak_on && sp.max_epochs == 0 && sp.secs <= 0.0 {
+        sp.max_epochs = 1;
+    }
+    Ok((w.name, p, soak_on.then_some(sp)))
 }
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let (name, params) = match parse(&args) {
+    let (name, params, soak_params) = match parse(&args) {
         Ok(x) => x,
         Err(e) => {
             eprintln!("{e}");
@@ -117,6 +173,9 @@ fn main() -> ExitCode {
     if ALLOC == "floor" && spec(name).is_some_and(|s| s.threaded) {
         eprintln!("floor is single-threaded: workload {name} is not applicable");
         return ExitCode::from(3);
+    }
+    if let Some(sp) = soak_params {
+        return soak_main(name, &params, &sp);
     }
     let outcome = run(&params, PROBE.unwrap_or(measure::no_probe));
     let report = Report {
@@ -135,6 +194,31 @@ fn main() -> ExitCode {
             outcome.frees,
             outcome.live()
         );
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
+}
+
+/// Soak mode: epochs until the time or epoch limit, then a `SOAKEND` line.
+fn soak_main(name: &str, params: &Params, sp: &SoakParams) -> ExitCode {
+    println!(
+        "SOAKSTART {{\"workload\":\"{name}\",\"alloc\":\"{ALLOC}\",\"epoch_ops\":{},\"ws\":{},\"min\":{},\"max\":{},\"seed\":{},\"secs\":{},\"max_epochs\":{}}}",
+        sp.epoch_ops, params.ws, params.min, params.max, params.seed, sp.secs, sp.max_epochs
+    );
+    let o = soak::run_soak(params, sp, COUNTERS);
+    println!(
+        "{}{{\"epochs\":{},\"ops\":{},\"secs\":{:.3},\"allocs\":{},\"frees\":{},\"live\":{},\"peak_rss_kib\":{}}}",
+        soak::END_PREFIX,
+        o.epochs,
+        o.ops,
+        o.secs,
+        o.allocs,
+        o.frees,
+        o.live(),
+        measure::peak_rss_kib()
+    );
+    if o.live() != 0 {
+        eprintln!("error: {} blocks never freed", o.live());
         return ExitCode::FAILURE;
     }
     ExitCode::SUCCESS

@@ -285,12 +285,12 @@ impl Outcome {
 }
 
 #[derive(Clone, Copy)]
-struct Slot {
-    ptr: *mut u8,
-    size: usize,
+pub(crate) struct Slot {
+    pub(crate) ptr: *mut u8,
+    pub(crate) size: usize,
 }
 
-const EMPTY: Slot = Slot {
+pub(crate) const EMPTY: Slot = Slot {
     ptr: ptr::null_mut(),
     size: 0,
 };
@@ -325,7 +325,7 @@ fn layout(size: usize) -> Layout {
 
 /// Allocates `size` bytes and writes `tag` in the first byte.
 #[inline(always)]
-fn new_block(size: usize, tag: u8) -> *mut u8 {
+pub(crate) fn new_block(size: usize, tag: u8) -> *mut u8 {
     let l = layout(size);
     // SAFETY: a non-zero size.
     let p = unsafe { alloc(l) };
@@ -338,18 +338,32 @@ fn new_block(size: usize, tag: u8) -> *mut u8 {
 }
 
 #[inline(always)]
-fn free_block(s: Slot) {
+pub(crate) fn free_block(s: Slot) {
     // SAFETY: `s.ptr` was allocated by `new_block(s.size, _)` (or grown by realloc to
     // `s.size`) and is freed once: its slot is emptied by the caller.
     unsafe { dealloc(s.ptr, layout(s.size)) }
 }
 
-fn uniform(min: usize, max: usize) -> impl Fn(u64) -> usize + Copy {
+/// Reallocates the block of `s` to `new` bytes (non-zero) and writes its last byte, as a
+/// push would; returns the new address.
+#[inline(always)]
+pub(crate) fn grow_block(s: Slot, new: usize) -> *mut u8 {
+    // SAFETY: `s.ptr` is live with layout `layout(s.size)`; `new` is non-zero.
+    let q = unsafe { realloc(s.ptr, layout(s.size), new) };
+    if q.is_null() {
+        handle_alloc_error(layout(new));
+    }
+    // SAFETY: `q` has `new` bytes.
+    unsafe { q.add(new - 1).write_volatile(2) };
+    q
+}
+
+pub(crate) fn uniform(min: usize, max: usize) -> impl Fn(u64) -> usize + Copy {
     let range = (max.max(min) - min + 1) as u64;
     move |r: u64| min + below(r >> 32, range) as usize
 }
 
-fn log_uniform(min: usize, max: usize) -> impl Fn(u64) -> usize + Copy {
+pub(crate) fn log_uniform(min: usize, max: usize) -> impl Fn(u64) -> usize + Copy {
     let lo = min.max(1).ilog2();
     let hi = max.max(min.max(1)).ilog2().max(lo + 1);
     let n = (hi - lo) as u64;
@@ -363,7 +377,12 @@ fn log_uniform(min: usize, max: usize) -> impl Fn(u64) -> usize + Copy {
 
 /// `ops` mixed ops over `slots`, no look at the clock.
 #[inline(always)]
-fn mixed_ops<S: Fn(u64) -> usize>(slots: &mut [Slot], ops: u64, rng: &mut Rng, size_of: &S) -> u64 {
+pub(crate) fn mixed_ops<S: Fn(u64) -> usize>(
+    slots: &mut [Slot],
+    ops: u64,
+    rng: &mut Rng,
+    size_of: &S,
+) -> u64 {
     let ws = slots.len() as u64;
     let mut allocs = 0u64;
     for _ in 0..ops {
@@ -412,7 +431,7 @@ fn mixed_loop<S: Fn(u64) -> usize>(
 }
 
 /// Frees every block still in `slots`; returns how many.
-fn drain(slots: &mut [Slot]) -> u64 {
+pub(crate) fn drain(slots: &mut [Slot]) -> u64 {
     let mut n = 0;
     for s in slots.iter_mut() {
         if !s.ptr.is_null() {
@@ -827,14 +846,7 @@ fn run_realloc(p: &Params, probe: Probe) -> Outcome {
         } else {
             let grow = 1 + below(r >> 32, (v.size / 2) as u64 + 1) as usize;
             let new = (v.size + grow).min(max);
-            // SAFETY: `v.ptr` is live with layout `layout(v.size)`; `new` is non-zero.
-            let q = unsafe { realloc(v.ptr, layout(v.size), new) };
-            if q.is_null() {
-                handle_alloc_error(layout(new));
-            }
-            // SAFETY: `q` has `new` bytes: write the last one, as a push would.
-            unsafe { q.add(new - 1).write_volatile(2) };
-            v.ptr = q;
+            v.ptr = grow_block(*v, new);
             v.size = new;
             c.reallocs += 1;
         }

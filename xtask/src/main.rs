@@ -5,9 +5,11 @@
 //!   `hakmem-bench` workload source, run them in interleaved rounds, print a table and
 //!   write `target/bench/<date>-<rev>.{json,md,svg}`. `bench --callgrind` counts
 //!   instructions per op under valgrind instead. See `docs/benchmarks.md`.
+//! - `preset`: list, show or build the presets (from the gate table of `hakmem-env-gates`).
 
 mod bench;
 mod host;
+mod preset;
 
 use std::process::ExitCode;
 
@@ -16,6 +18,7 @@ usage: cargo xtask <command> [options]
 
 commands:
   bench     benchmark hakmem against its peers (cargo xtask bench --help)
+  preset    list | show NAME | build NAME: the presets and every gate's default
   help      this text
 ";
 
@@ -24,6 +27,7 @@ fn main() -> ExitCode {
     let cmd = args.next();
     match cmd.as_ref().and_then(|c| c.to_str()) {
         Some("bench") => bench::main(args.collect()),
+        Some("preset" | "presets") => preset::main(args.collect()),
         None | Some("help" | "--help" | "-h") => {
             print!("{HELP}");
             ExitCode::SUCCESS

@@ -7,13 +7,13 @@
 //! counter for hakmem; for everyone, `strace -f -c -e trace=memory` in one extra untimed
 //! run (minus a run with 0 ops, so that set-up is excluded) when strace exists.
 
-mod builder;
+pub(crate) mod builder;
 mod callgrind;
-mod contenders;
-mod progress;
-mod render;
-mod runner;
-mod stats;
+pub(crate) mod contenders;
+pub(crate) mod progress;
+pub(crate) mod render;
+pub(crate) mod runner;
+pub(crate) mod stats;
 
 use crate::host::{self, Host};
 use builder::Built;

@@ -120,12 +120,12 @@ fn per_op(x: f64) -> String {
     }
 }
 
-fn mib(kib: u64) -> String {
+pub(crate) fn mib(kib: u64) -> String {
     format!("{:.1} MiB", kib as f64 / 1024.0)
 }
 
 /// A markdown table with aligned columns; `right[i]` right-aligns column `i`.
-fn table(header: &[String], rows: &[Vec<String>], right: &[bool]) -> String {
+pub(crate) fn table(header: &[String], rows: &[Vec<String>], right: &[bool]) -> String {
     let n = header.len();
     let width = |s: &str| s.chars().count();
     let mut w: Vec<usize> = header.iter().map(|h| width(h).max(3)).collect();
@@ -567,7 +567,7 @@ const PALETTE: &[&str] = &[
     "#7f7f7f", "#bcbd22",
 ];
 
-fn esc(s: &str) -> String {
+pub(crate) fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
