@@ -262,7 +262,7 @@ pub static GATES: [GateSpec; GATE_COUNT] = [
         safe: d(Decommit::Off),
         balanced: d(Decommit::Off),
         lean: d(Decommit::DontNeed),
-        doc: "How lean mode decommits empty slabs and superslabs: `FREE` = `MADV_FREE` (lazy: the kernel takes the pages only under memory pressure, so RSS does not drop), `DONTNEED` = `MADV_DONTNEED` (eager: RSS drops at once), `OFF` = no decommit. LEAN uses `DONTNEED`: see docs/results/002-idle-release.md.",
+        doc: "How lean mode decommits empty slabs, empty superslabs and freed large mappings in the caches: `FREE` = `MADV_FREE` (lazy: the kernel takes the pages only under memory pressure, so RSS does not drop), `DONTNEED` = `MADV_DONTNEED` (eager: RSS drops at once), `OFF` = no decommit. LEAN uses `DONTNEED`: see docs/results/002-idle-release.md.",
     },
     GateSpec {
         id: GateId::SsOsStats,
@@ -271,7 +271,7 @@ pub static GATES: [GateSpec; GATE_COUNT] = [
         safe: b(false),
         balanced: b(false),
         lean: b(false),
-        doc: "Count the allocator's syscalls (mmap, munmap, madvise, mprotect) and print the counters at exit.",
+        doc: "Print the allocator's syscall counters (mmap, munmap, madvise, mprotect, mremap) and the release-policy counters at exit. (They are always counted, off the fast path; `hakmem::stats()` reads them.)",
     },
     GateSpec {
         id: GateId::AllocPassdownSsot,
@@ -280,7 +280,7 @@ pub static GATES: [GateSpec; GATE_COUNT] = [
         safe: b(false),
         balanced: b(false),
         lean: b(false),
-        doc: "The size-class pass-down experiment: compute the size class once and pass it down the allocation path.",
+        doc: "The seed's size-class pass-down experiment (Phase 60). Read by no box: hakmem computes the size class once and passes it down by construction, so both values run the same code (kept for A/B parity with the seed).",
     },
     GateSpec {
         id: GateId::Prewarm,
@@ -289,7 +289,7 @@ pub static GATES: [GateSpec; GATE_COUNT] = [
         safe: b(true),
         balanced: b(true),
         lean: b(true),
-        doc: "Fill each thread's hot caches and map superslabs ahead of first use; lean mode (`HAKMEM_SS_MEM_LEAN=1`) suppresses it.",
+        doc: "Fill each new thread's tiny-class caches (mapping their superslabs as a side effect) on its first allocation; lean mode (`HAKMEM_SS_MEM_LEAN=1`) suppresses it.",
     },
     GateSpec {
         id: GateId::PrewarmDepth,

@@ -1,7 +1,8 @@
 //! # hakmem-hot-prewarm: warm caches before first use
 //!
-//! **Owns** filling a new thread's tiny caches and mapping superslabs ahead of first use,
-//! so that a thread's first allocations hit the fast path.
+//! **Owns** filling a new thread's tiny caches ahead of first use (which maps the tiny
+//! classes' superslabs as a side effect), so that a thread's first allocations hit the
+//! fast path.
 //!
 //! **Entry point**: [`prewarm_thread`] (the facade calls it once per thread, on the
 //! thread's first slow path), and [`enabled`] (the gate decision).

@@ -3,8 +3,9 @@
 //! **Owns** each thread's cache of mid-sized blocks (size classes `NTINY..NCLASS`: above
 //! 1 KiB up to [`MID_MAX`] = 256 KiB, four classes per doubling): one bounded LIFO
 //! [`Bin`] per class, refilled from and flushed to the slabs of `hakmem-ss-allocation`.
-//! The bounds shrink with the block size (at most 64 KiB of blocks per class, at least
-//! two blocks), so a thread never hoards much memory.
+//! The bounds shrink with the block size (64 KiB of blocks per class, but never fewer
+//! than two blocks, so the largest class keeps up to 512 KiB), so a thread never hoards
+//! much memory.
 //!
 //! **Entry points**: [`mid_alloc`] / [`mid_free`]; [`try_alloc`] / [`try_free`] (fast
 //! path alone) with [`alloc_slow`] / [`free_slow`]; [`thread_init`], [`thread_flush`].

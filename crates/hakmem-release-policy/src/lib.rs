@@ -21,8 +21,11 @@
 //! **Invariants**
 //! - A cached region holds no live data: callers hand over regions only when empty.
 //! - The caches never exceed their bounds: at most `HAKMEM_SS_CACHE_MAX` superslabs and
-//!   at most `HAKMEM_LARGE_CACHE_MIB` MiB (and [`MAX_ENTRIES`] entries) of large mappings;
-//!   whatever does not fit is retired at once (oldest first).
+//!   at most `HAKMEM_LARGE_CACHE_MIB` MiB (counted by the bytes a mapping may hold
+//!   resident) and [`MAX_ENTRIES`] entries of large mappings; to make room the oldest
+//!   entries are retired (up to four per release; past that the new region is retired
+//!   instead). Large mappings idle for `HAKMEM_LARGE_DECAY_MS` are retired at the next
+//!   large operation.
 //! - Every decommit and retire is counted (`lean_decommit`, `lean_retire`) in the OS box.
 //! - Never allocates; the cache lock is never held across `fork` (see [`fork_prepare`]).
 //!

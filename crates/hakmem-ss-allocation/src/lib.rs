@@ -5,25 +5,34 @@
 //! the first page is ever touched); the rest is cut into *slabs* (64 KiB to 2 MiB, by
 //! class), each carved lazily into blocks. Per class, a *central* list of slabs with
 //! free blocks is guarded by one lock; thread caches (the boxes above) exchange batches
-//! of blocks with it: [`refill`] and [`flush`]. It also owns the size-class table
-//! ([`class`]) and the [`registry`] that tells whether an address is hakmem's.
+//! of blocks with it: [`refill`] and [`flush`]. For classes with 64 KiB slabs a
+//! *transfer cache* keeps flushed chains whole and hands them to the next refill, so a
+//! producer/consumer pair never touches slabs. It also owns the size-class table
+//! ([`class`]), the thread-cache building blocks ([`bins`]: the bounded `Bin`, the
+//! thread-exit key, the cache registry for stats, double-free marks) and the
+//! [`registry`] that tells whether an address is hakmem's.
 //!
-//! **Entry points**: [`refill`] (`ss_alloc_slab` of the design: blocks of a class, from a
-//! slab with room or a new slab), [`flush`] (blocks back to their slabs),
-//! [`ss_lookup`] (the superslab, slab and class of any block in O(1)), [`validate`].
+//! **Entry points**: [`refill`] / [`refill_upto`] (`ss_alloc_slab` of the design: blocks
+//! of a class, from the transfer cache, a slab with room or a new slab), [`flush`]
+//! (blocks back: to the transfer cache, or each to its slab), [`drain_transfer_caches`],
+//! [`ss_lookup`] / [`validate_class`] (the superslab, slab and class of any block in
+//! O(1)), [`class_counts`] (stats).
 //!
 //! **Gates**: none read directly; empty superslabs go to `hakmem-release-policy`, which
 //! reads the lean-mode gates.
 //!
-//! **Features**: none.
+//! **Features**: `double-free-check` (free marks, see [`bins`]) and `hardened` (free-list
+//! links encoded with a per-process secret and checked on use, shuffled refills, guard
+//! pages after each superslab header). Both off: no code, no branch.
 //!
 //! **Invariants**
 //! - A block's superslab is `addr & !(SS_SIZE - 1)`; its slab index is
 //!   `(addr - ss - SS_HEADER) >> slab_shift`. Both are O(1), without search.
-//! - `slab.used` counts the blocks handed out by [`refill`] and not yet [`flush`]ed
-//!   (whether in a user's hands or in a thread cache); a slab with `used == 0` is reset
-//!   and returned to its superslab at once; a superslab with no slab in use is
-//!   unregistered and handed to the release policy at once.
+//! - `slab.used` counts the blocks handed out by [`refill`] and not yet back in the
+//!   slab's free list (in a user's hands, in a thread cache, or in a chain in the
+//!   transfer cache); a slab with `used == 0` is reset and returned to its superslab at
+//!   once (lean mode decommits all but one spare per class); a superslab with no slab in
+//!   use is unregistered and handed to the release policy at once.
 //! - A live superslab is registered as `Kind::Superslab`; a cached one is not.
 //! - Lock order: a class lock, then the release-policy cache lock. No class lock is held
 //!   while another class lock is taken (except by [`fork_prepare`], in class order).

@@ -21,7 +21,8 @@
 //! - A thread starts with empty bins whose limit is 0, so its first allocation and its
 //!   first free miss and go to the slow path, which initializes the thread (no
 //!   "initialized?" test on the fast path).
-//! - At thread exit (a pthread key destructor) every cached block goes back to its slab
+//! - At thread exit (a pthread key destructor) every cached block goes back to the
+//!   central lists (its slab, or the class's transfer cache)
 //!   and the bins' limits drop to 0: later calls on that thread (other destructors) go
 //!   straight to the central lists and cache nothing, so no block is ever stranded.
 //! - A block freed by another thread than its allocator goes into the freeing thread's

@@ -1,0 +1,1545 @@
+#![cfg(loom)]
+//! Exhaustive (bounded) model checks of hakmem's cross-thread protocols with
+//! [loom](https://docs.rs/loom).
+//!
+//! Run with (about a minute on 2 cores; a separate target directory keeps the normal
+//! build's artifacts, which `--cfg loom` would otherwise invalidate):
+//!
+//! ```text
+//! RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom \
+//!     cargo test -p hakmem-ss-allocation --test loom_protocol --release
+//! ```
+//!
+//! Without `--cfg loom` this file compiles to nothing, so `cargo test --workspace` is
+//! unaffected. `LOOM_MAX_PREEMPTIONS=n` overrides every test's preemption bound (a
+//! deeper, slower search).
+//!
+//! # This is a model, not the production code
+//!
+//! The production code keeps its state in `static`s built from `core::sync::atomic`
+//! types and raw pointers into mmapped memory; loom can only explore interleavings of
+//! (and find data races on) its own `loom::sync::atomic` types and
+//! `loom::cell::UnsafeCell`s, created fresh for each execution. So each section below
+//! re-states one production algorithm **step by step, with the same atomic operations
+//! and the same memory orderings**, on loom types, with indices instead of pointers and
+//! a handful of blocks instead of superslabs. A reviewer should check each model against
+//! the production function it names; a change to one of those functions must be
+//! mirrored here. Every memory word that the production code accesses without an atomic
+//! (a free block's link word, the central state under a class lock, a registry node,
+//! an `ExitKey`'s key) is a `loom::cell::UnsafeCell` here, so loom reports any access
+//! not ordered by happens-before (a data race) as a failure, on top of the explicit
+//! assertions.
+//!
+//! | model here | production (crate, function) |
+//! |---|---|
+//! | [`RawLock`] `lock`, `lock_contended`, `try_lock`, `unlock`, [`Locked::with`] | `hakmem-os-stats` `lock::RawLock` and `lock::Locked::with`: `compare_exchange_weak(false, true, Acquire, Relaxed)`, on failure spin on a `Relaxed` load (64 `spin_loop`s, then `sched_yield`) and retry the weak CAS; `unlock` is a `Release` store of `false` |
+//! | [`Central::refill_upto`] | `hakmem-ss-allocation` `refill_upto`: when `max > want`, one locked section pops the newest transfer-cache chain if its `count <= max` (null tail); otherwise a second locked section takes blocks from the first partial slab's free list, then carves, taking a new slab (`new_slab`) when the partial list is empty, unlinks a slab that has neither; the tail's link is nulled after the unlock |
+//! | [`Central::flush`] | `flush`: under the lock, a chain with `count > 1` of a class with 64 KiB slabs goes whole to the transfer cache while `n_xfer < XFER_MAX` and `(n_xfer + 1) * bytes <= max_bytes.max(bytes)`, else `flush_locked` |
+//! | [`Central::flush_locked`], [`Central::slab_empty`], [`Central::new_slab`] | `flush_locked` (each block pushed on its slab's free list, `used -= 1`, slab emptied at `used == 0`, else put back on the partial list), `slab_empty` (unlink, reset free list and carve count, slab bit back in `free_slabs`), `new_slab` (lowest free slab, reset, pushed on the partial list) |
+//! | [`Central::drain_transfer_caches`] | `drain_transfer_caches` / `flush_to_slabs`: pop one chain per locked section, return it to the slabs in another |
+//! | [`Bin`] `pop`, `push`, `refill`, `overflow`, `drain` | `bins::Bin` methods of the same names: LIFO with a `limit`; `refill` asks `refill_upto(limit / 2 (at least 1), limit (at least 1))`; `overflow` keeps the new block and the `limit / 2` newest, flushes the older rest as one chain (`limit / 2 == 0`: `drain`); `drain` flushes the whole bin |
+//! | the two threads of [`block_life`] | `hakmem-tiny-fast` / `hakmem-mid`: `alloc_slow_class` (pop, else `Bin::refill`), `free_slow_class` (push, else `Bin::overflow`), `on_thread_exit` (drain every bin, `limit = 0`) |
+//! | [`ExitKey::register_current_thread`] | `bins::ExitKey::register_current_thread`: `compare_exchange(0, 1, Acquire, Acquire)`; the winner creates the key and stores 2 (or 3 on failure) with `Release`; `Err(1)` spins; `Err(2)` reads the key; `Err(3)` returns false |
+//! | [`Registry::map`], [`Registry::kind_of`] | `registry::map` / `registry::init` (map a table, `compare_exchange(null, p, AcqRel, Acquire)`, the loser unmaps its own table and uses the winner's) and `registry::kind_of` (`Acquire` load, null means "not mapped yet") |
+//! | [`Secret::link_secret`] | `link_secret` / `init_link_secret`: `Relaxed` load, 0 means "not yet": `compare_exchange(0, v \| 1, AcqRel, Acquire)`, the loser uses the winner's value |
+//! | [`CacheRegistry`] | `bins::CacheRegistry::{register, unregister, cached}` (a doubly linked list of thread caches under a `RawLock`; `cached` sums each bin's `count`, an `AtomicU32` its owner writes with a `Relaxed` load and store) and the `thread_init` / `on_thread_exit` order of the boxes (register; …; drain, `limit = 0`, unregister; then the thread-local storage goes away) |
+//!
+//! Left out of the models (checked elsewhere or not at all): superslab mapping and
+//! release (`new_superslab`, the `avail` list, spare slabs, decommit; the model has one
+//! superslab whose slabs are never unmapped), the release-policy cache, the `ClassStats`
+//! counters, hardened link encoding and shuffling, the double-free marks, pointer
+//! validation (`ss_lookup`, `validate_class`, which read `carved`/`free_slabs` without
+//! the lock), `Bin::fill_to`, fork handlers. See `docs/concurrency.md`.
+
+use loom::cell::UnsafeCell;
+use loom::sync::Arc;
+use loom::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicU32, AtomicUsize, Ordering};
+use loom::thread;
+use std::sync::atomic::AtomicBool as GhostBool;
+use std::sync::atomic::AtomicUsize as GhostUsize;
+use std::sync::atomic::Ordering::SeqCst;
+
+// Ghost state (`std` atomics) is not instrumented by loom: the model's threads run one
+// at a time on one OS thread, so it records facts about the interleaving being explored
+// (who holds what, which paths ran) without adding interleavings of its own.
+
+/// Spins of one wait (a lock, a once-init, the test's mailbox) that loom explores; a
+/// longer wait stops branching (`loom::skip_branch`: the execution goes on along one
+/// schedule, which runs a thread that is not waiting). Without this, two waiters
+/// yielding to each other forever while the holder never runs are an infinite path
+/// (loom assumes no fairness). Nothing is lost: a failed spin only reads, so deleting
+/// it from an execution leaves an execution that all other threads cannot tell apart,
+/// and the executions with fewer spins are all explored.
+const SPIN_PRUNE: u32 = 2;
+
+/// One failed spin of a wait: yield to the other threads (`spin_loop` and
+/// `sched_yield` are both a yield to loom), pruning long waits (see [`SPIN_PRUNE`]).
+fn spin_wait(waited: &mut u32) {
+    *waited += 1;
+    if *waited > SPIN_PRUNE {
+        loom::skip_branch();
+    }
+    thread::yield_now();
+}
+
+/// Run `f` under loom with at most `bound` preemptions (`None`: unbounded), unless
+/// `LOOM_MAX_PREEMPTIONS` is set.
+fn check(bound: Option<usize>, f: impl Fn() + Sync + Send + 'static) {
+    let mut b = loom::model::Builder::new();
+    if std::env::var_os("LOOM_MAX_PREEMPTIONS").is_none() {
+        b.preemption_bound = bound;
+    }
+    b.check(f);
+}
+
+// =======================================================================================
+// (a) RawLock: hakmem-os-stats `lock::RawLock` and `lock::Locked`.
+// =======================================================================================
+
+/// `hakmem_os_stats::lock::RawLock`, step by step.
+pub struct RawLock {
+    locked: AtomicBool,
+    /// `Release` in production; the mutation test weakens it to show the check bites.
+    unlock_order: Ordering,
+}
+
+impl RawLock {
+    fn new() -> Self {
+        RawLock {
+            locked: AtomicBool::new(false),
+            unlock_order: Ordering::Release,
+        }
+    }
+
+    fn lock(&self) {
+        if self
+            .locked
+            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            self.lock_contended();
+        }
+    }
+
+    fn lock_contended(&self) {
+        let mut spins = 0u32;
+        let mut waited = 0u32;
+        loop {
+            while self.locked.load(Ordering::Relaxed) {
+                if spins < 64 {
+                    // core::hint::spin_loop()
+                    spins += 1;
+                }
+                // (else libc::sched_yield(); both are a yield to loom)
+                spin_wait(&mut waited);
+            }
+            if self
+                .locked
+                .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+            {
+                return;
+            }
+        }
+    }
+
+    fn try_lock(&self) -> bool {
+        self.locked
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    fn unlock(&self) {
+        self.locked.store(false, self.unlock_order);
+    }
+
+    fn is_locked(&self) -> bool {
+        self.locked.load(Ordering::Relaxed)
+    }
+}
+
+/// `hakmem_os_stats::lock::Locked`.
+pub struct Locked<T> {
+    lock: RawLock,
+    data: UnsafeCell<T>,
+}
+
+impl<T> Locked<T> {
+    fn new(data: T) -> Self {
+        Locked {
+            lock: RawLock::new(),
+            data: UnsafeCell::new(data),
+        }
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
+        self.lock.lock();
+        // SAFETY: the lock is held, so this is the only reference to the data (loom
+        // checks exactly this claim: an unordered access is reported as a race).
+        let r = self.data.with_mut(|p| f(unsafe { &mut *p }));
+        self.lock.unlock();
+        r
+    }
+}
+
+/// Three threads each add one under the lock: no update is lost, and loom finds no
+/// unordered access to the data (mutual exclusion plus Acquire/Release hand-over).
+#[test]
+fn raw_lock_three_threads_never_lose_an_update() {
+    check(Some(3), || {
+        let l = Arc::new(Locked::new(0u32));
+        let hs: Vec<_> = (0..2)
+            .map(|_| {
+                let l = l.clone();
+                thread::spawn(move || l.with(|v| *v += 1))
+            })
+            .collect();
+        l.with(|v| *v += 1);
+        for h in hs {
+            h.join().unwrap();
+        }
+        assert_eq!(l.with(|v| *v), 3);
+        assert!(!l.lock.is_locked());
+    });
+}
+
+/// Two threads, two critical sections each (so a thread re-takes a lock it just
+/// released while the other spins): no lost update.
+#[test]
+fn raw_lock_two_threads_two_rounds() {
+    check(Some(3), || {
+        let l = Arc::new(Locked::new(0u32));
+        let l2 = l.clone();
+        let h = thread::spawn(move || {
+            l2.with(|v| *v += 1);
+            l2.with(|v| *v += 10);
+        });
+        l.with(|v| *v += 100);
+        l.with(|v| *v += 1000);
+        h.join().unwrap();
+        assert_eq!(l.with(|v| *v), 1111);
+    });
+}
+
+/// `try_lock` succeeds only when no one holds the lock, and a successful `try_lock`
+/// orders like `lock`.
+#[test]
+fn raw_lock_try_lock() {
+    check(None, || {
+        let l = Arc::new(Locked::new(0u32));
+        let l2 = l.clone();
+        let h = thread::spawn(move || {
+            if l2.lock.try_lock() {
+                // SAFETY: try_lock succeeded, the lock is held.
+                l2.data.with_mut(|p| unsafe { *p += 1 });
+                l2.lock.unlock();
+                1
+            } else {
+                0
+            }
+        });
+        l.with(|v| *v += 1);
+        let got = h.join().unwrap();
+        assert_eq!(l.with(|v| *v), 1 + got);
+        assert!(l.lock.try_lock());
+        assert!(!l.lock.try_lock());
+        l.lock.unlock();
+    });
+}
+
+/// Mutation check: with a `Relaxed` unlock the next holder's access to the data is not
+/// ordered after the previous holder's, and loom must say so.
+#[test]
+#[should_panic]
+fn raw_lock_mutation_relaxed_unlock_is_caught() {
+    check(Some(2), || {
+        let mut l = Locked::new(0u32);
+        l.lock.unlock_order = Ordering::Relaxed;
+        let l = Arc::new(l);
+        let l2 = l.clone();
+        let h = thread::spawn(move || l2.with(|v| *v += 1));
+        l.with(|v| *v += 1);
+        h.join().unwrap();
+    });
+}
+
+// =======================================================================================
+// (b) A block's life across threads: thread caches, transfer cache, slabs.
+// =======================================================================================
+
+/// Null block index (a null pointer in production).
+const NIL: u32 = u32::MAX;
+
+/// Deliberate bugs, to show that the checks catch them.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Mutant {
+    None,
+    /// `Bin::overflow` flushes one block too few (`count - keep - 1`).
+    OverflowCountOffByOne,
+    /// `refill_upto` reads the newest transfer-cache chain but forgets `n_xfer -= 1`.
+    XferPeekWithoutPop,
+}
+
+/// One scenario of [`block_life`].
+#[derive(Clone, Copy, Debug)]
+struct Cfg {
+    /// Slabs of the one superslab, and blocks per slab.
+    nslab: usize,
+    cap: u32,
+    /// Block size (for the transfer cache's byte limit).
+    block_size: usize,
+    /// The class has 64 KiB slabs (`slab_shift(cls) == 16`): it uses a transfer cache.
+    xfer: bool,
+    /// `XFER_MAX` and `xfer_max_bytes()`.
+    xfer_max: usize,
+    xfer_max_bytes: usize,
+    /// Both threads' `Bin::limit` (`limit_of(cls)`).
+    limit: u32,
+    /// Allocations by thread A, each handed to thread B, which frees it.
+    n_alloc: usize,
+    /// B's exit destructor runs before its last free (a later thread-local destructor
+    /// frees): that free sees `limit == 0` and goes through `overflow` -> `drain`.
+    late_free: bool,
+    /// The main thread runs `drain_transfer_caches` (`trim`) while A and B run.
+    trim_during: bool,
+    mutant: Mutant,
+}
+
+/// Metadata of one slab (`Slab` in the superslab header).
+#[derive(Clone, Copy, Debug)]
+struct Slab {
+    free: u32,
+    next: u32,
+    prev: u32,
+    used: u32,
+    carved: u32,
+    in_partial: bool,
+}
+
+const SLAB_RESET: Slab = Slab {
+    free: NIL,
+    next: NIL,
+    prev: NIL,
+    used: 0,
+    carved: 0,
+    in_partial: false,
+};
+
+#[derive(Clone, Copy, Debug)]
+struct XferChain {
+    head: u32,
+    count: u32,
+}
+
+/// One class's `Central` (minus the lock) plus the slab metadata it guards.
+struct CentralState {
+    slabs: Vec<Slab>,
+    /// Bit i: slab i not in use (`SuperSlab::free_slabs`).
+    free_slabs: u64,
+    partial: u32,
+    xfer: Vec<XferChain>,
+    n_xfer: usize,
+    /// Ghost: slabs that were in use before (to see slab reuse happen).
+    ever_used: u64,
+}
+
+/// `Chain`.
+#[derive(Clone, Copy, Debug)]
+struct Chain {
+    head: u32,
+    tail: u32,
+    count: u32,
+}
+
+const CHAIN_EMPTY: Chain = Chain {
+    head: NIL,
+    tail: NIL,
+    count: 0,
+};
+
+/// Which paths an exploration took (summed over all executions of one test).
+#[derive(Default)]
+struct Coverage {
+    xfer_push: GhostUsize,
+    xfer_take: GhostUsize,
+    slab_flush: GhostUsize,
+    slab_empty: GhostUsize,
+    slab_reuse: GhostUsize,
+    overflow: GhostUsize,
+    late_free: GhostUsize,
+    trim_took: GhostUsize,
+    reused_block: GhostUsize,
+    executions: GhostUsize,
+}
+
+/// A block's ghost state.
+const G_FREE: usize = 0;
+const G_LIVE: usize = 1;
+
+/// The class: lock, central state, and the blocks' memory.
+struct Central {
+    lock: RawLock,
+    st: UnsafeCell<CentralState>,
+    /// Each block's first word: its free-list link while free, the user's data while
+    /// live (the same word, as in production).
+    word: Vec<UnsafeCell<u32>>,
+    cfg: Cfg,
+    cov: std::sync::Arc<Coverage>,
+    /// Ghost: `G_LIVE` while a user holds the block.
+    ghost: Vec<GhostUsize>,
+    /// Ghost: the block was handed out before.
+    ghost_seen: Vec<GhostBool>,
+}
+
+impl Central {
+    fn new(cfg: Cfg, cov: std::sync::Arc<Coverage>) -> Self {
+        let nblk = cfg.nslab * cfg.cap as usize;
+        Central {
+            lock: RawLock::new(),
+            st: UnsafeCell::new(CentralState {
+                slabs: vec![SLAB_RESET; cfg.nslab],
+                free_slabs: (1u64 << cfg.nslab) - 1,
+                partial: NIL,
+                xfer: vec![
+                    XferChain {
+                        head: NIL,
+                        count: 0
+                    };
+                    cfg.xfer_max
+                ],
+                n_xfer: 0,
+                ever_used: 0,
+            }),
+            word: (0..nblk).map(|_| UnsafeCell::new(0xDEAD)).collect(),
+            cfg,
+            cov,
+            ghost: (0..nblk).map(|_| GhostUsize::new(G_FREE)).collect(),
+            ghost_seen: (0..nblk).map(|_| GhostBool::new(false)).collect(),
+        }
+    }
+
+    /// `next_of`: read a free block's link.
+    fn next_of(&self, b: u32) -> u32 {
+        // SAFETY (model): the caller owns the free block; loom checks the claim.
+        self.word[b as usize].with(|p| unsafe { *p })
+    }
+
+    /// `set_next`: write a free block's link.
+    fn set_next(&self, b: u32, next: u32) {
+        // SAFETY (model): the caller owns the free block; loom checks the claim.
+        self.word[b as usize].with_mut(|p| unsafe { *p = next })
+    }
+
+    /// `slab_of`.
+    fn slab_of(&self, b: u32) -> usize {
+        (b / self.cfg.cap) as usize
+    }
+
+    fn push_back(&self, chain: &mut Chain, b: u32) {
+        if chain.head == NIL {
+            chain.head = b;
+        } else {
+            self.set_next(chain.tail, b);
+        }
+        chain.tail = b;
+        chain.count += 1;
+    }
+
+    /// Run `f` on the central state; the caller holds the lock.
+    fn locked<R>(&self, f: impl FnOnce(&mut CentralState) -> R) -> R {
+        // SAFETY (model): the class lock is held (loom reports a race otherwise).
+        self.st.with_mut(|p| f(unsafe { &mut *p }))
+    }
+
+    /// `c.lock.unlock()`, after checking the central invariants (the state another
+    /// thread can see from now on).
+    fn unlock(&self) {
+        self.locked(|c| self.check_central(c, false));
+        self.lock.unlock();
+    }
+
+    fn partial_push(c: &mut CentralState, s: usize) {
+        c.slabs[s].prev = NIL;
+        c.slabs[s].next = c.partial;
+        if c.partial != NIL {
+            c.slabs[c.partial as usize].prev = s as u32;
+        }
+        c.partial = s as u32;
+        c.slabs[s].in_partial = true;
+    }
+
+    fn partial_remove(c: &mut CentralState, s: usize) {
+        let (prev, next) = (c.slabs[s].prev, c.slabs[s].next);
+        if prev == NIL {
+            c.partial = next;
+        } else {
+            c.slabs[prev as usize].next = next;
+        }
+        if next != NIL {
+            c.slabs[next as usize].prev = prev;
+        }
+        c.slabs[s].next = NIL;
+        c.slabs[s].prev = NIL;
+        c.slabs[s].in_partial = false;
+    }
+
+    /// `new_slab` (the superslab is always there: no `new_superslab`, no spares).
+    fn new_slab(&self, c: &mut CentralState) -> u32 {
+        if c.free_slabs == 0 {
+            return NIL; // out of memory
+        }
+        let idx = c.free_slabs.trailing_zeros() as usize;
+        c.free_slabs &= !(1u64 << idx);
+        if c.ever_used & (1 << idx) != 0 {
+            self.cov.slab_reuse.fetch_add(1, SeqCst);
+        }
+        c.ever_used |= 1 << idx;
+        c.slabs[idx].free = NIL;
+        c.slabs[idx].used = 0;
+        c.slabs[idx].carved = 0;
+        Self::partial_push(c, idx);
+        idx as u32
+    }
+
+    /// `slab_empty` (the superslab is never released).
+    fn slab_empty(&self, c: &mut CentralState, s: usize) {
+        self.cov.slab_empty.fetch_add(1, SeqCst);
+        if c.slabs[s].in_partial {
+            Self::partial_remove(c, s);
+        }
+        c.slabs[s].free = NIL;
+        c.slabs[s].carved = 0;
+        c.free_slabs |= 1u64 << s;
+    }
+
+    /// `refill_upto`.
+    fn refill_upto(&self, want: u32, max: u32) -> Chain {
+        if max > want {
+            self.lock.lock();
+            let x = self.locked(|c| {
+                if c.n_xfer > 0 && c.xfer[c.n_xfer - 1].count <= max {
+                    if self.cfg.mutant != Mutant::XferPeekWithoutPop {
+                        c.n_xfer -= 1;
+                        Some(c.xfer[c.n_xfer])
+                    } else {
+                        Some(c.xfer[c.n_xfer - 1])
+                    }
+                } else {
+                    None
+                }
+            });
+            if let Some(x) = x {
+                self.cov.xfer_take.fetch_add(1, SeqCst);
+                self.unlock();
+                return Chain {
+                    head: x.head,
+                    tail: NIL,
+                    count: x.count,
+                };
+            }
+            self.unlock();
+        }
+        let cap = self.cfg.cap;
+        let mut chain = CHAIN_EMPTY;
+        self.lock.lock();
+        self.locked(|c| {
+            while chain.count < want {
+                let mut s = c.partial;
+                if s == NIL {
+                    s = self.new_slab(c);
+                    if s == NIL {
+                        break;
+                    }
+                }
+                let s = s as usize;
+                while chain.count < want && c.slabs[s].free != NIL {
+                    let b = c.slabs[s].free;
+                    c.slabs[s].free = self.next_of(b);
+                    self.push_back(&mut chain, b);
+                    c.slabs[s].used += 1;
+                }
+                let mut carved = c.slabs[s].carved;
+                while chain.count < want && carved < cap {
+                    self.push_back(&mut chain, s as u32 * cap + carved);
+                    carved += 1;
+                    c.slabs[s].used += 1;
+                }
+                c.slabs[s].carved = carved;
+                if c.slabs[s].free == NIL && carved == cap {
+                    Self::partial_remove(c, s);
+                }
+            }
+        });
+        self.unlock();
+        if chain.tail != NIL {
+            self.set_next(chain.tail, NIL);
+        }
+        chain
+    }
+
+    /// `flush`.
+    fn flush(&self, head: u32, count: u32) {
+        let bytes = count as usize * self.cfg.block_size;
+        self.lock.lock();
+        self.locked(|c| {
+            if count > 1
+                && self.cfg.xfer
+                && c.n_xfer < self.cfg.xfer_max
+                && (c.n_xfer + 1) * bytes <= self.cfg.xfer_max_bytes.max(bytes)
+            {
+                self.cov.xfer_push.fetch_add(1, SeqCst);
+                c.xfer[c.n_xfer] = XferChain { head, count };
+                c.n_xfer += 1;
+            } else {
+                self.flush_locked(c, head, count);
+            }
+        });
+        self.unlock();
+    }
+
+    /// `flush_to_slabs`.
+    fn flush_to_slabs(&self, head: u32, count: u32) {
+        self.lock.lock();
+        self.locked(|c| self.flush_locked(c, head, count));
+        self.unlock();
+    }
+
+    /// `flush_locked`.
+    fn flush_locked(&self, c: &mut CentralState, head: u32, count: u32) {
+        self.cov.slab_flush.fetch_add(1, SeqCst);
+        let mut b = head;
+        let mut n = 0;
+        while n < count && b != NIL {
+            let next = self.next_of(b);
+            let s = self.slab_of(b);
+            assert_eq!(
+                c.free_slabs & (1 << s),
+                0,
+                "block {b} flushed to a slab not in use"
+            );
+            self.set_next(b, c.slabs[s].free);
+            c.slabs[s].free = b;
+            c.slabs[s].used -= 1;
+            if c.slabs[s].used == 0 {
+                self.slab_empty(c, s);
+            } else if !c.slabs[s].in_partial {
+                Self::partial_push(c, s);
+            }
+            b = next;
+            n += 1;
+        }
+    }
+
+    /// `drain_transfer_caches` (one class).
+    fn drain_transfer_caches(&self) {
+        loop {
+            self.lock.lock();
+            let x = self.locked(|c| {
+                if c.n_xfer > 0 {
+                    c.n_xfer -= 1;
+                    Some(c.xfer[c.n_xfer])
+                } else {
+                    None
+                }
+            });
+            self.unlock();
+            let Some(x) = x else { break };
+            self.cov.trim_took.fetch_add(1, SeqCst);
+            self.flush_to_slabs(x.head, x.count);
+        }
+    }
+
+    /// The central invariants, checked at every unlock (and at the end, `quiescent`:
+    /// no thread cache or user holds a block, so every carved block of a slab in use is
+    /// in its free list or in a transfer-cache chain, exactly once).
+    fn check_central(&self, c: &CentralState, quiescent: bool) {
+        let cap = self.cfg.cap;
+        let nblk = self.word.len();
+        let mut seen = vec![0u32; nblk];
+        let mut in_xfer = vec![0u32; self.cfg.nslab];
+        // Transfer-cache chains: `count` blocks, null-terminated, of slabs in use.
+        for x in &c.xfer[..c.n_xfer] {
+            assert!(x.count > 0);
+            let mut b = x.head;
+            for k in 0..x.count {
+                assert_ne!(b, NIL, "transfer chain shorter than its count");
+                let s = self.slab_of(b);
+                assert_eq!(c.free_slabs & (1 << s), 0, "xfer block of a free slab");
+                assert!(b % cap < c.slabs[s].carved, "xfer block not carved");
+                seen[b as usize] += 1;
+                in_xfer[s] += 1;
+                let next = self.next_of(b);
+                if k + 1 == x.count {
+                    assert_eq!(next, NIL, "transfer chain longer than its count");
+                }
+                b = next;
+            }
+        }
+        let mut flagged = 0;
+        for (s, sl) in c.slabs.iter().enumerate() {
+            if c.free_slabs & (1 << s) != 0 {
+                assert!(!sl.in_partial, "free slab {s} in the partial list");
+                continue;
+            }
+            assert!(sl.carved <= cap);
+            let mut nfree = 0;
+            let mut b = sl.free;
+            while b != NIL {
+                assert!(nfree < cap, "cycle in slab {s}'s free list");
+                assert_eq!(self.slab_of(b), s, "block {b} in slab {s}'s free list");
+                assert!(b % cap < sl.carved, "uncarved block {b} in a free list");
+                seen[b as usize] += 1;
+                nfree += 1;
+                b = self.next_of(b);
+            }
+            assert_eq!(
+                sl.used,
+                sl.carved - nfree,
+                "slab {s}: used != carved - free"
+            );
+            assert!(
+                in_xfer[s] <= sl.used,
+                "slab {s}: more in xfer than handed out"
+            );
+            if quiescent {
+                assert_eq!(
+                    sl.used, in_xfer[s],
+                    "slab {s}: a block is neither free, in xfer, nor held (lost)"
+                );
+            }
+            assert_eq!(sl.in_partial, sl.free != NIL || sl.carved < cap);
+            flagged += sl.in_partial as u32;
+        }
+        for (b, &n) in seen.iter().enumerate() {
+            assert!(n <= 1, "block {b} listed {n} times centrally");
+            if n == 1 {
+                assert_eq!(
+                    self.ghost[b].load(SeqCst),
+                    G_FREE,
+                    "live block {b} in a central list"
+                );
+            }
+        }
+        // The partial list: doubly linked, exactly the flagged slabs.
+        let (mut s, mut prev, mut n) = (c.partial, NIL, 0);
+        while s != NIL {
+            assert!(n < self.cfg.nslab as u32, "cycle in the partial list");
+            let sl = &c.slabs[s as usize];
+            assert!(sl.in_partial);
+            assert_eq!(sl.prev, prev, "partial list prev link");
+            prev = s;
+            s = sl.next;
+            n += 1;
+        }
+        assert_eq!(n, flagged);
+    }
+
+    /// A user gets block `p` (from `malloc`): it must not be live already; the user
+    /// writes its data over the link word.
+    fn handout(&self, p: u32, tag: u32) {
+        let was = self.ghost[p as usize].swap(G_LIVE, SeqCst);
+        assert_ne!(was, G_LIVE, "block {p} handed out twice while live");
+        if self.ghost_seen[p as usize].swap(true, SeqCst) {
+            self.cov.reused_block.fetch_add(1, SeqCst);
+        }
+        // SAFETY (model): the block is the user's now.
+        self.word[p as usize].with_mut(|w| unsafe { *w = tag });
+    }
+
+    /// The user frees `p`: its data must be intact (no one wrote a live block).
+    fn user_free(&self, p: u32, tag: u32) {
+        // SAFETY (model): the block is the user's (received through the mailbox).
+        let w = self.word[p as usize].with(|w| unsafe { *w });
+        assert_eq!(w, tag, "live block {p} was overwritten");
+        let was = self.ghost[p as usize].swap(G_FREE, SeqCst);
+        assert_eq!(was, G_LIVE, "block {p} freed but not live");
+    }
+}
+
+/// `bins::Bin`. (`count` is an `AtomicU32` in production, written only by the owner
+/// with a relaxed load and store: here a plain field; its readers are modelled in (d).)
+struct Bin {
+    head: u32,
+    count: u32,
+    limit: u32,
+}
+
+impl Bin {
+    fn new(limit: u32) -> Self {
+        Bin {
+            head: NIL,
+            count: 0,
+            limit,
+        }
+    }
+
+    /// The bin invariant: `count` blocks linked from `head`, null-terminated.
+    fn check(&self, c: &Central) {
+        let mut n = 0;
+        let mut b = self.head;
+        while b != NIL {
+            assert!(n < self.count, "bin longer than its count");
+            n += 1;
+            b = c.next_of(b);
+        }
+        assert_eq!(n, self.count, "bin shorter than its count");
+        assert!(self.count <= self.limit.max(1));
+    }
+
+    fn pop(&mut self, c: &Central) -> u32 {
+        let p = self.head;
+        if p != NIL {
+            self.head = c.next_of(p);
+            self.count -= 1;
+        }
+        p
+    }
+
+    fn push(&mut self, c: &Central, p: u32) -> bool {
+        if self.count < self.limit {
+            c.set_next(p, self.head);
+            self.head = p;
+            self.count += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn refill(&mut self, c: &Central) -> u32 {
+        if self.head != NIL {
+            return self.pop(c);
+        }
+        let want = (self.limit / 2).max(1);
+        let chain = c.refill_upto(want, self.limit.max(1));
+        if chain.count == 0 {
+            return NIL;
+        }
+        let p = chain.head;
+        self.head = c.next_of(p);
+        self.count = chain.count - 1;
+        p
+    }
+
+    fn overflow(&mut self, c: &Central, p: u32) {
+        c.cov.overflow.fetch_add(1, SeqCst);
+        c.set_next(p, self.head);
+        self.head = p;
+        self.count += 1;
+        let keep = self.limit / 2;
+        if keep == 0 {
+            self.drain(c);
+            return;
+        }
+        let mut last = self.head;
+        for _ in 1..keep {
+            last = c.next_of(last);
+        }
+        let rest = c.next_of(last);
+        c.set_next(last, NIL);
+        let n = if c.cfg.mutant == Mutant::OverflowCountOffByOne {
+            self.count - keep - 1
+        } else {
+            self.count - keep
+        };
+        c.flush(rest, n);
+        self.count = keep;
+    }
+
+    fn drain(&mut self, c: &Central) {
+        if self.count > 0 {
+            c.flush(self.head, self.count);
+        }
+        self.head = NIL;
+        self.count = 0;
+    }
+}
+
+/// Thread A hands each allocated block to thread B through this (the program's own
+/// synchronization: a Release store of how many slots are filled, an Acquire load).
+struct Mailbox {
+    slot: Vec<UnsafeCell<u32>>,
+    published: AtomicUsize,
+}
+
+impl Mailbox {
+    fn send(&self, i: usize, p: u32) {
+        // SAFETY (model): slot i is A's until it publishes i + 1.
+        self.slot[i].with_mut(|s| unsafe { *s = p });
+        self.published.store(i + 1, Ordering::Release);
+    }
+
+    fn recv(&self, i: usize) -> u32 {
+        let mut waited = 0;
+        while self.published.load(Ordering::Acquire) <= i {
+            spin_wait(&mut waited);
+        }
+        // SAFETY (model): published with Release after the write.
+        self.slot[i].with(|s| unsafe { *s })
+    }
+}
+
+fn tag(i: usize) -> u32 {
+    1000 + i as u32
+}
+
+/// Thread A allocates `n_alloc` blocks (bin pop, else `Bin::refill`: transfer-cache
+/// chain first, else slab free lists and carving) and hands each to thread B; B frees
+/// each (push, else `Bin::overflow`: the older half to the transfer cache or the slabs);
+/// both drain their bin at thread exit. Then (all threads joined, no block held by
+/// anyone) every carved block must be in exactly one central place and every slab's
+/// `used` must equal its blocks in transfer chains; after `drain_transfer_caches` every
+/// slab is free again. Along the way: no block handed out twice while live, no live
+/// block overwritten, central invariants at every unlock, bin invariants after every
+/// operation, and no data race on any block's memory or on the central state.
+fn block_life(cfg: Cfg, bound: Option<usize>) -> std::sync::Arc<Coverage> {
+    let cov = std::sync::Arc::new(Coverage::default());
+    let cov2 = cov.clone();
+    check(bound, move || {
+        cov2.executions.fetch_add(1, SeqCst);
+        let c = Arc::new(Central::new(cfg, cov2.clone()));
+        let mb = Arc::new(Mailbox {
+            slot: (0..cfg.n_alloc).map(|_| UnsafeCell::new(NIL)).collect(),
+            published: AtomicUsize::new(0),
+        });
+        let (ca, ma) = (c.clone(), mb.clone());
+        let a = thread::spawn(move || {
+            let c = &*ca;
+            let mut bin = Bin::new(cfg.limit);
+            for i in 0..cfg.n_alloc {
+                // alloc_slow_class: pop, else refill.
+                let mut p = bin.pop(c);
+                if p == NIL {
+                    p = bin.refill(c);
+                }
+                bin.check(c);
+                if p != NIL {
+                    c.handout(p, tag(i));
+                }
+                ma.send(i, p);
+            }
+            // on_thread_exit
+            bin.drain(c);
+            bin.limit = 0;
+            bin.check(c);
+        });
+        let (cb, mbb) = (c.clone(), mb.clone());
+        let b = thread::spawn(move || {
+            let c = &*cb;
+            let mut bin = Bin::new(cfg.limit);
+            for i in 0..cfg.n_alloc {
+                let p = mbb.recv(i);
+                if cfg.late_free && i + 1 == cfg.n_alloc {
+                    // on_thread_exit ran before this free.
+                    bin.drain(c);
+                    bin.limit = 0;
+                    c.cov.late_free.fetch_add(1, SeqCst);
+                }
+                if p == NIL {
+                    continue;
+                }
+                c.user_free(p, tag(i));
+                // free_slow_class: push, else overflow.
+                if !bin.push(c, p) {
+                    bin.overflow(c, p);
+                }
+                bin.check(c);
+            }
+            // on_thread_exit
+            bin.drain(c);
+            bin.limit = 0;
+            bin.check(c);
+        });
+        if cfg.trim_during {
+            c.drain_transfer_caches();
+        }
+        a.join().unwrap();
+        b.join().unwrap();
+        for g in &c.ghost {
+            assert_eq!(g.load(SeqCst), G_FREE, "a block is still live");
+        }
+        c.lock.lock();
+        c.locked(|st| c.check_central(st, true));
+        c.lock.unlock();
+        c.drain_transfer_caches();
+        c.lock.lock();
+        c.locked(|st| {
+            c.check_central(st, true);
+            assert_eq!(st.n_xfer, 0);
+            assert_eq!(
+                st.free_slabs,
+                (1u64 << cfg.nslab) - 1,
+                "a slab still in use: a block was lost"
+            );
+            assert_eq!(st.partial, NIL);
+        });
+        c.lock.unlock();
+    });
+    let n = cov.executions.load(SeqCst);
+    eprintln!(
+        "{cfg:?}: {n} executions; paths: xfer push {} take {}, slab flush {}, slab empty {} \
+         reuse {}, overflow {}, block reuse {}, late free {}, trim took {}",
+        cov.xfer_push.load(SeqCst),
+        cov.xfer_take.load(SeqCst),
+        cov.slab_flush.load(SeqCst),
+        cov.slab_empty.load(SeqCst),
+        cov.slab_reuse.load(SeqCst),
+        cov.overflow.load(SeqCst),
+        cov.reused_block.load(SeqCst),
+        cov.late_free.load(SeqCst),
+        cov.trim_took.load(SeqCst),
+    );
+    cov
+}
+
+/// A class with a transfer cache (64 KiB slabs): B's overflow chain goes to the
+/// transfer cache, A's next refill takes it whole (blocks B freed are handed out again).
+const XFER_CFG: Cfg = Cfg {
+    nslab: 2,
+    cap: 2,
+    block_size: 16,
+    xfer: true,
+    xfer_max: 1,
+    xfer_max_bytes: 64 * 1024,
+    limit: 2,
+    n_alloc: 4,
+    late_free: false,
+    trim_during: false,
+    mutant: Mutant::None,
+};
+
+#[test]
+fn block_life_through_the_transfer_cache() {
+    let cov = block_life(XFER_CFG, Some(2));
+    for (name, v) in [
+        ("xfer push", &cov.xfer_push),
+        ("xfer take", &cov.xfer_take),
+        ("overflow", &cov.overflow),
+        ("block reuse", &cov.reused_block),
+        ("slab flush", &cov.slab_flush),
+    ] {
+        assert!(
+            v.load(SeqCst) > 0,
+            "the exploration never took the {name} path"
+        );
+    }
+}
+
+/// A class without a transfer cache (bigger slabs): every flush goes to the slabs,
+/// slabs empty and are reused, and B's last free comes after its exit destructor.
+#[test]
+fn block_life_through_the_slabs() {
+    let cfg = Cfg {
+        xfer: false,
+        late_free: true,
+        ..XFER_CFG
+    };
+    let cov = block_life(cfg, Some(2));
+    for (name, v) in [
+        ("slab flush", &cov.slab_flush),
+        ("slab empty", &cov.slab_empty),
+        ("slab reuse", &cov.slab_reuse),
+        ("overflow", &cov.overflow),
+        ("block reuse", &cov.reused_block),
+        ("late free", &cov.late_free),
+    ] {
+        assert!(
+            v.load(SeqCst) > 0,
+            "the exploration never took the {name} path"
+        );
+    }
+}
+
+/// `trim` (`drain_transfer_caches`) on a third thread races the allocator's refill for
+/// the transfer cache's chain.
+#[test]
+fn block_life_with_concurrent_trim() {
+    let cfg = Cfg {
+        n_alloc: 3,
+        trim_during: true,
+        ..XFER_CFG
+    };
+    let cov = block_life(cfg, Some(1));
+    for (name, v) in [("xfer push", &cov.xfer_push), ("trim took", &cov.trim_took)] {
+        assert!(
+            v.load(SeqCst) > 0,
+            "the exploration never took the {name} path"
+        );
+    }
+}
+
+/// Mutation check: an overflow that flushes one block too few loses it.
+#[test]
+#[should_panic]
+fn block_life_mutation_overflow_off_by_one_is_caught() {
+    let cfg = Cfg {
+        mutant: Mutant::OverflowCountOffByOne,
+        ..XFER_CFG
+    };
+    block_life(cfg, Some(1));
+}
+
+/// Mutation check: taking a transfer chain without popping it hands its blocks out twice.
+#[test]
+#[should_panic]
+fn block_life_mutation_xfer_peek_is_caught() {
+    let cfg = Cfg {
+        mutant: Mutant::XferPeekWithoutPop,
+        ..XFER_CFG
+    };
+    block_life(cfg, Some(1));
+}
+
+// =======================================================================================
+// (c) Once-init state machines.
+// =======================================================================================
+
+/// `bins::ExitKey`.
+pub struct ExitKey {
+    /// 0: not created, 1: being created, 2: ready, 3: failed.
+    state: AtomicU32,
+    key: UnsafeCell<u32>,
+    /// `Release` in production; weakened by the mutation test.
+    ready_order: Ordering,
+}
+
+impl ExitKey {
+    fn new() -> Self {
+        ExitKey {
+            state: AtomicU32::new(0),
+            key: UnsafeCell::new(0),
+            ready_order: Ordering::Release,
+        }
+    }
+
+    /// `register_current_thread`; `create` stands for `pthread_key_create` (true: ok).
+    /// Returns the key this thread passes to `pthread_setspecific`, or `None` (false).
+    fn register_current_thread(&self, create: impl Fn(&mut u32) -> bool) -> Option<u32> {
+        let mut waited = 0;
+        loop {
+            match self
+                .state
+                .compare_exchange(0, 1, Ordering::Acquire, Ordering::Acquire)
+            {
+                Ok(_) => {
+                    // SAFETY (model): state 1 gives this thread exclusive access to `key`.
+                    let ok = self.key.with_mut(|k| create(unsafe { &mut *k }));
+                    self.state.store(if ok { 2 } else { 3 }, self.ready_order);
+                }
+                Err(1) => spin_wait(&mut waited), // core::hint::spin_loop()
+                Err(2) => break,
+                Err(_) => return None,
+            }
+        }
+        // SAFETY (model): state 2: `key` is initialized and immutable.
+        Some(self.key.with(|k| unsafe { *k }))
+    }
+}
+
+fn exit_key_model(create_ok: bool, ready_order: Ordering) {
+    check(Some(3), move || {
+        let creates = std::sync::Arc::new(GhostUsize::new(0));
+        let mut k = ExitKey::new();
+        k.ready_order = ready_order;
+        let k = Arc::new(k);
+        let create = {
+            let creates = creates.clone();
+            move |key: &mut u32| {
+                creates.fetch_add(1, SeqCst);
+                *key = 42;
+                create_ok
+            }
+        };
+        let hs: Vec<_> = (0..2)
+            .map(|_| {
+                let (k, create) = (k.clone(), create.clone());
+                thread::spawn(move || k.register_current_thread(create))
+            })
+            .collect();
+        let mine = k.register_current_thread(create);
+        let expect = if create_ok { Some(42) } else { None };
+        assert_eq!(mine, expect);
+        for h in hs {
+            assert_eq!(h.join().unwrap(), expect);
+        }
+        assert_eq!(
+            creates.load(SeqCst),
+            1,
+            "the key was created more than once"
+        );
+    });
+}
+
+/// Three threads register at once: exactly one creates the key, the others spin until
+/// it is ready and then read the same key (no race on it).
+#[test]
+fn exit_key_one_creator_all_see_the_key() {
+    exit_key_model(true, Ordering::Release);
+}
+
+/// Key creation fails: it is tried once, and every caller gets false.
+#[test]
+fn exit_key_failure_is_seen_by_all() {
+    exit_key_model(false, Ordering::Release);
+}
+
+/// Mutation check: a `Relaxed` "ready" store does not publish the key.
+#[test]
+#[should_panic]
+fn exit_key_mutation_relaxed_ready_is_caught() {
+    exit_key_model(true, Ordering::Relaxed);
+}
+
+/// The registry's table: `header` stands for the mapping's contents as the mapper
+/// leaves them (written before publication), `entries` for the `AtomicU8` kinds.
+pub struct Table {
+    header: UnsafeCell<usize>,
+    entries: [AtomicU8; 2],
+    id: usize,
+}
+
+const TABLE_READY: usize = 0x7AB1E;
+
+/// `registry::MAP` and the functions around it.
+pub struct Registry {
+    map: AtomicPtr<Table>,
+    /// Ghost: tables mapped and unmapped.
+    maps: GhostUsize,
+    unmaps: GhostUsize,
+}
+
+impl Registry {
+    /// `registry::init`.
+    fn init(&self) -> *mut Table {
+        // os::map(ENTRIES)
+        let id = self.maps.fetch_add(1, SeqCst);
+        let t = Box::new(Table {
+            header: UnsafeCell::new(0),
+            entries: [AtomicU8::new(0), AtomicU8::new(0)],
+            id,
+        });
+        // SAFETY (model): our own fresh table.
+        t.header.with_mut(|h| unsafe { *h = TABLE_READY });
+        let p = Box::into_raw(t);
+        match self.map.compare_exchange(
+            std::ptr::null_mut(),
+            p,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            Ok(_) => p,
+            Err(winner) => {
+                // os::unmap: our own table, never published.
+                // SAFETY: `p` came from Box::into_raw above and was not published.
+                drop(unsafe { Box::from_raw(p) });
+                self.unmaps.fetch_add(1, SeqCst);
+                winner
+            }
+        }
+    }
+
+    /// `registry::map`.
+    fn map(&self) -> *mut Table {
+        let m = self.map.load(Ordering::Acquire);
+        if m.is_null() { self.init() } else { m }
+    }
+
+    /// `registry::mark` of one entry; returns the table it used.
+    fn mark(&self, i: usize, kind: u8) -> *mut Table {
+        let m = self.map();
+        // SAFETY: a published table lives until the model's end.
+        let t = unsafe { &*m };
+        // SAFETY (model): the table's contents were written before publication.
+        assert_eq!(t.header.with(|h| unsafe { *h }), TABLE_READY);
+        t.entries[i].store(kind, Ordering::Release);
+        m
+    }
+
+    /// `registry::kind_of`.
+    fn kind_of(&self, i: usize) -> u8 {
+        let m = self.map.load(Ordering::Acquire);
+        if m.is_null() {
+            return 0;
+        }
+        // SAFETY: a published table lives until the model's end.
+        let t = unsafe { &*m };
+        // SAFETY (model): the table's contents were written before publication.
+        assert_eq!(t.header.with(|h| unsafe { *h }), TABLE_READY);
+        t.entries[i].load(Ordering::Acquire)
+    }
+}
+
+/// Two threads race to map the registry while a third looks an address up: exactly one
+/// table is published and survives, the loser unmaps its own, every caller uses the
+/// published one and sees its contents, and a lookup sees "not mapped" or the table.
+#[test]
+fn registry_cas_publish_one_winner() {
+    check(None, || {
+        let r = Arc::new(Registry {
+            map: AtomicPtr::new(std::ptr::null_mut()),
+            maps: GhostUsize::new(0),
+            unmaps: GhostUsize::new(0),
+        });
+        let hs: Vec<_> = (0..2)
+            .map(|i| {
+                let r = r.clone();
+                thread::spawn(move || {
+                    let m = r.mark(i, 1);
+                    assert_eq!(r.kind_of(i), 1);
+                    m as usize
+                })
+            })
+            .collect();
+        let k = r.kind_of(0);
+        assert!(k == 0 || k == 1);
+        let got: Vec<usize> = hs.into_iter().map(|h| h.join().unwrap()).collect();
+        let published = r.map.load(Ordering::Acquire);
+        assert!(!published.is_null());
+        assert!(got.iter().all(|&m| m == published as usize));
+        let (maps, unmaps) = (r.maps.load(SeqCst), r.unmaps.load(SeqCst));
+        assert!((1..=2).contains(&maps));
+        assert_eq!(
+            maps - unmaps,
+            1,
+            "a table leaked or the published one was unmapped"
+        );
+        // SAFETY: the published table, from Box::into_raw; every user has joined.
+        let t = unsafe { Box::from_raw(published) };
+        assert!(t.id < maps);
+    });
+}
+
+/// `LINK_SECRET`.
+pub struct Secret {
+    v: AtomicUsize,
+}
+
+impl Secret {
+    /// `init_link_secret` with `random` standing for getrandom's result.
+    fn init(&self, random: usize) -> usize {
+        let v = random | 1;
+        match self
+            .v
+            .compare_exchange(0, v, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => v,
+            Err(winner) => winner,
+        }
+    }
+
+    /// `link_secret`.
+    fn link_secret(&self, random: usize) -> usize {
+        let v = self.v.load(Ordering::Relaxed);
+        if v != 0 { v } else { self.init(random) }
+    }
+}
+
+/// Three threads need the secret at once (each would draw a different one): all of
+/// them, every time, use the one value that won, so a link one thread encodes decodes
+/// in another.
+#[test]
+fn link_secret_one_value_for_everyone() {
+    check(None, || {
+        let s = Arc::new(Secret {
+            v: AtomicUsize::new(0),
+        });
+        let hs: Vec<_> = (1..3)
+            .map(|i| {
+                let s = s.clone();
+                thread::spawn(move || (s.link_secret(i << 4), s.link_secret(i << 4)))
+            })
+            .collect();
+        let (a, b) = (s.link_secret(0), s.link_secret(0));
+        let fin = s.v.load(Ordering::Relaxed);
+        assert!(fin != 0 && fin & 1 == 1);
+        assert!([1, 0x11, 0x21].contains(&fin));
+        assert_eq!((a, b), (fin, fin));
+        for h in hs {
+            assert_eq!(h.join().unwrap(), (fin, fin));
+        }
+    });
+}
+
+// =======================================================================================
+// (d) CacheRegistry: owners write relaxed counts, a reader sums them under the lock.
+// =======================================================================================
+
+/// A `CacheNode` (index links instead of pointers); `alive` stands for the thread-local
+/// storage holding it (false: the thread is gone and the memory reused).
+#[derive(Clone, Copy)]
+struct Node {
+    next: usize,
+    prev: usize,
+    bins: usize,
+    n: usize,
+    first_class: usize,
+    alive: bool,
+}
+
+const NONE: usize = usize::MAX;
+const REG_LIMIT: u32 = 2;
+
+/// One thread's cache: its node and its bins' counts.
+struct Tls {
+    node: UnsafeCell<Node>,
+    counts: Vec<AtomicU32>,
+}
+
+/// `bins::CacheRegistry` with the thread caches it links.
+pub struct CacheRegistry {
+    lock: RawLock,
+    head: UnsafeCell<usize>,
+    tls: Vec<Tls>,
+    /// Ghost: `unregister(i)` has returned.
+    unregistered: Vec<GhostBool>,
+}
+
+impl CacheRegistry {
+    fn node<R>(&self, i: usize, f: impl FnOnce(&mut Node) -> R) -> R {
+        // SAFETY (model): the registry lock is held, or `i` is the caller's own node;
+        // loom checks the claim.
+        self.tls[i].node.with_mut(|p| f(unsafe { &mut *p }))
+    }
+
+    fn head<R>(&self, f: impl FnOnce(&mut usize) -> R) -> R {
+        // SAFETY (model): the registry lock is held.
+        self.head.with_mut(|p| f(unsafe { &mut *p }))
+    }
+
+    /// `register`.
+    fn register(&self, i: usize, first_class: usize) {
+        self.lock.lock();
+        let n = self.tls[i].counts.len();
+        let next = self.head(|h| *h);
+        self.node(i, |nd| {
+            nd.bins = i;
+            nd.n = n;
+            nd.first_class = first_class;
+            nd.prev = NONE;
+            nd.next = next;
+        });
+        if next != NONE {
+            self.node(next, |nx| nx.prev = i);
+        }
+        self.head(|h| *h = i);
+        self.lock.unlock();
+    }
+
+    /// `unregister`.
+    fn unregister(&self, i: usize) {
+        self.lock.lock();
+        let (prev, next) = self.node(i, |nd| (nd.prev, nd.next));
+        if prev == NONE {
+            self.head(|h| *h = next);
+        } else {
+            self.node(prev, |p| p.next = next);
+        }
+        if next != NONE {
+            self.node(next, |nx| nx.prev = prev);
+        }
+        self.node(i, |nd| {
+            nd.next = NONE;
+            nd.prev = NONE;
+        });
+        self.lock.unlock();
+    }
+
+    /// `cached`, with checks: the list is well formed, and no node whose `unregister`
+    /// has returned (or whose thread is gone) is visited.
+    fn cached(&self) -> (u64, u64) {
+        let (mut blocks, mut bytes) = (0u64, 0u64);
+        self.lock.lock();
+        let (mut n, mut prev, mut steps) = (self.head(|h| *h), NONE, 0);
+        while n != NONE {
+            assert!(steps < self.tls.len(), "cycle in the registry list");
+            assert!(
+                !self.unregistered[n].load(SeqCst),
+                "reader saw node {n} after its unregister returned"
+            );
+            let nd = self.node(n, |nd| *nd);
+            assert!(nd.alive, "reader saw a node whose thread is gone");
+            assert_eq!(nd.prev, prev, "torn registry list");
+            for k in 0..nd.n {
+                let c = self.tls[nd.bins].counts[k].load(Ordering::Relaxed) as u64;
+                assert!(c <= REG_LIMIT as u64);
+                blocks += c;
+                bytes += c * 16 * (nd.first_class + k + 1) as u64;
+            }
+            prev = n;
+            n = nd.next;
+            steps += 1;
+        }
+        self.lock.unlock();
+        (blocks, bytes)
+    }
+}
+
+/// `Bin::set_count(count() + 1)` (a push) on the owner's bin `k`.
+fn bump(r: &CacheRegistry, i: usize, k: usize, d: i32) {
+    let c = &r.tls[i].counts[k];
+    c.store(
+        (c.load(Ordering::Relaxed) as i32 + d) as u32,
+        Ordering::Relaxed,
+    );
+}
+
+/// Two threads register their caches, push (relaxed count stores), and exit (drain:
+/// count 0; unregister; then their storage is reused); a reader sums the counts
+/// meanwhile. The reader never sees a torn list, a node after its `unregister`
+/// returned, or a count that was not written; loom finds no unordered access to a node
+/// (the nodes are written after exit, so a reader touching one late is a race).
+#[test]
+fn cache_registry_reader_and_owners() {
+    check(Some(2), || {
+        let r = Arc::new(CacheRegistry {
+            lock: RawLock::new(),
+            head: UnsafeCell::new(NONE),
+            tls: (0..2)
+                .map(|_| Tls {
+                    node: UnsafeCell::new(Node {
+                        next: NONE,
+                        prev: NONE,
+                        bins: NONE,
+                        n: 0,
+                        first_class: 0,
+                        alive: true,
+                    }),
+                    counts: vec![AtomicU32::new(0)],
+                })
+                .collect(),
+            unregistered: (0..2).map(|_| GhostBool::new(false)).collect(),
+        });
+        let hs: Vec<_> = (0..2)
+            .map(|i| {
+                let r = r.clone();
+                thread::spawn(move || {
+                    // thread_init
+                    r.register(i, i);
+                    bump(&r, i, 0, 1);
+                    // on_thread_exit: drain, then unregister.
+                    r.tls[i].counts[0].store(0, Ordering::Relaxed);
+                    r.unregister(i);
+                    r.unregistered[i].store(true, SeqCst);
+                    // The thread-local storage is freed and reused.
+                    r.node(i, |nd| {
+                        *nd = Node {
+                            next: 7,
+                            prev: 7,
+                            bins: 7,
+                            n: 9,
+                            first_class: 9,
+                            alive: false,
+                        }
+                    });
+                })
+            })
+            .collect();
+        let (blocks, bytes) = r.cached();
+        assert!(blocks <= 2 && bytes <= 16 * 3);
+        for h in hs {
+            h.join().unwrap();
+        }
+        assert_eq!(r.cached(), (0, 0));
+        assert_eq!(r.head(|h| *h), NONE);
+    });
+}
