@@ -6,10 +6,13 @@
 //!   write `target/bench/<date>-<rev>.{json,md,svg}`. `bench --callgrind` counts
 //!   instructions per op under valgrind instead. See `docs/benchmarks.md`.
 //! - `preset`: list, show or build the presets (from the gate table of `hakmem-env-gates`).
+//! - `soak`: one long process in epochs; RSS drift, throughput CV and tail, syscalls/op,
+//!   and a verdict against criteria printed first. See `docs/soak.md`.
 
 mod bench;
 mod host;
 mod preset;
+mod soak;
 
 use std::process::ExitCode;
 
@@ -19,6 +22,7 @@ usage: cargo xtask <command> [options]
 commands:
   bench     benchmark hakmem against its peers (cargo xtask bench --help)
   preset    list | show NAME | build NAME: the presets and every gate's default
+  soak      one long process in epochs, judged GO/NEUTRAL/NO-GO (cargo xtask soak --help)
   help      this text
 ";
 
@@ -28,6 +32,7 @@ fn main() -> ExitCode {
     match cmd.as_ref().and_then(|c| c.to_str()) {
         Some("bench") => bench::main(args.collect()),
         Some("preset" | "presets") => preset::main(args.collect()),
+        Some("soak") => soak::main(args.collect()),
         None | Some("help" | "--help" | "-h") => {
             print!("{HELP}");
             ExitCode::SUCCESS
