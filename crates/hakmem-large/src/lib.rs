@@ -91,7 +91,9 @@ fn round_units(n: usize) -> Option<usize> {
 pub fn large_alloc(size: usize, align: usize, zeroed: bool) -> *mut u8 {
     let offset = offset_for(align);
     let base_align = align.max(SS_SIZE);
-    let Some(map_len) = offset.checked_add(size).and_then(round_units) else {
+    // A zero-size request still gets a byte inside its mapping (an aligned offset of a
+    // whole unit would otherwise point one past the end).
+    let Some(map_len) = offset.checked_add(size.max(1)).and_then(round_units) else {
         return ptr::null_mut();
     };
     if map_len > isize::MAX as usize {

@@ -68,10 +68,32 @@ pub fn fork_prepare() {
     REGISTRY.fork_prepare();
 }
 
-/// Fork handler for parent and child.
+/// Fork handler for the parent.
 pub fn fork_release() {
     REGISTRY.fork_release();
 }
+
+/// Fork handler for the child: the registry keeps only the calling (forking) thread's
+/// cache; the other threads do not exist in the child.
+pub fn fork_child() {
+    let own = with_cache(|c| {
+        if c.registered { &mut c.node as *mut CacheNode } else { core::ptr::null_mut() }
+    });
+    // SAFETY: called once in the child with the lock from `fork_prepare`; `own` is this
+    // thread's registered node or null.
+    unsafe { REGISTRY.fork_child(own) };
+}
+
+/// [`limit_of`] for every mid class, computed at compile time.
+const LIMITS: [u32; NMID] = {
+    let mut t = [0u32; NMID];
+    let mut i = 0;
+    while i < NMID {
+        t[i] = limit_of(NTINY + i);
+        i += 1;
+    }
+    t
+};
 
 /// Most blocks a thread keeps of class `cls`: 64 KiB of blocks, between 2 and 32.
 pub const fn limit_of(cls: usize) -> u32 {
@@ -116,20 +138,28 @@ pub unsafe fn try_free(p: *mut u8, cls: usize) -> bool {
 
 /// Initialize the calling thread's cache; true if this call did it.
 pub fn thread_init() -> bool {
-    with_cache(|c| {
+    // Caching goes on before anything that may re-enter the allocator; no reference to
+    // the cache is held across those calls.
+    let first = with_cache(|c| {
         if c.initialized {
             return false;
         }
         c.initialized = true;
-        EXIT.register_current_thread(on_thread_exit);
-        for (i, b) in c.bins.iter_mut().enumerate() {
-            b.limit = limit_of(NTINY + i);
+        for (b, &limit) in c.bins.iter_mut().zip(LIMITS.iter()) {
+            b.limit = limit;
         }
+        true
+    });
+    if !first {
+        return false;
+    }
+    EXIT.register_current_thread(on_thread_exit);
+    with_cache(|c| {
         // SAFETY: the thread-local cache does not move and is unregistered at exit.
         unsafe { REGISTRY.register(&mut c.node, c.bins.as_ptr(), NMID, NTINY) };
         c.registered = true;
-        true
-    })
+    });
+    true
 }
 
 /// The slow path of an allocation. Null when out of memory or `cls` is not a mid class.

@@ -90,6 +90,57 @@ struct Inner {
 // the lock.
 unsafe impl Send for Inner {}
 
+// Entry bookkeeping without a panic path: `n <= MAX_ENTRIES` always holds, but every
+// access goes through `get`/`get_mut`, so a broken invariant cannot turn into a panic
+// inside the allocator.
+impl Inner {
+    fn live(&self) -> &[Entry] {
+        self.entries.get(..self.n).unwrap_or(&[])
+    }
+
+    /// Remove and return entry `i` (0 = oldest), keeping the order of the others.
+    fn remove(&mut self, i: usize) -> Option<Entry> {
+        let n = self.n;
+        let e = *self.live().get(i)?;
+        if let Some(tail) = self.entries.get_mut(i..n) {
+            tail.rotate_left(1);
+        }
+        self.n = n - 1;
+        self.bytes -= e.weight;
+        Some(e)
+    }
+
+    /// Put `e` back as the oldest entry (false when full).
+    fn push_oldest(&mut self, e: Entry) -> bool {
+        let n = self.n;
+        match self.entries.get_mut(..n + 1) {
+            Some(v) if !v.is_empty() => {
+                v.rotate_right(1);
+                if let Some(first) = v.first_mut() {
+                    *first = e;
+                }
+                self.n = n + 1;
+                self.bytes += e.weight;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Add `e` as the newest entry (false when full).
+    fn push_newest(&mut self, e: Entry) -> bool {
+        match self.entries.get_mut(self.n) {
+            Some(slot) => {
+                *slot = e;
+                self.n += 1;
+                self.bytes += e.weight;
+                true
+            }
+            None => false,
+        }
+    }
+}
+
 /// Bounds and decommit behaviour of one cache.
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
@@ -163,9 +214,7 @@ impl RegionCache {
         let mut zeroed = false;
         let spare = limits.decommit.is_some()
             && len <= limits.spare_bytes
-            && !self
-                .inner
-                .with(|c| c.entries[..c.n].iter().any(|e| e.spare));
+            && !self.inner.with(|c| c.live().iter().any(|e| e.spare));
         if let (Some(advice), false) = (limits.decommit, spare) {
             // SAFETY: the caller guarantees the region is ours and empty.
             if unsafe { os::decommit(base, len, advice) } {
@@ -182,19 +231,13 @@ impl RegionCache {
         let mut overflow = EMPTY;
         self.inner.with(|c| {
             while (c.n >= max_entries || c.bytes + weight > limits.max_bytes) && c.n > 0 {
-                let old = c.entries[0];
-                c.entries.copy_within(1..c.n, 0);
-                c.n -= 1;
-                c.bytes -= old.weight;
-                if n_evicted < evicted.len() {
-                    evicted[n_evicted] = old;
+                let Some(old) = c.remove(0) else { break };
+                if let Some(slot) = evicted.get_mut(n_evicted) {
+                    *slot = old;
                     n_evicted += 1;
                 } else {
                     // Put it back and give up on caching the new region instead.
-                    c.entries.copy_within(0..c.n, 1);
-                    c.entries[0] = old;
-                    c.n += 1;
-                    c.bytes += old.weight;
+                    c.push_oldest(old);
                     overflow = Entry {
                         base,
                         len,
@@ -206,18 +249,25 @@ impl RegionCache {
                     return;
                 }
             }
-            c.entries[c.n] = Entry {
+            if !c.push_newest(Entry {
                 base,
                 len,
                 zeroed,
                 spare,
                 weight,
                 stamp: now,
-            };
-            c.n += 1;
-            c.bytes += weight;
+            }) {
+                overflow = Entry {
+                    base,
+                    len,
+                    zeroed,
+                    spare,
+                    weight,
+                    stamp: now,
+                };
+            }
         });
-        for e in &evicted[..n_evicted] {
+        for e in evicted.iter().take(n_evicted) {
             retire(e.base, e.len);
         }
         if !overflow.base.is_null() {
@@ -230,18 +280,12 @@ impl RegionCache {
     /// old bytes (it was not decommitted with `DONTNEED`); a region is never zeroed here.
     pub fn take(&self, min_len: usize, max_len: usize) -> Option<(*mut u8, usize, bool)> {
         self.inner.with(|c| {
-            let mut i = c.n;
-            while i > 0 {
-                i -= 1;
-                let e = c.entries[i];
-                if e.len >= min_len && e.len <= max_len {
-                    c.entries.copy_within(i + 1..c.n, i);
-                    c.n -= 1;
-                    c.bytes -= e.weight;
-                    return Some((e.base, e.len, !e.zeroed));
-                }
-            }
-            None
+            let i = c
+                .live()
+                .iter()
+                .rposition(|e| e.len >= min_len && e.len <= max_len)?;
+            let e = c.remove(i)?;
+            Some((e.base, e.len, !e.zeroed))
         })
     }
 
@@ -251,15 +295,13 @@ impl RegionCache {
         let mut old = [EMPTY; 4];
         let mut n = 0;
         self.inner.with(|c| {
-            while n < old.len() && c.n > 0 && c.entries[0].stamp < cutoff {
-                old[n] = c.entries[0];
-                c.entries.copy_within(1..c.n, 0);
-                c.n -= 1;
-                c.bytes -= old[n].weight;
+            while n < old.len() && c.live().first().is_some_and(|e| e.stamp < cutoff) {
+                let Some(e) = c.remove(0) else { break };
+                old[n] = e;
                 n += 1;
             }
         });
-        for e in &old[..n] {
+        for e in old.iter().take(n) {
             retire(e.base, e.len);
         }
     }
@@ -268,13 +310,9 @@ impl RegionCache {
     pub fn drain(&self) -> usize {
         let mut total = 0;
         loop {
-            let e = self.inner.with(|c| {
-                if c.n == 0 {
-                    return EMPTY;
-                }
-                c.n -= 1;
-                c.bytes -= c.entries[c.n].weight;
-                c.entries[c.n]
+            let e = self.inner.with(|c| match c.n {
+                0 => EMPTY,
+                n => c.remove(n - 1).unwrap_or(EMPTY),
             });
             if e.base.is_null() {
                 return total;

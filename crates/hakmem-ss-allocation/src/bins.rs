@@ -364,8 +364,32 @@ impl CacheRegistry {
         self.lock.lock();
     }
 
-    /// Fork handler for parent and child: release the lock.
+    /// Fork handler for the parent: release the lock.
     pub fn fork_release(&self) {
+        self.lock.unlock();
+    }
+
+    /// Fork handler for the child: only the forking thread exists there, and the other
+    /// threads' caches live in thread-local storage that glibc will reuse or unmap, so
+    /// the list is reset to `own` (the forking thread's node, or null if it has none),
+    /// then the lock is released. The blocks the other threads had cached are not
+    /// returned in the child (as with glibc's per-thread caches): their bins may have
+    /// been in mid-update when the fork happened.
+    ///
+    /// # Safety
+    /// Called once in the child of a fork, with the lock taken by [`fork_prepare`];
+    /// `own` is null or the calling thread's registered node.
+    ///
+    /// [`fork_prepare`]: CacheRegistry::fork_prepare
+    pub unsafe fn fork_child(&self, own: *mut CacheNode) {
+        // SAFETY: the lock is held (taken before the fork); `own` is valid if non-null.
+        unsafe {
+            if !own.is_null() {
+                (*own).next = ptr::null_mut();
+                (*own).prev = ptr::null_mut();
+            }
+            *self.head.get() = own;
+        }
         self.lock.unlock();
     }
 }

@@ -215,6 +215,13 @@ const CLASS_STATS_INIT: ClassStats = ClassStats {
 };
 static CLASS_STATS: [ClassStats; NCLASS] = [CLASS_STATS_INIT; NCLASS];
 
+/// The stats of class `cls` (a dummy for an impossible class, so no path can panic).
+#[inline]
+fn stats_of(cls: usize) -> &'static ClassStats {
+    static NONE: ClassStats = CLASS_STATS_INIT;
+    CLASS_STATS.get(cls).unwrap_or(&NONE)
+}
+
 #[inline]
 fn stat_add(a: &AtomicU64, d: i64) {
     a.store(a.load(Relaxed).wrapping_add(d as u64), Relaxed);
@@ -458,6 +465,15 @@ pub fn validate_class(p: *const u8) -> Option<usize> {
     if registry::kind_of(p) != Kind::Superslab {
         return None;
     }
+    validate_class_in_superslab(p)
+}
+
+/// [`validate_class`] for a caller that already found `p`'s unit registered as
+/// `Kind::Superslab` (saves the second registry lookup).
+// Safe on purpose, as `validate_class`: it reads only the header of a registered unit.
+#[allow(clippy::not_unsafe_ptr_arg_deref)]
+#[inline]
+pub fn validate_class_in_superslab(p: *const u8) -> Option<usize> {
     let ss = ss_of(p);
     // SAFETY: the registry says the unit holding `p` is a live superslab: its header is
     // mapped and initialized (racy fields are atomics).
@@ -675,7 +691,7 @@ unsafe fn slab_empty(c: &mut Central, s: *mut Slab) {
         let carved = (*s).carved.load(Relaxed);
         // Every carved block of an empty slab was in its free list: they go with the reset.
         stat_add(
-            &CLASS_STATS[(*ss_of((*s).start)).class as usize].free,
+            &stats_of((*ss_of((*s).start)).class as usize).free,
             -(carved as i64),
         );
         let touched = carved as usize * (*ss_of((*s).start)).block_size as usize;
@@ -732,10 +748,10 @@ pub fn refill_upto(cls: usize, want: u32, max: u32) -> Chain {
         unsafe {
             let c = &mut *pc.0.get();
             c.lock.lock();
-            if c.n_xfer > 0 && c.xfer[c.n_xfer - 1].count <= max {
+            let top = c.n_xfer.checked_sub(1).and_then(|i| c.xfer.get(i)).copied();
+            if let Some(x) = top.filter(|x| x.count <= max) {
                 c.n_xfer -= 1;
-                let x = c.xfer[c.n_xfer];
-                let st = &CLASS_STATS[cls];
+                let st = stats_of(cls);
                 stat_add(&st.xfer, -(x.count as i64));
                 stat_add(&st.out, x.count as i64);
                 c.lock.unlock();
@@ -783,7 +799,7 @@ pub fn refill_upto(cls: usize, want: u32, max: u32) -> Chain {
                 partial_remove(c, s);
             }
         }
-        let st = &CLASS_STATS[cls];
+        let st = stats_of(cls);
         stat_add(&st.out, chain.count as i64);
         stat_add(&st.free, -from_free);
         if HARDENED && chain.count > 1 {
@@ -820,14 +836,14 @@ pub unsafe fn flush(cls: usize, head: *mut u8, count: u32) {
     unsafe {
         let c = &mut *pc.0.get();
         c.lock.lock();
-        if count > 1
+        let room = count > 1
             && slab_shift(cls) == 16
-            && c.n_xfer < XFER_MAX
-            && (c.n_xfer + 1) * bytes <= xfer_max_bytes().max(bytes)
-        {
-            c.xfer[c.n_xfer] = XferChain { head, count };
+            && (c.n_xfer + 1) * bytes <= xfer_max_bytes().max(bytes);
+        let n_xfer = c.n_xfer;
+        if room && let Some(slot) = c.xfer.get_mut(n_xfer) {
+            *slot = XferChain { head, count };
             c.n_xfer += 1;
-            let st = &CLASS_STATS[cls];
+            let st = stats_of(cls);
             stat_add(&st.xfer, count as i64);
             stat_add(&st.out, -(count as i64));
         } else {
@@ -877,7 +893,7 @@ unsafe fn flush_locked(c: &mut Central, cls: usize, head: *mut u8, count: u32) {
             b = next;
             n += 1;
         }
-        let st = &CLASS_STATS[cls];
+        let st = stats_of(cls);
         stat_add(&st.out, -(n as i64));
         stat_add(&st.free, n as i64);
     }
@@ -928,10 +944,10 @@ pub fn drain_transfer_caches() {
             let x = unsafe {
                 let c = &mut *pc.0.get();
                 c.lock.lock();
-                let x = if c.n_xfer > 0 {
+                let top = c.n_xfer.checked_sub(1).and_then(|i| c.xfer.get(i)).copied();
+                let x = if let Some(x) = top {
                     c.n_xfer -= 1;
-                    let x = c.xfer[c.n_xfer];
-                    let st = &CLASS_STATS[cls];
+                    let st = stats_of(cls);
                     stat_add(&st.xfer, -(x.count as i64));
                     stat_add(&st.out, x.count as i64);
                     Some(x)

@@ -87,10 +87,32 @@ pub fn fork_prepare() {
     REGISTRY.fork_prepare();
 }
 
-/// Fork handler for parent and child.
+/// Fork handler for the parent.
 pub fn fork_release() {
     REGISTRY.fork_release();
 }
+
+/// Fork handler for the child: the registry keeps only the calling (forking) thread's
+/// cache; the other threads do not exist in the child.
+pub fn fork_child() {
+    let own = with_cache(|c| {
+        if c.state == State::Active { &mut c.node as *mut CacheNode } else { core::ptr::null_mut() }
+    });
+    // SAFETY: called once in the child with the lock from `fork_prepare`; `own` is this
+    // thread's registered node or null.
+    unsafe { REGISTRY.fork_child(own) };
+}
+
+/// [`limit_of`] for every tiny class, computed at compile time (no division at run time).
+const LIMITS: [u32; NTINY] = {
+    let mut t = [0u32; NTINY];
+    let mut c = 0;
+    while c < NTINY {
+        t[c] = limit_of(c);
+        c += 1;
+    }
+    t
+};
 
 /// Most blocks a thread keeps per class: 32 KiB of blocks, between 32 and 256 (a refill
 /// or flush moves half of it, so a burst of 16 frees or allocations never locks twice).
@@ -161,19 +183,29 @@ pub fn thread_state() -> State {
 /// Initialize the calling thread's cache (limits on, exit hook registered). Returns true
 /// if this call did it (false if the thread was already initialized or is exiting).
 pub fn thread_init() -> bool {
-    with_cache(|c| {
+    // Turn caching on before anything that may re-enter the allocator (registering the
+    // exit key can call calloc when the process has many pthread keys): a re-entrant
+    // call then sees an initialized thread. No reference to the cache is held across
+    // those calls.
+    let first = with_cache(|c| {
         if c.state != State::Uninit {
             return false;
         }
-        EXIT.register_current_thread(on_thread_exit);
-        for (i, b) in c.bins.iter_mut().enumerate() {
-            b.limit = limit_of(i);
+        for (b, &limit) in c.bins.iter_mut().zip(LIMITS.iter()) {
+            b.limit = limit;
         }
-        // SAFETY: the thread-local cache does not move and is unregistered at exit.
-        unsafe { REGISTRY.register(&mut c.node, c.bins.as_ptr(), NTINY, 0) };
         c.state = State::Active;
         true
-    })
+    });
+    if !first {
+        return false;
+    }
+    EXIT.register_current_thread(on_thread_exit);
+    with_cache(|c| {
+        // SAFETY: the thread-local cache does not move and is unregistered at exit.
+        unsafe { REGISTRY.register(&mut c.node, c.bins.as_ptr(), NTINY, 0) };
+    });
+    true
 }
 
 /// The slow path of an allocation: initializes the thread if needed, then refills.

@@ -101,6 +101,12 @@ extern "C" fn fork_release() {
     hakmem_tiny_fast::fork_release();
 }
 
+extern "C" fn fork_child() {
+    hakmem_ss_allocation::fork_release();
+    hakmem_mid::fork_child();
+    hakmem_tiny_fast::fork_child();
+}
+
 extern "C" fn print_os_stats_at_exit() {
     hakmem_os_stats::stats::print();
 }
@@ -116,7 +122,7 @@ fn process_init() {
     let g = hakmem_env_gates::gates();
     // SAFETY: registering plain `extern "C"` functions with no captured state.
     unsafe {
-        libc::pthread_atfork(Some(fork_prepare), Some(fork_release), Some(fork_release));
+        libc::pthread_atfork(Some(fork_prepare), Some(fork_release), Some(fork_child));
         if g.ss_os_stats {
             libc::atexit(print_os_stats_at_exit);
         }

@@ -42,10 +42,10 @@ enum Owner {
     Large,
 }
 
-#[inline]
+#[inline(always)]
 fn owner(p: *mut u8) -> Result<Owner, BadPointer> {
     match registry::kind_of(p) {
-        Kind::Superslab => match hakmem_ss_allocation::validate_class(p) {
+        Kind::Superslab => match hakmem_ss_allocation::validate_class_in_superslab(p) {
             Some(cls) => Ok(Owner::Slab(cls)),
             None => Err(BadPointer::Interior),
         },
@@ -91,6 +91,10 @@ pub fn aligned(align: usize, size: usize) -> *mut u8 {
 }
 
 /// `free(p)`. Null does nothing.
+///
+/// The tiny hit path: a registry byte, the superslab header (magic, class, slab shift,
+/// free-slab mask), the slab's carve count, a divisibility test by multiplication, then
+/// the thread-cache push.
 ///
 /// # Safety
 /// If `p` is a live block from this module (or from [`HakMem`](crate::HakMem)), the
