@@ -1,3 +1,4 @@
+//! Unit tests of the central lists (compiled only under `#[cfg(test)]`, from lib.rs).
 extern crate std;
 use super::*;
 use std::vec::Vec;
