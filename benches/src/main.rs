@@ -20,7 +20,7 @@ use hakmem_bench::{Params, WORKLOADS, run, spec};
 use std::process::ExitCode;
 
 cfg_if::cfg_if! {
-    if #[cfg(feature = "alloc-hakmem")] {
+    if #[cfg(feature = "alloc-hakmem-bare")] {
         #[global_allocator]
         static GLOBAL: hakmem::HakMem = hakmem::HakMem;
         const ALLOC: &str = "hakmem";

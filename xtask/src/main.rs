@@ -8,7 +8,10 @@
 //! - `preset`: list, show or build the presets (from the gate table of `hakmem-env-gates`).
 //! - `soak`: one long process in epochs; RSS drift, throughput CV and tail, syscalls/op,
 //!   and a verdict against criteria printed first. See `docs/soak.md`.
+//! - `ab`: interleaved A/B runs of two environments or feature sets, the difference with a
+//!   95% CI, and a verdict against criteria printed first. See `docs/ab.md`.
 
+mod ab;
 mod bench;
 mod host;
 mod preset;
@@ -23,6 +26,7 @@ commands:
   bench     benchmark hakmem against its peers (cargo xtask bench --help)
   preset    list | show NAME | build NAME: the presets and every gate's default
   soak      one long process in epochs, judged GO/NEUTRAL/NO-GO (cargo xtask soak --help)
+  ab        A/B of two environments or feature sets, with a CI (cargo xtask ab --help)
   help      this text
 ";
 
@@ -33,6 +37,7 @@ fn main() -> ExitCode {
         Some("bench") => bench::main(args.collect()),
         Some("preset" | "presets") => preset::main(args.collect()),
         Some("soak") => soak::main(args.collect()),
+        Some("ab") => ab::main(args.collect()),
         None | Some("help" | "--help" | "-h") => {
             print!("{HELP}");
             ExitCode::SUCCESS

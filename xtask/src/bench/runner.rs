@@ -146,8 +146,18 @@ pub fn parse_result(stdout: &str) -> Result<Sample, String> {
 
 /// One timed run of `bin` with `args`.
 pub fn run(bin: &Path, args: &[String], timeout: Duration) -> Result<Sample, String> {
+    run_env(bin, args, &[], timeout)
+}
+
+/// One timed run of `bin` with `args` and the environment assignments `env` added.
+pub fn run_env(
+    bin: &Path,
+    args: &[String],
+    env: &[(String, String)],
+    timeout: Duration,
+) -> Result<Sample, String> {
     let mut cmd = Command::new(bin);
-    cmd.args(args);
+    cmd.args(args).envs(env.iter().cloned());
     let f = run_with_timeout(cmd, timeout)?;
     if !f.ok {
         return Err(failure(&f));
