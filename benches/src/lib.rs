@@ -5,13 +5,14 @@
 //! builds them, runs them in interleaved rounds and reports. This library holds what they
 //! share: the workloads ([`workloads`]), the PRNG ([`rng`]), the measurements ([`measure`]),
 //! the `floor` allocator ([`floor`]), the result line ([`report`]) and the soak mode
-//! ([`soak`]: epochs of fixed work in one long process).
+//! ([`soak`]: epochs of fixed work in one long process); and the stress test ([`stress`]).
 
 pub mod floor;
 pub mod measure;
 pub mod report;
 pub mod rng;
 pub mod soak;
+pub mod stress;
 pub mod workloads;
 
 pub use workloads::{Kind, Outcome, Params, Spec, WORKLOADS, run, spec};

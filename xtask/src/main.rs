@@ -10,12 +10,14 @@
 //!   and a verdict against criteria printed first. See `docs/soak.md`.
 //! - `ab`: interleaved A/B runs of two environments or feature sets, the difference with a
 //!   95% CI, and a verdict against criteria printed first. See `docs/ab.md`.
+//! - `stress`: the multi-threaded stress test with every block's contents checked.
 
 mod ab;
 mod bench;
 mod host;
 mod preset;
 mod soak;
+mod stress;
 
 use std::process::ExitCode;
 
@@ -27,6 +29,7 @@ commands:
   preset    list | show NAME | build NAME: the presets and every gate's default
   soak      one long process in epochs, judged GO/NEUTRAL/NO-GO (cargo xtask soak --help)
   ab        A/B of two environments or feature sets, with a CI (cargo xtask ab --help)
+  stress    multi-threaded stress with contents checked on every free (--help)
   help      this text
 ";
 
@@ -38,6 +41,7 @@ fn main() -> ExitCode {
         Some("preset" | "presets") => preset::main(args.collect()),
         Some("soak") => soak::main(args.collect()),
         Some("ab") => ab::main(args.collect()),
+        Some("stress") => stress::main(args.collect()),
         None | Some("help" | "--help" | "-h") => {
             print!("{HELP}");
             ExitCode::SUCCESS

@@ -59,6 +59,18 @@ pub fn build_all(
     contenders: &[&'static Contender],
     progress: &mut Progress,
 ) -> Vec<Built> {
+    build_all_bin(root, contenders, "hakmem-bench", "", progress)
+}
+
+/// Builds binary `bin` of `hakmem-bench` for every contender, copied to
+/// `target/bench-build/bin/<contender><suffix>`.
+pub fn build_all_bin(
+    root: &Path,
+    contenders: &[&'static Contender],
+    bin: &str,
+    suffix: &str,
+    progress: &mut Progress,
+) -> Vec<Built> {
     let dir = build_dir(root);
     let bins = dir.join("bin");
     let logs = dir.join("logs");
@@ -66,56 +78,52 @@ pub fn build_all(
     let _ = std::fs::create_dir_all(&logs);
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let n = contenders.len();
-    let mut out = Vec::with_capacity(n);
+    let mut built = Vec::with_capacity(n);
     for (i, c) in contenders.iter().enumerate() {
         let t0 = Instant::now();
-        let log_path = logs.join(format!("{}.log", c.name));
-        let tag = format!("[build {}/{n}] {}", i + 1, c.name);
+        let log_path = logs.join(format!("{}{suffix}.log", c.name));
+        let tag = format!("[build {}/{n}] {}{suffix}", i + 1, c.name);
         progress.line(&tag);
-        let bin = build_one(&cargo, root, &dir, c, &log_path, &tag, progress).and_then(|built| {
-            let dst = bins.join(c.name);
-            let _ = std::fs::remove_file(&dst);
-            std::fs::copy(&built, &dst)
-                .map(|_| dst)
-                .map_err(|e| format!("copying {}: {e}", built.display()))
-        });
+        let out =
+            build_one(&cargo, root, &dir, c, bin, &log_path, &tag, progress).and_then(|built| {
+                let dst = bins.join(format!("{}{suffix}", c.name));
+                let _ = std::fs::remove_file(&dst);
+                std::fs::copy(&built, &dst)
+                    .map(|_| dst)
+                    .map_err(|e| format!("copying {}: {e}", built.display()))
+            });
         let secs = t0.elapsed().as_secs_f64();
-        match &bin {
+        match &out {
             Ok(_) => progress.done(&format!("{tag}: ok ({secs:.1} s)")),
             Err(e) => progress.done(&format!(
                 "{tag}: MISSING ({e}); log: {}",
                 log_path.display()
             )),
         }
-        out.push(Built {
+        built.push(Built {
             contender: c,
-            bin,
+            bin: out,
             secs,
             log: log_path,
         });
     }
-    out
+    built
 }
 
+#[allow(clippy::too_many_arguments)]
 fn build_one(
     cargo: &str,
     root: &Path,
     dir: &Path,
     c: &Contender,
+    bin: &str,
     log_path: &Path,
     tag: &str,
     progress: &mut Progress,
 ) -> Result<PathBuf, String> {
     let mut cmd = Command::new(cargo);
     cmd.current_dir(root)
-        .args([
-            "build",
-            "--release",
-            "-p",
-            "hakmem-bench",
-            "--bin",
-            "hakmem-bench",
-        ])
+        .args(["build", "--release", "-p", "hakmem-bench", "--bin", bin])
         .args(["--no-default-features", "--features", &c.features.join(",")])
         .arg("--target-dir")
         .arg(dir)
@@ -145,11 +153,11 @@ fn build_one(
     if !status.success() {
         return Err(reason(&log));
     }
-    let bin = dir.join("release").join("hakmem-bench");
-    if bin.exists() {
-        Ok(bin)
+    let exe = dir.join("release").join(bin);
+    if exe.exists() {
+        Ok(exe)
     } else {
-        Err(format!("cargo succeeded but {} is missing", bin.display()))
+        Err(format!("cargo succeeded but {} is missing", exe.display()))
     }
 }
 
