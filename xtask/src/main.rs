@@ -11,9 +11,11 @@
 //! - `ab`: interleaved A/B runs of two environments or feature sets, the difference with a
 //!   95% CI, and a verdict against criteria printed first. See `docs/ab.md`.
 //! - `stress`: the multi-threaded stress test with every block's contents checked.
+//! - `fastpath`: instructions on the hit path of alloc/dealloc, against a budget.
 
 mod ab;
 mod bench;
+mod fastpath;
 mod host;
 mod preset;
 mod soak;
@@ -30,6 +32,7 @@ commands:
   soak      one long process in epochs, judged GO/NEUTRAL/NO-GO (cargo xtask soak --help)
   ab        A/B of two environments or feature sets, with a CI (cargo xtask ab --help)
   stress    multi-threaded stress with contents checked on every free (--help)
+  fastpath  instructions on the fast path of alloc/dealloc vs a budget (--help)
   help      this text
 ";
 
@@ -42,6 +45,7 @@ fn main() -> ExitCode {
         Some("soak") => soak::main(args.collect()),
         Some("ab") => ab::main(args.collect()),
         Some("stress") => stress::main(args.collect()),
+        Some("fastpath") => fastpath::main(args.collect()),
         None | Some("help" | "--help" | "-h") => {
             print!("{HELP}");
             ExitCode::SUCCESS
