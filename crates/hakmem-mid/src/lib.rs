@@ -77,7 +77,11 @@ pub fn fork_release() {
 /// cache; the other threads do not exist in the child.
 pub fn fork_child() {
     let own = with_cache(|c| {
-        if c.registered { &mut c.node as *mut CacheNode } else { core::ptr::null_mut() }
+        if c.registered {
+            &mut c.node as *mut CacheNode
+        } else {
+            core::ptr::null_mut()
+        }
     });
     // SAFETY: called once in the child with the lock from `fork_prepare`; `own` is this
     // thread's registered node or null.

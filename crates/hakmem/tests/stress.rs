@@ -71,7 +71,11 @@ fn size_for(r: u64) -> (usize, usize) {
         80..=97 => 1025 + (r >> 8) as usize % (64 << 10),
         _ => (256 << 10) + (r >> 8) as usize % (2 << 20),
     };
-    let align = if r.is_multiple_of(7) { 1 << ((r >> 40) % 13) } else { 8 };
+    let align = if r.is_multiple_of(7) {
+        1 << ((r >> 40) % 13)
+    } else {
+        8
+    };
     (size, align)
 }
 
