@@ -247,3 +247,117 @@ pub fn run_ok(cmd: Command, what: &str, timeout: Duration) -> Run {
     assert!(r.ok(), "{}", r.describe(what));
     r
 }
+
+/// The path of `libhakmem.so` among cargo's JSON messages (`--message-format=json-*`).
+fn so_artifact(json: &str) -> Option<PathBuf> {
+    json.lines()
+        .filter(|l| l.contains("\"reason\":\"compiler-artifact\""))
+        .flat_map(|l| l.split('"'))
+        .find(|s| s.ends_with("/libhakmem.so"))
+        .map(PathBuf::from)
+}
+
+/// `libhakmem.so` built with `--features <features>` (e.g. `preset-safe`, `hardened`), in
+/// a target directory of its own, `<target>/preload-variants/<name>`, so that it never
+/// replaces the default `libhakmem.so` that [`so`] returns to other tests. Built once per
+/// test binary and name; builds are serialized (the first of each takes about a minute
+/// on 2 cores, later ones only check that it is fresh). `$HAKMEM_PRELOAD_SO_<NAME>`
+/// (`<NAME>` upper-cased, `-` as `_`) names a prebuilt one instead.
+pub fn so_variant(name: &str, features: &str) -> PathBuf {
+    use std::sync::Mutex;
+    static BUILT: Mutex<Vec<(String, PathBuf)>> = Mutex::new(Vec::new());
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, p)) = built.iter().find(|(n, _)| n == name) {
+        return p.clone();
+    }
+    let var = format!(
+        "HAKMEM_PRELOAD_SO_{}",
+        name.to_ascii_uppercase().replace('-', "_")
+    );
+    let path = if let Some(p) = std::env::var_os(&var) {
+        let p = PathBuf::from(p);
+        assert!(p.is_file(), "{var}={} does not exist", p.display());
+        p
+    } else {
+        // CARGO_TARGET_TMPDIR is `<target>/tmp`.
+        let target = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .parent()
+            .expect("CARGO_TARGET_TMPDIR has a parent")
+            .join("preload-variants")
+            .join(name);
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let out = Command::new(cargo)
+            .args([
+                "build",
+                "--release",
+                "-p",
+                "hakmem-preload-so",
+                "--features",
+                features,
+                "--message-format=json-render-diagnostics",
+                "--target-dir",
+            ])
+            .arg(&target)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("cannot run cargo");
+        assert!(
+            out.status.success(),
+            "cargo build -p hakmem-preload-so --features {features} failed"
+        );
+        let p = so_artifact(&String::from_utf8_lossy(&out.stdout))
+            .expect("no libhakmem.so among cargo's artifacts");
+        assert!(p.is_file(), "{} missing after the build", p.display());
+        p
+    };
+    built.push((name.to_string(), path.clone()));
+    path
+}
+
+/// [`run`] with `LD_PRELOAD` set to the shared object `so` (for example one from
+/// [`so_variant`]), killing the program (and its process group) after `timeout`.
+pub fn run_preloaded(mut cmd: Command, so: &Path, timeout: Duration) -> Run {
+    use std::os::unix::process::CommandExt;
+    cmd.env("LD_PRELOAD", so)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    let start = Instant::now();
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let t_out = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = out.read_to_end(&mut v);
+        v
+    });
+    let t_err = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = err.read_to_end(&mut v);
+        v
+    });
+    let mut timed_out = false;
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break Some(s);
+        }
+        if start.elapsed() > timeout {
+            timed_out = true;
+            // SAFETY: signalling the process group we created for the child.
+            unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+            break child.wait().ok();
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    Run {
+        status,
+        stdout: String::from_utf8_lossy(&t_out.join().unwrap()).into_owned(),
+        stderr: String::from_utf8_lossy(&t_err.join().unwrap()).into_owned(),
+        timed_out,
+        secs: start.elapsed().as_secs_f64(),
+    }
+}
