@@ -1,9 +1,9 @@
-#![cfg(loom)]
 //! Exhaustive (bounded) model checks of hakmem's cross-thread protocols with
 //! [loom](https://docs.rs/loom).
 //!
-//! Run with (about a minute on 2 cores; a separate target directory keeps the normal
-//! build's artifacts, which `--cfg loom` would otherwise invalidate):
+//! Run with (on 2 cores: about a minute to build, then about 30 s; a separate target
+//! directory keeps the normal build's artifacts, which `--cfg loom` would otherwise
+//! invalidate):
 //!
 //! ```text
 //! RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom \
@@ -32,7 +32,7 @@
 //!
 //! | model here | production (crate, function) |
 //! |---|---|
-//! | [`RawLock`] `lock`, `lock_contended`, `try_lock`, `unlock`, [`Locked::with`] | `hakmem-os-stats` `lock::RawLock` and `lock::Locked::with`: `compare_exchange_weak(false, true, Acquire, Relaxed)`, on failure spin on a `Relaxed` load (64 `spin_loop`s, then `sched_yield`) and retry the weak CAS; `unlock` is a `Release` store of `false` |
+//! | [`RawLock`] `lock`, `lock_contended`, `try_lock`, `unlock`, [`Locked::with`] | `hakmem-os-stats` `lock::RawLock` and `lock::Locked::with`: `compare_exchange_weak(false, true, Acquire, Relaxed)`, on failure spin on a `Relaxed` load (64 `spin_loop`s, then `sched_yield`; both are a loom yield, and waits longer than [`SPIN_PRUNE`] spins are pruned) and retry the weak CAS; `unlock` is a `Release` store of `false` |
 //! | [`Central::refill_upto`] | `hakmem-ss-allocation` `refill_upto`: when `max > want`, one locked section pops the newest transfer-cache chain if its `count <= max` (null tail); otherwise a second locked section takes blocks from the first partial slab's free list, then carves, taking a new slab (`new_slab`) when the partial list is empty, unlinks a slab that has neither; the tail's link is nulled after the unlock |
 //! | [`Central::flush`] | `flush`: under the lock, a chain with `count > 1` of a class with 64 KiB slabs goes whole to the transfer cache while `n_xfer < XFER_MAX` and `(n_xfer + 1) * bytes <= max_bytes.max(bytes)`, else `flush_locked` |
 //! | [`Central::flush_locked`], [`Central::slab_empty`], [`Central::new_slab`] | `flush_locked` (each block pushed on its slab's free list, `used -= 1`, slab emptied at `used == 0`, else put back on the partial list), `slab_empty` (unlink, reset free list and carve count, slab bit back in `free_slabs`), `new_slab` (lowest free slab, reset, pushed on the partial list) |
@@ -44,12 +44,19 @@
 //! | [`Secret::link_secret`] | `link_secret` / `init_link_secret`: `Relaxed` load, 0 means "not yet": `compare_exchange(0, v \| 1, AcqRel, Acquire)`, the loser uses the winner's value |
 //! | [`CacheRegistry`] | `bins::CacheRegistry::{register, unregister, cached}` (a doubly linked list of thread caches under a `RawLock`; `cached` sums each bin's `count`, an `AtomicU32` its owner writes with a `Relaxed` load and store) and the `thread_init` / `on_thread_exit` order of the boxes (register; …; drain, `limit = 0`, unregister; then the thread-local storage goes away) |
 //!
+//! The checks use ghost state (plain `std` atomics that loom does not instrument: each
+//! block's one owner, which paths ran) and a few *mutation tests*: a deliberately broken
+//! copy of one step (a `Relaxed` unlock, a `Relaxed` "key ready" store, an overflow that
+//! flushes one block too few, a transfer-cache pop that forgets `n_xfer -= 1`) must make
+//! its model fail, which shows the checks can fail at all.
+//!
 //! Left out of the models (checked elsewhere or not at all): superslab mapping and
 //! release (`new_superslab`, the `avail` list, spare slabs, decommit; the model has one
 //! superslab whose slabs are never unmapped), the release-policy cache, the `ClassStats`
 //! counters, hardened link encoding and shuffling, the double-free marks, pointer
 //! validation (`ss_lookup`, `validate_class`, which read `carved`/`free_slabs` without
 //! the lock), `Bin::fill_to`, fork handlers. See `docs/concurrency.md`.
+#![cfg(loom)]
 
 use loom::cell::UnsafeCell;
 use loom::sync::Arc;
@@ -82,6 +89,13 @@ fn spin_wait(waited: &mut u32) {
     thread::yield_now();
 }
 
+/// `assert!` with a common prefix, so the mutation tests can expect it.
+macro_rules! ensure {
+    ($cond:expr, $($msg:tt)+) => {
+        assert!($cond, "protocol violation: {}", format_args!($($msg)+))
+    };
+}
+
 /// Run `f` under loom with at most `bound` preemptions (`None`: unbounded), unless
 /// `LOOM_MAX_PREEMPTIONS` is set.
 fn check(bound: Option<usize>, f: impl Fn() + Sync + Send + 'static) {
@@ -97,7 +111,7 @@ fn check(bound: Option<usize>, f: impl Fn() + Sync + Send + 'static) {
 // =======================================================================================
 
 /// `hakmem_os_stats::lock::RawLock`, step by step.
-pub struct RawLock {
+struct RawLock {
     locked: AtomicBool,
     /// `Release` in production; the mutation test weakens it to show the check bites.
     unlock_order: Ordering,
@@ -159,7 +173,7 @@ impl RawLock {
 }
 
 /// `hakmem_os_stats::lock::Locked`.
-pub struct Locked<T> {
+struct Locked<T> {
     lock: RawLock,
     data: UnsafeCell<T>,
 }
@@ -186,7 +200,7 @@ impl<T> Locked<T> {
 /// unordered access to the data (mutual exclusion plus Acquire/Release hand-over).
 #[test]
 fn raw_lock_three_threads_never_lose_an_update() {
-    check(Some(3), || {
+    check(Some(4), || {
         let l = Arc::new(Locked::new(0u32));
         let hs: Vec<_> = (0..2)
             .map(|_| {
@@ -207,7 +221,7 @@ fn raw_lock_three_threads_never_lose_an_update() {
 /// released while the other spins): no lost update.
 #[test]
 fn raw_lock_two_threads_two_rounds() {
-    check(Some(3), || {
+    check(None, || {
         let l = Arc::new(Locked::new(0u32));
         let l2 = l.clone();
         let h = thread::spawn(move || {
@@ -250,7 +264,7 @@ fn raw_lock_try_lock() {
 /// Mutation check: with a `Relaxed` unlock the next holder's access to the data is not
 /// ordered after the previous holder's, and loom must say so.
 #[test]
-#[should_panic]
+#[should_panic(expected = "Causality violation")]
 fn raw_lock_mutation_relaxed_unlock_is_caught() {
     check(Some(2), || {
         let mut l = Locked::new(0u32);
@@ -365,6 +379,9 @@ struct Coverage {
     slab_flush: GhostUsize,
     slab_empty: GhostUsize,
     slab_reuse: GhostUsize,
+    free_list_take: GhostUsize,
+    partial_repush: GhostUsize,
+    oom: GhostUsize,
     overflow: GhostUsize,
     late_free: GhostUsize,
     trim_took: GhostUsize,
@@ -372,9 +389,17 @@ struct Coverage {
     executions: GhostUsize,
 }
 
-/// A block's ghost state.
-const G_FREE: usize = 0;
+/// A block's ghost owner: the central lists (or not carved yet), a user, or the
+/// allocator code of thread `t` (its bin, or a chain it is moving): `G_CACHE + t`.
+const G_CENTRAL: usize = 0;
 const G_LIVE: usize = 1;
+const G_CACHE: usize = 2;
+/// Thread numbers (ghost): A, B, and the main thread (concurrent trim).
+const T_A: usize = 0;
+const T_B: usize = 1;
+const T_MAIN: usize = 2;
+/// The main thread again, after every other thread has exited.
+const T_FINAL: usize = 3;
 
 /// The class: lock, central state, and the blocks' memory.
 struct Central {
@@ -385,7 +410,7 @@ struct Central {
     word: Vec<UnsafeCell<u32>>,
     cfg: Cfg,
     cov: std::sync::Arc<Coverage>,
-    /// Ghost: `G_LIVE` while a user holds the block.
+    /// Ghost: each block's one owner (`G_CENTRAL`, `G_LIVE`, `G_CACHE + t`).
     ghost: Vec<GhostUsize>,
     /// Ghost: the block was handed out before.
     ghost_seen: Vec<GhostBool>,
@@ -413,20 +438,39 @@ impl Central {
             word: (0..nblk).map(|_| UnsafeCell::new(0xDEAD)).collect(),
             cfg,
             cov,
-            ghost: (0..nblk).map(|_| GhostUsize::new(G_FREE)).collect(),
+            ghost: (0..nblk).map(|_| GhostUsize::new(G_CENTRAL)).collect(),
             ghost_seen: (0..nblk).map(|_| GhostBool::new(false)).collect(),
         }
     }
 
     /// `next_of`: read a free block's link.
     fn next_of(&self, b: u32) -> u32 {
-        // SAFETY (model): the caller owns the free block; loom checks the claim.
-        self.word[b as usize].with(|p| unsafe { *p })
+        // SAFETY: (model) the caller owns the free block; loom checks the claim.
+        let next = self.word[b as usize].with(|p| unsafe { *p });
+        ensure!(
+            next == NIL || (next as usize) < self.word.len(),
+            "block {b}'s link {next} is not a block (a live block's data read as a link)"
+        );
+        next
+    }
+
+    /// Ghost: the `count` blocks of the chain at `head` move from owner `from` to `to`.
+    fn ghost_move(&self, head: u32, count: u32, from: usize, to: usize) {
+        let mut b = head;
+        for _ in 0..count {
+            ensure!(b != NIL, "chain shorter than its count");
+            let was = self.ghost[b as usize].swap(to, SeqCst);
+            ensure!(
+                was == from,
+                "block {b} moves from owner {from} to {to} but was owned by {was}"
+            );
+            b = self.next_of(b);
+        }
     }
 
     /// `set_next`: write a free block's link.
     fn set_next(&self, b: u32, next: u32) {
-        // SAFETY (model): the caller owns the free block; loom checks the claim.
+        // SAFETY: (model) the caller owns the free block; loom checks the claim.
         self.word[b as usize].with_mut(|p| unsafe { *p = next })
     }
 
@@ -447,7 +491,7 @@ impl Central {
 
     /// Run `f` on the central state; the caller holds the lock.
     fn locked<R>(&self, f: impl FnOnce(&mut CentralState) -> R) -> R {
-        // SAFETY (model): the class lock is held (loom reports a race otherwise).
+        // SAFETY: (model) the class lock is held (loom reports a race otherwise).
         self.st.with_mut(|p| f(unsafe { &mut *p }))
     }
 
@@ -486,6 +530,7 @@ impl Central {
     /// `new_slab` (the superslab is always there: no `new_superslab`, no spares).
     fn new_slab(&self, c: &mut CentralState) -> u32 {
         if c.free_slabs == 0 {
+            self.cov.oom.fetch_add(1, SeqCst);
             return NIL; // out of memory
         }
         let idx = c.free_slabs.trailing_zeros() as usize;
@@ -512,8 +557,8 @@ impl Central {
         c.free_slabs |= 1u64 << s;
     }
 
-    /// `refill_upto`.
-    fn refill_upto(&self, want: u32, max: u32) -> Chain {
+    /// `refill_upto` (`t`: the calling thread, for the ghost owners).
+    fn refill_upto(&self, t: usize, want: u32, max: u32) -> Chain {
         if max > want {
             self.lock.lock();
             let x = self.locked(|c| {
@@ -531,6 +576,7 @@ impl Central {
             if let Some(x) = x {
                 self.cov.xfer_take.fetch_add(1, SeqCst);
                 self.unlock();
+                self.ghost_move(x.head, x.count, G_CENTRAL, G_CACHE + t);
                 return Chain {
                     head: x.head,
                     tail: NIL,
@@ -553,6 +599,7 @@ impl Central {
                 }
                 let s = s as usize;
                 while chain.count < want && c.slabs[s].free != NIL {
+                    self.cov.free_list_take.fetch_add(1, SeqCst);
                     let b = c.slabs[s].free;
                     c.slabs[s].free = self.next_of(b);
                     self.push_back(&mut chain, b);
@@ -574,11 +621,13 @@ impl Central {
         if chain.tail != NIL {
             self.set_next(chain.tail, NIL);
         }
+        self.ghost_move(chain.head, chain.count, G_CENTRAL, G_CACHE + t);
         chain
     }
 
-    /// `flush`.
-    fn flush(&self, head: u32, count: u32) {
+    /// `flush` (`t`: the calling thread, for the ghost owners).
+    fn flush(&self, t: usize, head: u32, count: u32) {
+        self.ghost_move(head, count, G_CACHE + t, G_CENTRAL);
         let bytes = count as usize * self.cfg.block_size;
         self.lock.lock();
         self.locked(|c| {
@@ -612,10 +661,9 @@ impl Central {
         while n < count && b != NIL {
             let next = self.next_of(b);
             let s = self.slab_of(b);
-            assert_eq!(
-                c.free_slabs & (1 << s),
-                0,
-                "block {b} flushed to a slab not in use"
+            ensure!(
+                c.free_slabs & (1 << s) == 0,
+                "block {b} flushed to slab {s}, not in use"
             );
             self.set_next(b, c.slabs[s].free);
             c.slabs[s].free = b;
@@ -623,6 +671,7 @@ impl Central {
             if c.slabs[s].used == 0 {
                 self.slab_empty(c, s);
             } else if !c.slabs[s].in_partial {
+                self.cov.partial_repush.fetch_add(1, SeqCst);
                 Self::partial_push(c, s);
             }
             b = next;
@@ -630,8 +679,9 @@ impl Central {
         }
     }
 
-    /// `drain_transfer_caches` (one class).
-    fn drain_transfer_caches(&self) {
+    /// `drain_transfer_caches` (one class; `t`: the calling thread, for the ghost
+    /// owners and the coverage count of a trim that runs concurrently).
+    fn drain_transfer_caches(&self, t: usize) {
         loop {
             self.lock.lock();
             let x = self.locked(|c| {
@@ -644,7 +694,11 @@ impl Central {
             });
             self.unlock();
             let Some(x) = x else { break };
-            self.cov.trim_took.fetch_add(1, SeqCst);
+            if t == T_MAIN {
+                self.cov.trim_took.fetch_add(1, SeqCst);
+            }
+            self.ghost_move(x.head, x.count, G_CENTRAL, G_CACHE + t);
+            self.ghost_move(x.head, x.count, G_CACHE + t, G_CENTRAL);
             self.flush_to_slabs(x.head, x.count);
         }
     }
@@ -659,18 +713,21 @@ impl Central {
         let mut in_xfer = vec![0u32; self.cfg.nslab];
         // Transfer-cache chains: `count` blocks, null-terminated, of slabs in use.
         for x in &c.xfer[..c.n_xfer] {
-            assert!(x.count > 0);
+            ensure!(x.count > 0, "empty transfer chain");
             let mut b = x.head;
             for k in 0..x.count {
-                assert_ne!(b, NIL, "transfer chain shorter than its count");
+                ensure!(b != NIL, "transfer chain shorter than its count");
                 let s = self.slab_of(b);
-                assert_eq!(c.free_slabs & (1 << s), 0, "xfer block of a free slab");
-                assert!(b % cap < c.slabs[s].carved, "xfer block not carved");
+                ensure!(
+                    c.free_slabs & (1 << s) == 0,
+                    "xfer block {b} of a free slab"
+                );
+                ensure!(b % cap < c.slabs[s].carved, "xfer block {b} not carved");
                 seen[b as usize] += 1;
                 in_xfer[s] += 1;
                 let next = self.next_of(b);
                 if k + 1 == x.count {
-                    assert_eq!(next, NIL, "transfer chain longer than its count");
+                    ensure!(next == NIL, "transfer chain longer than its count");
                 }
                 b = next;
             }
@@ -678,81 +735,92 @@ impl Central {
         let mut flagged = 0;
         for (s, sl) in c.slabs.iter().enumerate() {
             if c.free_slabs & (1 << s) != 0 {
-                assert!(!sl.in_partial, "free slab {s} in the partial list");
+                ensure!(!sl.in_partial, "free slab {s} in the partial list");
                 continue;
             }
-            assert!(sl.carved <= cap);
+            ensure!(sl.carved <= cap, "slab {s} carved past its capacity");
             let mut nfree = 0;
             let mut b = sl.free;
             while b != NIL {
-                assert!(nfree < cap, "cycle in slab {s}'s free list");
-                assert_eq!(self.slab_of(b), s, "block {b} in slab {s}'s free list");
-                assert!(b % cap < sl.carved, "uncarved block {b} in a free list");
+                ensure!(nfree < cap, "cycle in slab {s}'s free list");
+                ensure!(self.slab_of(b) == s, "block {b} in slab {s}'s free list");
+                ensure!(b % cap < sl.carved, "uncarved block {b} in a free list");
                 seen[b as usize] += 1;
                 nfree += 1;
                 b = self.next_of(b);
             }
-            assert_eq!(
+            ensure!(
+                sl.used == sl.carved - nfree,
+                "slab {s}: used {} != carved {} - free {nfree}",
                 sl.used,
-                sl.carved - nfree,
-                "slab {s}: used != carved - free"
+                sl.carved
             );
-            assert!(
+            ensure!(
                 in_xfer[s] <= sl.used,
                 "slab {s}: more in xfer than handed out"
             );
             if quiescent {
-                assert_eq!(
-                    sl.used, in_xfer[s],
+                ensure!(
+                    sl.used == in_xfer[s],
                     "slab {s}: a block is neither free, in xfer, nor held (lost)"
                 );
             }
-            assert_eq!(sl.in_partial, sl.free != NIL || sl.carved < cap);
+            ensure!(
+                sl.in_partial == (sl.free != NIL || sl.carved < cap),
+                "slab {s}: in_partial is wrong"
+            );
             flagged += sl.in_partial as u32;
         }
         for (b, &n) in seen.iter().enumerate() {
-            assert!(n <= 1, "block {b} listed {n} times centrally");
+            ensure!(n <= 1, "block {b} listed {n} times centrally");
             if n == 1 {
-                assert_eq!(
-                    self.ghost[b].load(SeqCst),
-                    G_FREE,
-                    "live block {b} in a central list"
+                let owner = self.ghost[b].load(SeqCst);
+                ensure!(
+                    owner == G_CENTRAL,
+                    "block {b} in a central list but owned by {owner}"
                 );
             }
         }
         // The partial list: doubly linked, exactly the flagged slabs.
         let (mut s, mut prev, mut n) = (c.partial, NIL, 0);
         while s != NIL {
-            assert!(n < self.cfg.nslab as u32, "cycle in the partial list");
+            ensure!(n < self.cfg.nslab as u32, "cycle in the partial list");
             let sl = &c.slabs[s as usize];
-            assert!(sl.in_partial);
-            assert_eq!(sl.prev, prev, "partial list prev link");
+            ensure!(sl.in_partial, "slab {s} in the partial list, not flagged");
+            ensure!(sl.prev == prev, "partial list: slab {s}'s prev link");
             prev = s;
             s = sl.next;
             n += 1;
         }
-        assert_eq!(n, flagged);
+        ensure!(
+            n == flagged,
+            "a flagged slab is missing from the partial list"
+        );
     }
 
-    /// A user gets block `p` (from `malloc`): it must not be live already; the user
-    /// writes its data over the link word.
-    fn handout(&self, p: u32, tag: u32) {
+    /// Thread `t`'s user gets block `p` (from `malloc`): it must be `t`'s (so not live
+    /// already); the user writes its data over the link word.
+    fn handout(&self, t: usize, p: u32, tag: u32) {
         let was = self.ghost[p as usize].swap(G_LIVE, SeqCst);
-        assert_ne!(was, G_LIVE, "block {p} handed out twice while live");
+        ensure!(was != G_LIVE, "block {p} handed out twice while live");
+        ensure!(
+            was == G_CACHE + t,
+            "block {p} handed out by {t} but owned by {was}"
+        );
         if self.ghost_seen[p as usize].swap(true, SeqCst) {
             self.cov.reused_block.fetch_add(1, SeqCst);
         }
-        // SAFETY (model): the block is the user's now.
+        // SAFETY: (model) the block is the user's now.
         self.word[p as usize].with_mut(|w| unsafe { *w = tag });
     }
 
-    /// The user frees `p`: its data must be intact (no one wrote a live block).
-    fn user_free(&self, p: u32, tag: u32) {
-        // SAFETY (model): the block is the user's (received through the mailbox).
+    /// Thread `t`'s user frees `p`: its data must be intact (no one wrote a live block).
+    fn user_free(&self, t: usize, p: u32, tag: u32) {
+        // SAFETY: (model) the block is the user's (received through the mailbox).
         let w = self.word[p as usize].with(|w| unsafe { *w });
-        assert_eq!(w, tag, "live block {p} was overwritten");
-        let was = self.ghost[p as usize].swap(G_FREE, SeqCst);
-        assert_eq!(was, G_LIVE, "block {p} freed but not live");
+        ensure!(w == tag, "live block {p} was overwritten ({w} != {tag})");
+        let was = self.ghost[p as usize].swap(G_CACHE + t, SeqCst);
+        ensure!(was == G_LIVE, "block {p} freed but not live (owner {was})");
     }
 }
 
@@ -762,14 +830,17 @@ struct Bin {
     head: u32,
     count: u32,
     limit: u32,
+    /// Ghost: the owning thread.
+    t: usize,
 }
 
 impl Bin {
-    fn new(limit: u32) -> Self {
+    fn new(limit: u32, t: usize) -> Self {
         Bin {
             head: NIL,
             count: 0,
             limit,
+            t,
         }
     }
 
@@ -778,12 +849,18 @@ impl Bin {
         let mut n = 0;
         let mut b = self.head;
         while b != NIL {
-            assert!(n < self.count, "bin longer than its count");
+            ensure!(n < self.count, "bin longer than its count");
+            let owner = c.ghost[b as usize].load(SeqCst);
+            ensure!(
+                owner == G_CACHE + self.t,
+                "block {b} in thread {}'s bin but owned by {owner}",
+                self.t
+            );
             n += 1;
             b = c.next_of(b);
         }
-        assert_eq!(n, self.count, "bin shorter than its count");
-        assert!(self.count <= self.limit.max(1));
+        ensure!(n == self.count, "bin shorter than its count");
+        ensure!(self.count <= self.limit.max(1), "bin over its limit");
     }
 
     fn pop(&mut self, c: &Central) -> u32 {
@@ -811,7 +888,7 @@ impl Bin {
             return self.pop(c);
         }
         let want = (self.limit / 2).max(1);
-        let chain = c.refill_upto(want, self.limit.max(1));
+        let chain = c.refill_upto(self.t, want, self.limit.max(1));
         if chain.count == 0 {
             return NIL;
         }
@@ -842,13 +919,13 @@ impl Bin {
         } else {
             self.count - keep
         };
-        c.flush(rest, n);
+        c.flush(self.t, rest, n);
         self.count = keep;
     }
 
     fn drain(&mut self, c: &Central) {
         if self.count > 0 {
-            c.flush(self.head, self.count);
+            c.flush(self.t, self.head, self.count);
         }
         self.head = NIL;
         self.count = 0;
@@ -864,7 +941,7 @@ struct Mailbox {
 
 impl Mailbox {
     fn send(&self, i: usize, p: u32) {
-        // SAFETY (model): slot i is A's until it publishes i + 1.
+        // SAFETY: (model) slot i is A's until it publishes i + 1.
         self.slot[i].with_mut(|s| unsafe { *s = p });
         self.published.store(i + 1, Ordering::Release);
     }
@@ -874,7 +951,7 @@ impl Mailbox {
         while self.published.load(Ordering::Acquire) <= i {
             spin_wait(&mut waited);
         }
-        // SAFETY (model): published with Release after the write.
+        // SAFETY: (model) published with Release after the write.
         self.slot[i].with(|s| unsafe { *s })
     }
 }
@@ -905,7 +982,7 @@ fn block_life(cfg: Cfg, bound: Option<usize>) -> std::sync::Arc<Coverage> {
         let (ca, ma) = (c.clone(), mb.clone());
         let a = thread::spawn(move || {
             let c = &*ca;
-            let mut bin = Bin::new(cfg.limit);
+            let mut bin = Bin::new(cfg.limit, T_A);
             for i in 0..cfg.n_alloc {
                 // alloc_slow_class: pop, else refill.
                 let mut p = bin.pop(c);
@@ -914,7 +991,7 @@ fn block_life(cfg: Cfg, bound: Option<usize>) -> std::sync::Arc<Coverage> {
                 }
                 bin.check(c);
                 if p != NIL {
-                    c.handout(p, tag(i));
+                    c.handout(T_A, p, tag(i));
                 }
                 ma.send(i, p);
             }
@@ -926,7 +1003,7 @@ fn block_life(cfg: Cfg, bound: Option<usize>) -> std::sync::Arc<Coverage> {
         let (cb, mbb) = (c.clone(), mb.clone());
         let b = thread::spawn(move || {
             let c = &*cb;
-            let mut bin = Bin::new(cfg.limit);
+            let mut bin = Bin::new(cfg.limit, T_B);
             for i in 0..cfg.n_alloc {
                 let p = mbb.recv(i);
                 if cfg.late_free && i + 1 == cfg.n_alloc {
@@ -938,7 +1015,7 @@ fn block_life(cfg: Cfg, bound: Option<usize>) -> std::sync::Arc<Coverage> {
                 if p == NIL {
                     continue;
                 }
-                c.user_free(p, tag(i));
+                c.user_free(T_B, p, tag(i));
                 // free_slow_class: push, else overflow.
                 if !bin.push(c, p) {
                     bin.overflow(c, p);
@@ -951,39 +1028,46 @@ fn block_life(cfg: Cfg, bound: Option<usize>) -> std::sync::Arc<Coverage> {
             bin.check(c);
         });
         if cfg.trim_during {
-            c.drain_transfer_caches();
+            c.drain_transfer_caches(T_MAIN);
         }
         a.join().unwrap();
         b.join().unwrap();
-        for g in &c.ghost {
-            assert_eq!(g.load(SeqCst), G_FREE, "a block is still live");
+        for (b, g) in c.ghost.iter().enumerate() {
+            let owner = g.load(SeqCst);
+            ensure!(
+                owner == G_CENTRAL,
+                "block {b} still owned by {owner} after every thread exited (lost)"
+            );
         }
         c.lock.lock();
         c.locked(|st| c.check_central(st, true));
         c.lock.unlock();
-        c.drain_transfer_caches();
+        c.drain_transfer_caches(T_FINAL);
         c.lock.lock();
         c.locked(|st| {
             c.check_central(st, true);
-            assert_eq!(st.n_xfer, 0);
-            assert_eq!(
-                st.free_slabs,
-                (1u64 << cfg.nslab) - 1,
-                "a slab still in use: a block was lost"
+            ensure!(st.n_xfer == 0, "transfer cache not empty after a drain");
+            ensure!(
+                st.free_slabs == (1u64 << cfg.nslab) - 1,
+                "a slab still in use after every block came back"
             );
-            assert_eq!(st.partial, NIL);
+            ensure!(st.partial == NIL, "partial list not empty");
         });
         c.lock.unlock();
     });
     let n = cov.executions.load(SeqCst);
     eprintln!(
         "{cfg:?}: {n} executions; paths: xfer push {} take {}, slab flush {}, slab empty {} \
-         reuse {}, overflow {}, block reuse {}, late free {}, trim took {}",
+         reuse {}, free-list take {}, partial re-push {}, out of memory {}, overflow {}, \
+         block reuse {}, late free {}, trim took {}",
         cov.xfer_push.load(SeqCst),
         cov.xfer_take.load(SeqCst),
         cov.slab_flush.load(SeqCst),
         cov.slab_empty.load(SeqCst),
         cov.slab_reuse.load(SeqCst),
+        cov.free_list_take.load(SeqCst),
+        cov.partial_repush.load(SeqCst),
+        cov.oom.load(SeqCst),
         cov.overflow.load(SeqCst),
         cov.reused_block.load(SeqCst),
         cov.late_free.load(SeqCst),
@@ -1010,7 +1094,7 @@ const XFER_CFG: Cfg = Cfg {
 
 #[test]
 fn block_life_through_the_transfer_cache() {
-    let cov = block_life(XFER_CFG, Some(2));
+    let cov = block_life(XFER_CFG, Some(4));
     for (name, v) in [
         ("xfer push", &cov.xfer_push),
         ("xfer take", &cov.xfer_take),
@@ -1025,23 +1109,52 @@ fn block_life_through_the_transfer_cache() {
     }
 }
 
-/// A class without a transfer cache (bigger slabs): every flush goes to the slabs,
-/// slabs empty and are reused, and B's last free comes after its exit destructor.
+/// A class without a transfer cache (bigger slabs), 3 blocks a slab: every flush goes
+/// to the slabs; a slab partly returned goes back on the partial list and its free
+/// list is allocated from; B's last free comes after its exit destructor.
 #[test]
 fn block_life_through_the_slabs() {
     let cfg = Cfg {
         xfer: false,
+        nslab: 2,
+        cap: 3,
         late_free: true,
         ..XFER_CFG
     };
-    let cov = block_life(cfg, Some(2));
+    let cov = block_life(cfg, Some(3));
     for (name, v) in [
         ("slab flush", &cov.slab_flush),
         ("slab empty", &cov.slab_empty),
-        ("slab reuse", &cov.slab_reuse),
+        ("free-list take", &cov.free_list_take),
+        ("partial re-push", &cov.partial_repush),
         ("overflow", &cov.overflow),
         ("block reuse", &cov.reused_block),
         ("late free", &cov.late_free),
+    ] {
+        assert!(
+            v.load(SeqCst) > 0,
+            "the exploration never took the {name} path"
+        );
+    }
+}
+
+/// One block a slab, three slabs: slabs empty (reset, back to the superslab) while the
+/// allocator runs and are taken again by `new_slab` (their blocks handed out again),
+/// or the allocator finds none free (out of memory: a null it must survive).
+#[test]
+fn block_life_slab_reuse_and_out_of_memory() {
+    let cfg = Cfg {
+        xfer: false,
+        nslab: 3,
+        cap: 1,
+        ..XFER_CFG
+    };
+    let cov = block_life(cfg, Some(3));
+    for (name, v) in [
+        ("slab empty", &cov.slab_empty),
+        ("slab reuse", &cov.slab_reuse),
+        ("out of memory", &cov.oom),
+        ("block reuse", &cov.reused_block),
     ] {
         assert!(
             v.load(SeqCst) > 0,
@@ -1055,11 +1168,10 @@ fn block_life_through_the_slabs() {
 #[test]
 fn block_life_with_concurrent_trim() {
     let cfg = Cfg {
-        n_alloc: 3,
         trim_during: true,
         ..XFER_CFG
     };
-    let cov = block_life(cfg, Some(1));
+    let cov = block_life(cfg, Some(2));
     for (name, v) in [("xfer push", &cov.xfer_push), ("trim took", &cov.trim_took)] {
         assert!(
             v.load(SeqCst) > 0,
@@ -1070,7 +1182,7 @@ fn block_life_with_concurrent_trim() {
 
 /// Mutation check: an overflow that flushes one block too few loses it.
 #[test]
-#[should_panic]
+#[should_panic(expected = "protocol violation")]
 fn block_life_mutation_overflow_off_by_one_is_caught() {
     let cfg = Cfg {
         mutant: Mutant::OverflowCountOffByOne,
@@ -1081,7 +1193,7 @@ fn block_life_mutation_overflow_off_by_one_is_caught() {
 
 /// Mutation check: taking a transfer chain without popping it hands its blocks out twice.
 #[test]
-#[should_panic]
+#[should_panic(expected = "protocol violation")]
 fn block_life_mutation_xfer_peek_is_caught() {
     let cfg = Cfg {
         mutant: Mutant::XferPeekWithoutPop,
@@ -1095,20 +1207,23 @@ fn block_life_mutation_xfer_peek_is_caught() {
 // =======================================================================================
 
 /// `bins::ExitKey`.
-pub struct ExitKey {
+struct ExitKey {
     /// 0: not created, 1: being created, 2: ready, 3: failed.
     state: AtomicU32,
     key: UnsafeCell<u32>,
     /// `Release` in production; weakened by the mutation test.
     ready_order: Ordering,
+    /// Ghost: spins that saw state 1 (summed over executions).
+    waits: std::sync::Arc<GhostUsize>,
 }
 
 impl ExitKey {
-    fn new() -> Self {
+    fn new(waits: std::sync::Arc<GhostUsize>) -> Self {
         ExitKey {
             state: AtomicU32::new(0),
             key: UnsafeCell::new(0),
             ready_order: Ordering::Release,
+            waits,
         }
     }
 
@@ -1122,24 +1237,29 @@ impl ExitKey {
                 .compare_exchange(0, 1, Ordering::Acquire, Ordering::Acquire)
             {
                 Ok(_) => {
-                    // SAFETY (model): state 1 gives this thread exclusive access to `key`.
+                    // SAFETY: (model) state 1 gives this thread exclusive access to `key`.
                     let ok = self.key.with_mut(|k| create(unsafe { &mut *k }));
                     self.state.store(if ok { 2 } else { 3 }, self.ready_order);
                 }
-                Err(1) => spin_wait(&mut waited), // core::hint::spin_loop()
+                Err(1) => {
+                    self.waits.fetch_add(1, SeqCst);
+                    spin_wait(&mut waited); // core::hint::spin_loop()
+                }
                 Err(2) => break,
                 Err(_) => return None,
             }
         }
-        // SAFETY (model): state 2: `key` is initialized and immutable.
+        // SAFETY: (model) state 2: `key` is initialized and immutable.
         Some(self.key.with(|k| unsafe { *k }))
     }
 }
 
 fn exit_key_model(create_ok: bool, ready_order: Ordering) {
-    check(Some(3), move || {
+    let waits = std::sync::Arc::new(GhostUsize::new(0));
+    let waits2 = waits.clone();
+    check(Some(5), move || {
         let creates = std::sync::Arc::new(GhostUsize::new(0));
-        let mut k = ExitKey::new();
+        let mut k = ExitKey::new(waits2.clone());
         k.ready_order = ready_order;
         let k = Arc::new(k);
         let create = {
@@ -1168,6 +1288,10 @@ fn exit_key_model(create_ok: bool, ready_order: Ordering) {
             "the key was created more than once"
         );
     });
+    assert!(
+        waits.load(SeqCst) > 0,
+        "no execution had a thread wait for the creator"
+    );
 }
 
 /// Three threads register at once: exactly one creates the key, the others spin until
@@ -1185,14 +1309,14 @@ fn exit_key_failure_is_seen_by_all() {
 
 /// Mutation check: a `Relaxed` "ready" store does not publish the key.
 #[test]
-#[should_panic]
+#[should_panic(expected = "Causality violation")]
 fn exit_key_mutation_relaxed_ready_is_caught() {
     exit_key_model(true, Ordering::Relaxed);
 }
 
 /// The registry's table: `header` stands for the mapping's contents as the mapper
 /// leaves them (written before publication), `entries` for the `AtomicU8` kinds.
-pub struct Table {
+struct Table {
     header: UnsafeCell<usize>,
     entries: [AtomicU8; 2],
     id: usize,
@@ -1201,7 +1325,7 @@ pub struct Table {
 const TABLE_READY: usize = 0x7AB1E;
 
 /// `registry::MAP` and the functions around it.
-pub struct Registry {
+struct Registry {
     map: AtomicPtr<Table>,
     /// Ghost: tables mapped and unmapped.
     maps: GhostUsize,
@@ -1218,7 +1342,7 @@ impl Registry {
             entries: [AtomicU8::new(0), AtomicU8::new(0)],
             id,
         });
-        // SAFETY (model): our own fresh table.
+        // SAFETY: (model) our own fresh table.
         t.header.with_mut(|h| unsafe { *h = TABLE_READY });
         let p = Box::into_raw(t);
         match self.map.compare_exchange(
@@ -1249,7 +1373,7 @@ impl Registry {
         let m = self.map();
         // SAFETY: a published table lives until the model's end.
         let t = unsafe { &*m };
-        // SAFETY (model): the table's contents were written before publication.
+        // SAFETY: (model) the table's contents were written before publication.
         assert_eq!(t.header.with(|h| unsafe { *h }), TABLE_READY);
         t.entries[i].store(kind, Ordering::Release);
         m
@@ -1263,7 +1387,7 @@ impl Registry {
         }
         // SAFETY: a published table lives until the model's end.
         let t = unsafe { &*m };
-        // SAFETY (model): the table's contents were written before publication.
+        // SAFETY: (model) the table's contents were written before publication.
         assert_eq!(t.header.with(|h| unsafe { *h }), TABLE_READY);
         t.entries[i].load(Ordering::Acquire)
     }
@@ -1274,7 +1398,9 @@ impl Registry {
 /// published one and sees its contents, and a lookup sees "not mapped" or the table.
 #[test]
 fn registry_cas_publish_one_winner() {
-    check(None, || {
+    let lost = std::sync::Arc::new(GhostUsize::new(0));
+    let lost2 = lost.clone();
+    check(None, move || {
         let r = Arc::new(Registry {
             map: AtomicPtr::new(std::ptr::null_mut()),
             maps: GhostUsize::new(0),
@@ -1298,6 +1424,7 @@ fn registry_cas_publish_one_winner() {
         assert!(got.iter().all(|&m| m == published as usize));
         let (maps, unmaps) = (r.maps.load(SeqCst), r.unmaps.load(SeqCst));
         assert!((1..=2).contains(&maps));
+        lost2.fetch_add(unmaps, SeqCst);
         assert_eq!(
             maps - unmaps,
             1,
@@ -1307,11 +1434,14 @@ fn registry_cas_publish_one_winner() {
         let t = unsafe { Box::from_raw(published) };
         assert!(t.id < maps);
     });
+    assert!(lost.load(SeqCst) > 0, "no execution had a losing mapper");
 }
 
 /// `LINK_SECRET`.
-pub struct Secret {
+struct Secret {
     v: AtomicUsize,
+    /// Ghost: CAS losers (summed over executions).
+    lost: std::sync::Arc<GhostUsize>,
 }
 
 impl Secret {
@@ -1323,7 +1453,10 @@ impl Secret {
             .compare_exchange(0, v, Ordering::AcqRel, Ordering::Acquire)
         {
             Ok(_) => v,
-            Err(winner) => winner,
+            Err(winner) => {
+                self.lost.fetch_add(1, SeqCst);
+                winner
+            }
         }
     }
 
@@ -1339,9 +1472,12 @@ impl Secret {
 /// in another.
 #[test]
 fn link_secret_one_value_for_everyone() {
-    check(None, || {
+    let lost = std::sync::Arc::new(GhostUsize::new(0));
+    let lost2 = lost.clone();
+    check(None, move || {
         let s = Arc::new(Secret {
             v: AtomicUsize::new(0),
+            lost: lost2.clone(),
         });
         let hs: Vec<_> = (1..3)
             .map(|i| {
@@ -1358,6 +1494,10 @@ fn link_secret_one_value_for_everyone() {
             assert_eq!(h.join().unwrap(), (fin, fin));
         }
     });
+    assert!(
+        lost.load(SeqCst) > 0,
+        "no execution had a losing initializer"
+    );
 }
 
 // =======================================================================================
@@ -1386,23 +1526,25 @@ struct Tls {
 }
 
 /// `bins::CacheRegistry` with the thread caches it links.
-pub struct CacheRegistry {
+struct CacheRegistry {
     lock: RawLock,
     head: UnsafeCell<usize>,
     tls: Vec<Tls>,
     /// Ghost: `unregister(i)` has returned.
     unregistered: Vec<GhostBool>,
+    /// Ghost: nodes the last `cached` walked.
+    walked: GhostUsize,
 }
 
 impl CacheRegistry {
     fn node<R>(&self, i: usize, f: impl FnOnce(&mut Node) -> R) -> R {
-        // SAFETY (model): the registry lock is held, or `i` is the caller's own node;
+        // SAFETY: (model) the registry lock is held, or `i` is the caller's own node;
         // loom checks the claim.
         self.tls[i].node.with_mut(|p| f(unsafe { &mut *p }))
     }
 
     fn head<R>(&self, f: impl FnOnce(&mut usize) -> R) -> R {
-        // SAFETY (model): the registry lock is held.
+        // SAFETY: (model) the registry lock is held.
         self.head.with_mut(|p| f(unsafe { &mut *p }))
     }
 
@@ -1451,17 +1593,17 @@ impl CacheRegistry {
         self.lock.lock();
         let (mut n, mut prev, mut steps) = (self.head(|h| *h), NONE, 0);
         while n != NONE {
-            assert!(steps < self.tls.len(), "cycle in the registry list");
-            assert!(
+            ensure!(steps < self.tls.len(), "cycle in the registry list");
+            ensure!(
                 !self.unregistered[n].load(SeqCst),
                 "reader saw node {n} after its unregister returned"
             );
             let nd = self.node(n, |nd| *nd);
-            assert!(nd.alive, "reader saw a node whose thread is gone");
-            assert_eq!(nd.prev, prev, "torn registry list");
+            ensure!(nd.alive, "reader saw a node whose thread is gone");
+            ensure!(nd.prev == prev, "torn registry list at node {n}");
             for k in 0..nd.n {
                 let c = self.tls[nd.bins].counts[k].load(Ordering::Relaxed) as u64;
-                assert!(c <= REG_LIMIT as u64);
+                ensure!(c <= REG_LIMIT as u64, "count {c} was never written");
                 blocks += c;
                 bytes += c * 16 * (nd.first_class + k + 1) as u64;
             }
@@ -1469,6 +1611,7 @@ impl CacheRegistry {
             n = nd.next;
             steps += 1;
         }
+        self.walked.store(steps, SeqCst);
         self.lock.unlock();
         (blocks, bytes)
     }
@@ -1490,7 +1633,10 @@ fn bump(r: &CacheRegistry, i: usize, k: usize, d: i32) {
 /// (the nodes are written after exit, so a reader touching one late is a race).
 #[test]
 fn cache_registry_reader_and_owners() {
-    check(Some(2), || {
+    let saw_two = std::sync::Arc::new(GhostUsize::new(0));
+    let saw_blocks = std::sync::Arc::new(GhostUsize::new(0));
+    let (saw_two2, saw_blocks2) = (saw_two.clone(), saw_blocks.clone());
+    check(Some(3), move || {
         let r = Arc::new(CacheRegistry {
             lock: RawLock::new(),
             head: UnsafeCell::new(NONE),
@@ -1508,6 +1654,7 @@ fn cache_registry_reader_and_owners() {
                 })
                 .collect(),
             unregistered: (0..2).map(|_| GhostBool::new(false)).collect(),
+            walked: GhostUsize::new(0),
         });
         let hs: Vec<_> = (0..2)
             .map(|i| {
@@ -1535,11 +1682,25 @@ fn cache_registry_reader_and_owners() {
             })
             .collect();
         let (blocks, bytes) = r.cached();
-        assert!(blocks <= 2 && bytes <= 16 * 3);
+        ensure!(
+            blocks <= 2 && bytes <= 16 * 3,
+            "sum {blocks} {bytes} too big"
+        );
+        if r.walked.load(SeqCst) == 2 {
+            saw_two2.fetch_add(1, SeqCst);
+        }
+        if blocks > 0 {
+            saw_blocks2.fetch_add(1, SeqCst);
+        }
         for h in hs {
             h.join().unwrap();
         }
         assert_eq!(r.cached(), (0, 0));
         assert_eq!(r.head(|h| *h), NONE);
     });
+    assert!(saw_two.load(SeqCst) > 0, "the reader never saw two caches");
+    assert!(
+        saw_blocks.load(SeqCst) > 0,
+        "the reader never saw a cached block"
+    );
 }
