@@ -157,7 +157,16 @@ pub fn thread_init() -> bool {
     if !first {
         return false;
     }
-    EXIT.register_current_thread(on_thread_exit);
+    if !EXIT.register_current_thread(on_thread_exit) {
+        // No exit hook: cache nothing rather than leave a node that would dangle.
+        with_cache(|c| {
+            for (i, b) in c.bins.iter_mut().enumerate() {
+                b.drain(NTINY + i);
+                b.drain_for_exit();
+            }
+        });
+        return true;
+    }
     with_cache(|c| {
         // SAFETY: the thread-local cache does not move and is unregistered at exit.
         unsafe { REGISTRY.register(&mut c.node, c.bins.as_ptr(), NMID, NTINY) };

@@ -220,6 +220,12 @@ impl Bin {
         self.set_count(0);
     }
 
+    /// Stop caching: limit 0 (every push misses and goes to the central lists). Call it
+    /// after [`Bin::drain`].
+    pub fn drain_for_exit(&mut self) {
+        self.limit = 0;
+    }
+
     /// Fill the bin up to `n` blocks (at most `limit`); false when out of memory.
     pub fn fill_to(&mut self, cls: usize, n: u32) -> bool {
         let n = n.min(self.limit);
@@ -422,7 +428,9 @@ impl ExitKey {
     }
 
     /// Arrange for `dtor` to run when the calling thread exits. False if the key could
-    /// not be created (the thread's cache then lives until process exit).
+    /// not be created or set: the caller must then cache nothing for this thread (a
+    /// cache without an exit hook would be lost, and anything pointing into its
+    /// thread-local storage would dangle after the thread exits).
     pub fn register_current_thread(&self, dtor: unsafe extern "C" fn(*mut libc::c_void)) -> bool {
         loop {
             match self

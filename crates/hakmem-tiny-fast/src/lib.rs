@@ -204,7 +204,18 @@ pub fn thread_init() -> bool {
     if !first {
         return false;
     }
-    EXIT.register_current_thread(on_thread_exit);
+    if !EXIT.register_current_thread(on_thread_exit) {
+        // No exit hook (the key could not be created or set): a cache would outlive
+        // the thread and its registry node would dangle. Cache nothing instead.
+        with_cache(|c| {
+            for (i, b) in c.bins.iter_mut().enumerate() {
+                b.drain(i);
+                b.drain_for_exit();
+            }
+            c.state = State::Dead;
+        });
+        return true;
+    }
     with_cache(|c| {
         // SAFETY: the thread-local cache does not move and is unregistered at exit.
         unsafe { REGISTRY.register(&mut c.node, c.bins.as_ptr(), NTINY, 0) };
