@@ -76,8 +76,9 @@ const PROBES: &[Probe] = &[
     // A freed large block's mapping is unregistered at once: its pointer is no longer
     // hakmem's, in every build (unless a later large allocation reused the mapping).
     p("double-free-large", FREE_NOT_OURS, FREE_NOT_OURS, FREE_NOT_OURS),
-    // Freed, pushed out of the thread cache by 4,000 frees, 64,000 allocations and frees
-    // later freed again: the mark survives in the central lists.
+    // Freed, pushed out of the thread cache by 4,000 frees, then 32,000 allocations and
+    // as many frees of the class (none returning it), then freed again: the mark survives
+    // in the central lists.
     p("delayed-double-free", Survives(""), DOUBLE_FREE, DOUBLE_FREE),
     // Pointers hakmem never handed out: the registry, the superslab header and the
     // large header refuse them in every build.
