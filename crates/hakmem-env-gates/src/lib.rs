@@ -70,6 +70,7 @@
 //!   middle cannot leave a held lock behind. Only a fifth simultaneous first caller
 //!   spins, boundedly, and then publishes the preset's defaults rather than hang.
 //! - The table is checked at compile time (row order, types of defaults, unique names).
+#![deny(missing_docs)]
 #![no_std]
 
 #[cfg(all(feature = "preset-safe", feature = "preset-lean"))]

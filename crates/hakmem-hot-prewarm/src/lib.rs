@@ -23,6 +23,7 @@
 //!     assert!(hakmem_tiny_fast::thread_cached_blocks() >= 4);
 //! }).join().unwrap();
 //! ```
+#![deny(missing_docs)]
 
 use hakmem_env_gates::gates;
 use hakmem_ss_allocation::class::NTINY;

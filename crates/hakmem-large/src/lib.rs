@@ -32,6 +32,7 @@
 //!     hakmem_large::large_free(q);
 //! }
 //! ```
+#![deny(missing_docs)]
 #![no_std]
 
 use core::ptr;

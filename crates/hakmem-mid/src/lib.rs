@@ -26,6 +26,7 @@
 //! // SAFETY: `p` came from `mid_alloc(cls)`.
 //! unsafe { hakmem_mid::mid_free(p, cls) };
 //! ```
+#![deny(missing_docs)]
 
 use core::cell::UnsafeCell;
 use hakmem_ss_allocation::bins::{Bin, CacheNode, CacheRegistry, ExitKey};

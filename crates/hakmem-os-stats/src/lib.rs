@@ -35,6 +35,7 @@
 //! let after = stats::snapshot();
 //! assert!(after.mmap > before.mmap && after.munmap > before.munmap);
 //! ```
+#![deny(missing_docs)]
 #![no_std]
 
 pub mod lock;

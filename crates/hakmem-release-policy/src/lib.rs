@@ -43,6 +43,7 @@
 //!     unsafe { os::unmap(q, qlen) };
 //! }
 //! ```
+#![deny(missing_docs)]
 #![no_std]
 
 use hakmem_env_gates::{Decommit, gates};

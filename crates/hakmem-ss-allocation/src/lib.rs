@@ -48,6 +48,7 @@
 //! // SAFETY: the chain came from `refill` of class `c` and is given back whole.
 //! unsafe { flush(c, chain.head, chain.count) };
 //! ```
+#![deny(missing_docs)]
 #![no_std]
 
 pub mod bins;

@@ -38,6 +38,7 @@
 //!     hakmem_tiny_fast::tiny_free(p, 100);
 //! }
 //! ```
+#![deny(missing_docs)]
 
 use core::cell::UnsafeCell;
 use hakmem_ss_allocation::bins::{Bin, CacheNode, CacheRegistry, ExitKey};

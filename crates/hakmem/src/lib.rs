@@ -32,6 +32,7 @@
 //!   met returns null; a failed `realloc` leaves the old block intact.
 //! - A thread's first call initializes it (and the process, once): fork handlers, gates,
 //!   prewarm. No lock is held across `fork`.
+#![deny(missing_docs)]
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr;
