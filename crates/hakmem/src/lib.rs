@@ -118,8 +118,18 @@ fn process_init() {
         .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire)
         .is_err()
     {
+        // Another thread is setting the process up: wait until its fork handlers are
+        // registered (a fork before that could copy a held lock into the child), unless
+        // this is that very thread re-entering (pthread_atfork and atexit may allocate).
+        if !IN_PROCESS_INIT.with(|f| f.get()) {
+            while PROCESS.load(Ordering::Acquire) != 2 {
+                // SAFETY: sched_yield has no preconditions.
+                unsafe { libc::sched_yield() };
+            }
+        }
         return;
     }
+    IN_PROCESS_INIT.with(|f| f.set(true));
     let g = hakmem_env_gates::gates();
     // SAFETY: registering plain `extern "C"` functions with no captured state.
     unsafe {
@@ -132,6 +142,12 @@ fn process_init() {
         print_verbose();
     }
     PROCESS.store(2, Ordering::Release);
+    IN_PROCESS_INIT.with(|f| f.set(false));
+}
+
+thread_local! {
+    /// True while this thread runs `process_init` (re-entrant calls must not wait).
+    static IN_PROCESS_INIT: core::cell::Cell<bool> = const { core::cell::Cell::new(false) };
 }
 
 fn print_verbose() {
@@ -155,7 +171,7 @@ fn thread_setup() {
 #[cold]
 #[inline(never)]
 fn thread_setup_first() {
-    if PROCESS.load(Ordering::Acquire) == 0 {
+    if PROCESS.load(Ordering::Acquire) != 2 {
         process_init();
     }
     hakmem_tiny_fast::thread_init();
