@@ -42,6 +42,7 @@ enum Expect {
 use Expect::{Abort, Segv, Survives};
 
 const DOUBLE_FREE: Expect = Abort("hakmem: free(): double free of block {ptr}");
+const REALLOC_FREED: Expect = Abort("hakmem: realloc(): use of a freed block {ptr}");
 const FREE_NOT_OURS: Expect =
     Abort("hakmem: free(): invalid pointer {ptr} (not allocated by hakmem)");
 const FREE_INTERIOR: Expect =
@@ -89,9 +90,10 @@ const PROBES: &[Probe] = &[
     p("free-interior-mid", FREE_INTERIOR, FREE_INTERIOR, FREE_INTERIOR),
     p("free-interior-large", FREE_INTERIOR, FREE_INTERIOR, FREE_INTERIOR),
     // ...except the start of a block carved into a thread cache but never handed out: it
-    // passes validation (a carved block start) and carries no free mark (marks are
-    // written by `free`), so no build notices; the cache then holds it twice.
-    p("free-never-handed-out", TWICE, TWICE, TWICE),
+    // passes validation (a carved block start). With the free mark (SAFE, hardened) a
+    // freshly carved block is marked free, so this is caught like a double free; without
+    // it the cache holds the block twice.
+    p("free-never-handed-out", TWICE, DOUBLE_FREE, DOUBLE_FREE),
     p("realloc-stack",
       Abort("hakmem: realloc(): invalid pointer {ptr} (not allocated by hakmem)"),
       Abort("hakmem: realloc(): invalid pointer {ptr} (not allocated by hakmem)"),
@@ -100,14 +102,15 @@ const PROBES: &[Probe] = &[
       Abort("hakmem: realloc(): invalid pointer {ptr} (not the start of a live block)"),
       Abort("hakmem: realloc(): invalid pointer {ptr} (not the start of a live block)"),
       Abort("hakmem: realloc(): invalid pointer {ptr} (not the start of a live block)")),
-    p("realloc-never-handed-out", TWICE, TWICE, TWICE),
-    // realloc of a freed block to another class frees it again (caught by the mark, and
-    // reported as free()); within its class realloc returns it untouched in every build.
-    p("realloc-freed", Survives("note: realloc returned"), DOUBLE_FREE, DOUBLE_FREE),
+    p("realloc-never-handed-out", TWICE, REALLOC_FREED, REALLOC_FREED),
+    // realloc of a freed block: with the mark, realloc checks it before anything else;
+    // without it, realloc to another class copies and frees it again, and within its
+    // class returns it untouched.
+    p("realloc-freed", Survives("note: realloc returned"), REALLOC_FREED, REALLOC_FREED),
     p("realloc-freed-same-class",
       Survives("note: realloc returned {ptr}"),
-      Survives("note: realloc returned {ptr}"),
-      Survives("note: realloc returned {ptr}")),
+      REALLOC_FREED,
+      REALLOC_FREED),
     // 16 bytes over a freed block's link: the next allocation but one follows the link
     // and faults, unless links are encoded and checked (hardened).
     p("write-after-free", Segv, Segv, CORRUPTED),
@@ -125,11 +128,11 @@ const PROBES: &[Probe] = &[
       Survives("note: the neighbour's first byte was overwritten: {ptr}"),
       Survives("note: the neighbour's first byte was overwritten: {ptr}"),
       Survives("note: the neighbour's first byte was overwritten: {ptr}")),
-    // Validation cannot tell a free slab block from a live one.
+    // Validation alone cannot tell a free slab block from a live one; the mark can.
     p("usable-size-freed",
       Survives("note: malloc_usable_size of the freed block: 48"),
-      Survives("note: malloc_usable_size of the freed block: 48"),
-      Survives("note: malloc_usable_size of the freed block: 48")),
+      Abort("hakmem: malloc_usable_size(): use of a freed block {ptr}"),
+      Abort("hakmem: malloc_usable_size(): use of a freed block {ptr}")),
     p("usable-size-freed-large",
       Abort("hakmem: malloc_usable_size(): invalid pointer {ptr} (not allocated by hakmem)"),
       Abort("hakmem: malloc_usable_size(): invalid pointer {ptr} (not allocated by hakmem)"),

@@ -59,6 +59,20 @@ pub unsafe fn mark_free(p: *mut u8) {
     }
 }
 
+/// Give a block its free mark without checking the old one (a block carved from a slab
+/// for the first time: free, but never handed out).
+///
+/// # Safety
+/// `p` points to a block of at least 16 bytes owned by the caller.
+#[inline(always)]
+pub unsafe fn set_free_mark(p: *mut u8) {
+    if !DOUBLE_FREE_CHECK {
+        return;
+    }
+    // SAFETY: the caller guarantees a block of at least 16 bytes.
+    unsafe { p.cast::<usize>().add(1).write(mark_of(p)) }
+}
+
 /// Clear the free mark of a block leaving the free state.
 ///
 /// # Safety

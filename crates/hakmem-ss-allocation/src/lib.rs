@@ -791,7 +791,11 @@ pub fn refill_upto(cls: usize, want: u32, max: u32) -> Chain {
             }
             let mut carved = sl.carved.load(Relaxed);
             while chain.count < want && carved < sl.capacity {
-                chain.push_back(sl.start.add(carved as usize * bs));
+                let b = sl.start.add(carved as usize * bs);
+                // A fresh block is free: mark it, so that freeing it before it was ever
+                // handed out is caught like a double free (double-free-check builds).
+                bins::set_free_mark(b);
+                chain.push_back(b);
                 carved += 1;
                 sl.used += 1;
             }

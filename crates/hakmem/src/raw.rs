@@ -144,7 +144,18 @@ pub unsafe fn usable_size(p: *mut u8) -> Result<usize, BadPointer> {
         return Ok(0);
     }
     match owner(p)? {
-        Owner::Slab(cls) => Ok(class::block_size(cls)),
+        Owner::Slab(cls) => {
+            // SAFETY: a validated block start (at least 16 bytes).
+            if hakmem_ss_allocation::bins::DOUBLE_FREE_CHECK
+                && unsafe { hakmem_ss_allocation::bins::is_marked_free(p) }
+            {
+                hakmem_os_stats::report::fatal(
+                    "malloc_usable_size(): use of a freed block",
+                    p as usize,
+                );
+            }
+            Ok(class::block_size(cls))
+        }
         // SAFETY: validated live large block.
         Owner::Large => Ok(unsafe { hakmem_large::usable_size(p) }),
     }
@@ -162,6 +173,13 @@ pub unsafe fn realloc(p: *mut u8, new_size: usize) -> Result<*mut u8, BadPointer
         return Ok(malloc(new_size));
     }
     let own = owner(p)?;
+    // SAFETY: `p` is the start of a block of at least 16 bytes (validated above).
+    if let Owner::Slab(_) = own
+        && hakmem_ss_allocation::bins::DOUBLE_FREE_CHECK
+        && unsafe { hakmem_ss_allocation::bins::is_marked_free(p) }
+    {
+        hakmem_os_stats::report::fatal("realloc(): use of a freed block", p as usize);
+    }
     let old_size = match own {
         Owner::Slab(cls) => {
             if route(new_size, MALLOC_ALIGN) == slab_route(cls) {
