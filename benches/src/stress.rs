@@ -190,7 +190,7 @@ fn new_block(rng: &mut Rng, t: &Totals) -> Block {
     if ptr.is_null() {
         corrupt("allocation returned null", &b, 0, 0, 0);
     }
-    if (ptr as usize) % align != 0 {
+    if !(ptr as usize).is_multiple_of(align) {
         corrupt("misaligned block", &b, 0, align as u64, ptr as u64);
     }
     if zeroed {
@@ -243,7 +243,7 @@ fn realloc_block(b: Block, rng: &mut Rng, t: &Totals) -> Block {
     if q.is_null() {
         corrupt("realloc returned null", &nb, 0, 0, 0);
     }
-    if (q as usize) % b.align != 0 {
+    if !(q as usize).is_multiple_of(b.align) {
         corrupt(
             "realloc lost the alignment",
             &nb,

@@ -149,7 +149,7 @@ fn parse_opts(args: Vec<OsString>) -> Result<Option<Opts>, String> {
     let mut p = lexopt::Parser::from_args(args);
     let mut preset_name = "balanced".to_string();
     let mut alloc: Option<String> = None;
-    let mut minutes = 10.0;
+    let mut minutes: f64 = 10.0;
     let mut workload = "mixed".to_string();
     let (mut ws, mut epoch_ops, mut seed) = (None, None, None);
     let mut env = Vec::new();
@@ -216,7 +216,7 @@ fn parse_opts(args: Vec<OsString>) -> Result<Option<Opts>, String> {
             w.name
         ));
     }
-    if !(minutes > 0.0) {
+    if minutes.is_nan() || minutes <= 0.0 {
         return Err("--minutes must be positive".into());
     }
     if !(0.0..0.5).contains(&warmup) {
@@ -932,7 +932,7 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
         }
     };
     match run(&opts) {
-        Ok(word) if word == "NO-GO" => ExitCode::FAILURE,
+        Ok("NO-GO") => ExitCode::FAILURE,
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("xtask soak: {e}");
