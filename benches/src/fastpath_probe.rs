@@ -33,6 +33,7 @@ fn main() {
     // A size the compiler cannot see: 16 bytes unless arguments are given.
     let size = 8 + 8 * std::env::args().count().clamp(1, 64);
     let mut sum = 0usize;
+    // `cargo xtask fastpath --callgrind` divides by this count (its `CALLS`).
     for i in 0..100_000usize {
         // SAFETY: a non-zero size; the block is written within bounds and freed once.
         unsafe {

@@ -16,6 +16,10 @@
 //! must not quietly grow), it also prints the mix (memory reads, writes, TLS accesses,
 //! branches) and compares the mnemonic sequence with `xtask/fastpath-golden.txt`: a
 //! difference is reported (not a failure); `--bless` rewrites the file.
+//!
+//! `--callgrind` checks the static walk against an execution: the probe calls each
+//! function [`CALLS`] times under `valgrind --tool=callgrind`, and the instructions executed
+//! inside each function per call (the `ret` included) must round to the walk's count + 1.
 
 use crate::bench::builder;
 use crate::bench::progress::Progress;
@@ -38,6 +42,9 @@ pub const FUNCS: [(&str, &str); 2] = [
     ("hakmem_fastpath_alloc", "alloc"),
     ("hakmem_fastpath_dealloc", "dealloc"),
 ];
+
+/// Calls of each function made by the probe's `main` (`benches/src/fastpath_probe.rs`).
+pub const CALLS: u64 = 100_000;
 
 /// The golden listing's path, relative to the workspace root.
 pub const GOLDEN: &str = "xtask/fastpath-golden.txt";
@@ -241,13 +248,14 @@ fn golden_line(preset: &str, func: &str, path: &[Insn]) -> String {
 }
 
 const HELP: &str = "\
-usage: cargo xtask fastpath [--preset P[,P]] [--bless] [--no-build]
+usage: cargo xtask fastpath [--preset P[,P]] [--bless] [--callgrind] [--no-build]
 
 Counts the instructions on the hit path of hakmem's alloc and dealloc of a tiny block
 (from the function entry to the first ret, following no calls) in the release build of
 each preset; fails above the budget (xtask/src/fastpath.rs, BUDGETS) or on an atomic
 read-modify-write, a call or a tail call on the hit path. --bless rewrites the golden
-listing (xtask/fastpath-golden.txt) that changes are reported against.
+listing (xtask/fastpath-golden.txt) that changes are reported against. --callgrind
+also runs the probe under valgrind and checks the count against the instructions executed.
 ";
 
 /// Entry point of `cargo xtask fastpath`.
@@ -255,7 +263,7 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
     use lexopt::prelude::*;
     let mut p = lexopt::Parser::from_args(args);
     let mut presets: Vec<&'static PresetDef> = Vec::new();
-    let (mut bless, mut build) = (false, true);
+    let (mut bless, mut build, mut cg) = (false, true, false);
     loop {
         let arg = match p.next() {
             Ok(Some(a)) => a,
@@ -282,6 +290,7 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
                 }
             }
             Long("bless") => bless = true,
+            Long("callgrind") => cg = true,
             Long("no-build") => build = false,
             Short('h') | Long("help") => {
                 print!("{HELP}");
@@ -296,7 +305,7 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
     if presets.is_empty() {
         presets = PRESETS.iter().collect();
     }
-    match run(&presets, bless, build) {
+    match run(&presets, bless, build, cg) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
         Err(e) => {
@@ -321,7 +330,53 @@ fn disassemble(bin: &Path) -> Result<String, String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-fn run(presets: &[&'static PresetDef], bless: bool, build: bool) -> Result<bool, String> {
+/// Instructions executed inside each probe function per call, under callgrind (self
+/// cost, summed over the source lines inlined into it).
+fn executed_per_call(bin: &Path) -> Result<BTreeMap<String, f64>, String> {
+    let out = std::env::temp_dir().join(format!("hakmem-fastpath-cg-{}", std::process::id()));
+    let st = Command::new("valgrind")
+        .args(["--tool=callgrind", "--dump-instr=no"])
+        .arg(format!("--callgrind-out-file={}", out.display()))
+        .arg(bin)
+        .output()
+        .map_err(|e| format!("cannot run valgrind: {e}"))?;
+    if !st.status.success() {
+        return Err(format!(
+            "valgrind failed: {}",
+            String::from_utf8_lossy(&st.stderr)
+        ));
+    }
+    let ann = Command::new("callgrind_annotate")
+        .arg("--auto=no")
+        .arg(&out)
+        .output()
+        .map_err(|e| format!("cannot run callgrind_annotate: {e}"))?;
+    let _ = std::fs::remove_file(&out);
+    let text = String::from_utf8_lossy(&ann.stdout);
+    let mut per: BTreeMap<String, f64> = BTreeMap::new();
+    for line in text.lines() {
+        for (sym, _) in FUNCS {
+            if line.contains(&format!(":{sym}")) && !line.contains(&format!(":{sym}_")) {
+                let n: f64 = line
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or("0")
+                    .replace(',', "")
+                    .parse()
+                    .unwrap_or(0.0);
+                *per.entry(sym.to_string()).or_default() += n / CALLS as f64;
+            }
+        }
+    }
+    Ok(per)
+}
+
+fn run(
+    presets: &[&'static PresetDef],
+    bless: bool,
+    build: bool,
+    callgrind: bool,
+) -> Result<bool, String> {
     let root = host::workspace_root();
     let mut progress = Progress::new();
     let mut ok = true;
@@ -345,6 +400,11 @@ fn run(presets: &[&'static PresetDef], bless: bool, build: bool) -> Result<bool,
                 .join(format!("{}-fastpath", c.name))
         };
         let funcs = parse_objdump(&disassemble(&bin)?);
+        let executed = if callgrind {
+            Some(executed_per_call(&bin)?)
+        } else {
+            None
+        };
         let budget = BUDGETS
             .iter()
             .find(|b| b.0 == pd.name)
@@ -376,6 +436,23 @@ fn run(presets: &[&'static PresetDef], bless: bool, build: bool) -> Result<bool,
             println!(
                 "  mix: {r} memory reads, {w} memory writes, {tls} TLS accesses, {br} branches, {other} other"
             );
+            if let Some(ex) = &executed {
+                let per = ex.get(sym).copied().unwrap_or(0.0);
+                let agrees = per.round() as usize == n + 1;
+                if !agrees {
+                    ok = false;
+                }
+                println!(
+                    "  callgrind: {per:.3} instructions executed per call, ret included: {}",
+                    if agrees {
+                        format!("agrees with the walk ({n} + ret)")
+                    } else {
+                        format!(
+                            "DISAGREES with the walk ({n} + ret): the hit path is not the fall-through path"
+                        )
+                    }
+                );
+            }
             for x in &hp.insns {
                 println!("    {:x}: {:<8} {}", x.addr, x.mnemonic, x.operands);
             }
