@@ -3,9 +3,9 @@
 //! **Owns** each thread's cache of mid-sized blocks (size classes `NTINY..NCLASS`: above
 //! 1 KiB up to [`MID_MAX`] = 256 KiB, four classes per doubling): one bounded LIFO
 //! [`Bin`] per class, refilled from and flushed to the slabs of `hakmem-ss-allocation`.
-//! The bounds shrink with the block size (64 KiB of blocks per class, but never fewer
-//! than two blocks, so the largest class keeps up to 512 KiB), so a thread never hoards
-//! much memory.
+//! The bounds shrink with the block size (256 KiB of blocks per class and at most 64
+//! blocks; 64 KiB and 32 in lean mode with decommit on; never fewer than two blocks, so
+//! the largest class keeps up to 512 KiB), so a thread never hoards much memory.
 //!
 //! **Entry points**: [`mid_alloc`] / [`mid_free`]; [`try_alloc`] / [`try_free`] (fast
 //! path alone) with [`alloc_slow`] / [`free_slow`]; [`thread_init`], [`thread_flush`].
@@ -94,19 +94,32 @@ const LIMITS: [u32; NMID] = {
     let mut t = [0u32; NMID];
     let mut i = 0;
     while i < NMID {
-        t[i] = limit_of(NTINY + i);
+        t[i] = limit_of(NTINY + i, 256 * 1024, 64);
         i += 1;
     }
     t
 };
 
-/// Most blocks a thread keeps of class `cls`: 64 KiB of blocks, between 2 and 32.
-pub const fn limit_of(cls: usize) -> u32 {
-    let n = (64 * 1024) / block_size(cls);
+/// The bounds in lean mode with decommit on: a quarter of the bytes.
+const LIMITS_LEAN: [u32; NMID] = {
+    let mut t = [0u32; NMID];
+    let mut i = 0;
+    while i < NMID {
+        t[i] = limit_of(NTINY + i, 64 * 1024, 32);
+        i += 1;
+    }
+    t
+};
+
+/// Most blocks a thread keeps of class `cls`: `bytes` of blocks, between 2 and `max`.
+/// Measured (results/007): 256 KiB per class (at most 64 blocks) made `mixed-32k` 36%
+/// faster than 64 KiB for 0.5 MiB more peak RSS; lean mode keeps 64 KiB.
+pub const fn limit_of(cls: usize, bytes: usize, max: u32) -> u32 {
+    let n = bytes / block_size(cls);
     if n < 2 {
         2
-    } else if n > 32 {
-        32
+    } else if n > max as usize {
+        max
     } else {
         n as u32
     }
@@ -150,7 +163,12 @@ pub fn thread_init() -> bool {
             return false;
         }
         c.initialized = true;
-        for (b, &limit) in c.bins.iter_mut().zip(LIMITS.iter()) {
+        let limits = if hakmem_ss_allocation::lean_mode() {
+            &LIMITS_LEAN
+        } else {
+            &LIMITS
+        };
+        for (b, &limit) in c.bins.iter_mut().zip(limits.iter()) {
             b.limit = limit;
         }
         true

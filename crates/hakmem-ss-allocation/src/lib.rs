@@ -159,6 +159,12 @@ pub const XFER_MAX_BYTES: usize = 64 * 1024;
 /// there pin their slabs, which could otherwise empty and be given back.
 pub const XFER_MAX_BYTES_LEAN: usize = 16 * 1024;
 
+/// Whether lean mode gives memory back (`HAKMEM_SS_MEM_LEAN=1` with decommit on): the
+/// caches above size themselves smaller then.
+pub fn lean_mode() -> bool {
+    release::lean_advice().is_some()
+}
+
 #[inline]
 fn xfer_max_bytes() -> usize {
     if release::lean_advice().is_some() {
