@@ -151,9 +151,10 @@ pub struct Limits {
     pub max_bytes: usize,
     /// Decommit a region when it enters the cache (`None`: keep its pages).
     pub decommit: Option<os::Advice>,
-    /// With `decommit` on, one region of at most this many bytes may stay committed
-    /// (the cache's spare), so a program that frees and reallocates one block in a loop
-    /// does not pay a decommit and page faults every time. 0: no spare.
+    /// With `decommit` on, regions may stay committed (the cache's spares) as long as
+    /// their weights add up to at most this many bytes, so a program that frees and
+    /// reallocates a few blocks in a loop does not pay a decommit and page faults every
+    /// time. 0: no spare.
     pub spare_bytes: usize,
     /// Regions cached longer than this many milliseconds are retired at the next
     /// `release` or `take` (0: no decay).
@@ -214,8 +215,15 @@ impl RegionCache {
         }
         let mut zeroed = false;
         let spare = limits.decommit.is_some()
-            && len <= limits.spare_bytes
-            && !self.inner.with(|c| c.live().iter().any(|e| e.spare));
+            && weight
+                + self.inner.with(|c| {
+                    c.live()
+                        .iter()
+                        .filter(|e| e.spare)
+                        .map(|e| e.weight)
+                        .sum::<usize>()
+                })
+                <= limits.spare_bytes;
         if let (Some(advice), false) = (limits.decommit, spare) {
             // SAFETY: the caller guarantees the region is ours and empty.
             if unsafe { os::decommit(base, len, advice) } {
@@ -374,7 +382,7 @@ pub fn superslab_limits() -> Limits {
     }
 }
 
-/// The largest freed large mapping kept committed (one at a time) in lean mode.
+/// Bytes of freed large mappings kept committed (spares) in lean mode.
 pub const LARGE_SPARE_BYTES: usize = 8 << 20;
 
 /// The limits of the large-mapping cache, from the gates.
