@@ -45,7 +45,7 @@ pub const CONTENDERS: &[Contender] = &[
         name: "hakmem-lean",
         features: &["alloc-hakmem", "hakmem/preset-lean"],
         group: Group::Hakmem,
-        about: "hakmem, preset LEAN (lean mode, decommit MADV_FREE)",
+        about: "hakmem, preset LEAN (lean mode, decommit MADV_DONTNEED)",
     },
     Contender {
         name: "mimalloc",

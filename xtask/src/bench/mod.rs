@@ -324,6 +324,16 @@ impl Cell {
             _ => None,
         }
     }
+    /// The allocator's own count in the strace run itself (whole process, minus the 0-op
+    /// run), per op: strace's figure should match it, whatever the timed rounds did.
+    pub fn strace_own_per_op(&self) -> Option<f64> {
+        match &self.strace {
+            Some(Ok((n, zero, ops))) if *ops > 0 => {
+                Some(n.own_total?.saturating_sub(zero.own_total?) as f64 / *ops as f64)
+            }
+            _ => None,
+        }
+    }
     /// Syscalls per op from the allocator's own counter (hakmem), median over runs.
     pub fn own_per_op(&self) -> Option<f64> {
         let v: Vec<f64> = self

@@ -172,6 +172,9 @@ pub struct StraceCount {
     pub total: u64,
     /// Per syscall name.
     pub by_name: Vec<(String, u64)>,
+    /// The allocator's own count over the whole traced process (hakmem's
+    /// `syscalls_total`), to compare with strace's within one run.
+    pub own_total: Option<u64>,
 }
 
 /// Parses the summary table of `strace -c`.
@@ -212,8 +215,13 @@ pub fn strace(
         return Err(format!("strace: {}", failure(&f)));
     }
     let text = std::fs::read_to_string(out).map_err(|e| format!("strace output: {e}"))?;
-    let ops = parse_result(&f.stdout)?.ops;
-    Ok((parse_strace_summary(&text), ops))
+    let res = parse_result(&f.stdout)?;
+    let mut count = parse_strace_summary(&text);
+    count.own_total = res
+        .raw
+        .get("syscalls_total")
+        .and_then(serde_json::Value::as_u64);
+    Ok((count, res.ops))
 }
 
 /// Runs `bin args` under callgrind; returns the instructions executed (Ir).
