@@ -323,9 +323,13 @@ fn link_secret() -> usize {
     if v != 0 { v } else { init_link_secret() }
 }
 
+/// The key for the link stored in `slot`. The secret is read without the "initialized?"
+/// test: every block comes from [`refill_upto`], which initializes the secret before it
+/// hands out the first block, so no link is ever encoded or decoded before the secret
+/// exists (and it never changes afterwards).
 #[inline(always)]
 fn link_key(slot: *mut u8) -> usize {
-    link_secret() ^ (slot as usize).rotate_left(23)
+    LINK_SECRET.load(Relaxed) ^ (slot as usize).rotate_left(23)
 }
 
 /// Read the link of a free block. Hardened builds decode it and abort with a report if
@@ -344,7 +348,7 @@ pub unsafe fn next_of(b: *mut u8) -> *mut u8 {
     // A link overwritten without the secret decodes to a random address: misaligned 15
     // times in 16, or outside the user address space (the registry check costs a load
     // per allocation and was measured too dear for the fast path: results/004).
-    if next as usize & 15 != 0 || next as usize >= 1 << 47 {
+    if next as usize & (15 | !((1usize << 47) - 1)) != 0 {
         hakmem_os_stats::report::fatal(
             "corrupted free list (write after free?) in block",
             b as usize,
@@ -747,6 +751,10 @@ pub fn refill(cls: usize, want: u32) -> Chain {
 /// be returned instead (then `tail` is null: the chain is null-terminated, and its end
 /// is not known without a walk).
 pub fn refill_upto(cls: usize, want: u32, max: u32) -> Chain {
+    if HARDENED {
+        // Before any block exists, the link secret must (see `link_key`).
+        link_secret();
+    }
     let Some(pc) = CENTRAL.get(cls) else {
         return Chain::EMPTY;
     };
