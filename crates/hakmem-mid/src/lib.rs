@@ -29,7 +29,7 @@
 #![deny(missing_docs)]
 
 use core::cell::UnsafeCell;
-use hakmem_ss_allocation::bins::{Bin, CacheNode, CacheRegistry, ExitKey};
+use hakmem_ss_allocation::bins::{Bin, CacheNode, CacheRegistry, ExitKey, drain_all};
 use hakmem_ss_allocation::class::{NCLASS, NTINY, block_size};
 
 /// Largest mid block.
@@ -179,10 +179,7 @@ pub fn thread_init() -> bool {
     if !EXIT.register_current_thread(on_thread_exit) {
         // No exit hook: cache nothing rather than leave a node that would dangle.
         with_cache(|c| {
-            for (i, b) in c.bins.iter_mut().enumerate() {
-                b.drain(NTINY + i);
-                b.drain_for_exit();
-            }
+            drain_all(&mut c.bins, NTINY, true);
         });
         return true;
     }
@@ -200,10 +197,7 @@ pub fn thread_init() -> bool {
 pub fn alloc_slow(cls: usize) -> *mut u8 {
     thread_init();
     with_cache(|c| match c.bins.get_mut(cls.wrapping_sub(NTINY)) {
-        Some(b) => {
-            let p = b.pop();
-            if p.is_null() { b.refill(cls) } else { p }
-        }
+        Some(b) => b.pop_or_refill(cls),
         None => core::ptr::null_mut(),
     })
 }
@@ -219,11 +213,7 @@ pub unsafe fn free_slow(p: *mut u8, cls: usize) {
     with_cache(|c| {
         if let Some(b) = c.bins.get_mut(cls.wrapping_sub(NTINY)) {
             // SAFETY: the caller gives `p` up.
-            unsafe {
-                if !b.push(p) {
-                    b.overflow(cls, p);
-                }
-            }
+            unsafe { b.push_or_overflow(cls, p) }
         }
     })
 }
@@ -252,9 +242,7 @@ pub unsafe fn mid_free(p: *mut u8, cls: usize) {
 /// Give every block cached by the calling thread back to the slabs.
 pub fn thread_flush() {
     with_cache(|c| {
-        for (i, b) in c.bins.iter_mut().enumerate() {
-            b.drain(NTINY + i);
-        }
+        drain_all(&mut c.bins, NTINY, false);
     })
 }
 
@@ -265,10 +253,7 @@ pub fn thread_cached_blocks() -> u64 {
 
 unsafe extern "C" fn on_thread_exit(_: *mut libc::c_void) {
     with_cache(|c| {
-        for (i, b) in c.bins.iter_mut().enumerate() {
-            b.drain(NTINY + i);
-            b.limit = 0;
-        }
+        drain_all(&mut c.bins, NTINY, true);
         if c.registered {
             // SAFETY: registered by `thread_init`, not unregistered since.
             unsafe { REGISTRY.unregister(&mut c.node) };

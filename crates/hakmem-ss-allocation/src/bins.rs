@@ -224,6 +224,28 @@ impl Bin {
         self.set_count(keep);
     }
 
+    /// The slow path of an allocation: pop, or refill when empty (null when out of
+    /// memory).
+    #[inline]
+    pub fn pop_or_refill(&mut self, cls: usize) -> *mut u8 {
+        let p = self.pop();
+        if p.is_null() { self.refill(cls) } else { p }
+    }
+
+    /// The slow path of a free: push, or overflow when full.
+    ///
+    /// # Safety
+    /// As [`Bin::push`].
+    #[inline]
+    pub unsafe fn push_or_overflow(&mut self, cls: usize, p: *mut u8) {
+        // SAFETY: forwarded caller guarantee.
+        unsafe {
+            if !self.push(p) {
+                self.overflow(cls, p);
+            }
+        }
+    }
+
     /// Give every block back to the central lists of class `cls`.
     pub fn drain(&mut self, cls: usize) {
         if self.count() > 0 {
@@ -255,6 +277,17 @@ impl Bin {
         self.head = chain.head;
         self.set_count(self.count() + chain.count);
         true
+    }
+}
+
+/// Drain a thread's bins (`bins[i]` holds class `first_class + i`) and, with `stop`,
+/// turn caching off for good (thread exit, or no exit hook).
+pub fn drain_all(bins: &mut [Bin], first_class: usize, stop: bool) {
+    for (i, b) in bins.iter_mut().enumerate() {
+        b.drain(first_class + i);
+        if stop {
+            b.drain_for_exit();
+        }
     }
 }
 

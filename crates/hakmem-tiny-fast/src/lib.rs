@@ -41,7 +41,7 @@
 #![deny(missing_docs)]
 
 use core::cell::UnsafeCell;
-use hakmem_ss_allocation::bins::{Bin, CacheNode, CacheRegistry, ExitKey};
+use hakmem_ss_allocation::bins::{Bin, CacheNode, CacheRegistry, ExitKey, drain_all};
 use hakmem_ss_allocation::class::{self, NTINY, block_size};
 
 pub use hakmem_ss_allocation::class::TINY_MAX;
@@ -209,10 +209,7 @@ pub fn thread_init() -> bool {
         // No exit hook (the key could not be created or set): a cache would outlive
         // the thread and its registry node would dangle. Cache nothing instead.
         with_cache(|c| {
-            for (i, b) in c.bins.iter_mut().enumerate() {
-                b.drain(i);
-                b.drain_for_exit();
-            }
+            drain_all(&mut c.bins, 0, true);
             c.state = State::Dead;
         });
         return true;
@@ -240,10 +237,7 @@ pub fn alloc_slow_class(cls: usize) -> *mut u8 {
         thread_init();
     }
     with_cache(|c| match c.bins.get_mut(cls) {
-        Some(b) => {
-            let p = b.pop();
-            if p.is_null() { b.refill(cls) } else { p }
-        }
+        Some(b) => b.pop_or_refill(cls),
         None => core::ptr::null_mut(),
     })
 }
@@ -273,11 +267,7 @@ pub unsafe fn free_slow_class(p: *mut u8, cls: usize) {
     with_cache(|c| {
         if let Some(b) = c.bins.get_mut(cls) {
             // SAFETY: the caller gives `p` up.
-            unsafe {
-                if !b.push(p) {
-                    b.overflow(cls, p);
-                }
-            }
+            unsafe { b.push_or_overflow(cls, p) }
         }
     })
 }
@@ -307,9 +297,7 @@ pub unsafe fn tiny_free(p: *mut u8, size: usize) {
 /// Give every block cached by the calling thread back to the slabs.
 pub fn thread_flush() {
     with_cache(|c| {
-        for (i, b) in c.bins.iter_mut().enumerate() {
-            b.drain(i);
-        }
+        drain_all(&mut c.bins, 0, false);
     })
 }
 
@@ -330,10 +318,7 @@ pub fn thread_cached_blocks() -> u64 {
 
 unsafe extern "C" fn on_thread_exit(_: *mut libc::c_void) {
     with_cache(|c| {
-        for (i, b) in c.bins.iter_mut().enumerate() {
-            b.drain(i);
-            b.limit = 0;
-        }
+        drain_all(&mut c.bins, 0, true);
         if c.state == State::Active {
             // SAFETY: registered by `thread_init` (state Active), not unregistered since.
             unsafe { REGISTRY.unregister(&mut c.node) };
