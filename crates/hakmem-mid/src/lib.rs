@@ -111,6 +111,15 @@ const LIMITS_LEAN: [u32; NMID] = {
     t
 };
 
+/// The bounds of this process's bins (lean mode or not).
+fn limits() -> &'static [u32; NMID] {
+    if hakmem_ss_allocation::lean_mode() {
+        &LIMITS_LEAN
+    } else {
+        &LIMITS
+    }
+}
+
 /// Most blocks a thread keeps of class `cls`: `bytes` of blocks, between 2 and `max`.
 /// Measured (results/007): 256 KiB per class (at most 64 blocks) made `mixed-32k` 36%
 /// faster than 64 KiB for 0.5 MiB more peak RSS; lean mode keeps 64 KiB.
@@ -163,12 +172,7 @@ pub fn thread_init() -> bool {
             return false;
         }
         c.initialized = true;
-        let limits = if hakmem_ss_allocation::lean_mode() {
-            &LIMITS_LEAN
-        } else {
-            &LIMITS
-        };
-        for (b, &limit) in c.bins.iter_mut().zip(limits.iter()) {
+        for (b, &limit) in c.bins.iter_mut().zip(limits().iter()) {
             b.limit = limit;
         }
         true
@@ -197,7 +201,10 @@ pub fn thread_init() -> bool {
 pub fn alloc_slow(cls: usize) -> *mut u8 {
     thread_init();
     with_cache(|c| match c.bins.get_mut(cls.wrapping_sub(NTINY)) {
-        Some(b) => b.pop_or_refill(cls),
+        Some(b) => b.pop_or_refill(
+            cls,
+            limits().get(cls.wrapping_sub(NTINY)).copied().unwrap_or(0),
+        ),
         None => core::ptr::null_mut(),
     })
 }

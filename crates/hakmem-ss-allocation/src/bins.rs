@@ -19,6 +19,9 @@
 use crate::{flush, next_of, refill, refill_upto, set_next};
 use hakmem_os_stats::report;
 
+/// The bound of a bin whose class is shrinking in lean mode (see [`Bin::overflow`]).
+pub const SHRUNK_LIMIT: u32 = 2;
+
 /// Whether double-free detection is compiled in.
 pub const DOUBLE_FREE_CHECK: bool = cfg!(feature = "double-free-check");
 
@@ -216,20 +219,33 @@ impl Bin {
             last = unsafe { next_of(last) };
         }
         // SAFETY: `last` is the keep-th block; the rest of the list goes back.
-        unsafe {
+        let shrinking = unsafe {
             let rest = next_of(last);
             set_next(last, ptr::null_mut());
-            flush(cls, rest, self.count() - keep);
-        }
+            flush(cls, rest, self.count() - keep)
+        };
         self.set_count(keep);
+        if shrinking {
+            // Lean mode, and the class is giving slabs back: so does this bin, and it
+            // caches at most `SHRUNK_LIMIT` blocks until its next refill.
+            self.drain(cls);
+            self.limit = self.limit.min(SHRUNK_LIMIT);
+        }
     }
 
     /// The slow path of an allocation: pop, or refill when empty (null when out of
-    /// memory).
+    /// memory). `limit` is the bin's normal bound: a bin shrunk by [`Bin::overflow`]
+    /// gets it back at its refill (a bin that caches nothing, limit 0, stays so).
     #[inline]
-    pub fn pop_or_refill(&mut self, cls: usize) -> *mut u8 {
+    pub fn pop_or_refill(&mut self, cls: usize, limit: u32) -> *mut u8 {
         let p = self.pop();
-        if p.is_null() { self.refill(cls) } else { p }
+        if !p.is_null() {
+            return p;
+        }
+        if self.limit != 0 && self.limit < limit {
+            self.limit = limit;
+        }
+        self.refill(cls)
     }
 
     /// The slow path of a free: push, or overflow when full.

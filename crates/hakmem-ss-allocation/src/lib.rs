@@ -31,8 +31,9 @@
 //! - `slab.used` counts the blocks handed out by [`refill`] and not yet back in the
 //!   slab's free list (in a user's hands, in a thread cache, or in a chain in the
 //!   transfer cache); a slab with `used == 0` is reset and returned to its superslab at
-//!   once (lean mode decommits all but one spare per class); a superslab with no slab in
-//!   use is unregistered and handed to the release policy at once.
+//!   once (lean mode decommits all but one spare of a class that churns, see
+//!   [`spares_for`]); a superslab with no slab in use is unregistered and handed to the
+//!   release policy at once.
 //! - A live superslab is registered as `Kind::Superslab`; a cached one is not.
 //! - Lock order: a class lock, then the release-policy cache lock. No class lock is held
 //!   while another class lock is taken (except by [`fork_prepare`], in class order).
@@ -134,6 +135,13 @@ struct Central {
     avail: *mut SuperSlab,
     /// Free slabs of this class kept committed (at most [`spares_for`] its slab size).
     spares: u32,
+    /// Spare hysteresis (lean mode, see [`spares_for`]): the class took a new slab after
+    /// decommitting one, so it churns and keeps a spare.
+    churn: bool,
+    /// A slab was decommitted since the class last took a new slab.
+    decommitted: bool,
+    /// Slabs emptied since the class last took a new slab.
+    empties_in_row: u32,
     /// The transfer cache: whole chains flushed by thread caches, handed as they are to
     /// the next refill (O(1) both ways: a producer/consumer pair never touches slabs).
     xfer: [XferChain; XFER_MAX],
@@ -187,6 +195,9 @@ const CENTRAL_INIT: Padded = Padded(core::cell::UnsafeCell::new(Central {
     partial: ptr::null_mut(),
     avail: ptr::null_mut(),
     spares: 0,
+    churn: false,
+    decommitted: false,
+    empties_in_row: 0,
     xfer: [XferChain {
         head: ptr::null_mut(),
         count: 0,
@@ -199,9 +210,18 @@ static CENTRAL: [Padded; NCLASS] = [CENTRAL_INIT; NCLASS];
 /// Empty slabs a class keeps committed before decommitting more (lean mode): one slab
 /// of up to 256 KiB, none of bigger slabs (they would pin too much memory). Measured in
 /// docs/results/002-idle-release.md.
+///
+/// Only a class that *churns* keeps its spare: one that took a new slab after it had
+/// decommitted one (it gave memory back and needed it again). A class that only grows,
+/// or only shrinks, keeps none, and [`SHRINK_AFTER`] empty slabs in a row with no new
+/// slab between them (a phase of frees) end the churn and decommit the spare: after a
+/// peak, lean mode gives everything back at once.
 pub const fn spares_for(slab_shift: u32) -> u32 {
     if slab_shift <= 18 { 1 } else { 0 }
 }
+
+/// Empty slabs in a row (no new slab taken between them) that end a class's churn.
+pub const SHRINK_AFTER: u32 = 4;
 
 /// Per-class counters for stats, written under the class lock (relaxed load and store),
 /// read without it.
@@ -668,6 +688,11 @@ unsafe fn new_slab(c: &mut Central, cls: usize) -> *mut Slab {
     }
     // SAFETY: `ss` is a live superslab of this class with a free slab; lock held.
     unsafe {
+        c.empties_in_row = 0;
+        if c.decommitted {
+            c.decommitted = false;
+            c.churn = true;
+        }
         let free = (*ss).free_slabs.load(Relaxed);
         // Prefer a spare: its pages are still committed.
         let idx = if (*ss).spare_slabs != 0 {
@@ -730,13 +755,43 @@ unsafe fn slab_empty(c: &mut Central, s: *mut Slab) {
             }
             // Keep a few empty slabs per class committed, so a class that empties and
             // refills a slab repeatedly makes no syscall; decommit the rest (lean mode).
-            if c.spares < spares_for((*ss).slab_shift) {
+            c.empties_in_row = c.empties_in_row.saturating_add(1);
+            if c.empties_in_row >= SHRINK_AFTER && c.churn {
+                // A phase of frees: stop keeping a spare and give back the one kept.
+                c.churn = false;
+                decommit_spares(c);
+            }
+            if c.churn && c.spares < spares_for((*ss).slab_shift) {
                 c.spares += 1;
                 (*ss).spare_slabs |= 1u64 << idx;
             } else {
                 // The slab's blocks were all free and it is reset: its pages hold no data.
-                release::slab_maybe_decommit((*s).start, touched);
+                if release::slab_maybe_decommit((*s).start, touched) {
+                    c.decommitted = true;
+                }
             }
+        }
+    }
+}
+
+/// Decommit every spare slab of the class (their pages hold no data).
+unsafe fn decommit_spares(c: &mut Central) {
+    let mut ss = c.avail;
+    // SAFETY: the avail list holds live superslabs of this class; lock held. A spare is
+    // a free slab (never handed out since it emptied), so its pages hold no block.
+    unsafe {
+        while !ss.is_null() && c.spares > 0 {
+            let mut bits = (*ss).spare_slabs;
+            while bits != 0 {
+                let idx = bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                let s = ptr::addr_of_mut!((*ss).slabs).cast::<Slab>().add(idx);
+                let len = (*s).capacity as usize * (*ss).block_size as usize;
+                release::slab_maybe_decommit((*s).start, len);
+                c.spares -= 1;
+            }
+            (*ss).spare_slabs = 0;
+            ss = (*ss).next;
         }
     }
 }
@@ -846,9 +901,15 @@ pub fn refill_upto(cls: usize, want: u32, max: u32) -> Chain {
 /// The chain holds exactly `count` distinct blocks of class `cls`, each handed out by
 /// [`refill`] and not flushed since, linked through their first word, the last link
 /// null; the caller gives up all of them.
-pub unsafe fn flush(cls: usize, head: *mut u8, count: u32) {
+///
+/// Returns true when the class is *shrinking* in lean mode ([`SHRINK_AFTER`] slabs
+/// emptied in a row with no new slab taken): a thread cache should then give back what
+/// it holds of the class and cache little until its next refill (see
+/// [`Bin::overflow`](bins::Bin::overflow)), so that a phase of frees leaves no slab
+/// pinned by a few cached blocks.
+pub unsafe fn flush(cls: usize, head: *mut u8, count: u32) -> bool {
     let Some(pc) = CENTRAL.get(cls) else {
-        return;
+        return false;
     };
     let bytes = count as usize * block_size(cls);
     // SAFETY: as in `refill`; the blocks are ours to return by the caller's guarantee.
@@ -868,7 +929,20 @@ pub unsafe fn flush(cls: usize, head: *mut u8, count: u32) {
         } else {
             flush_locked(c, cls, head, count);
         }
+        let shrinking = c.empties_in_row >= SHRINK_AFTER && c.decommitted;
+        if shrinking {
+            // Chains in the transfer cache would pin their slabs: back to the slabs.
+            while c.n_xfer > 0 {
+                c.n_xfer -= 1;
+                let x = c.xfer[c.n_xfer.min(XFER_MAX - 1)];
+                let st = stats_of(cls);
+                stat_add(&st.xfer, -(x.count as i64));
+                stat_add(&st.out, x.count as i64);
+                flush_locked(c, cls, x.head, x.count);
+            }
+        }
         c.lock.unlock();
+        shrinking
     }
 }
 

@@ -63,6 +63,7 @@ fn main() {
         unsafe { GLOBAL.dealloc(p, l) };
     }
     blocks.truncate(long_lived);
+    blocks.shrink_to_fit();
     // A little more work after the peak.
     for _ in 0..1000 {
         let l = Layout::from_size_align(64, 8).unwrap();
