@@ -145,8 +145,8 @@ pub unsafe fn usable_size(p: *mut u8) -> Result<usize, BadPointer> {
     }
     match owner(p)? {
         Owner::Slab(cls) => {
-            // SAFETY: a validated block start (at least 16 bytes).
             if hakmem_ss_allocation::bins::DOUBLE_FREE_CHECK
+                // SAFETY: a validated block start (at least 16 bytes).
                 && unsafe { hakmem_ss_allocation::bins::is_marked_free(p) }
             {
                 hakmem_os_stats::report::fatal(
@@ -173,9 +173,9 @@ pub unsafe fn realloc(p: *mut u8, new_size: usize) -> Result<*mut u8, BadPointer
         return Ok(malloc(new_size));
     }
     let own = owner(p)?;
-    // SAFETY: `p` is the start of a block of at least 16 bytes (validated above).
     if let Owner::Slab(_) = own
         && hakmem_ss_allocation::bins::DOUBLE_FREE_CHECK
+        // SAFETY: `p` is the start of a block of at least 16 bytes (validated above).
         && unsafe { hakmem_ss_allocation::bins::is_marked_free(p) }
     {
         hakmem_os_stats::report::fatal("realloc(): use of a freed block", p as usize);
