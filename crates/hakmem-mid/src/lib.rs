@@ -172,8 +172,9 @@ pub fn thread_init() -> bool {
             return false;
         }
         c.initialized = true;
-        for (b, &limit) in c.bins.iter_mut().zip(limits().iter()) {
+        for (i, (b, &limit)) in c.bins.iter_mut().zip(limits().iter()).enumerate() {
             b.limit = limit;
+            b.set_block_size(block_size(NTINY + i));
         }
         true
     });

@@ -9,11 +9,15 @@
 //!   `preset-lean` feature changes only those defaults: the code is the same);
 //! - SAFE: `--features preset-safe` (adds `double-free-check`);
 //! - hardened: `--features hardened` (double-free check, encoded and checked free-list
-//!   links, shuffled refills, guard pages).
+//!   links, shuffled refills, guard pages);
+//! - hardened + zero-on-free: `--features hardened,zero-on-free` (freed blocks cleared,
+//!   their first 64 bytes checked when handed out again); it differs from hardened only
+//!   where [`ZERO_ON_FREE_DIFFERS`] says.
 //!
-//! SAFE and hardened are built by [`common::so_variant`] in target directories of their
-//! own (`target/preload-variants/{safe,hardened}`): about a minute each the first time.
-//! `HAKMEM_PRELOAD_SO_SAFE` / `HAKMEM_PRELOAD_SO_HARDENED` name prebuilt ones instead.
+//! SAFE and the hardened builds are built by [`common::so_variant`] in target directories
+//! of their own (`target/preload-variants/<name>`): about a minute each the first time.
+//! `HAKMEM_PRELOAD_SO_SAFE` / `HAKMEM_PRELOAD_SO_HARDENED` /
+//! `HAKMEM_PRELOAD_SO_HARDENED_ZERO_ON_FREE` name prebuilt ones instead.
 
 mod common;
 
@@ -266,6 +270,27 @@ fn misuse_in_safe() {
         return;
     }
     probe_build("SAFE", &so_variant("safe", "preset-safe"), &[], |p| p.safe);
+}
+
+/// Where `hardened` + `zero-on-free` differs from `hardened`: freed blocks are cleared and
+/// an allocation checks their first 64 bytes.
+const ZERO_ON_FREE_DIFFERS: &[(&str, Expect)] = &[(
+    "write-after-free-tail",
+    Abort("hakmem: malloc(): write after free detected in block {ptr}"),
+)];
+
+#[test]
+fn misuse_in_hardened_zero_on_free() {
+    if exe().is_none() {
+        return;
+    }
+    let so = so_variant("hardened-zero-on-free", "hardened,zero-on-free");
+    probe_build("hardened + zero-on-free", &so, &[], |p| {
+        ZERO_ON_FREE_DIFFERS
+            .iter()
+            .find(|d| d.0 == p.mode)
+            .map_or(p.hardened, |d| d.1)
+    });
 }
 
 #[test]

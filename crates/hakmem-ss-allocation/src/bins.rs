@@ -19,18 +19,109 @@
 use crate::{flush, next_of, refill, refill_upto, set_next};
 use hakmem_os_stats::report;
 
+/// Whether zero-on-free is compiled in (feature `zero-on-free`).
+pub const ZERO_ON_FREE: bool = cfg!(feature = "zero-on-free");
+
+/// Words of a block (from the third) that an allocation checks are still zero
+/// (zero-on-free builds): a write after free into the first 64 bytes is caught.
+const SCRUB_CHECK_WORDS: usize = 8;
+
+/// Zero-on-free: clear a block entering the free state beyond its first two words (the
+/// link and the free mark). `bs` is its block size (0: unknown, nothing done).
+///
+/// # Safety
+/// `p` points to a block of `bs` bytes that the caller gives up.
+#[inline(always)]
+unsafe fn scrub(p: *mut u8, bs: usize) {
+    if ZERO_ON_FREE && bs > 16 {
+        // SAFETY: the caller guarantees `bs` writable bytes.
+        unsafe { p.add(16).write_bytes(0, bs - 16) }
+    }
+}
+
+/// Zero-on-free: before a free block is handed out, check that the words after its link
+/// and mark (up to 64 bytes) are still zero; abort with a report if not (a write after
+/// free).
+///
+/// # Safety
+/// `p` points to a free block of `bs` bytes owned by the caller.
+#[inline(always)]
+unsafe fn check_scrubbed(p: *mut u8, bs: usize) {
+    if !ZERO_ON_FREE {
+        return;
+    }
+    let n = (bs / 8).min(SCRUB_CHECK_WORDS);
+    let mut acc = 0usize;
+    for i in 2..n {
+        // SAFETY: `i < bs / 8`: inside the block.
+        acc |= unsafe { p.cast::<usize>().add(i).read() };
+    }
+    if acc != 0 {
+        report::fatal("malloc(): write after free detected in block", p as usize);
+    }
+}
+
+/// A block carved from a slab for the first time: in zero-on-free builds, zero the words
+/// an allocation checks (the slab's memory may hold an earlier class's blocks).
+///
+/// # Safety
+/// `p` points to a block of `bs` bytes owned by the caller.
+#[inline(always)]
+pub unsafe fn scrub_fresh(p: *mut u8, bs: usize) {
+    if ZERO_ON_FREE && bs > 16 {
+        // SAFETY: the caller guarantees `bs` writable bytes.
+        unsafe { p.add(16).write_bytes(0, bs.min(SCRUB_CHECK_WORDS * 8) - 16) }
+    }
+}
+
 /// The bound of a bin whose class is shrinking in lean mode (see [`Bin::overflow`]).
 pub const SHRUNK_LIMIT: u32 = 2;
 
 /// Whether double-free detection is compiled in.
 pub const DOUBLE_FREE_CHECK: bool = cfg!(feature = "double-free-check");
 
-/// The key of the free mark (`addr ^ FREE_MARK_KEY` in a free block's second word).
+/// The key of the free mark (`addr ^ FREE_MARK_KEY` in a free block's second word;
+/// hardened builds use the block's secret link key instead, see [`free_block`]).
 pub const FREE_MARK_KEY: usize = 0x5DEE_CE66_D1CE_F00D;
 
 #[inline(always)]
 fn mark_of(p: *mut u8) -> usize {
-    p as usize ^ FREE_MARK_KEY
+    if crate::HARDENED {
+        crate::link_key(p)
+    } else {
+        p as usize ^ FREE_MARK_KEY
+    }
+}
+
+/// A block enters the free state with `next` as its link: the free mark is checked and
+/// set (double-free check) and the link written (encoded in hardened builds). In a
+/// hardened build the mark is the block's link key (`secret ^ addr`), so the key is
+/// computed once for both, and a forged mark needs the secret.
+///
+/// # Safety
+/// `p` points to a block of at least 16 bytes that the caller gives up.
+#[inline(always)]
+unsafe fn free_block(p: *mut u8, next: *mut u8) {
+    if crate::HARDENED {
+        let k = crate::link_key(p);
+        // SAFETY: the caller guarantees a block of at least 16 bytes.
+        unsafe {
+            if DOUBLE_FREE_CHECK {
+                let w = p.cast::<usize>().add(1);
+                if w.read() == k {
+                    report::fatal("free(): double free of block", p as usize);
+                }
+                w.write(k);
+            }
+            p.cast::<usize>().write(next as usize ^ k);
+        }
+    } else {
+        // SAFETY: forwarded caller guarantee.
+        unsafe {
+            mark_free(p);
+            set_next(p, next);
+        }
+    }
 }
 
 /// Whether `p` carries its free mark.
@@ -108,6 +199,10 @@ pub struct Bin {
     count: AtomicU32,
     /// Most blocks kept; 0 turns caching off (every push misses).
     pub limit: u32,
+    /// Block size of the bin's class (zero-on-free builds only: what to clear and check;
+    /// set with [`Bin::set_block_size`]).
+    #[cfg(feature = "zero-on-free")]
+    block: u32,
 }
 
 impl Bin {
@@ -118,7 +213,31 @@ impl Bin {
         head: ptr::null_mut(),
         count: AtomicU32::new(0),
         limit: 0,
+        #[cfg(feature = "zero-on-free")]
+        block: 0,
     };
+
+    /// Record the block size of the bin's class (used by zero-on-free builds only).
+    #[inline]
+    pub fn set_block_size(&mut self, _bs: usize) {
+        #[cfg(feature = "zero-on-free")]
+        {
+            self.block = _bs as u32;
+        }
+    }
+
+    /// The block size recorded by [`Bin::set_block_size`] (0 without zero-on-free).
+    #[inline(always)]
+    fn block_size(&self) -> usize {
+        #[cfg(feature = "zero-on-free")]
+        {
+            self.block as usize
+        }
+        #[cfg(not(feature = "zero-on-free"))]
+        {
+            0
+        }
+    }
 
     /// Blocks in the bin.
     #[inline(always)]
@@ -140,6 +259,7 @@ impl Bin {
             unsafe {
                 self.head = next_of(p);
                 clear_mark(p);
+                check_scrubbed(p, self.block_size());
             }
             self.set_count(self.count() - 1);
         }
@@ -153,10 +273,11 @@ impl Bin {
     #[inline(always)]
     pub unsafe fn push(&mut self, p: *mut u8) -> bool {
         if self.count() < self.limit {
-            // SAFETY: the caller gives `p` up; it is at least 16 bytes.
+            // SAFETY: the caller gives `p` up; it is at least 16 bytes (of the bin's
+            // class).
             unsafe {
-                mark_free(p);
-                set_next(p, self.head);
+                scrub(p, self.block_size());
+                free_block(p, self.head);
             }
             self.head = p;
             self.set_count(self.count() + 1);
@@ -187,6 +308,7 @@ impl Bin {
         // SAFETY: the chain is ours.
         unsafe {
             clear_mark(p);
+            check_scrubbed(p, self.block_size());
             self.head = next_of(p);
         }
         self.set_count(chain.count - 1);
@@ -203,8 +325,8 @@ impl Bin {
     pub unsafe fn overflow(&mut self, cls: usize, p: *mut u8) {
         // SAFETY: the caller gives `p` up.
         unsafe {
-            mark_free(p);
-            set_next(p, self.head);
+            scrub(p, self.block_size());
+            free_block(p, self.head);
         }
         self.head = p;
         self.set_count(self.count() + 1);

@@ -221,8 +221,9 @@ pub fn thread_init() -> bool {
         if c.state != State::Uninit {
             return false;
         }
-        for (b, &limit) in c.bins.iter_mut().zip(limits().iter()) {
+        for (cls, (b, &limit)) in c.bins.iter_mut().zip(limits().iter()).enumerate() {
             b.limit = limit;
+            b.set_block_size(block_size(cls));
         }
         c.state = State::Active;
         true

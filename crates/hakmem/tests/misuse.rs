@@ -55,6 +55,20 @@ fn misuse(case: &str) {
                 let _a = hakmem::HakMem.alloc(l(64));
                 let _b = hakmem::HakMem.alloc(l(64));
             }
+            "write_after_free_deep" => {
+                // A write past the link and the mark (byte 40 of a 96-byte block)...
+                let p = hakmem::HakMem.alloc(l(96));
+                hakmem::HakMem.dealloc(p, l(96));
+                p.add(40).write(7);
+                // ...is caught when the block is handed out again (zero-on-free builds).
+                let _a = hakmem::HakMem.alloc(l(96));
+            }
+            "write_after_free_mid" => {
+                let p = hakmem::HakMem.alloc(l(3000));
+                hakmem::HakMem.dealloc(p, l(3000));
+                p.add(16).write(1);
+                let _a = hakmem::HakMem.alloc(l(3000));
+            }
             _ => panic!("unknown case {case}"),
         }
     }
@@ -115,4 +129,14 @@ fn interior_pointer_is_refused() {
 #[cfg_attr(not(feature = "hardened"), ignore = "needs the hardened feature")]
 fn write_after_free_is_caught_when_hardened() {
     run_case("write_after_free", "corrupted free list");
+}
+
+#[test]
+#[cfg_attr(
+    not(feature = "zero-on-free"),
+    ignore = "needs the zero-on-free feature"
+)]
+fn write_after_free_is_caught_with_zero_on_free() {
+    run_case("write_after_free_deep", "write after free");
+    run_case("write_after_free_mid", "write after free");
 }
