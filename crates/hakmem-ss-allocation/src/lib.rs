@@ -224,7 +224,9 @@ pub const fn spares_for(slab_shift: u32) -> u32 {
 pub const SHRINK_AFTER: u32 = 4;
 
 /// Per-class counters for stats, written under the class lock (relaxed load and store),
-/// read without it.
+/// read without it. One cache line per class: the classes' locks are independent, and
+/// so must be the lines their holders write.
+#[repr(align(64))]
 struct ClassStats {
     /// Blocks handed out by `refill` and not flushed back (live or in thread caches).
     out: AtomicU64,
