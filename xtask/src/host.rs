@@ -7,7 +7,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// The workspace root (the parent of `xtask/`).
 pub fn workspace_root() -> PathBuf {
     let here = Path::new(env!("CARGO_MANIFEST_DIR"));
-    here.parent().unwrap_or(here).to_path_buf()
+    let root = here.parent().unwrap_or(here);
+    if root.join("Cargo.toml").is_file() {
+        return root.to_path_buf();
+    }
+    // A prebuilt xtask copied to another machine (its checkout elsewhere): the current
+    // directory is the root.
+    std::env::current_dir().unwrap_or_else(|_| root.to_path_buf())
 }
 
 /// Facts about the machine and the checkout.

@@ -221,7 +221,13 @@ pub unsafe fn free_slow(p: *mut u8, cls: usize) {
     with_cache(|c| {
         if let Some(b) = c.bins.get_mut(cls.wrapping_sub(NTINY)) {
             // SAFETY: the caller gives `p` up.
-            unsafe { b.push_or_overflow(cls, p) }
+            unsafe {
+                b.push_or_overflow(
+                    cls,
+                    p,
+                    limits().get(cls.wrapping_sub(NTINY)).copied().unwrap_or(0),
+                )
+            }
         }
     })
 }

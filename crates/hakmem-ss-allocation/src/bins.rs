@@ -316,13 +316,16 @@ impl Bin {
     }
 
     /// The bin is full (or caches nothing): keep `p` and give the older half of the bin
-    /// back to the central lists of class `cls`.
+    /// back to the central lists of class `cls`. When the class is shrinking in lean mode
+    /// (`flush` says so) the bin gives everything back and caches at most
+    /// [`SHRUNK_LIMIT`] blocks; once it is not, the bin gets its normal bound `limit`
+    /// back (a bin that caches nothing, limit 0, stays so).
     ///
     /// # Safety
     /// As [`Bin::push`].
     #[cold]
     #[inline(never)]
-    pub unsafe fn overflow(&mut self, cls: usize, p: *mut u8) {
+    pub unsafe fn overflow(&mut self, cls: usize, p: *mut u8, limit: u32) {
         // SAFETY: the caller gives `p` up.
         unsafe {
             scrub(p, self.block_size());
@@ -352,6 +355,8 @@ impl Bin {
             // caches at most `SHRUNK_LIMIT` blocks until its next refill.
             self.drain(cls);
             self.limit = self.limit.min(SHRUNK_LIMIT);
+        } else if self.limit != 0 && self.limit < limit {
+            self.limit = limit;
         }
     }
 
@@ -370,16 +375,17 @@ impl Bin {
         self.refill(cls)
     }
 
-    /// The slow path of a free: push, or overflow when full.
+    /// The slow path of a free: push, or overflow when full (`limit`: the bin's normal
+    /// bound, see [`Bin::overflow`]).
     ///
     /// # Safety
     /// As [`Bin::push`].
     #[inline]
-    pub unsafe fn push_or_overflow(&mut self, cls: usize, p: *mut u8) {
+    pub unsafe fn push_or_overflow(&mut self, cls: usize, p: *mut u8, limit: u32) {
         // SAFETY: forwarded caller guarantee.
         unsafe {
             if !self.push(p) {
-                self.overflow(cls, p);
+                self.overflow(cls, p, limit);
             }
         }
     }
@@ -675,7 +681,7 @@ mod tests {
         assert!(!extra.is_null());
         // Overflow keeps half.
         // SAFETY: `extra` is ours.
-        unsafe { b.overflow(cls, extra) };
+        unsafe { b.overflow(cls, extra, 8) };
         assert_eq!(b.count(), 4);
         let mut n = 0;
         let mut q = b.head;

@@ -140,8 +140,11 @@ struct Central {
     churn: bool,
     /// A slab was decommitted since the class last took a new slab.
     decommitted: bool,
-    /// Slabs emptied since the class last took a new slab.
-    empties_in_row: u32,
+    /// The class is shrinking (lean mode): its blocks out fell below
+    /// `peak_out / SHRINK_RATIO`. Ends when the class takes a new slab.
+    shrinking: bool,
+    /// The recent peak of blocks out (handed out, not returned): see [`note_refill`].
+    peak_out: u64,
     /// The transfer cache: whole chains flushed by thread caches, handed as they are to
     /// the next refill (O(1) both ways: a producer/consumer pair never touches slabs).
     xfer: [XferChain; XFER_MAX],
@@ -197,7 +200,8 @@ const CENTRAL_INIT: Padded = Padded(core::cell::UnsafeCell::new(Central {
     spares: 0,
     churn: false,
     decommitted: false,
-    empties_in_row: 0,
+    shrinking: false,
+    peak_out: 0,
     xfer: [XferChain {
         head: ptr::null_mut(),
         count: 0,
@@ -212,16 +216,32 @@ static CENTRAL: [Padded; NCLASS] = [CENTRAL_INIT; NCLASS];
 /// docs/results/002-idle-release.md.
 ///
 /// Only a class that *churns* keeps its spare: one that took a new slab after it had
-/// decommitted one (it gave memory back and needed it again). A class that only grows,
-/// or only shrinks, keeps none, and [`SHRINK_AFTER`] empty slabs in a row with no new
-/// slab between them (a phase of frees) end the churn and decommit the spare: after a
-/// peak, lean mode gives everything back at once.
+/// decommitted one (it gave memory back and needed it again). A class that only grows
+/// keeps none, and one that is *shrinking* (its blocks out fell under an eighth of their
+/// recent peak, see [`shrink_floor`] and [`note_refill`]) stops churning and gives its spare back: after a peak,
+/// lean mode gives everything back at once.
 pub const fn spares_for(slab_shift: u32) -> u32 {
     if slab_shift <= 18 { 1 } else { 0 }
 }
 
-/// Empty slabs in a row (no new slab taken between them) that end a class's churn.
-pub const SHRINK_AFTER: u32 = 4;
+/// The smallest peak of blocks out, in blocks of class `cls`, from which a fall under
+/// [`SHRINK_RATIO`] makes the class *shrinking*: four slabs' worth (a class that never
+/// held four slabs has little to give back).
+pub const fn shrink_floor(cls: usize) -> u64 {
+    (4u64 << slab_shift(cls)) / block_size(cls) as u64
+}
+
+/// A class is shrinking when its blocks out fall under `peak / SHRINK_RATIO`.
+pub const SHRINK_RATIO: u64 = 8;
+
+/// A refill of the class, with `out` blocks out after it: the peak follows `out` up at
+/// once and decays by 1/32 per refill, so it tracks the recent high of a class that
+/// keeps allocating (a producer/consumer pair whose blocks in flight vary is not taken
+/// for a phase of frees), while a phase of frees (no refills) leaves it where it was.
+#[inline]
+fn note_refill(c: &mut Central, out: u64) {
+    c.peak_out = (c.peak_out - c.peak_out / 32).max(out);
+}
 
 /// Per-class counters for stats, written under the class lock (relaxed load and store),
 /// read without it. One cache line per class: the classes' locks are independent, and
@@ -695,7 +715,11 @@ unsafe fn new_slab(c: &mut Central, cls: usize) -> *mut Slab {
     }
     // SAFETY: `ss` is a live superslab of this class with a free slab; lock held.
     unsafe {
-        c.empties_in_row = 0;
+        if c.shrinking {
+            // Growing again: the phase of frees is over.
+            c.shrinking = false;
+            c.peak_out = stats_of(cls).out.load(Relaxed);
+        }
         if c.decommitted {
             c.decommitted = false;
             c.churn = true;
@@ -762,13 +786,7 @@ unsafe fn slab_empty(c: &mut Central, s: *mut Slab) {
             }
             // Keep a few empty slabs per class committed, so a class that empties and
             // refills a slab repeatedly makes no syscall; decommit the rest (lean mode).
-            c.empties_in_row = c.empties_in_row.saturating_add(1);
-            if c.empties_in_row >= SHRINK_AFTER && c.churn {
-                // A phase of frees: stop keeping a spare and give back the one kept.
-                c.churn = false;
-                decommit_spares(c);
-            }
-            if c.churn && c.spares < spares_for((*ss).slab_shift) {
+            if c.churn && !c.shrinking && c.spares < spares_for((*ss).slab_shift) {
                 c.spares += 1;
                 (*ss).spare_slabs |= 1u64 << idx;
             } else {
@@ -831,6 +849,7 @@ pub fn refill_upto(cls: usize, want: u32, max: u32) -> Chain {
                 let st = stats_of(cls);
                 stat_add(&st.xfer, -(x.count as i64));
                 stat_add(&st.out, x.count as i64);
+                note_refill(c, st.out.load(Relaxed));
                 c.lock.unlock();
                 return Chain {
                     head: x.head,
@@ -884,6 +903,7 @@ pub fn refill_upto(cls: usize, want: u32, max: u32) -> Chain {
         let st = stats_of(cls);
         stat_add(&st.out, chain.count as i64);
         stat_add(&st.free, -from_free);
+        note_refill(c, st.out.load(Relaxed));
         if HARDENED && chain.count > 1 {
             if !chain.tail.is_null() {
                 set_next(chain.tail, ptr::null_mut());
@@ -910,11 +930,11 @@ pub fn refill_upto(cls: usize, want: u32, max: u32) -> Chain {
 /// [`refill`] and not flushed since, linked through their first word, the last link
 /// null; the caller gives up all of them.
 ///
-/// Returns true when the class is *shrinking* in lean mode ([`SHRINK_AFTER`] slabs
-/// emptied in a row with no new slab taken): a thread cache should then give back what
-/// it holds of the class and cache little until its next refill (see
-/// [`Bin::overflow`](bins::Bin::overflow)), so that a phase of frees leaves no slab
-/// pinned by a few cached blocks.
+/// Returns true when the class is *shrinking* in lean mode (its blocks out fell under
+/// `1 / SHRINK_RATIO` of their recent peak, and the peak was at least [`shrink_floor`];
+/// until the class takes a new slab): a thread cache should then give back what it holds of the class
+/// and cache little until its next refill (see [`Bin::overflow`](bins::Bin::overflow)),
+/// so that a phase of frees leaves no slab pinned by a few cached blocks.
 pub unsafe fn flush(cls: usize, head: *mut u8, count: u32) -> bool {
     let Some(pc) = CENTRAL.get(cls) else {
         return false;
@@ -937,7 +957,15 @@ pub unsafe fn flush(cls: usize, head: *mut u8, count: u32) -> bool {
         } else {
             flush_locked(c, cls, head, count);
         }
-        let shrinking = c.empties_in_row >= SHRINK_AFTER && c.decommitted;
+        if !c.shrinking && lean_mode() {
+            let out = stats_of(cls).out.load(Relaxed);
+            if c.peak_out >= shrink_floor(cls) && out.saturating_mul(SHRINK_RATIO) < c.peak_out {
+                c.shrinking = true;
+                c.churn = false;
+                decommit_spares(c);
+            }
+        }
+        let shrinking = c.shrinking;
         if shrinking {
             // Chains in the transfer cache would pin their slabs: back to the slabs.
             while c.n_xfer > 0 {

@@ -10,10 +10,10 @@
 //! alone; they miss on an empty or full bin and on a thread's first call), then
 //! [`alloc_slow`] / [`free_slow`]. [`thread_init`], [`thread_flush`], [`prewarm`].
 //!
-//! **Gates**: none read here. The fast path reads no gate; the bounds are per-bin data set
-//! when the thread's cache starts (smaller in lean mode, which `hakmem-ss-allocation`
-//! reads from its gates); a bin of a class that is giving slabs back in lean mode caches
-//! at most two blocks until its next refill.
+//! **Gates**: none read here. The fast path reads no gate; the bounds are constants, set
+//! per bin when the thread's cache starts; a bin of a class that is giving slabs back in
+//! lean mode (`hakmem-ss-allocation` reads its gates) caches at most two blocks until the
+//! class grows again or the bin refills.
 //!
 //! **Features**: none. The facade compiles the whole box in (it is the tiny path).
 //!
@@ -112,49 +112,35 @@ pub fn fork_child() {
 }
 
 /// [`limit_of`] for every tiny class, computed at compile time (no division at run time).
-const LIMITS: [u32; NTINY] = limit_table(32 * 1024, 32, 256);
-
-/// The bounds in lean mode with decommit on (`hakmem_ss_allocation::lean_mode`): 8 KiB
-/// of blocks per class, between 16 and 128. A thread holds at most ~180 KiB of tiny
-/// blocks instead of ~650 KiB (measured in docs/results/002-idle-release.md).
-const LIMITS_LEAN: [u32; NTINY] = limit_table(8 * 1024, 16, 128);
-
-/// The bounds of this process's bins (lean mode or not).
-fn limits() -> &'static [u32; NTINY] {
-    if hakmem_ss_allocation::lean_mode() {
-        &LIMITS_LEAN
-    } else {
-        &LIMITS
-    }
-}
-
-const fn limit_table(bytes: usize, min: u32, max: u32) -> [u32; NTINY] {
+const LIMITS: [u32; NTINY] = {
     let mut t = [0u32; NTINY];
     let mut c = 0;
     while c < NTINY {
-        t[c] = limit_within(c, bytes, min, max);
+        t[c] = limit_of(c);
         c += 1;
     }
     t
-}
+};
 
 /// Most blocks a thread keeps per class: 32 KiB of blocks, between 32 and 256 (a refill
 /// or flush moves half of it, so a burst of 16 frees or allocations never locks twice).
-/// Lean mode keeps less (see `LIMITS_LEAN`).
+/// (Lean mode keeps the same bounds: a smaller cache was measured to save nothing once
+/// a shrinking class shrinks the bins, results/002, and cost threaded workloads.)
 pub const fn limit_of(cls: usize) -> u32 {
-    limit_within(cls, 32 * 1024, 32, 256)
-}
-
-/// `bytes` of blocks of class `cls`, between `min` and `max` blocks.
-const fn limit_within(cls: usize, bytes: usize, min: u32, max: u32) -> u32 {
-    let n = bytes / block_size(cls);
-    if n < min as usize {
-        min
-    } else if n > max as usize {
-        max
+    let n = (32 * 1024) / block_size(cls);
+    if n < 32 {
+        32
+    } else if n > 256 {
+        256
     } else {
         n as u32
     }
+}
+
+/// The normal bound of the bin of class `cls` (0 for a class that is not tiny).
+#[inline]
+fn limit_at(cls: usize) -> u32 {
+    LIMITS.get(cls).copied().unwrap_or(0)
 }
 
 #[inline(always)]
@@ -221,7 +207,7 @@ pub fn thread_init() -> bool {
         if c.state != State::Uninit {
             return false;
         }
-        for (cls, (b, &limit)) in c.bins.iter_mut().zip(limits().iter()).enumerate() {
+        for (cls, (b, &limit)) in c.bins.iter_mut().zip(LIMITS.iter()).enumerate() {
             b.limit = limit;
             b.set_block_size(block_size(cls));
         }
@@ -263,7 +249,7 @@ pub fn alloc_slow_class(cls: usize) -> *mut u8 {
         thread_init();
     }
     with_cache(|c| match c.bins.get_mut(cls) {
-        Some(b) => b.pop_or_refill(cls, limits().get(cls).copied().unwrap_or(0)),
+        Some(b) => b.pop_or_refill(cls, limit_at(cls)),
         None => core::ptr::null_mut(),
     })
 }
@@ -293,7 +279,7 @@ pub unsafe fn free_slow_class(p: *mut u8, cls: usize) {
     with_cache(|c| {
         if let Some(b) = c.bins.get_mut(cls) {
             // SAFETY: the caller gives `p` up.
-            unsafe { b.push_or_overflow(cls, p) }
+            unsafe { b.push_or_overflow(cls, p, limit_at(cls)) }
         }
     })
 }
