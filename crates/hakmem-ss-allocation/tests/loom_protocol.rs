@@ -1,9 +1,9 @@
 //! Exhaustive (bounded) model checks of hakmem's cross-thread protocols with
 //! [loom](https://docs.rs/loom).
 //!
-//! Run with (on 2 cores: about a minute to build, then about 30 s; a separate target
-//! directory keeps the normal build's artifacts, which `--cfg loom` would otherwise
-//! invalidate):
+//! Run with (on 2 cores: about a minute to build, then about a minute; a separate
+//! target directory keeps the normal build's artifacts, which `--cfg loom` would
+//! otherwise invalidate):
 //!
 //! ```text
 //! RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom \
@@ -25,18 +25,19 @@
 //! a handful of blocks instead of superslabs. A reviewer should check each model against
 //! the production function it names; a change to one of those functions must be
 //! mirrored here. Every memory word that the production code accesses without an atomic
-//! (a free block's link word, the central state under a class lock, a registry node,
-//! an `ExitKey`'s key) is a `loom::cell::UnsafeCell` here, so loom reports any access
-//! not ordered by happens-before (a data race) as a failure, on top of the explicit
-//! assertions.
+//! (a free block's link word, the central state under a class lock, a transfer-cache
+//! shard's chains under its lock, a registry node, an `ExitKey`'s key) is a
+//! `loom::cell::UnsafeCell` here, so loom reports any access not ordered by
+//! happens-before (a data race) as a failure, on top of the explicit assertions.
 //!
 //! | model here | production (crate, function) |
 //! |---|---|
 //! | [`RawLock`] `lock`, `lock_contended`, `try_lock`, `unlock`, [`Locked::with`] | `hakmem-os-stats` `lock::RawLock` and `lock::Locked::with`: `compare_exchange_weak(false, true, Acquire, Relaxed)`, on failure spin on a `Relaxed` load (64 `spin_loop`s, then `sched_yield`; both are a loom yield, and waits longer than [`SPIN_PRUNE`] spins are pruned) and retry the weak CAS; `unlock` is a `Release` store of `false` |
-//! | [`Central::refill_upto`] | `hakmem-ss-allocation` `refill_upto`: when `max > want`, one locked section pops the newest transfer-cache chain if its `count <= max` (null tail); otherwise a second locked section takes blocks from the first partial slab's free list, then carves, taking a new slab (`new_slab`) when the partial list is empty, unlinks a slab that has neither; the tail's link is nulled after the unlock |
-//! | [`Central::flush`] | `flush`: under the lock, a chain with `count > 1` of a class with 64 KiB slabs goes whole to the transfer cache while `n_xfer < XFER_MAX` and `(n_xfer + 1) * bytes <= max_bytes.max(bytes)`, else `flush_locked` |
+//! | [`XferShard`], [`Central::xfer_take`], [`Central::xfer_put`], [`Central::xfer_drain_locked`] | `hakmem-ss-allocation` `XferShard` (`lock`, `n: AtomicUsize`, `chains`; `XFER[cls]` holds `XFER_SHARDS` of them, the model 2), `xfer_take` (from the home shard on: skip a shard whose `n` reads 0, relaxed, no lock; else lock, re-read `n`, pop the top chain if its `count <= max`, store `n - 1`, unlock), `xfer_put` (from the home shard on: skip a shard that looks full, `n >= XFER_MAX` or `(n + 1) * bytes > max_bytes.max(bytes)`; else lock, re-check, store the chain at `chains[n]` and `n + 1`, unlock), `xfer_drain_locked` (class lock held; for each shard not empty at a peek: lock, copy the chains, store `n = 0`, unlock, then `flush_locked` each chain) |
+//! | [`Central::refill_upto`] | `refill_upto`: when `max > want`, `xfer_take` (no class lock; the chain has a null tail); otherwise one class-locked section takes blocks from the first partial slab's free list, then carves, taking a new slab (`new_slab`) when the partial list is empty, unlinks a slab that has neither; the tail's link is nulled after the unlock |
+//! | [`Central::flush`] | `flush` outside lean mode: a chain with `count > 1` of a class with 64 KiB slabs goes whole to `xfer_put` (no class lock); otherwise, or when every shard is full, `flush_locked` under the class lock |
 //! | [`Central::flush_locked`], [`Central::slab_empty`], [`Central::new_slab`] | `flush_locked` (each block pushed on its slab's free list, `used -= 1`, slab emptied at `used == 0`, else put back on the partial list), `slab_empty` (unlink, reset free list and carve count, slab bit back in `free_slabs`), `new_slab` (lowest free slab, reset, pushed on the partial list) |
-//! | [`Central::drain_transfer_caches`] | `drain_transfer_caches` / `flush_to_slabs`: pop one chain per locked section, return it to the slabs in another |
+//! | [`Central::drain_transfer_caches`] | `drain_transfer_caches` (one class): class lock, `xfer_drain_locked`, unlock |
 //! | [`Bin`] `pop`, `push`, `refill`, `overflow`, `drain` | `bins::Bin` methods of the same names: LIFO with a `limit`; `refill` asks `refill_upto(limit / 2 (at least 1), limit (at least 1))`; `overflow` keeps the new block and the `limit / 2` newest, flushes the older rest as one chain (`limit / 2 == 0`: `drain`); `drain` flushes the whole bin |
 //! | the two threads of [`block_life`] | `hakmem-tiny-fast` / `hakmem-mid`: `alloc_slow_class` (pop, else `Bin::refill`), `free_slow_class` (push, else `Bin::overflow`), `on_thread_exit` (drain every bin, `limit = 0`) |
 //! | [`ExitKey::register_current_thread`] | `bins::ExitKey::register_current_thread`: `compare_exchange(0, 1, Acquire, Acquire)`; the winner creates the key and stores 2 (or 3 on failure) with `Release`; `Err(1)` spins; `Err(2)` reads the key; `Err(3)` returns false |
@@ -47,13 +48,24 @@
 //! The checks use ghost state (plain `std` atomics that loom does not instrument: each
 //! block's one owner, which paths ran) and a few *mutation tests*: a deliberately broken
 //! copy of one step (a `Relaxed` unlock, a `Relaxed` "key ready" store, an overflow that
-//! flushes one block too few, a transfer-cache pop that forgets `n_xfer -= 1`) must make
-//! its model fail, which shows the checks can fail at all.
+//! flushes one block too few, a transfer-cache take that forgets to decrement the
+//! shard's `n`, a `Relaxed` unlock of the shard locks, a transfer-cache put that trusts
+//! its peek at `n` instead of re-reading it under the lock) must make its model fail,
+//! which shows the checks can fail at all.
+//!
+//! One model-only atomic has no production counterpart: [`XferShard`]'s `dpor`, touched
+//! (relaxed, no ordering) before each peek at a shard's `n`, without which loom's
+//! partial-order reduction never explores a peek after another thread's store of `n`
+//! (see the field's comment; tokio-rs/loom#392).
 //!
 //! Left out of the models (checked elsewhere or not at all): superslab mapping and
 //! release (`new_superslab`, the `avail` list, spare slabs, decommit; the model has one
 //! superslab whose slabs are never unmapped), the release-policy cache, the `ClassStats`
-//! counters, hardened link encoding and shuffling, the double-free marks, pointer
+//! counters (atomic adds from under different locks), lean mode's shrink signal (`flush`
+//! checks `shrinking` before `xfer_put`, and under the class lock `should_shrink` may set
+//! it and run `xfer_drain_locked`, the drain modelled for `drain_transfer_caches`), the
+//! CPU a thread runs on (each thread has a fixed home shard here; `home_shard` may change
+//! between calls), hardened link encoding and shuffling, the double-free marks, pointer
 //! validation (`ss_lookup`, `validate_class`, which read `carved`/`free_slabs` without
 //! the lock), `Bin::fill_to`, fork handlers. See `docs/concurrency.md`.
 #![cfg(loom)]
@@ -278,7 +290,7 @@ fn raw_lock_mutation_relaxed_unlock_is_caught() {
 }
 
 // =======================================================================================
-// (b) A block's life across threads: thread caches, transfer cache, slabs.
+// (b) A block's life across threads: thread caches, transfer-cache shards, slabs.
 // =======================================================================================
 
 /// Null block index (a null pointer in production).
@@ -290,8 +302,13 @@ enum Mutant {
     None,
     /// `Bin::overflow` flushes one block too few (`count - keep - 1`).
     OverflowCountOffByOne,
-    /// `refill_upto` reads the newest transfer-cache chain but forgets `n_xfer -= 1`.
-    XferPeekWithoutPop,
+    /// `xfer_take` takes a shard's top chain but forgets to store `n - 1`.
+    XferTakeKeepsN,
+    /// The transfer-cache shard locks unlock with a `Relaxed` store.
+    ShardUnlockRelaxed,
+    /// `xfer_put` trusts its peek: under the lock it stores the chain at the `n` it
+    /// peeked (without the lock) instead of re-reading `n`.
+    XferPutTrustsPeek,
 }
 
 /// One scenario of [`block_life`].
@@ -302,11 +319,16 @@ struct Cfg {
     cap: u32,
     /// Block size (for the transfer cache's byte limit).
     block_size: usize,
-    /// The class has 64 KiB slabs (`slab_shift(cls) == 16`): it uses a transfer cache.
+    /// The class has 64 KiB slabs (`slab_shift(cls) == 16`): `flush` puts chains in its
+    /// transfer cache. (`refill_upto` looks there either way, as in production.)
     xfer: bool,
-    /// `XFER_MAX` and `xfer_max_bytes()`.
+    /// `XFER_SHARDS`.
+    xfer_shards: usize,
+    /// `XFER_MAX` (chains per shard) and `xfer_max_bytes()` (bytes per shard).
     xfer_max: usize,
     xfer_max_bytes: usize,
+    /// The shard threads A, B and main try first (`home_shard()`: their CPU's).
+    home: [usize; 3],
     /// Both threads' `Bin::limit` (`limit_of(cls)`).
     limit: u32,
     /// Allocations by thread A, each handed to thread B, which frees it.
@@ -316,6 +338,9 @@ struct Cfg {
     late_free: bool,
     /// The main thread runs `drain_transfer_caches` (`trim`) while A and B run.
     trim_during: bool,
+    /// The main thread takes a chain of 2 blocks before A and B start, and flushes it
+    /// while they run (a third thread's exit drain): two threads put chains at once.
+    main_flush: bool,
     mutant: Mutant,
 }
 
@@ -351,10 +376,35 @@ struct CentralState {
     /// Bit i: slab i not in use (`SuperSlab::free_slabs`).
     free_slabs: u64,
     partial: u32,
-    xfer: Vec<XferChain>,
-    n_xfer: usize,
     /// Ghost: slabs that were in use before (to see slab reuse happen).
     ever_used: u64,
+}
+
+/// `XferShard`: one shard of the class's transfer cache, with its own lock.
+struct XferShard {
+    lock: RawLock,
+    /// Chains in `chains[..n]`: written under `lock`, read without it to skip a shard
+    /// that looks empty or full.
+    n: AtomicUsize,
+    chains: UnsafeCell<Vec<XferChain>>,
+    /// Model only, no production counterpart: a relaxed `fetch_add(0)` before each
+    /// peek at `n`, so that loom's DPOR explores a peek after another thread's store of
+    /// `n`. Without it loom never does: every store of `n` follows the storing thread's
+    /// own load of `n` (its peek, its re-read under the lock), and loom checks a store
+    /// only against the last access to the atomic, that load, ordered before it, so it
+    /// never backtracks to run the store before the other thread's earlier peek
+    /// (tokio-rs/loom#392; the coverage assertions of the block-life tests caught it:
+    /// no transfer-cache take was ever explored). Relaxed read-modify-writes of an atomic
+    /// that nothing else touches add no happens-before edge, so they hide no race.
+    dpor: AtomicUsize,
+}
+
+impl XferShard {
+    /// The relaxed peek at `n`, without the lock.
+    fn peek(&self) -> usize {
+        self.dpor.fetch_add(0, Ordering::Relaxed);
+        self.n.load(Ordering::Relaxed)
+    }
 }
 
 /// `Chain`.
@@ -376,6 +426,13 @@ const CHAIN_EMPTY: Chain = Chain {
 struct Coverage {
     xfer_push: GhostUsize,
     xfer_take: GhostUsize,
+    /// A put or take that skipped a shard on its relaxed peek of `n`.
+    xfer_skip: GhostUsize,
+    /// A take or put that found, with the shard locked, that its peek was stale.
+    xfer_take_recheck: GhostUsize,
+    xfer_put_recheck: GhostUsize,
+    /// A chain put in or taken from a shard other than the thread's home shard.
+    xfer_other_shard: GhostUsize,
     slab_flush: GhostUsize,
     slab_empty: GhostUsize,
     slab_reuse: GhostUsize,
@@ -389,11 +446,13 @@ struct Coverage {
     executions: GhostUsize,
 }
 
-/// A block's ghost owner: the central lists (or not carved yet), a user, or the
-/// allocator code of thread `t` (its bin, or a chain it is moving): `G_CACHE + t`.
+/// A block's ghost owner: the central slab lists (or not carved yet, or on its way
+/// back to its slab), a transfer-cache chain, a user, or the allocator code of thread
+/// `t` (its bin, or a chain it is moving): `G_CACHE + t`.
 const G_CENTRAL: usize = 0;
-const G_LIVE: usize = 1;
-const G_CACHE: usize = 2;
+const G_XFER: usize = 1;
+const G_LIVE: usize = 2;
+const G_CACHE: usize = 3;
 /// Thread numbers (ghost): A, B, and the main thread (concurrent trim).
 const T_A: usize = 0;
 const T_B: usize = 1;
@@ -401,16 +460,18 @@ const T_MAIN: usize = 2;
 /// The main thread again, after every other thread has exited.
 const T_FINAL: usize = 3;
 
-/// The class: lock, central state, and the blocks' memory.
+/// The class: lock, central state, transfer-cache shards, and the blocks' memory.
 struct Central {
     lock: RawLock,
     st: UnsafeCell<CentralState>,
+    /// `XFER[cls]`.
+    shards: Vec<XferShard>,
     /// Each block's first word: its free-list link while free, the user's data while
     /// live (the same word, as in production).
     word: Vec<UnsafeCell<u32>>,
     cfg: Cfg,
     cov: std::sync::Arc<Coverage>,
-    /// Ghost: each block's one owner (`G_CENTRAL`, `G_LIVE`, `G_CACHE + t`).
+    /// Ghost: each block's one owner (`G_CENTRAL`, `G_XFER`, `G_LIVE`, `G_CACHE + t`).
     ghost: Vec<GhostUsize>,
     /// Ghost: the block was handed out before.
     ghost_seen: Vec<GhostBool>,
@@ -419,22 +480,33 @@ struct Central {
 impl Central {
     fn new(cfg: Cfg, cov: std::sync::Arc<Coverage>) -> Self {
         let nblk = cfg.nslab * cfg.cap as usize;
+        let shard = || {
+            let mut lock = RawLock::new();
+            if cfg.mutant == Mutant::ShardUnlockRelaxed {
+                lock.unlock_order = Ordering::Relaxed;
+            }
+            XferShard {
+                lock,
+                n: AtomicUsize::new(0),
+                dpor: AtomicUsize::new(0),
+                chains: UnsafeCell::new(vec![
+                    XferChain {
+                        head: NIL,
+                        count: 0
+                    };
+                    cfg.xfer_max
+                ]),
+            }
+        };
         Central {
             lock: RawLock::new(),
             st: UnsafeCell::new(CentralState {
                 slabs: vec![SLAB_RESET; cfg.nslab],
                 free_slabs: (1u64 << cfg.nslab) - 1,
                 partial: NIL,
-                xfer: vec![
-                    XferChain {
-                        head: NIL,
-                        count: 0
-                    };
-                    cfg.xfer_max
-                ],
-                n_xfer: 0,
                 ever_used: 0,
             }),
+            shards: (0..cfg.xfer_shards).map(|_| shard()).collect(),
             word: (0..nblk).map(|_| UnsafeCell::new(0xDEAD)).collect(),
             cfg,
             cov,
@@ -489,7 +561,7 @@ impl Central {
         chain.count += 1;
     }
 
-    /// Run `f` on the central state; the caller holds the lock.
+    /// Run `f` on the central state; the caller holds the class lock.
     fn locked<R>(&self, f: impl FnOnce(&mut CentralState) -> R) -> R {
         // SAFETY: (model) the class lock is held (loom reports a race otherwise).
         self.st.with_mut(|p| f(unsafe { &mut *p }))
@@ -500,6 +572,18 @@ impl Central {
     fn unlock(&self) {
         self.locked(|c| self.check_central(c, false));
         self.lock.unlock();
+    }
+
+    /// `sh.lock.unlock()` of shard `k`, after checking its invariants; `n` is the
+    /// value of its `n` (the holder's own last store or load: no extra atomic access).
+    fn shard_unlock(&self, k: usize, n: usize) {
+        self.check_shard(k, n);
+        self.shards[k].lock.unlock();
+    }
+
+    /// The shard a thread tries first (`home_shard`).
+    fn home(&self, t: usize) -> usize {
+        self.cfg.home.get(t).copied().unwrap_or(0) % self.shards.len()
     }
 
     fn partial_push(c: &mut CentralState, s: usize) {
@@ -557,33 +641,125 @@ impl Central {
         c.free_slabs |= 1u64 << s;
     }
 
+    /// `xfer_take`: from the home shard on, skip a shard whose `n` reads 0 (relaxed,
+    /// no lock); else lock it, re-read `n`, and pop its top chain if `count <= max`.
+    fn xfer_take(&self, t: usize, max: u32) -> Option<XferChain> {
+        let ns = self.shards.len();
+        let home = self.home(t);
+        for i in 0..ns {
+            let k = (home + i) % ns;
+            let sh = &self.shards[k];
+            if sh.peek() == 0 {
+                self.cov.xfer_skip.fetch_add(1, SeqCst);
+                continue;
+            }
+            sh.lock.lock();
+            let n = sh.n.load(Ordering::Relaxed);
+            // SAFETY: (model) the shard lock is held; loom checks the claim.
+            let top = n
+                .checked_sub(1)
+                .map(|j| sh.chains.with(|p| unsafe { (&*p)[j] }));
+            if let Some(x) = top.filter(|x| x.count <= max) {
+                let left = if self.cfg.mutant == Mutant::XferTakeKeepsN {
+                    n
+                } else {
+                    sh.n.store(n - 1, Ordering::Relaxed);
+                    n - 1
+                };
+                self.ghost_move(x.head, x.count, G_XFER, G_CACHE + t);
+                self.cov.xfer_take.fetch_add(1, SeqCst);
+                if i > 0 {
+                    self.cov.xfer_other_shard.fetch_add(1, SeqCst);
+                }
+                self.shard_unlock(k, left);
+                return Some(x);
+            }
+            self.cov.xfer_take_recheck.fetch_add(1, SeqCst);
+            self.shard_unlock(k, n);
+        }
+        None
+    }
+
+    /// `xfer_put`: from the home shard on, skip a shard that looks full (relaxed `n`,
+    /// no lock); else lock it, re-check, store the chain at `chains[n]` and `n + 1`.
+    /// False when every shard is full.
+    fn xfer_put(&self, t: usize, head: u32, count: u32, bytes: usize) -> bool {
+        let cap = self.cfg.xfer_max_bytes.max(bytes);
+        let fits = |n: usize| n < self.cfg.xfer_max && (n + 1) * bytes <= cap;
+        let ns = self.shards.len();
+        let home = self.home(t);
+        for i in 0..ns {
+            let k = (home + i) % ns;
+            let sh = &self.shards[k];
+            let peeked = sh.peek();
+            if !fits(peeked) {
+                self.cov.xfer_skip.fetch_add(1, SeqCst);
+                continue;
+            }
+            sh.lock.lock();
+            let n = if self.cfg.mutant == Mutant::XferPutTrustsPeek {
+                peeked
+            } else {
+                sh.n.load(Ordering::Relaxed)
+            };
+            if fits(n) {
+                // SAFETY: (model) the shard lock is held; loom checks the claim.
+                sh.chains
+                    .with_mut(|p| unsafe { (&mut *p)[n] = XferChain { head, count } });
+                sh.n.store(n + 1, Ordering::Relaxed);
+                self.ghost_move(head, count, G_CACHE + t, G_XFER);
+                self.cov.xfer_push.fetch_add(1, SeqCst);
+                if i > 0 {
+                    self.cov.xfer_other_shard.fetch_add(1, SeqCst);
+                }
+                self.shard_unlock(k, n + 1);
+                return true;
+            }
+            self.cov.xfer_put_recheck.fetch_add(1, SeqCst);
+            self.shard_unlock(k, n);
+        }
+        false
+    }
+
+    /// `xfer_drain_locked` (the class lock is held; `t`: the calling thread, for the
+    /// ghost owners and the coverage count of a trim that runs concurrently): for each
+    /// shard not empty at a relaxed peek, lock it, copy its chains, store `n = 0`,
+    /// unlock, then `flush_locked` each chain.
+    fn xfer_drain_locked(&self, t: usize) {
+        for k in 0..self.shards.len() {
+            let sh = &self.shards[k];
+            if sh.peek() == 0 {
+                continue;
+            }
+            sh.lock.lock();
+            let n = sh.n.load(Ordering::Relaxed).min(self.cfg.xfer_max);
+            // SAFETY: (model) the shard lock is held; loom checks the claim.
+            let taken = sh.chains.with(|p| unsafe { (&*p)[..n].to_vec() });
+            sh.n.store(0, Ordering::Relaxed);
+            for x in &taken {
+                self.ghost_move(x.head, x.count, G_XFER, G_CACHE + t);
+            }
+            self.shard_unlock(k, 0);
+            for x in &taken {
+                if t == T_MAIN {
+                    self.cov.trim_took.fetch_add(1, SeqCst);
+                }
+                self.ghost_move(x.head, x.count, G_CACHE + t, G_CENTRAL);
+                self.locked(|c| self.flush_locked(c, x.head, x.count));
+            }
+        }
+    }
+
     /// `refill_upto` (`t`: the calling thread, for the ghost owners).
     fn refill_upto(&self, t: usize, want: u32, max: u32) -> Chain {
-        if max > want {
-            self.lock.lock();
-            let x = self.locked(|c| {
-                if c.n_xfer > 0 && c.xfer[c.n_xfer - 1].count <= max {
-                    if self.cfg.mutant != Mutant::XferPeekWithoutPop {
-                        c.n_xfer -= 1;
-                        Some(c.xfer[c.n_xfer])
-                    } else {
-                        Some(c.xfer[c.n_xfer - 1])
-                    }
-                } else {
-                    None
-                }
-            });
-            if let Some(x) = x {
-                self.cov.xfer_take.fetch_add(1, SeqCst);
-                self.unlock();
-                self.ghost_move(x.head, x.count, G_CENTRAL, G_CACHE + t);
-                return Chain {
-                    head: x.head,
-                    tail: NIL,
-                    count: x.count,
-                };
-            }
-            self.unlock();
+        if max > want
+            && let Some(x) = self.xfer_take(t, max)
+        {
+            return Chain {
+                head: x.head,
+                tail: NIL,
+                count: x.count,
+            };
         }
         let cap = self.cfg.cap;
         let mut chain = CHAIN_EMPTY;
@@ -625,29 +801,16 @@ impl Central {
         chain
     }
 
-    /// `flush` (`t`: the calling thread, for the ghost owners).
+    /// `flush` outside lean mode (`t`: the calling thread, for the ghost owners): a
+    /// chain of `count > 1` blocks of a class with a transfer cache goes whole to a
+    /// shard (no class lock); otherwise, or when every shard is full, `flush_locked`
+    /// under the class lock.
     fn flush(&self, t: usize, head: u32, count: u32) {
-        self.ghost_move(head, count, G_CACHE + t, G_CENTRAL);
         let bytes = count as usize * self.cfg.block_size;
-        self.lock.lock();
-        self.locked(|c| {
-            if count > 1
-                && self.cfg.xfer
-                && c.n_xfer < self.cfg.xfer_max
-                && (c.n_xfer + 1) * bytes <= self.cfg.xfer_max_bytes.max(bytes)
-            {
-                self.cov.xfer_push.fetch_add(1, SeqCst);
-                c.xfer[c.n_xfer] = XferChain { head, count };
-                c.n_xfer += 1;
-            } else {
-                self.flush_locked(c, head, count);
-            }
-        });
-        self.unlock();
-    }
-
-    /// `flush_to_slabs`.
-    fn flush_to_slabs(&self, head: u32, count: u32) {
+        if count > 1 && self.cfg.xfer && self.xfer_put(t, head, count, bytes) {
+            return;
+        }
+        self.ghost_move(head, count, G_CACHE + t, G_CENTRAL);
         self.lock.lock();
         self.locked(|c| self.flush_locked(c, head, count));
         self.unlock();
@@ -679,57 +842,69 @@ impl Central {
         }
     }
 
-    /// `drain_transfer_caches` (one class; `t`: the calling thread, for the ghost
-    /// owners and the coverage count of a trim that runs concurrently).
+    /// `drain_transfer_caches` (one class): the class lock, `xfer_drain_locked`, unlock.
     fn drain_transfer_caches(&self, t: usize) {
-        loop {
-            self.lock.lock();
-            let x = self.locked(|c| {
-                if c.n_xfer > 0 {
-                    c.n_xfer -= 1;
-                    Some(c.xfer[c.n_xfer])
-                } else {
-                    None
-                }
-            });
-            self.unlock();
-            let Some(x) = x else { break };
-            if t == T_MAIN {
-                self.cov.trim_took.fetch_add(1, SeqCst);
-            }
-            self.ghost_move(x.head, x.count, G_CENTRAL, G_CACHE + t);
-            self.ghost_move(x.head, x.count, G_CACHE + t, G_CENTRAL);
-            self.flush_to_slabs(x.head, x.count);
-        }
+        self.lock.lock();
+        self.xfer_drain_locked(t);
+        self.unlock();
     }
 
-    /// The central invariants, checked at every unlock (and at the end, `quiescent`:
-    /// no thread cache or user holds a block, so every carved block of a slab in use is
-    /// in its free list or in a transfer-cache chain, exactly once).
+    /// The shard invariants, checked at every release of shard `k`'s lock (the caller
+    /// holds it; `n` is its chain count): `n <= XFER_MAX`, and each chain holds `count >
+    /// 0` blocks, null-terminated, each owned (ghost) by the transfer cache, none twice.
+    /// Returns the blocks it holds.
+    fn check_shard(&self, k: usize, n: usize) -> Vec<u32> {
+        ensure!(n <= self.cfg.xfer_max, "shard {k} holds {n} chains");
+        // SAFETY: (model) the shard lock is held; loom checks the claim.
+        let chains = self.shards[k]
+            .chains
+            .with(|p| unsafe { (&*p)[..n].to_vec() });
+        let mut blocks = Vec::new();
+        for x in chains {
+            ensure!(x.count > 0, "empty transfer chain");
+            let mut b = x.head;
+            for j in 0..x.count {
+                ensure!(b != NIL, "transfer chain shorter than its count");
+                ensure!(!blocks.contains(&b), "block {b} twice in shard {k}");
+                let owner = self.ghost[b as usize].load(SeqCst);
+                ensure!(
+                    owner == G_XFER,
+                    "block {b} in shard {k}'s transfer chain but owned by {owner}"
+                );
+                blocks.push(b);
+                let next = self.next_of(b);
+                if j + 1 == x.count {
+                    ensure!(next == NIL, "transfer chain longer than its count");
+                }
+                b = next;
+            }
+        }
+        blocks
+    }
+
+    /// The central invariants, checked at every class-lock release (and at the end,
+    /// `quiescent`: no thread cache or user holds a block, so every carved block of a
+    /// slab in use is in its free list or in a transfer-cache chain, exactly once).
+    /// The transfer chains are the shards' (their locks are not held here): a block in
+    /// one is found by its ghost owner, checked in the shard's invariants.
     fn check_central(&self, c: &CentralState, quiescent: bool) {
         let cap = self.cfg.cap;
         let nblk = self.word.len();
         let mut seen = vec![0u32; nblk];
         let mut in_xfer = vec![0u32; self.cfg.nslab];
-        // Transfer-cache chains: `count` blocks, null-terminated, of slabs in use.
-        for x in &c.xfer[..c.n_xfer] {
-            ensure!(x.count > 0, "empty transfer chain");
-            let mut b = x.head;
-            for k in 0..x.count {
-                ensure!(b != NIL, "transfer chain shorter than its count");
-                let s = self.slab_of(b);
+        // Blocks in transfer chains: carved blocks of slabs in use, counted in `used`.
+        for (b, g) in self.ghost.iter().enumerate() {
+            if g.load(SeqCst) == G_XFER {
+                let s = self.slab_of(b as u32);
                 ensure!(
                     c.free_slabs & (1 << s) == 0,
                     "xfer block {b} of a free slab"
                 );
-                ensure!(b % cap < c.slabs[s].carved, "xfer block {b} not carved");
-                seen[b as usize] += 1;
+                ensure!(
+                    b as u32 % cap < c.slabs[s].carved,
+                    "xfer block {b} not carved"
+                );
                 in_xfer[s] += 1;
-                let next = self.next_of(b);
-                if k + 1 == x.count {
-                    ensure!(next == NIL, "transfer chain longer than its count");
-                }
-                b = next;
             }
         }
         let mut flagged = 0;
@@ -772,12 +947,12 @@ impl Central {
             flagged += sl.in_partial as u32;
         }
         for (b, &n) in seen.iter().enumerate() {
-            ensure!(n <= 1, "block {b} listed {n} times centrally");
+            ensure!(n <= 1, "block {b} listed {n} times in free lists");
             if n == 1 {
                 let owner = self.ghost[b].load(SeqCst);
                 ensure!(
                     owner == G_CENTRAL,
-                    "block {b} in a central list but owned by {owner}"
+                    "block {b} in a free list but owned by {owner}"
                 );
             }
         }
@@ -795,6 +970,31 @@ impl Central {
         ensure!(
             n == flagged,
             "a flagged slab is missing from the partial list"
+        );
+    }
+
+    /// At the end (no other thread left): every block the ghost state puts in the
+    /// transfer cache is in exactly one shard's chains, and no other block is.
+    fn check_shards_quiescent(&self) {
+        let mut listed = Vec::new();
+        for (k, sh) in self.shards.iter().enumerate() {
+            sh.lock.lock();
+            let n = sh.n.load(Ordering::Relaxed);
+            for b in self.check_shard(k, n) {
+                ensure!(!listed.contains(&b), "block {b} in two shards");
+                listed.push(b);
+            }
+            sh.lock.unlock();
+        }
+        let ghosts = self
+            .ghost
+            .iter()
+            .filter(|g| g.load(SeqCst) == G_XFER)
+            .count();
+        ensure!(
+            listed.len() == ghosts,
+            "{ghosts} blocks owned by the transfer cache, {} in its chains",
+            listed.len()
         );
     }
 
@@ -960,21 +1160,28 @@ fn tag(i: usize) -> u32 {
     1000 + i as u32
 }
 
-/// Thread A allocates `n_alloc` blocks (bin pop, else `Bin::refill`: transfer-cache
-/// chain first, else slab free lists and carving) and hands each to thread B; B frees
-/// each (push, else `Bin::overflow`: the older half to the transfer cache or the slabs);
-/// both drain their bin at thread exit. Then (all threads joined, no block held by
-/// anyone) every carved block must be in exactly one central place and every slab's
-/// `used` must equal its blocks in transfer chains; after `drain_transfer_caches` every
-/// slab is free again. Along the way: no block handed out twice while live, no live
-/// block overwritten, central invariants at every unlock, bin invariants after every
-/// operation, and no data race on any block's memory or on the central state.
+/// Thread A allocates `n_alloc` blocks (bin pop, else `Bin::refill`: a transfer-cache
+/// chain from a shard first, else slab free lists and carving) and hands each to thread
+/// B; B frees each (push, else `Bin::overflow`: the older half to a transfer-cache shard
+/// or the slabs); both drain their bin at thread exit. Then (all threads joined, no
+/// block held by anyone) every carved block must be in exactly one central place (a
+/// slab free list or one shard's chains) and every slab's `used` must equal its blocks
+/// in transfer chains; after `drain_transfer_caches` every shard is empty and every slab
+/// free again. Along the way: no block handed out twice while live, no live block
+/// overwritten, the slab invariants at every class-lock release, the shard's chains at
+/// every shard-lock release, bin invariants after every operation, and no data race on
+/// any block's memory, on the central state or on a shard's chains.
 fn block_life(cfg: Cfg, bound: Option<usize>) -> std::sync::Arc<Coverage> {
     let cov = std::sync::Arc::new(Coverage::default());
     let cov2 = cov.clone();
     check(bound, move || {
         cov2.executions.fetch_add(1, SeqCst);
         let c = Arc::new(Central::new(cfg, cov2.clone()));
+        let held = if cfg.main_flush {
+            c.refill_upto(T_MAIN, 2, 2)
+        } else {
+            CHAIN_EMPTY
+        };
         let mb = Arc::new(Mailbox {
             slot: (0..cfg.n_alloc).map(|_| UnsafeCell::new(NIL)).collect(),
             published: AtomicUsize::new(0),
@@ -1030,23 +1237,31 @@ fn block_life(cfg: Cfg, bound: Option<usize>) -> std::sync::Arc<Coverage> {
         if cfg.trim_during {
             c.drain_transfer_caches(T_MAIN);
         }
+        if held.count > 0 {
+            c.flush(T_MAIN, held.head, held.count);
+        }
         a.join().unwrap();
         b.join().unwrap();
         for (b, g) in c.ghost.iter().enumerate() {
             let owner = g.load(SeqCst);
             ensure!(
-                owner == G_CENTRAL,
+                owner == G_CENTRAL || owner == G_XFER,
                 "block {b} still owned by {owner} after every thread exited (lost)"
             );
         }
         c.lock.lock();
         c.locked(|st| c.check_central(st, true));
+        c.check_shards_quiescent();
         c.lock.unlock();
         c.drain_transfer_caches(T_FINAL);
         c.lock.lock();
+        c.check_shards_quiescent();
+        for (k, sh) in c.shards.iter().enumerate() {
+            let n = sh.n.load(Ordering::Relaxed);
+            ensure!(n == 0, "shard {k} not empty after a drain ({n} chains)");
+        }
         c.locked(|st| {
             c.check_central(st, true);
-            ensure!(st.n_xfer == 0, "transfer cache not empty after a drain");
             ensure!(
                 st.free_slabs == (1u64 << cfg.nslab) - 1,
                 "a slab still in use after every block came back"
@@ -1057,11 +1272,16 @@ fn block_life(cfg: Cfg, bound: Option<usize>) -> std::sync::Arc<Coverage> {
     });
     let n = cov.executions.load(SeqCst);
     eprintln!(
-        "{cfg:?}: {n} executions; paths: xfer push {} take {}, slab flush {}, slab empty {} \
-         reuse {}, free-list take {}, partial re-push {}, out of memory {}, overflow {}, \
-         block reuse {}, late free {}, trim took {}",
+        "{cfg:?}: {n} executions; paths: xfer push {} take {} skip {} take re-check {} \
+         put re-check {} other shard {}, slab flush {}, slab empty {} reuse {}, free-list take {}, \
+         partial re-push {}, out of memory {}, overflow {}, block reuse {}, late free {}, \
+         trim took {}",
         cov.xfer_push.load(SeqCst),
         cov.xfer_take.load(SeqCst),
+        cov.xfer_skip.load(SeqCst),
+        cov.xfer_take_recheck.load(SeqCst),
+        cov.xfer_put_recheck.load(SeqCst),
+        cov.xfer_other_shard.load(SeqCst),
         cov.slab_flush.load(SeqCst),
         cov.slab_empty.load(SeqCst),
         cov.slab_reuse.load(SeqCst),
@@ -1076,28 +1296,35 @@ fn block_life(cfg: Cfg, bound: Option<usize>) -> std::sync::Arc<Coverage> {
     cov
 }
 
-/// A class with a transfer cache (64 KiB slabs): B's overflow chain goes to the
-/// transfer cache, A's next refill takes it whole (blocks B freed are handed out again).
+/// A class with a transfer cache (64 KiB slabs) of 2 shards of 1 chain, A's home shard
+/// 0 and B's 1: B's overflow chain goes to shard 1, A's next refill skips the empty
+/// shard 0 and takes it whole from shard 1 (blocks B freed are handed out again); B's
+/// exit drain finds shard 1 full (unless A took its chain) and goes on to shard 0.
 const XFER_CFG: Cfg = Cfg {
     nslab: 2,
     cap: 2,
     block_size: 16,
     xfer: true,
+    xfer_shards: 2,
     xfer_max: 1,
     xfer_max_bytes: 64 * 1024,
+    home: [0, 1, 1],
     limit: 2,
     n_alloc: 4,
     late_free: false,
     trim_during: false,
+    main_flush: false,
     mutant: Mutant::None,
 };
 
 #[test]
 fn block_life_through_the_transfer_cache() {
-    let cov = block_life(XFER_CFG, Some(4));
+    let cov = block_life(XFER_CFG, Some(5));
     for (name, v) in [
         ("xfer push", &cov.xfer_push),
         ("xfer take", &cov.xfer_take),
+        ("shard skip", &cov.xfer_skip),
+        ("other shard", &cov.xfer_other_shard),
         ("overflow", &cov.overflow),
         ("block reuse", &cov.reused_block),
         ("slab flush", &cov.slab_flush),
@@ -1164,20 +1391,61 @@ fn block_life_slab_reuse_and_out_of_memory() {
 }
 
 /// `trim` (`drain_transfer_caches`) on a third thread races the allocator's refill for
-/// the transfer cache's chain.
+/// the transfer cache's chain: A's peek sees the chain, trim takes it first, and A's
+/// re-check under the shard lock finds the shard empty.
 #[test]
 fn block_life_with_concurrent_trim() {
     let cfg = Cfg {
         trim_during: true,
         ..XFER_CFG
     };
-    let cov = block_life(cfg, Some(2));
-    for (name, v) in [("xfer push", &cov.xfer_push), ("trim took", &cov.trim_took)] {
+    let cov = block_life(cfg, Some(3));
+    for (name, v) in [
+        ("xfer push", &cov.xfer_push),
+        ("trim took", &cov.trim_took),
+        ("take re-check", &cov.xfer_take_recheck),
+    ] {
         assert!(
             v.load(SeqCst) > 0,
             "the exploration never took the {name} path"
         );
     }
+}
+
+/// A third thread flushes a chain while B does (both to the transfer cache, from the
+/// same home shard): two puts race for a shard's last slot, and the loser, re-checking
+/// `n` under the lock, goes on to the next shard or to the slabs.
+#[test]
+fn block_life_with_concurrent_flush() {
+    let cfg = Cfg {
+        main_flush: true,
+        ..XFER_CFG
+    };
+    let cov = block_life(cfg, Some(3));
+    for (name, v) in [
+        ("xfer push", &cov.xfer_push),
+        ("put re-check", &cov.xfer_put_recheck),
+        ("other shard", &cov.xfer_other_shard),
+        ("slab flush", &cov.slab_flush),
+    ] {
+        assert!(
+            v.load(SeqCst) > 0,
+            "the exploration never took the {name} path"
+        );
+    }
+}
+
+/// Mutation check: a put that stores its chain at the slot its peek saw free, without
+/// re-reading `n` under the lock, overwrites the chain a racing put stored there.
+#[test]
+#[should_panic(expected = "protocol violation")]
+fn block_life_mutation_xfer_put_trusts_peek_is_caught() {
+    let cfg = Cfg {
+        main_flush: true,
+        mutant: Mutant::XferPutTrustsPeek,
+        ..XFER_CFG
+    };
+    block_life(cfg, Some(2));
 }
 
 /// Mutation check: an overflow that flushes one block too few loses it.
@@ -1191,12 +1459,26 @@ fn block_life_mutation_overflow_off_by_one_is_caught() {
     block_life(cfg, Some(1));
 }
 
-/// Mutation check: taking a transfer chain without popping it hands its blocks out twice.
+/// Mutation check: taking a shard's top chain without storing `n - 1` leaves it listed
+/// while its blocks are handed out.
 #[test]
 #[should_panic(expected = "protocol violation")]
-fn block_life_mutation_xfer_peek_is_caught() {
+fn block_life_mutation_xfer_take_keeps_n_is_caught() {
     let cfg = Cfg {
-        mutant: Mutant::XferPeekWithoutPop,
+        mutant: Mutant::XferTakeKeepsN,
+        ..XFER_CFG
+    };
+    block_life(cfg, Some(1));
+}
+
+/// Mutation check: with a `Relaxed` unlock of the shard locks, the taker's reads of a
+/// chain (the shard's slot, the blocks' links) are not ordered after the flusher's
+/// writes, and loom must say so: the shard locks alone order a chain's hand-over.
+#[test]
+#[should_panic(expected = "Causality violation")]
+fn block_life_mutation_shard_unlock_relaxed_is_caught() {
+    let cfg = Cfg {
+        mutant: Mutant::ShardUnlockRelaxed,
         ..XFER_CFG
     };
     block_life(cfg, Some(1));
