@@ -225,10 +225,12 @@ fn xfer_take(cls: usize, max: u32) -> Option<XferChain> {
         let top = n.checked_sub(1).and_then(|i| chains.get(i)).copied();
         if let Some(x) = top.filter(|x| x.count <= max) {
             sh.n.store(n - 1, Relaxed);
-            sh.lock.unlock();
+            // The counters change under the shard lock, so a chain's add (at its put)
+            // is ordered before its subtract here: `xfer` never goes below zero.
             let st = stats_of(cls);
             stat_add(&st.xfer, -(x.count as i64));
             stat_add(&st.out, x.count as i64);
+            sh.lock.unlock();
             note_refill(st);
             return Some(x);
         }
@@ -257,10 +259,10 @@ fn xfer_put(cls: usize, head: *mut u8, count: u32, bytes: usize) -> bool {
             // SAFETY: the shard lock is held; `n < XFER_MAX`.
             unsafe { (*sh.chains.get())[n] = XferChain { head, count } };
             sh.n.store(n + 1, Relaxed);
-            sh.lock.unlock();
             let st = stats_of(cls);
             stat_add(&st.xfer, count as i64);
             stat_add(&st.out, -(count as i64));
+            sh.lock.unlock();
             return true;
         }
         sh.lock.unlock();
@@ -286,11 +288,13 @@ unsafe fn xfer_drain_locked(c: &mut Central, cls: usize) {
         // SAFETY: the shard lock is held.
         let taken = unsafe { *sh.chains.get() };
         sh.n.store(0, Relaxed);
-        sh.lock.unlock();
         let st = stats_of(cls);
         for x in &taken[..n] {
             stat_add(&st.xfer, -(x.count as i64));
             stat_add(&st.out, x.count as i64);
+        }
+        sh.lock.unlock();
+        for x in &taken[..n] {
             // SAFETY: the chain came from the transfer cache: `count` blocks of `cls`,
             // handed out (counted in `out` again above) and linked; class lock held.
             unsafe { flush_locked(c, cls, x.head, x.count) };
@@ -428,7 +432,7 @@ pub fn class_counts(cls: usize) -> (u64, u64) {
     match CLASS_STATS.get(cls) {
         Some(st) => (
             st.out.load(Relaxed),
-            st.free.load(Relaxed) + st.xfer.load(Relaxed),
+            st.free.load(Relaxed).wrapping_add(st.xfer.load(Relaxed)),
         ),
         None => (0, 0),
     }
@@ -987,6 +991,7 @@ pub fn refill_upto(cls: usize, want: u32, max: u32) -> Chain {
         return Chain::EMPTY;
     };
     if max > want
+        && slab_shift(cls) == 16
         && let Some(x) = xfer_take(cls, max)
     {
         return Chain {
@@ -1082,7 +1087,9 @@ pub unsafe fn flush(cls: usize, head: *mut u8, count: u32) -> bool {
         && slab_shift(cls) == 16
         && !st.shrinking.load(Relaxed)
         && xfer_put(cls, head, count, bytes);
-    if cached && !should_shrink(cls) {
+    // (A class that started shrinking meanwhile, in another thread, drains the chain
+    // just put below, and this bin shrinks too.)
+    if cached && !st.shrinking.load(Relaxed) && !should_shrink(cls) {
         return false;
     }
     // SAFETY: as in `refill`; the blocks are ours to return by the caller's guarantee
