@@ -85,8 +85,18 @@ fn a_freed_peak_goes_back_to_the_os() {
         s.central_free_bytes >> 10
     );
     assert!(peak > before + (90 << 10), "the peak was not resident");
+    // The bounds assume 4 KiB pages: with transparent huge pages forced on for every
+    // mapping ("always"), the kernel backs superslabs with 2 MiB pages and RSS counts
+    // them whole; the figures are then printed, not judged.
+    let thp_always = std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled")
+        .map(|s| s.contains("[always]"))
+        .unwrap_or(false);
+    if thp_always {
+        eprintln!("transparent huge pages are 'always' here: RSS bounds not checked");
+    }
     let lean = hakmem::PRESET == hakmem::Preset::Lean
-        && std::env::var_os("HAKMEM_SS_MEM_LEAN_DECOMMIT").is_none();
+        && std::env::var_os("HAKMEM_SS_MEM_LEAN_DECOMMIT").is_none()
+        && !thp_always;
     if lean {
         assert!(
             after <= before + (7 << 10),
