@@ -7,7 +7,8 @@
 //! free blocks is guarded by one lock; thread caches (the boxes above) exchange batches
 //! of blocks with it: [`refill`] and [`flush`]. For classes with 64 KiB slabs a
 //! *transfer cache* keeps flushed chains whole and hands them to the next refill, so a
-//! producer/consumer pair never touches slabs. It also owns the size-class table
+//! producer/consumer pair never touches slabs; it is split in [`XFER_SHARDS`] shards with
+//! their own locks (the CPU's first), so it never takes the class lock. It also owns the size-class table
 //! ([`class`]), the thread-cache building blocks ([`bins`]: the bounded `Bin`, the
 //! thread-exit key, the cache registry for stats, double-free marks) and the
 //! [`registry`] that tells whether an address is hakmem's.
@@ -35,8 +36,10 @@
 //!   [`spares_for`]); a superslab with no slab in use is unregistered and handed to the
 //!   release policy at once.
 //! - A live superslab is registered as `Kind::Superslab`; a cached one is not.
-//! - Lock order: a class lock, then the release-policy cache lock. No class lock is held
-//!   while another class lock is taken (except by [`fork_prepare`], in class order).
+//! - Lock order: a class lock, then a transfer-cache shard lock of that class, then the
+//!   release-policy cache lock. A shard lock is a leaf (nothing is locked while it is
+//!   held). No class lock is held while another class lock is taken (except by
+//!   [`fork_prepare`], in class order).
 //! - Nothing here allocates through the global allocator or panics.
 //!
 //! ```
