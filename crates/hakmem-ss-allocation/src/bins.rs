@@ -81,7 +81,7 @@ pub const SHRUNK_LIMIT: u32 = 2;
 pub const DOUBLE_FREE_CHECK: bool = cfg!(feature = "double-free-check");
 
 /// The key of the free mark (`addr ^ FREE_MARK_KEY` in a free block's second word;
-/// hardened builds use the block's secret link key instead, see [`free_block`]).
+/// hardened builds use the block's secret link key instead, see `free_block`).
 pub const FREE_MARK_KEY: usize = 0x5DEE_CE66_D1CE_F00D;
 
 #[inline(always)]

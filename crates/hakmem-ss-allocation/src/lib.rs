@@ -346,8 +346,9 @@ static CENTRAL: [Padded; NCLASS] = [CENTRAL_INIT; NCLASS];
 /// Only a class that *churns* keeps its spare: one that took a new slab after it had
 /// decommitted one (it gave memory back and needed it again). A class that only grows
 /// keeps none, and one that is *shrinking* (its blocks out fell under an eighth of their
-/// recent peak, see [`shrink_floor`] and [`note_refill`]) stops churning and gives its spare back: after a peak,
-/// lean mode gives everything back at once.
+/// recent peak, a peak that decays by 1/32 per refill; see [`shrink_floor`] and
+/// [`SHRINK_RATIO`]) stops churning and gives its spare back: after a peak, lean mode
+/// gives everything back at once.
 pub const fn spares_for(slab_shift: u32) -> u32 {
     if slab_shift <= 18 { 1 } else { 0 }
 }
