@@ -15,8 +15,14 @@
 //! decommit belong to `hakmem-release-policy`). **Features**: none.
 //!
 //! **Invariants**
-//! - A live large block's mapping is registered as `Kind::Large` over all its units; a
-//!   cached or retired mapping is not.
+//! - A live large block is registered as `Kind::Large` on the unit(s) holding its header
+//!   and its first byte (one or two bytes of registry whatever its size); a cached or
+//!   retired mapping is not registered at all. The registry's ordering rule holds
+//!   (see `hakmem_ss_allocation::registry`): units are marked after the header is
+//!   written and unmarked before the range leaves our hands; a move by `mremap`
+//!   unmarks the old units before the move and marks them again if it fails.
+//! - Mappings are committed (`os::map_aligned`, no `MAP_NORESERVE`): a block the kernel
+//!   would refuse glibc under its overcommit policy is refused here (null).
 //! - `header(p).user == p` for every live block; the header is never handed out.
 //! - Nothing here allocates through the global allocator, panics, or takes a lock
 //!   (only the release policy's cache lock, briefly).
@@ -82,6 +88,20 @@ fn offset_for(align: usize) -> usize {
     if align <= HEADER { HEADER } else { align }
 }
 
+/// The units the registry marks for the block at `p`: from the unit of its header to the
+/// unit of its first byte (one unit, or two when the block starts on a unit boundary).
+fn marked_units(p: *mut u8) -> (*mut u8, usize) {
+    let first = (p as usize - HEADER) & !(SS_SIZE - 1);
+    let last = p as usize & !(SS_SIZE - 1);
+    (first as *mut u8, ((last - first) >> SS_SHIFT) + 1)
+}
+
+/// Mark the units of the block at `p` as `kind` (see [`marked_units`]).
+fn register(p: *mut u8, kind: Kind) -> bool {
+    let (first, n) = marked_units(p);
+    registry::mark(first, n, kind)
+}
+
 fn round_units(n: usize) -> Option<usize> {
     n.checked_add(SS_SIZE - 1).map(|v| v & !(SS_SIZE - 1))
 }
@@ -116,11 +136,6 @@ pub fn large_alloc(size: usize, align: usize, zeroed: bool) -> *mut u8 {
             return ptr::null_mut();
         }
     }
-    if !registry::mark(base, len >> SS_SHIFT, Kind::Large) {
-        // SAFETY: our own mapping, never published.
-        unsafe { os::unmap(base, len) };
-        return ptr::null_mut();
-    }
     // SAFETY: `offset < len` and `offset >= HEADER`, so the header and the block lie in
     // the mapping we own.
     unsafe {
@@ -133,6 +148,12 @@ pub fn large_alloc(size: usize, align: usize, zeroed: bool) -> *mut u8 {
             base_align,
             size,
         });
+        // The ordering rule: the header first, then the mark, then the block is handed out.
+        if !register(p, Kind::Large) {
+            // SAFETY: our own mapping, never published.
+            os::unmap(base, len);
+            return ptr::null_mut();
+        }
         LIVE_BYTES.fetch_add(size, Relaxed);
         LIVE_BLOCKS.fetch_add(1, Relaxed);
         if zeroed && dirty {
@@ -182,10 +203,12 @@ pub unsafe fn large_free(p: *mut u8) {
         // What the mapping may hold resident: up to the end of the block as last sized
         // (a block shrunk in place may have touched more; the bound is an estimate).
         let weight = (p as usize - base as usize + (*h).size + os::PAGE - 1) & !(os::PAGE - 1);
+        debug_assert!(validate(p), "large_free of a block that does not validate");
         (*h).magic = 0;
         LIVE_BYTES.fetch_sub((*h).size, Relaxed);
         LIVE_BLOCKS.fetch_sub(1, Relaxed);
-        registry::mark(base, len >> SS_SHIFT, Kind::None);
+        // The ordering rule: unmarked before the release policy may unmap or reuse it.
+        register(p, Kind::None);
         release::large_release(base, len, weight);
     }
 }
@@ -216,9 +239,7 @@ pub unsafe fn large_realloc(p: *mut u8, new_size: usize) -> *mut u8 {
             return ptr::null_mut();
         }
         if os::grow_in_place(base, old_len, new_len) {
-            if !registry::mark(base, new_len >> SS_SHIFT, Kind::Large) {
-                // Cannot happen for an address the registry already covers; keep going.
-            }
+            // The marked units (header and first byte) do not change.
             (*h).map_len = new_len;
             resize_stat(h, new_size);
             return p;
@@ -227,21 +248,27 @@ pub unsafe fn large_realloc(p: *mut u8, new_size: usize) -> *mut u8 {
         if dst.is_null() {
             return ptr::null_mut();
         }
-        if !registry::mark(dst, new_len >> SS_SHIFT, Kind::Large) {
+        let q = dst.add(offset);
+        // `dst` is ours from here on: marking its units before the move says "ours" only
+        // about our own mapping (its header reads zero until the pages arrive).
+        if !register(q, Kind::Large) {
             os::unmap(dst, new_len);
             return ptr::null_mut();
         }
+        // The ordering rule: the old units are unmarked *before* `mremap` unmaps them.
+        // Unmarking after the move left a window in which another thread could map the
+        // freed range, mark it, and lose its mark to our late unmark (issue 12, bug 1).
+        // Nobody else may use `p` meanwhile: its caller gave it up for this call.
+        register(p, Kind::None);
         if os::remap_fixed(base, old_len, new_len, dst) {
-            registry::mark(base, old_len >> SS_SHIFT, Kind::None);
-            let q = dst.add(offset);
             (*header(q)).base = dst;
             (*header(q)).map_len = new_len;
             (*header(q)).user = q;
             resize_stat(header(q), new_size);
             return q;
         }
-        // The kernel refused to move the pages: copy.
-        let q = dst.add(offset);
+        // The kernel refused to move the pages: `p` is still mapped and live again; copy.
+        register(p, Kind::Large);
         ptr::copy_nonoverlapping(
             header(p).cast::<u8>(),
             header(q).cast::<u8>(),
@@ -331,6 +358,26 @@ mod tests {
                 *p.add(sz - 1) = 9;
             }
             large_free(p);
+        }
+    }
+
+    #[test]
+    fn registry_cost_does_not_grow_with_the_block() {
+        // 1 GiB of address space (committed, never touched): only the units of the
+        // header and the first byte are marked, one or two bytes of registry.
+        for align in [16usize, 1 << 16, 1 << 22, 1 << 24] {
+            let p = large_alloc(1 << 30, align, false);
+            assert!(!p.is_null());
+            let (first, n) = marked_units(p);
+            assert!(n == 1 || n == 2, "{n} units marked");
+            assert_eq!(n == 2, (p as usize).is_multiple_of(SS_SIZE));
+            assert_eq!(registry::kind_of(first), Kind::Large);
+            assert_eq!(registry::kind_of(p), Kind::Large);
+            assert_eq!(registry::kind_of(p.wrapping_add(1 << 29)), Kind::None);
+            assert!(validate(p));
+            // SAFETY: live block.
+            unsafe { large_free(p) };
+            assert_eq!(registry::kind_of(p), Kind::None);
         }
     }
 

@@ -5,7 +5,7 @@
 //! counters `lean_decommit` and `lean_retire`, and the one low-level lock type the
 //! boxes above share ([`lock::RawLock`]).
 //!
-//! **Entry points**: [`os::map`], [`os::map_aligned`], [`os::unmap`], [`os::decommit`],
+//! **Entry points**: [`os::map`], [`os::map_aligned`], [`os::map_sparse`], [`os::unmap`], [`os::decommit`],
 //! [`os::protect`], [`os::remap_fixed`], [`os::grow_in_place`], and [`stats::snapshot`].
 //!
 //! **Gates**: none read here. The facade reads `HAKMEM_SS_OS_STATS` and calls
@@ -17,6 +17,9 @@
 //! **Invariants**
 //! - No other hakmem crate calls `mmap`, `munmap`, `madvise`, `mprotect` or `mremap`.
 //! - Every call is counted exactly once, successful or not.
+//! - Memory that may hold a caller's data is mapped committed (no `MAP_NORESERVE`), so
+//!   the kernel's overcommit policy answers for it as it does for glibc; only
+//!   [`os::map_sparse`] (the allocator's sparse metadata) reserves without committing.
 //! - Nothing here allocates through the global allocator or panics.
 //! - A test-only fault hook ([`fault::fail_maps_after`]) makes `map` fail, so callers'
 //!   out-of-memory paths can be tested; it costs one relaxed load per `mmap`.
@@ -234,7 +237,7 @@ pub mod os {
                 addr.cast(),
                 len,
                 prot,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | extra,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | extra,
                 -1,
                 0,
             )
@@ -261,12 +264,33 @@ pub mod os {
 
     /// Map `len` bytes (a multiple of [`PAGE`]) of zeroed, readable and writable memory.
     /// Returns null when the OS refuses.
+    ///
+    /// The mapping is *committed* (no `MAP_NORESERVE`): the kernel applies its overcommit
+    /// policy to it exactly as it does to glibc's own `mmap` of a large block, so a
+    /// request the kernel would refuse glibc (say `malloc(1 << 46)` under the default
+    /// heuristic policy) is refused here too, with `ENOMEM`, instead of succeeding and
+    /// leaving the OOM killer to settle it later. Use [`map_sparse`] for the allocator's
+    /// own sparse metadata.
     pub fn map(len: usize) -> *mut u8 {
         raw_mmap(ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, 0)
     }
 
+    /// Map `len` bytes of zeroed memory with `MAP_NORESERVE`: address space for the
+    /// allocator's own sparse metadata (the registry's table), of which only the few
+    /// pages ever touched become resident. Never for memory handed to a caller (see
+    /// [`map`]). Returns null when the OS refuses.
+    pub fn map_sparse(len: usize) -> *mut u8 {
+        raw_mmap(
+            ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_NORESERVE,
+        )
+    }
+
     /// Map `len` bytes aligned to `align` (a power of two, a multiple of [`PAGE`]):
     /// over-maps and trims the excess (up to three syscalls). Null when the OS refuses.
+    /// Committed like [`map`]: the overcommit check sees `len + align - PAGE` bytes.
     pub fn map_aligned(len: usize, align: usize) -> *mut u8 {
         if align <= PAGE {
             return map(len);

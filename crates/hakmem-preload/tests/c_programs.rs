@@ -85,6 +85,20 @@ fn before_main_constructors_threads_atexit_destructors() {
 }
 
 #[test]
+fn requests_the_kernel_refuses_are_refused() {
+    let Some(exe) = compile("tests/c/overcommit.c", "overcommit", "overcommit") else {
+        return;
+    };
+    let r = run_ok(Command::new(&exe), "overcommit", T);
+    assert!(
+        r.stdout.contains("overcommit: ok"),
+        "{}",
+        r.describe("overcommit")
+    );
+    println!("{}", r.stdout.trim());
+}
+
+#[test]
 fn many_pthread_keys() {
     let Some(exe) = compile("tests/c/many_keys.c", "many_keys", "many_pthread_keys") else {
         return;

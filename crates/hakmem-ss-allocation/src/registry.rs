@@ -1,10 +1,35 @@
 //! The registry: which 4 MiB units of the address space hakmem owns, and as what.
 //!
 //! One byte per [`UNIT`](crate::SS_SIZE)-aligned unit of the 47-bit user address space
-//! (32 MiB of address space, mapped lazily with `MAP_NORESERVE`: only the pages that
-//! describe units in use ever become resident). Looking an address up is one shift and
-//! one byte load, so validating any pointer is O(1).
-
+//! (32 MiB of address space, mapped lazily with `MAP_NORESERVE` through
+//! `os::map_sparse`: only the pages that describe units in use ever become resident).
+//! Looking an address up is one shift and one byte load, so validating any pointer is
+//! O(1).
+//!
+//! What is marked: a live superslab's one unit (`Superslab`); for a live large block,
+//! the unit(s) holding its header and its first byte (`Large`: one unit, two when the
+//! block starts on a unit boundary), never the rest of its mapping, so a block's cost
+//! here is one or two bytes whatever its size.
+//!
+//! # The ordering rule
+//!
+//! **The registry never says "not ours" about a unit of a live mapping that a caller
+//! may still use, in any interleaving.** Units are written by whoever owns the mapping,
+//! in this order:
+//!
+//! - mapping (or taking from a cache) -> header written -> `mark(kind)` -> published;
+//! - `mark(None)` -> only then the range leaves our hands (`munmap`, moved away by
+//!   `mremap`, or handed to the release policy's cache, whose `munmap` or reuse may
+//!   come at any time);
+//! - a move by `mremap` unmarks the old units *before* the move (the block's caller
+//!   has given it up for the `realloc` and nobody else may touch it) and marks them
+//!   again if the move fails.
+//!
+//! The other order (unmark after `munmap` / `mremap`) is the bug this rule forbids: in
+//! the window, another thread can map the freed range, mark it, and then see its mark
+//! erased by the late unmark, after which its valid blocks are refused as foreign.
+//! The loom model `registry_unmark_before_move` checks the rule (with a mutation that
+//! unmarks late and must fail), and `crates/hakmem/tests/large_race.rs` the real thing.
 use core::ptr;
 use core::sync::atomic::{AtomicPtr, AtomicU8, Ordering};
 use hakmem_os_stats::os;
@@ -28,7 +53,7 @@ static MAP: AtomicPtr<AtomicU8> = AtomicPtr::new(ptr::null_mut());
 
 #[cold]
 fn init() -> *mut AtomicU8 {
-    let p = os::map(ENTRIES).cast::<AtomicU8>();
+    let p = os::map_sparse(ENTRIES).cast::<AtomicU8>();
     if p.is_null() {
         return p;
     }
@@ -52,6 +77,11 @@ fn map() -> *mut AtomicU8 {
 /// registry could not be mapped (out of memory) or the range is outside the user
 /// address space.
 pub fn mark(base: *mut u8, units: usize, kind: Kind) -> bool {
+    debug_assert!(
+        (base as usize).is_multiple_of(crate::SS_SIZE),
+        "registry::mark of an address that is not unit-aligned"
+    );
+    debug_assert!(units > 0 && units <= 2, "registry::mark of {units} units");
     let first = base as usize >> crate::SS_SHIFT;
     if first + units > ENTRIES {
         return false;

@@ -42,13 +42,14 @@
 //! | the two threads of [`block_life`] | `hakmem-tiny-fast` / `hakmem-mid`: `alloc_slow_class` (pop, else `Bin::refill`), `free_slow_class` (push, else `Bin::overflow`), `on_thread_exit` (drain every bin, `limit = 0`) |
 //! | [`ExitKey::register_current_thread`] | `bins::ExitKey::register_current_thread`: `compare_exchange(0, 1, Acquire, Acquire)`; the winner creates the key and stores 2 (or 3 on failure) with `Release`; `Err(1)` spins; `Err(2)` reads the key; `Err(3)` returns false |
 //! | [`Registry::map`], [`Registry::kind_of`] | `registry::map` / `registry::init` (map a table, `compare_exchange(null, p, AcqRel, Acquire)`, the loser unmaps its own table and uses the winner's) and `registry::kind_of` (`Acquire` load, null means "not mapped yet") |
+//! | [`Units`], [`registry_move_model`] | `hakmem-large` `large_realloc`'s move (`os::map_aligned` of the destination, `registry::mark` of it, `registry::mark(None)` of the old units **before** `os::remap_fixed`, which unmaps the source) racing another thread's `large_alloc` (`os::map_aligned`, `registry::mark`): the registry's ordering rule |
 //! | [`Secret::link_secret`] | `link_secret` / `init_link_secret`: `Relaxed` load, 0 means "not yet": `compare_exchange(0, v \| 1, AcqRel, Acquire)`, the loser uses the winner's value |
 //! | [`CacheRegistry`] | `bins::CacheRegistry::{register, unregister, cached}` (a doubly linked list of thread caches under a `RawLock`; `cached` sums each bin's `count`, an `AtomicU32` its owner writes with a `Relaxed` load and store) and the `thread_init` / `on_thread_exit` order of the boxes (register; …; drain, `limit = 0`, unregister; then the thread-local storage goes away) |
 //!
 //! The checks use ghost state (plain `std` atomics that loom does not instrument: each
 //! block's one owner, which paths ran) and a few *mutation tests*: a deliberately broken
 //! copy of one step (a `Relaxed` unlock, a `Relaxed` "key ready" store, an overflow that
-//! flushes one block too few, a transfer-cache take that forgets to decrement the
+//! flushes one block too few, an unmark after the `mremap` that frees the range, a transfer-cache take that forgets to decrement the
 //! shard's `n`, a `Relaxed` unlock of the shard locks, a transfer-cache put that trusts
 //! its peek at `n` instead of re-reading it under the lock) must make its model fail,
 //! which shows the checks can fail at all.
@@ -1717,6 +1718,91 @@ fn registry_cas_publish_one_winner() {
         assert!(t.id < maps);
     });
     assert!(lost.load(SeqCst) > 0, "no execution had a losing mapper");
+}
+
+/// Three 4 MiB units of address space: `owner` stands for the kernel's mappings (0: free,
+/// else the id of the thread whose mapping holds it; `mmap` takes the lowest free unit,
+/// `munmap` and the source of `mremap` free it), `kind` for the registry's bytes.
+struct Units {
+    owner: [AtomicUsize; 3],
+    kind: [AtomicU8; 3],
+}
+
+impl Units {
+    /// `os::map_aligned`: the lowest free unit, claimed for `id`; `None` when none is free.
+    fn map(&self, id: usize) -> Option<usize> {
+        (0..3).find(|&u| {
+            self.owner[u]
+                .compare_exchange(0, id, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+        })
+    }
+
+    /// `os::unmap` (and the source side of `os::remap_fixed`).
+    fn unmap(&self, u: usize) {
+        self.owner[u].store(0, Ordering::Release);
+    }
+
+    /// `registry::mark`.
+    fn mark(&self, u: usize, kind: u8) {
+        self.kind[u].store(kind, Ordering::Release);
+    }
+}
+
+/// The registry's ordering rule (`registry` module docs), on `hakmem-large`'s
+/// `large_realloc` move: thread 1 owns a large block in unit 0 and moves it by `mremap`
+/// to a fresh unit; thread 2 maps a large block at the same time (it may land on unit 0
+/// the moment the move frees it) and registers it. When both are done, every unit that
+/// holds a live block must be registered `Large`. With `late_unmark` (the order before
+/// the fix: unmark the old unit after the move) thread 2's registration can be erased.
+fn registry_move_model(late_unmark: bool) {
+    check(None, move || {
+        let m = Arc::new(Units {
+            owner: [
+                AtomicUsize::new(1),
+                AtomicUsize::new(0),
+                AtomicUsize::new(0),
+            ],
+            kind: [AtomicU8::new(2), AtomicU8::new(0), AtomicU8::new(0)],
+        });
+        let mover = {
+            let m = m.clone();
+            thread::spawn(move || {
+                let dst = m.map(1).expect("three units, two mappers");
+                m.mark(dst, 2);
+                if !late_unmark {
+                    m.mark(0, 0);
+                }
+                m.unmap(0); // the move: the source range is gone
+                if late_unmark {
+                    m.mark(0, 0);
+                }
+                dst
+            })
+        };
+        let mine = m.map(2);
+        if let Some(u) = mine {
+            m.mark(u, 2);
+        }
+        let moved = mover.join().unwrap();
+        for u in [Some(moved), mine].into_iter().flatten() {
+            ensure!(
+                m.kind[u].load(Ordering::Acquire) == 2,
+                "unit {u} holds a live large block but the registry says not ours"
+            );
+        }
+    });
+}
+
+#[test]
+fn registry_unmark_before_move() {
+    registry_move_model(false);
+}
+
+#[test]
+#[should_panic(expected = "protocol violation")]
+fn registry_mutation_unmark_after_move_is_caught() {
+    registry_move_model(true);
 }
 
 /// `LINK_SECRET`.
