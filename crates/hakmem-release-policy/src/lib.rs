@@ -202,8 +202,10 @@ impl Inner {
             return false;
         }
         let (mut k, mut bytes) = (0, self.bytes);
+        let fits =
+            |n: usize, bytes: usize| n < max_entries && bytes.saturating_add(weight) <= max_bytes;
         for e in self.live() {
-            if self.n - k < max_entries && bytes + weight <= max_bytes {
+            if fits(self.n - k, bytes) {
                 break;
             }
             k += 1;
@@ -214,7 +216,7 @@ impl Inner {
             i += 1;
             i <= k
         });
-        self.n < max_entries && self.bytes + weight <= max_bytes
+        fits(self.n, self.bytes)
     }
 }
 
