@@ -316,7 +316,7 @@ pub static GATES: [GateSpec; GATE_COUNT] = [
         safe: n(4096),
         balanced: n(1024),
         lean: n(64),
-        doc: "MiB of freed large blocks (counted by the bytes they may hold resident: not their address space, and nothing once decommitted) kept mapped for reuse, 64 mappings at most; see also `HAKMEM_LARGE_DECAY_MS`.",
+        doc: "MiB of freed large blocks kept mapped for reuse, 64 mappings at most, counted by the bytes they may hold resident: a mapping's whole length (a block may be written up to its usable size, and one shrunk by `realloc` keeps what it touched), nothing once decommitted (`DONTNEED`); the oldest go at once when a free needs room. See also `HAKMEM_LARGE_DECAY_MS`.",
     },
     GateSpec {
         id: GateId::Verbose,
@@ -334,7 +334,7 @@ pub static GATES: [GateSpec; GATE_COUNT] = [
         safe: n(1000),
         balanced: n(1000),
         lean: n(250),
-        doc: "A freed large mapping left unused this long (milliseconds) is unmapped at the next large allocation or free (no background thread); 0 keeps them until the cache bound.",
+        doc: "A freed large mapping left unused this long (milliseconds) is unmapped at the next large allocation or free (all such mappings at once; no background thread); 0 keeps them until the cache bound.",
     },
 ];
 

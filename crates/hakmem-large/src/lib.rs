@@ -200,16 +200,13 @@ pub unsafe fn large_free(p: *mut u8) {
     unsafe {
         let h = header(p);
         let (base, len) = ((*h).base, (*h).map_len);
-        // What the mapping may hold resident: up to the end of the block as last sized
-        // (a block shrunk in place may have touched more; the bound is an estimate).
-        let weight = (p as usize - base as usize + (*h).size + os::PAGE - 1) & !(os::PAGE - 1);
         debug_assert!(validate(p), "large_free of a block that does not validate");
         (*h).magic = 0;
         LIVE_BYTES.fetch_sub((*h).size, Relaxed);
         LIVE_BLOCKS.fetch_sub(1, Relaxed);
         // The ordering rule: unmarked before the release policy may unmap or reuse it.
         register(p, Kind::None);
-        release::large_release(base, len, weight);
+        release::large_release(base, len);
     }
 }
 

@@ -13,19 +13,25 @@
 //! **Gates** (read once, through `hakmem-env-gates`): `HAKMEM_SS_MEM_LEAN` (lean mode:
 //! decommit cached regions per the next gate), `HAKMEM_SS_MEM_LEAN_DECOMMIT` (`FREE`,
 //! `DONTNEED`, `OFF`), `HAKMEM_SS_CACHE_MAX` (empty superslabs kept),
-//! `HAKMEM_LARGE_CACHE_MIB` (bytes of freed large mappings kept).
+//! `HAKMEM_LARGE_CACHE_MIB` (bytes of freed large mappings kept),
+//! `HAKMEM_LARGE_DECAY_MS` (how long a freed large mapping may stay unused).
 //!
 //! **Features**: none; the policy is chosen at run time by the gates above, whose
 //! defaults the preset sets.
 //!
 //! **Invariants**
 //! - A cached region holds no live data: callers hand over regions only when empty.
+//! - A cache counts the bytes a region may hold resident, not the bytes last requested:
+//!   its whole length (a large block may be written up to its usable size, the end of
+//!   its mapping, and one shrunk in place keeps the pages it touched; `MADV_FREE` pages
+//!   stay resident until the kernel wants them), or nothing once decommitted with
+//!   `MADV_DONTNEED`. Callers hand over `(base, len)` only: this box alone decides.
 //! - The caches never exceed their bounds: at most `HAKMEM_SS_CACHE_MAX` superslabs and
-//!   at most `HAKMEM_LARGE_CACHE_MIB` MiB (counted by the bytes a mapping may hold
-//!   resident) and [`MAX_ENTRIES`] entries of large mappings; to make room the oldest
-//!   entries are retired (up to four per release; past that the new region is retired
-//!   instead). Large mappings idle for `HAKMEM_LARGE_DECAY_MS` are retired at the next
-//!   large operation.
+//!   at most `HAKMEM_LARGE_CACHE_MIB` MiB (counted as above) and [`MAX_ENTRIES`]
+//!   entries of large mappings. A release retires, at once and oldest first, every
+//!   entry that must go for the new region to fit (a region bigger than the whole byte
+//!   bound is retired itself); large mappings idle for `HAKMEM_LARGE_DECAY_MS` are all
+//!   retired at the next large operation (no background thread), however many they are.
 //! - Every decommit and retire is counted (`lean_decommit`, `lean_retire`) in the OS box.
 //! - Never allocates; the cache lock is never held across `fork` (see [`fork_prepare`]).
 //!
@@ -35,7 +41,7 @@
 //! let len = 1 << 20;
 //! let p = os::map(len);
 //! // SAFETY: `p` is a mapping of `len` bytes made by the OS box that holds no live data.
-//! unsafe { rp::large_release(p, len, len) };
+//! unsafe { rp::large_release(p, len) };
 //! // The cache may hand it back (or it was retired if the cache is disabled).
 //! if let Some((q, qlen, _dirty)) = rp::large_take_cached(len, len) {
 //!     assert_eq!((q, qlen), (p, len));
@@ -61,7 +67,8 @@ struct Entry {
     zeroed: bool,
     /// True when it was kept committed as the cache's spare (see [`Limits::spare_bytes`]).
     spare: bool,
-    /// What it counts against the byte bound: the bytes it may hold resident.
+    /// What it counts against the byte bound: the bytes it may hold resident, which is
+    /// its whole length, or 0 once decommitted with `DONTNEED`.
     weight: usize,
     /// When it entered the cache ([`os::now_ms`]), for decay.
     stamp: u64,
@@ -84,12 +91,50 @@ pub struct RegionCache {
 struct Inner {
     entries: [Entry; MAX_ENTRIES],
     n: usize,
+    /// The sum of the entries' weights.
     bytes: usize,
 }
 
 // SAFETY: the raw pointers name whole regions owned by the cache; all access is under
 // the lock.
 unsafe impl Send for Inner {}
+
+/// Regions taken out of a cache under its lock, to be retired (unmapped) after the lock
+/// is dropped: room for every entry plus the region being released, so that whatever
+/// the bounds ask is done in one go. On the stack (about 1 KiB), never allocated.
+struct Doomed {
+    regions: [(*mut u8, usize); MAX_ENTRIES + 1],
+    n: usize,
+}
+
+impl Doomed {
+    const fn new() -> Self {
+        Doomed {
+            regions: [(core::ptr::null_mut(), 0); MAX_ENTRIES + 1],
+            n: 0,
+        }
+    }
+
+    /// Note a region to retire. Returns false (and notes nothing) when full, which the
+    /// callers' arithmetic rules out (at most `MAX_ENTRIES` entries, plus one).
+    fn push(&mut self, base: *mut u8, len: usize) -> bool {
+        match self.regions.get_mut(self.n) {
+            Some(slot) => {
+                *slot = (base, len);
+                self.n += 1;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Retire every noted region (call with no lock held: each is a `munmap`).
+    fn retire_all(&self) {
+        for &(base, len) in self.regions.get(..self.n).unwrap_or(&[]) {
+            retire(base, len);
+        }
+    }
+}
 
 // Entry bookkeeping without a panic path: `n <= MAX_ENTRIES` always holds, but every
 // access goes through `get`/`get_mut`, so a broken invariant cannot turn into a panic
@@ -107,25 +152,8 @@ impl Inner {
             tail.rotate_left(1);
         }
         self.n = n - 1;
-        self.bytes -= e.weight;
+        self.bytes = self.bytes.saturating_sub(e.weight);
         Some(e)
-    }
-
-    /// Put `e` back as the oldest entry (false when full).
-    fn push_oldest(&mut self, e: Entry) -> bool {
-        let n = self.n;
-        match self.entries.get_mut(..n + 1) {
-            Some(v) if !v.is_empty() => {
-                v.rotate_right(1);
-                if let Some(first) = v.first_mut() {
-                    *first = e;
-                }
-                self.n = n + 1;
-                self.bytes += e.weight;
-                true
-            }
-            _ => false,
-        }
     }
 
     /// Add `e` as the newest entry (false when full).
@@ -140,6 +168,56 @@ impl Inner {
             None => false,
         }
     }
+
+    /// Move every entry `doomed` says yes to into `out`, keeping the order of the
+    /// others; one pass, however many go.
+    fn remove_where(&mut self, out: &mut Doomed, mut doomed: impl FnMut(&Entry) -> bool) {
+        let n = self.n;
+        let mut kept = 0;
+        for i in 0..n {
+            let Some(&e) = self.entries.get(i) else { break };
+            if doomed(&e) && out.push(e.base, e.len) {
+                self.bytes = self.bytes.saturating_sub(e.weight);
+            } else {
+                if let Some(slot) = self.entries.get_mut(kept) {
+                    *slot = e;
+                }
+                kept += 1;
+            }
+        }
+        self.n = kept;
+    }
+
+    /// Move the oldest entries into `out`, as many as it takes for one more entry of
+    /// `weight` bytes to fit in `max_entries` entries and `max_bytes` bytes (all of
+    /// them at once, in one pass). Returns whether it fits now.
+    fn make_room(
+        &mut self,
+        out: &mut Doomed,
+        weight: usize,
+        max_entries: usize,
+        max_bytes: usize,
+    ) -> bool {
+        if weight > max_bytes || max_entries == 0 {
+            return false;
+        }
+        let (mut k, mut bytes) = (0, self.bytes);
+        let fits =
+            |n: usize, bytes: usize| n < max_entries && bytes.saturating_add(weight) <= max_bytes;
+        for e in self.live() {
+            if fits(self.n - k, bytes) {
+                break;
+            }
+            k += 1;
+            bytes = bytes.saturating_sub(e.weight);
+        }
+        let mut i = 0;
+        self.remove_where(out, |_| {
+            i += 1;
+            i <= k
+        });
+        fits(self.n, self.bytes)
+    }
 }
 
 /// Bounds and decommit behaviour of one cache.
@@ -147,17 +225,18 @@ impl Inner {
 pub struct Limits {
     /// Most regions kept.
     pub max_entries: usize,
-    /// Most bytes kept.
+    /// Most bytes kept, counted by what the regions may hold resident: a region's whole
+    /// length, or nothing once decommitted with `DONTNEED`.
     pub max_bytes: usize,
     /// Decommit a region when it enters the cache (`None`: keep its pages).
     pub decommit: Option<os::Advice>,
     /// With `decommit` on, regions may stay committed (the cache's spares) as long as
-    /// their weights add up to at most this many bytes, so a program that frees and
+    /// their lengths add up to at most this many bytes, so a program that frees and
     /// reallocates a few blocks in a loop does not pay a decommit and page faults every
     /// time. 0: no spare.
     pub spare_bytes: usize,
     /// Regions cached longer than this many milliseconds are retired at the next
-    /// `release` or `take` (0: no decay).
+    /// `release` or `take`, all of them at once (0: no decay).
     pub decay_ms: u64,
 }
 
@@ -179,51 +258,40 @@ impl RegionCache {
         }
     }
 
-    /// Hand over an empty region: it is kept (maybe decommitted) or retired, and the
-    /// oldest entries are retired when the bounds are exceeded.
+    /// Hand over an empty region: it is kept (maybe decommitted) or retired. The region
+    /// counts against `limits.max_bytes` by all it may hold resident, its whole length
+    /// (whatever a block in it last asked for: a block may be written up to its usable
+    /// size, and one shrunk in place keeps the pages it touched), or nothing once
+    /// decommitted with `DONTNEED`. Every older entry that must go for it to fit goes
+    /// now (retired oldest first), as does every entry past `limits.decay_ms`; a region
+    /// bigger than the whole byte bound is retired itself.
     ///
     /// # Safety
     /// `base..base+len` is a whole mapping made by the OS box, holding no live data, and
     /// the caller gives up all use of it.
     pub unsafe fn release(&self, base: *mut u8, len: usize, limits: Limits) {
-        // SAFETY: forwarded caller guarantee.
-        unsafe { self.release_weighted(base, len, len, limits) }
-    }
-
-    /// [`RegionCache::release`] for a region that may hold at most `weight` bytes
-    /// resident (the rest of its address space was never touched): the byte bound counts
-    /// `weight`, so large mappings rounded up to big units are not over-counted.
-    ///
-    /// # Safety
-    /// As [`RegionCache::release`].
-    pub unsafe fn release_weighted(
-        &self,
-        base: *mut u8,
-        len: usize,
-        weight: usize,
-        limits: Limits,
-    ) {
-        let weight = weight.min(len);
         let now = if limits.decay_ms > 0 { os::now_ms() } else { 0 };
-        if limits.decay_ms > 0 {
-            self.purge_older_than(now.saturating_sub(limits.decay_ms));
-        }
+        let cutoff = now.saturating_sub(limits.decay_ms);
         let max_entries = limits.max_entries.min(MAX_ENTRIES);
-        if max_entries == 0 || weight > limits.max_bytes {
+        let mut doomed = Doomed::new();
+        // Decay, and the committed bytes of the spares, in one visit.
+        let spares = self.inner.with(|c| {
+            if limits.decay_ms > 0 {
+                c.remove_where(&mut doomed, |e| e.stamp < cutoff);
+            }
+            c.live()
+                .iter()
+                .filter(|e| e.spare)
+                .map(|e| e.weight)
+                .sum::<usize>()
+        });
+        if max_entries == 0 || len > limits.max_bytes {
+            doomed.retire_all();
             retire(base, len);
             return;
         }
+        let spare = limits.decommit.is_some() && len.saturating_add(spares) <= limits.spare_bytes;
         let mut zeroed = false;
-        let spare = limits.decommit.is_some()
-            && weight
-                + self.inner.with(|c| {
-                    c.live()
-                        .iter()
-                        .filter(|e| e.spare)
-                        .map(|e| e.weight)
-                        .sum::<usize>()
-                })
-                <= limits.spare_bytes;
         if let (Some(advice), false) = (limits.decommit, spare) {
             // SAFETY: the caller guarantees the region is ours and empty.
             if unsafe { os::decommit(base, len, advice) } {
@@ -232,56 +300,24 @@ impl RegionCache {
             }
         }
         // A region decommitted with DONTNEED holds nothing resident: it costs only
-        // address space, so it does not count against the byte bound.
-        let weight = if zeroed { 0 } else { weight };
-        // Evicted regions are retired after the lock is dropped.
-        let mut evicted = [EMPTY; 4];
-        let mut n_evicted = 0;
-        let mut overflow = EMPTY;
-        self.inner.with(|c| {
-            while (c.n >= max_entries || c.bytes + weight > limits.max_bytes) && c.n > 0 {
-                let Some(old) = c.remove(0) else { break };
-                if let Some(slot) = evicted.get_mut(n_evicted) {
-                    *slot = old;
-                    n_evicted += 1;
-                } else {
-                    // Put it back and give up on caching the new region instead.
-                    c.push_oldest(old);
-                    overflow = Entry {
-                        base,
-                        len,
-                        zeroed,
-                        spare,
-                        weight,
-                        stamp: now,
-                    };
-                    return;
-                }
-            }
-            if !c.push_newest(Entry {
-                base,
-                len,
-                zeroed,
-                spare,
-                weight,
-                stamp: now,
-            }) {
-                overflow = Entry {
-                    base,
-                    len,
-                    zeroed,
-                    spare,
-                    weight,
-                    stamp: now,
-                };
-            }
+        // address space. Otherwise every page of it may be resident (`MADV_FREE` pages
+        // too, until the kernel wants them).
+        let weight = if zeroed { 0 } else { len };
+        let e = Entry {
+            base,
+            len,
+            zeroed,
+            spare,
+            weight,
+            stamp: now,
+        };
+        let kept = self.inner.with(|c| {
+            c.make_room(&mut doomed, weight, max_entries, limits.max_bytes) && c.push_newest(e)
         });
-        for e in evicted.iter().take(n_evicted) {
-            retire(e.base, e.len);
+        if !kept {
+            retire(base, len);
         }
-        if !overflow.base.is_null() {
-            retire(overflow.base, overflow.len);
-        }
+        doomed.retire_all();
     }
 
     /// Take the most recently cached region whose length is in `min_len..=max_len`.
@@ -298,37 +334,27 @@ impl RegionCache {
         })
     }
 
-    /// Retire the regions cached before `cutoff` (milliseconds of [`os::now_ms`]), oldest
-    /// first, at most a few per call (each is a `munmap`).
+    /// Retire every region cached before `cutoff` (milliseconds of [`os::now_ms`]), all
+    /// at once: the unmaps happen after the lock is dropped.
     pub fn purge_older_than(&self, cutoff: u64) {
-        let mut old = [EMPTY; 4];
-        let mut n = 0;
-        self.inner.with(|c| {
-            while n < old.len() && c.live().first().is_some_and(|e| e.stamp < cutoff) {
-                let Some(e) = c.remove(0) else { break };
-                old[n] = e;
-                n += 1;
-            }
-        });
-        for e in old.iter().take(n) {
-            retire(e.base, e.len);
-        }
+        let mut doomed = Doomed::new();
+        self.inner
+            .with(|c| c.remove_where(&mut doomed, |e| e.stamp < cutoff));
+        doomed.retire_all();
     }
 
     /// Retire every cached region now (for `trim`). Returns the bytes unmapped.
     pub fn drain(&self) -> usize {
-        let mut total = 0;
-        loop {
-            let e = self.inner.with(|c| match c.n {
-                0 => EMPTY,
-                n => c.remove(n - 1).unwrap_or(EMPTY),
-            });
-            if e.base.is_null() {
-                return total;
-            }
-            total += e.len;
-            retire(e.base, e.len);
-        }
+        let mut doomed = Doomed::new();
+        self.inner.with(|c| c.remove_where(&mut doomed, |_| true));
+        doomed.retire_all();
+        doomed
+            .regions
+            .get(..doomed.n)
+            .unwrap_or(&[])
+            .iter()
+            .map(|r| r.1)
+            .sum()
     }
 
     /// Regions and bytes held now.
@@ -436,14 +462,16 @@ pub fn ss_take_cached(len: usize) -> Option<(*mut u8, bool)> {
     SUPERSLABS.take(len, len).map(|(b, _, d)| (b, d))
 }
 
-/// Hand over a freed large mapping of `len` bytes of which at most `weight` were ever
-/// touched: cached within `HAKMEM_LARGE_CACHE_MIB` (counted by weight), else retired.
+/// Hand over a freed large mapping of `len` bytes: cached within
+/// `HAKMEM_LARGE_CACHE_MIB`, counted by all it may hold resident (its whole length: its
+/// block may have been written up to its usable size, the mapping's end, or shrunk in
+/// place after touching more; nothing once decommitted), else retired.
 ///
 /// # Safety
 /// As [`RegionCache::release`].
-pub unsafe fn large_release(base: *mut u8, len: usize, weight: usize) {
+pub unsafe fn large_release(base: *mut u8, len: usize) {
     // SAFETY: forwarded caller guarantee.
-    unsafe { LARGE.release_weighted(base, len, weight, large_limits()) }
+    unsafe { LARGE.release(base, len, large_limits()) }
 }
 
 /// A cached large mapping with length in `min_len..=max_len`: `(base, len, maybe_dirty)`.
@@ -579,6 +607,47 @@ mod tests {
     }
 
     #[test]
+    fn evicts_all_the_bound_needs_at_once() {
+        // Eight one-page regions fill an eight-page bound; a region of eight pages then
+        // needs all eight gone (more than the four per release of old): it is kept.
+        let c = RegionCache::new();
+        let l = lim(MAX_ENTRIES, 8 * PAGE, None);
+        for _ in 0..8 {
+            // SAFETY: fresh mappings we give up.
+            unsafe { c.release(os::map(PAGE), PAGE, l) };
+        }
+        assert_eq!(c.usage(), (8, 8 * PAGE));
+        let big = os::map(8 * PAGE);
+        // SAFETY: a fresh mapping we give up.
+        unsafe { c.release(big, 8 * PAGE, l) };
+        assert_eq!(c.usage(), (1, 8 * PAGE));
+        assert_eq!(c.take(8 * PAGE, 8 * PAGE).map(|e| e.0), Some(big));
+        // SAFETY: ours again.
+        unsafe { os::unmap(big, 8 * PAGE) };
+    }
+
+    #[test]
+    fn a_committed_region_counts_its_whole_length() {
+        // Whatever was last asked of it, a region kept committed counts all its pages;
+        // one decommitted with DONTNEED counts nothing.
+        let c = RegionCache::new();
+        let a = os::map(16 * PAGE);
+        // SAFETY: a fresh mapping we give up.
+        unsafe { c.release(a, 16 * PAGE, lim(4, usize::MAX, None)) };
+        assert_eq!(c.usage(), (1, 16 * PAGE));
+        let b = os::map(16 * PAGE);
+        // SAFETY: a fresh mapping we give up.
+        unsafe { c.release(b, 16 * PAGE, lim(4, usize::MAX, Some(os::Advice::DontNeed))) };
+        assert_eq!(c.usage(), (2, 16 * PAGE));
+        // A region bigger than the whole bound is not kept.
+        let d = os::map(16 * PAGE);
+        // SAFETY: a fresh mapping we give up.
+        unsafe { c.release(d, 16 * PAGE, lim(4, 8 * PAGE, None)) };
+        assert_eq!(c.usage().0, 2);
+        c.drain();
+    }
+
+    #[test]
     fn zero_bound_retires_at_once() {
         let c = RegionCache::new();
         let a = os::map(PAGE);
@@ -592,6 +661,35 @@ mod tests {
 mod decay_tests {
     use super::*;
     extern crate std;
+
+    #[test]
+    fn every_decayed_region_goes_at_the_next_call() {
+        let c = RegionCache::new();
+        let l = Limits {
+            max_entries: MAX_ENTRIES,
+            max_bytes: usize::MAX,
+            decommit: None,
+            spare_bytes: 0,
+            decay_ms: 30,
+        };
+        for _ in 0..20 {
+            // SAFETY: fresh mappings given up.
+            unsafe { c.release(os::map(os::PAGE), os::PAGE, l) };
+        }
+        assert_eq!(c.usage().0, 20);
+        std::thread::sleep(std::time::Duration::from_millis(80));
+        let b = os::map(os::PAGE);
+        // SAFETY: a fresh mapping given up.
+        unsafe { c.release(b, os::PAGE, l) };
+        assert_eq!(
+            c.usage(),
+            (1, os::PAGE),
+            "all 20 decayed ones retired at once"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(80));
+        c.purge_older_than(os::now_ms() - 30);
+        assert_eq!(c.usage(), (0, 0));
+    }
 
     #[test]
     fn old_regions_are_retired_at_the_next_release() {
