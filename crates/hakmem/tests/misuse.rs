@@ -111,7 +111,7 @@ fn child() {
 #[test]
 #[cfg_attr(
     not(feature = "double-free-check"),
-    ignore = "needs the double-free-check feature (SAFE)"
+    ignore = "needs the double-free-check feature (a default feature)"
 )]
 fn double_free_is_caught() {
     run_case("double_free_tiny", "double free");
