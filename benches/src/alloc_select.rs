@@ -14,6 +14,7 @@ cfg_if::cfg_if! {
             let s = hakmem::stats();
             Some(soak::Counters {
                 syscalls: s.syscalls(),
+                madvise_calls: s.madvise_calls,
                 lean_decommit: s.lean_decommit,
                 lean_retire: s.lean_retire,
             })

@@ -13,7 +13,7 @@
 //! of the epoch), `secs` and `cpu_secs` (wall and CPU seconds of the epoch's timed part),
 //! `ops`, `ops_per_sec`, `ops_per_cpu_sec`, `rss_kib` (resident set after the epoch),
 //! `allocated_kib` (the workload's live bytes), and the allocator's cumulative counters
-//! `syscalls`, `lean_decommit`, `lean_retire` (`null` for allocators without them).
+//! `syscalls`, `madvise_calls`, `lean_decommit`, `lean_retire` (`null` for allocators without them).
 
 use crate::measure::cpu_seconds;
 use crate::rng::{Rng, below};
@@ -28,9 +28,11 @@ use std::time::Instant;
 pub struct Counters {
     /// mmap + munmap + madvise + mprotect + mremap calls made by the allocator.
     pub syscalls: u64,
-    /// Decommits by the release policy.
+    /// `madvise` calls (the seed's `madvise_calls`).
+    pub madvise_calls: u64,
+    /// Decommits by the release policy (lean mode only).
     pub lean_decommit: u64,
-    /// Retirements (unmaps) by the release policy.
+    /// Retirements (unmaps) by the release policy in lean mode.
     pub lean_retire: u64,
 }
 
@@ -211,13 +213,15 @@ impl Epoch {
             Some(c) => {
                 let _ = write!(
                     s,
-                    ",\"syscalls\":{},\"lean_decommit\":{},\"lean_retire\":{}}}",
-                    c.syscalls, c.lean_decommit, c.lean_retire
+                    ",\"syscalls\":{},\"madvise_calls\":{},\"lean_decommit\":{},\"lean_retire\":{}}}",
+                    c.syscalls, c.madvise_calls, c.lean_decommit, c.lean_retire
                 );
             }
             None => {
                 let _ =
-                    s.write_str(",\"syscalls\":null,\"lean_decommit\":null,\"lean_retire\":null}");
+                    s.write_str(
+                    ",\"syscalls\":null,\"madvise_calls\":null,\"lean_decommit\":null,\"lean_retire\":null}",
+                );
             }
         }
         s
@@ -349,6 +353,7 @@ mod tests {
             allocated_kib: 10,
             counters: Some(Counters {
                 syscalls: 7,
+                madvise_calls: 3,
                 lean_decommit: 1,
                 lean_retire: 2,
             }),
@@ -359,6 +364,7 @@ mod tests {
         assert!(s.contains("\"ops_per_sec\":200.0"), "{s}");
         assert!(s.contains("\"ops_per_cpu_sec\":400.0"), "{s}");
         assert!(s.ends_with("\"lean_retire\":2}"), "{s}");
+        assert!(s.contains("\"madvise_calls\":3,"), "{s}");
         let none = Epoch {
             counters: None,
             ..e

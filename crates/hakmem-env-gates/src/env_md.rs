@@ -33,13 +33,15 @@ pub fn write_env_md<W: fmt::Write + ?Sized>(w: &mut W) -> fmt::Result {
          and the default stays; it is never a crash. Names that are not gates are ignored.\n\
          \n\
          `HAKMEM_VERBOSE=1` prints the preset, the compiled-in boxes and every gate's value\n\
-         with its source (`default`, `preset` when the compiled-in preset's default differs\n\
-         from BALANCED's, or `environment`).\n\
+         with its source (`default`: the gate's own default; `preset`: the compiled-in preset\n\
+         sets it to another value; `environment`). The gate's own default is the seed's for\n\
+         the seed's gates (lean mode off, decommit `FREE`) and BALANCED's for the project's\n\
+         own; a preset sets only what its profile sets.\n\
          \n",
     )?;
     write!(
         w,
-        "| Gate | Type | {} | {} | {} | Meaning |\n|---|---|---|---|---|---|\n",
+        "| Gate | Type | own default | {} | {} | {} | Meaning |\n|---|---|---|---|---|---|---|\n",
         Preset::Safe.name(),
         Preset::Balanced.name(),
         Preset::Lean.name(),
@@ -47,9 +49,10 @@ pub fn write_env_md<W: fmt::Write + ?Sized>(w: &mut W) -> fmt::Result {
     for s in &GATES {
         writeln!(
             w,
-            "| `{}` | {} | `{}` | `{}` | `{}` | {} |",
+            "| `{}` | {} | `{}` | `{}` | `{}` | `{}` | {} |",
             s.name,
             s.ty.markdown(),
+            s.default,
             s.safe,
             s.balanced,
             s.lean,

@@ -101,7 +101,7 @@ pub enum Preset {
     Safe,
     /// Lean mode with decommit OFF, prewarm suppressed (the default).
     Balanced,
-    /// Lean mode with decommit FREE: lowest memory.
+    /// Lean mode with decommit DONTNEED: lowest memory (the project's own preset).
     Lean,
 }
 
@@ -512,7 +512,7 @@ mod tests {
                 b.ss_mem_lean_decommit,
                 l.ss_mem_lean_decommit
             ],
-            [Decommit::Off, Decommit::Off, Decommit::DontNeed]
+            [Decommit::Free, Decommit::Off, Decommit::DontNeed]
         );
         assert_eq!([s.ss_cache_max, b.ss_cache_max, l.ss_cache_max], [16, 8, 4]);
         assert_eq!(
@@ -544,10 +544,19 @@ mod tests {
 
     #[test]
     fn sources_without_environment() {
+        // BALANCED sets lean mode and decommit OFF (the seed's LEAN+OFF), nothing else.
         let b = Resolved::defaults(Preset::Balanced);
-        assert!(b.sources().iter().all(|s| *s == Source::Default));
+        for id in GateId::ALL {
+            let want = if matches!(id, GateId::SsMemLean | GateId::SsMemLeanDecommit) {
+                Source::Preset
+            } else {
+                Source::Default
+            };
+            assert_eq!(b.source(id), want, "{}", id.name());
+        }
+        // SAFE sets no lean gate: the seed's defaults (lean off, decommit FREE) stand.
         let s = Resolved::defaults(Preset::Safe);
-        assert_eq!(s.source(GateId::SsMemLean), Source::Preset);
+        assert_eq!(s.source(GateId::SsMemLean), Source::Default);
         assert_eq!(s.source(GateId::SsCacheMax), Source::Preset);
         assert_eq!(s.source(GateId::SsMemLeanDecommit), Source::Default);
         assert_eq!(s.source(GateId::LargeCacheMib), Source::Preset);
@@ -555,7 +564,7 @@ mod tests {
         let l = Resolved::defaults(Preset::Lean);
         assert_eq!(l.source(GateId::SsMemLeanDecommit), Source::Preset);
         assert_eq!(l.source(GateId::LargeCacheMib), Source::Preset);
-        assert_eq!(l.source(GateId::SsMemLean), Source::Default);
+        assert_eq!(l.source(GateId::SsMemLean), Source::Preset);
     }
 
     #[test]
@@ -591,9 +600,10 @@ mod tests {
     #[test]
     fn names_match_exactly_and_first_entry_wins() {
         // A prefix of another gate's name is not that gate.
-        let r = env(&["HAKMEM_SS_MEM_LEAN_DECOMMIT=FREE"], Preset::Safe);
+        let r = env(&["HAKMEM_SS_MEM_LEAN_DECOMMIT=OFF"], Preset::Safe);
         assert!(!r.gates().ss_mem_lean);
-        assert_eq!(r.source(GateId::SsMemLean), Source::Preset);
+        assert_eq!(r.source(GateId::SsMemLean), Source::Default);
+        assert_eq!(r.source(GateId::SsMemLeanDecommit), Source::Environment);
         let r = env(&["HAKMEM_SS_MEM_LEANX=1", "HAKMEM_SS_MEM=1"], Preset::Safe);
         assert!(!r.gates().ss_mem_lean);
         // Like getenv: the first entry for a name wins, even a malformed one.
@@ -624,7 +634,7 @@ mod tests {
             Preset::Balanced,
         );
         assert_eq!(*r.gates(), preset_defaults(Preset::Balanced));
-        assert!(r.sources().iter().all(|s| *s == Source::Default));
+        assert_eq!(r.sources(), Resolved::defaults(Preset::Balanced).sources());
         assert_eq!(r.rejected(GateId::SsMemLean), Some(&b"maybe"[..]));
         assert_eq!(r.rejected(GateId::Verbose), Some(&b""[..]));
         assert_eq!(r.rejected(GateId::Prewarm), None);
@@ -709,7 +719,7 @@ mod tests {
         assert_eq!(lines[0], "hakmem: preset LEAN");
         assert_eq!(lines[1], "hakmem: boxes: os-stats tiny-fast");
         assert!(
-            lines.contains(&"hakmem:   HAKMEM_SS_MEM_LEAN=1 (default)"),
+            lines.contains(&"hakmem:   HAKMEM_SS_MEM_LEAN=1 (preset LEAN)"),
             "{s}"
         );
         assert!(

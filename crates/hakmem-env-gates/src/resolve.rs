@@ -122,7 +122,7 @@ impl Resolved {
         let mut i = 0;
         while i < GATE_COUNT {
             let s = &GATES[i];
-            if !s.default_for(preset).const_eq(s.balanced) {
+            if !s.default_for(preset).const_eq(s.default) {
                 sources[i] = Source::Preset;
             }
             i += 1;

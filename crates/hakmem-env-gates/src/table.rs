@@ -210,10 +210,14 @@ pub struct GateSpec {
     pub name: &'static str,
     /// How the value is parsed.
     pub ty: GateType,
+    /// The gate's own default: the seed's for the seed's gates (`HAKMEM_SS_MEM_LEAN` off,
+    /// `HAKMEM_SS_MEM_LEAN_DECOMMIT` `FREE`, ...), BALANCED's for the project's own. A
+    /// preset whose value differs from it *sets* the gate
+    /// ([`Source::Preset`](crate::Source::Preset)); the others leave it alone.
+    pub default: GateValue,
     /// Default under preset SAFE.
     pub safe: GateValue,
-    /// Default under preset BALANCED (the reference: a gate whose compiled-in default
-    /// differs from this one reports [`Source::Preset`](crate::Source::Preset)).
+    /// Default under preset BALANCED.
     pub balanced: GateValue,
     /// Default under preset LEAN.
     pub lean: GateValue,
@@ -250,6 +254,7 @@ pub static GATES: [GateSpec; GATE_COUNT] = [
         id: GateId::SsMemLean,
         name: "HAKMEM_SS_MEM_LEAN",
         ty: GateType::Bool,
+        default: b(false),
         safe: b(false),
         balanced: b(true),
         lean: b(true),
@@ -259,15 +264,17 @@ pub static GATES: [GateSpec; GATE_COUNT] = [
         id: GateId::SsMemLeanDecommit,
         name: "HAKMEM_SS_MEM_LEAN_DECOMMIT",
         ty: GateType::Decommit,
-        safe: d(Decommit::Off),
+        default: d(Decommit::Free),
+        safe: d(Decommit::Free),
         balanced: d(Decommit::Off),
         lean: d(Decommit::DontNeed),
-        doc: "How lean mode decommits empty slabs, empty superslabs and freed large mappings in the caches: `FREE` = `MADV_FREE` (lazy: the kernel takes the pages only under memory pressure, so RSS does not drop), `DONTNEED` = `MADV_DONTNEED` (eager: RSS drops at once), `OFF` = no decommit. LEAN uses `DONTNEED`: see docs/results/002-idle-release.md.",
+        doc: "How lean mode decommits empty slabs, empty superslabs and freed large mappings in the caches: `FREE` = `MADV_FREE` (lazy: the kernel takes the pages only under memory pressure, so RSS does not drop; the gate's own default, as the seed's), `DONTNEED` = `MADV_DONTNEED` (eager: RSS drops at once), `OFF` = no decommit. SAFE leaves the default (so `HAKMEM_SS_MEM_LEAN=1` alone decommits with `FREE`), BALANCED sets `OFF` (the seed's LEAN+OFF), LEAN sets `DONTNEED` (docs/results/002-idle-release.md).",
     },
     GateSpec {
         id: GateId::SsOsStats,
         name: "HAKMEM_SS_OS_STATS",
         ty: GateType::Bool,
+        default: b(false),
         safe: b(false),
         balanced: b(false),
         lean: b(false),
@@ -277,6 +284,7 @@ pub static GATES: [GateSpec; GATE_COUNT] = [
         id: GateId::AllocPassdownSsot,
         name: "HAKMEM_ALLOC_PASSDOWN_SSOT",
         ty: GateType::Bool,
+        default: b(false),
         safe: b(false),
         balanced: b(false),
         lean: b(false),
@@ -286,6 +294,7 @@ pub static GATES: [GateSpec; GATE_COUNT] = [
         id: GateId::Prewarm,
         name: "HAKMEM_PREWARM",
         ty: GateType::Bool,
+        default: b(true),
         safe: b(true),
         balanced: b(true),
         lean: b(true),
@@ -295,6 +304,7 @@ pub static GATES: [GateSpec; GATE_COUNT] = [
         id: GateId::PrewarmDepth,
         name: "HAKMEM_PREWARM_DEPTH",
         ty: GateType::U32,
+        default: n(16),
         safe: n(16),
         balanced: n(16),
         lean: n(16),
@@ -304,6 +314,7 @@ pub static GATES: [GateSpec; GATE_COUNT] = [
         id: GateId::SsCacheMax,
         name: "HAKMEM_SS_CACHE_MAX",
         ty: GateType::U32,
+        default: n(8),
         safe: n(16),
         balanced: n(8),
         lean: n(4),
@@ -313,6 +324,7 @@ pub static GATES: [GateSpec; GATE_COUNT] = [
         id: GateId::LargeCacheMib,
         name: "HAKMEM_LARGE_CACHE_MIB",
         ty: GateType::U32,
+        default: n(1024),
         safe: n(4096),
         balanced: n(1024),
         lean: n(64),
@@ -322,6 +334,7 @@ pub static GATES: [GateSpec; GATE_COUNT] = [
         id: GateId::Verbose,
         name: "HAKMEM_VERBOSE",
         ty: GateType::Bool,
+        default: b(false),
         safe: b(false),
         balanced: b(false),
         lean: b(false),
@@ -331,6 +344,7 @@ pub static GATES: [GateSpec; GATE_COUNT] = [
         id: GateId::LargeDecayMs,
         name: "HAKMEM_LARGE_DECAY_MS",
         ty: GateType::U32,
+        default: n(1000),
         safe: n(1000),
         balanced: n(1000),
         lean: n(250),
@@ -388,6 +402,10 @@ const _: () = {
         assert!(
             GateId::ALL[i] as usize == i,
             "GateId::ALL must be in discriminant order"
+        );
+        assert!(
+            s.default.ty() as u8 == s.ty as u8,
+            "GATES: the gate's own default has the wrong type"
         );
         assert!(
             s.safe.ty() as u8 == s.ty as u8,

@@ -83,7 +83,8 @@ fn malformed_value_warns_once_and_keeps_default() {
     let (out, err) = run_child(&[("HAKMEM_SS_MEM_LEAN", "maybe")]);
     let lean = preset_defaults(PRESET).ss_mem_lean;
     assert!(out.contains(&format!("PROBE lean={lean}")), "{out}");
-    let expected_source = if lean { "Default" } else { "Preset" };
+    // The gate's own default is off (the seed's): a preset that turns it on sets it.
+    let expected_source = if lean { "Preset" } else { "Default" };
     assert!(
         out.contains(&format!("PROBE lean_source={expected_source}")),
         "{out}"

@@ -55,6 +55,7 @@ pub mod stats {
     pub(crate) static MAPPED: AtomicU64 = AtomicU64::new(0);
     static LEAN_DECOMMIT: AtomicU64 = AtomicU64::new(0);
     static LEAN_RETIRE: AtomicU64 = AtomicU64::new(0);
+    static RETIRED: AtomicU64 = AtomicU64::new(0);
 
     /// A plain copy of the counters.
     #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -63,24 +64,28 @@ pub mod stats {
         pub mmap: u64,
         /// `munmap` calls.
         pub munmap: u64,
-        /// `madvise` calls.
-        pub madvise: u64,
+        /// `madvise` calls (the seed's `madvise_calls`).
+        pub madvise_calls: u64,
         /// `mprotect` calls.
         pub mprotect: u64,
         /// `mremap` calls.
         pub mremap: u64,
         /// Bytes currently mapped by hakmem (address space, not resident memory).
         pub mapped_bytes: u64,
-        /// Decommits done by the release policy (lean mode).
+        /// Decommits done by the release policy in lean mode (the only mode that
+        /// decommits): 0 when lean mode is off, as the seed's counter.
         pub lean_decommit: u64,
-        /// Superslabs / mappings retired (unmapped) by the release policy.
+        /// Superslabs / mappings retired (unmapped) by the release policy in lean mode:
+        /// 0 when lean mode is off ("0 (mode disabled)", as the seed's counter).
         pub lean_retire: u64,
+        /// Every superslab / mapping the release policy retired, whatever the mode.
+        pub retired: u64,
     }
 
     impl OsStats {
         /// mmap + munmap + madvise + mprotect + mremap.
         pub const fn syscalls(&self) -> u64 {
-            self.mmap + self.munmap + self.madvise + self.mprotect + self.mremap
+            self.mmap + self.munmap + self.madvise_calls + self.mprotect + self.mremap
         }
     }
 
@@ -89,25 +94,31 @@ pub mod stats {
         OsStats {
             mmap: MMAP.load(Relaxed),
             munmap: MUNMAP.load(Relaxed),
-            madvise: MADVISE.load(Relaxed),
+            madvise_calls: MADVISE.load(Relaxed),
             mprotect: MPROTECT.load(Relaxed),
             mremap: MREMAP.load(Relaxed),
             mapped_bytes: MAPPED.load(Relaxed),
             lean_decommit: LEAN_DECOMMIT.load(Relaxed),
             lean_retire: LEAN_RETIRE.load(Relaxed),
+            retired: RETIRED.load(Relaxed),
         }
     }
 
-    /// Count one decommit done by the release policy.
+    /// Count one decommit done by the release policy (in lean mode: nothing else
+    /// decommits).
     #[inline]
     pub fn count_lean_decommit() {
         LEAN_DECOMMIT.fetch_add(1, Relaxed);
     }
 
-    /// Count one retirement done by the release policy.
+    /// Count one retirement done by the release policy: always in `retired`, and in
+    /// `lean_retire` when lean mode is on.
     #[inline]
-    pub fn count_lean_retire() {
-        LEAN_RETIRE.fetch_add(1, Relaxed);
+    pub fn count_retire(lean: bool) {
+        RETIRED.fetch_add(1, Relaxed);
+        if lean {
+            LEAN_RETIRE.fetch_add(1, Relaxed);
+        }
     }
 
     /// Write the counters as one line to stderr, without allocating.
@@ -115,15 +126,16 @@ pub mod stats {
         let s = snapshot();
         let mut buf = [0u8; 256];
         let mut n = 0;
-        let parts: [(&str, u64); 8] = [
+        let parts: [(&str, u64); 9] = [
             ("mmap", s.mmap),
             ("munmap", s.munmap),
-            ("madvise", s.madvise),
+            ("madvise_calls", s.madvise_calls),
             ("mprotect", s.mprotect),
             ("mremap", s.mremap),
             ("mapped_bytes", s.mapped_bytes),
             ("lean_decommit", s.lean_decommit),
             ("lean_retire", s.lean_retire),
+            ("retired", s.retired),
         ];
         n = put(&mut buf, n, b"hakmem os stats:");
         for (name, v) in parts {
@@ -446,7 +458,7 @@ mod tests {
         let after = stats::snapshot();
         assert!(after.mmap > before.mmap);
         assert!(after.munmap > before.munmap);
-        assert!(after.madvise > before.madvise);
+        assert!(after.madvise_calls > before.madvise_calls);
         assert!(after.mprotect > before.mprotect);
     }
 

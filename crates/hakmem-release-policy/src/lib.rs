@@ -32,7 +32,8 @@
 //!   entry that must go for the new region to fit (a region bigger than the whole byte
 //!   bound is retired itself); large mappings idle for `HAKMEM_LARGE_DECAY_MS` are all
 //!   retired at the next large operation (no background thread), however many they are.
-//! - Every decommit and retire is counted (`lean_decommit`, `lean_retire`) in the OS box.
+//! - Every decommit and retire is counted in the OS box: `lean_decommit` and `lean_retire`
+//!   only in lean mode (0 when it is off, as the seed's counters), `retired` always.
 //! - Never allocates; the cache lock is never held across `fork` (see [`fork_prepare`]).
 //!
 //! ```
@@ -372,7 +373,7 @@ impl RegionCache {
 }
 
 fn retire(base: *mut u8, len: usize) {
-    stats::count_lean_retire();
+    stats::count_retire(gates().ss_mem_lean);
     // SAFETY: regions reach here only from `release`/`drain`, whose callers gave them up.
     unsafe { os::unmap(base, len) };
 }
@@ -561,7 +562,7 @@ mod tests {
             unsafe { c.release(r, PAGE, lim(2, usize::MAX, None)) };
         }
         assert_eq!(c.usage(), (2, 2 * PAGE));
-        assert!(stats::snapshot().lean_retire > before.lean_retire);
+        assert!(stats::snapshot().retired > before.retired);
         // MRU first.
         assert_eq!(c.take(PAGE, PAGE).map(|e| e.0), Some(regions[2]));
         assert_eq!(c.take(PAGE, PAGE).map(|e| e.0), Some(regions[1]));

@@ -90,8 +90,13 @@ fn main() {
     }
     let s = hakmem::stats();
     println!(
-        "lean_decommit {} lean_retire {} madvise {} munmap {} superslabs live {} cached {}",
-        s.lean_decommit, s.lean_retire, s.madvise, s.munmap, s.superslabs_live, s.superslabs_cached
+        "lean_decommit {} lean_retire {} madvise_calls {} munmap {} superslabs live {} cached {}",
+        s.lean_decommit,
+        s.lean_retire,
+        s.madvise_calls,
+        s.munmap,
+        s.superslabs_live,
+        s.superslabs_cached
     );
     println!(
         "allocated {} KiB, thread caches {} KiB, central free {} KiB, large live {} KiB",

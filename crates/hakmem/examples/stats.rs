@@ -28,11 +28,11 @@ fn print(when: &str, s: &hakmem::Stats) {
         mib(s.large_cached_bytes)
     );
     println!(
-        "  syscalls {} (mmap {} munmap {} madvise {} mprotect {} mremap {}); lean_decommit {} lean_retire {}",
+        "  syscalls {} (mmap {} munmap {} madvise_calls {} mprotect {} mremap {}); lean_decommit {} lean_retire {}",
         s.syscalls(),
         s.mmap,
         s.munmap,
-        s.madvise,
+        s.madvise_calls,
         s.mprotect,
         s.mremap,
         s.lean_decommit,

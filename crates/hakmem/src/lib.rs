@@ -309,18 +309,20 @@ pub struct Stats {
     pub mmap: u64,
     /// munmap calls.
     pub munmap: u64,
-    /// madvise calls.
-    pub madvise: u64,
+    /// madvise calls (the seed's `madvise_calls`).
+    pub madvise_calls: u64,
     /// mprotect calls.
     pub mprotect: u64,
     /// mremap calls.
     pub mremap: u64,
     /// Bytes of address space mapped now.
     pub mapped_bytes: u64,
-    /// Decommits by the release policy.
+    /// Decommits by the release policy (lean mode only; 0 when it is off).
     pub lean_decommit: u64,
-    /// Retirements (unmaps) by the release policy.
+    /// Retirements (unmaps) by the release policy in lean mode (0 when it is off).
     pub lean_retire: u64,
+    /// Retirements (unmaps) by the release policy, in any mode.
+    pub retired: u64,
     /// Superslabs live now.
     pub superslabs_live: u64,
     /// Empty superslabs cached now.
@@ -332,7 +334,7 @@ pub struct Stats {
 impl Stats {
     /// Total syscalls the allocator made (mmap + munmap + madvise + mprotect + mremap).
     pub fn syscalls(&self) -> u64 {
-        self.mmap + self.munmap + self.madvise + self.mprotect + self.mremap
+        self.mmap + self.munmap + self.madvise_calls + self.mprotect + self.mremap
     }
 }
 
@@ -358,12 +360,13 @@ pub fn stats() -> Stats {
         resident_bytes: process_resident_bytes(),
         mmap: os.mmap,
         munmap: os.munmap,
-        madvise: os.madvise,
+        madvise_calls: os.madvise_calls,
         mprotect: os.mprotect,
         mremap: os.mremap,
         mapped_bytes: os.mapped_bytes,
         lean_decommit: os.lean_decommit,
         lean_retire: os.lean_retire,
+        retired: os.retired,
         superslabs_live: hakmem_ss_allocation::superslabs_live() as u64,
         superslabs_cached: hakmem_release_policy::SUPERSLABS.usage().0 as u64,
         large_cached_bytes: hakmem_release_policy::LARGE.usage().1 as u64,

@@ -148,10 +148,10 @@ fn one_call_retires_all_decayed(failures: &mut Vec<String>) {
         return;
     }
     std::thread::sleep(std::time::Duration::from_millis(u64::from(decay) + 100));
-    let retired = hakmem_os_stats::stats::snapshot().lean_retire;
+    let retired = hakmem_os_stats::stats::snapshot().retired;
     let p = raw::malloc(300 << 10);
     assert!(!p.is_null());
-    let retired = hakmem_os_stats::stats::snapshot().lean_retire - retired;
+    let retired = hakmem_os_stats::stats::snapshot().retired - retired;
     let left = hakmem_release_policy::LARGE.usage();
     // SAFETY: live, freed once.
     unsafe { raw::free(p).unwrap() };
