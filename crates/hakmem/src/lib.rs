@@ -157,6 +157,33 @@ fn print_verbose() {
         "env-gates os-stats release-policy ss-allocation tiny-fast mid large"
     };
     hakmem_env_gates::print_verbose(boxes);
+    if !PASSDOWN_SSOT {
+        hakmem_env_gates::eprint_line(format_args!(
+            "hakmem: HAKMEM_ALLOC_PASSDOWN_SSOT is read by nothing in this build (the facade \
+             feature passdown-ssot is off): the class is computed once on the fast path and \
+             re-derived only on a cache miss (docs/results/104-ab-passdown-ssot.md)"
+        ));
+    }
+}
+
+/// Whether the seed's pass-down variant of the tiny miss path is compiled in (feature
+/// `passdown-ssot`; its gate `HAKMEM_ALLOC_PASSDOWN_SSOT` chooses at run time).
+const PASSDOWN_SSOT: bool = cfg!(feature = "passdown-ssot");
+
+/// The tiny miss path of the pass-down variant (feature `passdown-ssot`): with
+/// `HAKMEM_ALLOC_PASSDOWN_SSOT=1` the class the fast path computed is passed down to the
+/// refill (the seed's Phase 60 "single source of truth"); with `0`, the class is
+/// re-derived through [`route`] as in the default build. Read on a miss only (a refill
+/// follows), never on the fast path.
+#[cold]
+#[inline(never)]
+fn alloc_slow_tiny_passdown(size: usize, cls: usize) -> *mut u8 {
+    if hakmem_env_gates::gates().alloc_passdown_ssot {
+        thread_setup();
+        hakmem_tiny_fast::alloc_slow_class(cls)
+    } else {
+        alloc_slow(size, raw::MALLOC_ALIGN, false)
+    }
 }
 
 /// The calling thread's first slow path: set up its caches (and the process, once).
@@ -225,6 +252,14 @@ unsafe impl GlobalAlloc for HakMem {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         let (size, align) = (layout.size(), layout.align());
         if size <= TINY_MAX && align <= 16 {
+            if PASSDOWN_SSOT {
+                let cls = class::tiny_class(size);
+                let p = hakmem_tiny_fast::try_alloc_class(cls);
+                if !p.is_null() {
+                    return p;
+                }
+                return alloc_slow_tiny_passdown(size, cls);
+            }
             let p = hakmem_tiny_fast::try_alloc(size);
             if !p.is_null() {
                 return p;
