@@ -32,6 +32,9 @@ pub struct PresetDef {
     pub contender: &'static str,
     /// What it is for, in one line.
     pub about: &'static str,
+    /// The seed's name of the profile (`core/bench_profile.h`), where the seed has one;
+    /// accepted by [`find`] like [`name`](Self::name).
+    pub seed_name: Option<&'static str>,
 }
 
 /// Every preset, in the order of the gate table's columns.
@@ -42,6 +45,7 @@ pub const PRESETS: [PresetDef; 3] = [
         feature: "preset-safe",
         contender: "hakmem-safe",
         about: "speed first: prewarm on, no lean mode, double-free detection",
+        seed_name: Some("MIXED_TINYV3_C7_SAFE"),
     },
     PresetDef {
         name: "balanced",
@@ -49,6 +53,7 @@ pub const PRESETS: [PresetDef; 3] = [
         feature: "preset-balanced",
         contender: "hakmem-balanced",
         about: "the default: lean mode with decommit OFF, prewarm suppressed (LEAN+OFF)",
+        seed_name: Some("MIXED_TINYV3_C7_BALANCED"),
     },
     PresetDef {
         name: "lean",
@@ -56,21 +61,29 @@ pub const PRESETS: [PresetDef; 3] = [
         feature: "preset-lean",
         contender: "hakmem-lean",
         about: "lowest memory: lean mode with decommit, smaller caches",
+        seed_name: None,
     },
 ];
 
-/// The preset named `name` (`safe`, `balanced`, `lean`, any case; `preset-` prefix or
-/// `hakmem-` prefix allowed).
+/// The preset named `name`: `safe`, `balanced`, `lean` (any case; a `preset-` or
+/// `hakmem-` prefix allowed), or the seed's profile names `MIXED_TINYV3_C7_SAFE` and
+/// `MIXED_TINYV3_C7_BALANCED` (any case). Every command that takes a preset name (`preset`,
+/// `bench --preset`, `soak --preset`, `ab --a-preset`, `stress`, `fastpath`) parses it here.
 pub fn find(name: &str) -> Result<&'static PresetDef, String> {
-    let n = name.to_ascii_lowercase();
+    let n = name.trim().to_ascii_lowercase();
     let n = n
         .strip_prefix("preset-")
         .or_else(|| n.strip_prefix("hakmem-"))
         .unwrap_or(&n);
     PRESETS
         .iter()
-        .find(|p| p.name == n)
-        .ok_or_else(|| format!("unknown preset {name:?} (safe, balanced, lean)"))
+        .find(|p| p.name == n || p.seed_name.is_some_and(|s| s.eq_ignore_ascii_case(n)))
+        .ok_or_else(|| {
+            format!(
+                "unknown preset {name:?} (safe, balanced, lean; the seed's MIXED_TINYV3_C7_SAFE, \
+                 MIXED_TINYV3_C7_BALANCED)"
+            )
+        })
 }
 
 impl PresetDef {
@@ -177,6 +190,7 @@ pub fn list_text(root: &Path) -> String {
             vec![
                 p.name.to_string(),
                 p.preset.name().to_string(),
+                p.seed_name.unwrap_or("(ours)").to_string(),
                 format!("`{}`", p.feature),
                 enabled(&feats, p).join(", "),
                 p.contender.to_string(),
@@ -188,6 +202,7 @@ pub fn list_text(root: &Path) -> String {
         &[
             "name".into(),
             "preset".into(),
+            "the seed's profile".into(),
             "feature".into(),
             "features enabled (with the facade's defaults)".into(),
             "bench contender".into(),
@@ -238,6 +253,12 @@ pub fn show_text(root: &Path, p: &PresetDef) -> String {
     let g = preset_defaults(p.preset);
     let mut s = String::new();
     let _ = writeln!(s, "preset {} ({}): {}\n", p.preset.name(), p.name, p.about);
+    let _ = writeln!(
+        s,
+        "- the seed's profile: {}",
+        p.seed_name
+            .map_or("none (ours)".to_string(), |n| format!("`{n}`"))
+    );
     let _ = writeln!(s, "- facade feature: `{}`", p.feature);
     let _ = writeln!(
         s,
@@ -318,6 +339,8 @@ usage: cargo xtask preset <list | show NAME | build NAME>
   list         every preset: its facade feature, the features it enables, and every
                gate's default under each preset (from hakmem-env-gates' GATES table)
   show NAME    one preset (safe, balanced, lean) with the doc of each gate
+               (NAME may also be the seed's MIXED_TINYV3_C7_SAFE or
+               MIXED_TINYV3_C7_BALANCED, any case, in every command that takes a preset)
   build NAME   cargo build --release -p hakmem --features preset-NAME, and the bench
                binary of that preset (target/bench-build/bin/hakmem-NAME)
 ";
@@ -403,6 +426,21 @@ mod tests {
         }
         assert!(find("preset-safe").is_ok() && find("hakmem-balanced").is_ok());
         assert!(find("fast").is_err());
+    }
+
+    #[test]
+    fn the_seeds_profile_names_are_presets() {
+        assert_eq!(find("MIXED_TINYV3_C7_SAFE").unwrap().name, "safe");
+        assert_eq!(find("mixed_tinyv3_c7_balanced").unwrap().name, "balanced");
+        assert_eq!(find("Mixed_TinyV3_C7_Balanced").unwrap().name, "balanced");
+        assert!(find("MIXED_TINYV3_C7_LEAN").is_err());
+        let s = list_text(&host::workspace_root());
+        assert!(s.contains("MIXED_TINYV3_C7_SAFE") && s.contains("MIXED_TINYV3_C7_BALANCED"));
+        let s = show_text(
+            &host::workspace_root(),
+            find("MIXED_TINYV3_C7_SAFE").unwrap(),
+        );
+        assert!(s.contains("preset SAFE (safe)"), "{s}");
     }
 
     #[test]

@@ -91,7 +91,8 @@ pub const CONTENDERS: &[Contender] = &[
     },
 ];
 
-/// Looks up `name` (`glibc` is `system`; `hakmem` is every preset, filtered by `presets`).
+/// Looks up `name` (`glibc` is `system`; `hakmem` is every preset, filtered by `presets`;
+/// a preset's name as [`crate::preset::find`] reads it is that preset's contender).
 pub fn select(name: &str, presets: &[String]) -> Result<Vec<&'static Contender>, String> {
     let name = if name == "glibc" { "system" } else { name };
     if name == "hakmem" {
@@ -101,6 +102,8 @@ pub fn select(name: &str, presets: &[String]) -> Result<Vec<&'static Contender>,
         .iter()
         .find(|c| c.name == name)
         .map(|c| vec![c])
+        // A preset's name (`safe`, the seed's `MIXED_TINYV3_C7_SAFE`, ...) names its binary.
+        .or_else(|| crate::preset::find(name).ok().map(|p| vec![p.contender()]))
         .ok_or_else(|| {
             let names: Vec<_> = CONTENDERS.iter().map(|c| c.name).collect();
             format!(
@@ -131,6 +134,10 @@ mod tests {
         assert_eq!(lean.len(), 1);
         assert_eq!(lean[0].name, "hakmem-lean");
         assert!(select("tcmalloc", &[]).is_err());
+        assert_eq!(
+            select("MIXED_TINYV3_C7_SAFE", &[]).unwrap()[0].name,
+            "hakmem-safe"
+        );
         assert!(CONTENDERS.iter().any(|c| c.name == REFERENCE));
     }
 }

@@ -38,7 +38,8 @@ options:
   --workload W[,W]     workloads to run (default: all; see --list)
   --alloc A[,A]        contenders (default: all; `hakmem` = every preset, `glibc` = system);
                        mimalloc, the reference, is always added
-  --preset P[,P]       hakmem presets: safe, balanced, lean (default: all three)
+  --preset P[,P]       hakmem presets: safe, balanced, lean (default: all three); the
+                       seed's MIXED_TINYV3_C7_SAFE / _BALANCED name safe / balanced
   --runs N             rounds (default 3)
   --threads T          threads of the threaded workloads (default: number of cores)
   --ops-scale F        multiply every workload's default op count by F
@@ -166,11 +167,11 @@ fn parse_opts(args: Vec<OsString>) -> Result<Option<Opts>, String> {
             other => return Err(format!("{}\n\n{HELP}", other.unexpected())),
         }
     }
-    for pr in &presets {
-        if !["safe", "balanced", "lean"].contains(&pr.as_str()) {
-            return Err(format!("unknown preset {pr:?} (safe, balanced, lean)"));
-        }
-    }
+    // The one parser of preset names (it knows the seed's names too); canonical from here on.
+    let presets: Vec<String> = presets
+        .iter()
+        .map(|pr| crate::preset::find(pr).map(|p| p.name.to_string()))
+        .collect::<Result<_, _>>()?;
     let workloads: Vec<&'static Spec> = if wl.is_empty() {
         if callgrind {
             vec![hakmem_bench::spec("mixed").expect("mixed exists")]
@@ -557,5 +558,37 @@ fn run_all(opts: Opts, host: Host, built: Vec<Built>, progress: &mut Progress) -
         strace_note,
         secs,
         load_after,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(args: &[&str]) -> Vec<&'static str> {
+        let o = parse_opts(args.iter().map(OsString::from).collect())
+            .unwrap()
+            .unwrap();
+        o.contenders.iter().map(|c| c.name).collect()
+    }
+
+    #[test]
+    fn presets_by_our_names_and_the_seeds() {
+        let n = names(&["--preset", "MIXED_TINYV3_C7_SAFE,mixed_tinyv3_c7_balanced"]);
+        assert!(
+            n.contains(&"hakmem-safe") && n.contains(&"hakmem-balanced"),
+            "{n:?}"
+        );
+        assert!(!n.contains(&"hakmem-lean"), "{n:?}");
+        let n = names(&[
+            "--alloc",
+            "mimalloc",
+            "--preset",
+            "MIXED_TINYV3_C7_BALANCED",
+        ]);
+        assert_eq!(n, ["hakmem-balanced", "mimalloc"]);
+        let n = names(&["--alloc", "MIXED_TINYV3_C7_SAFE"]);
+        assert_eq!(n, ["hakmem-safe", "mimalloc"]);
+        assert!(parse_opts(vec!["--preset".into(), "fast".into()]).is_err());
     }
 }
