@@ -557,6 +557,8 @@ pub struct Row {
     pub allocated_kib: u64,
     /// Cumulative allocator syscalls.
     pub syscalls: Option<u64>,
+    /// Cumulative `madvise` calls (the seed's `madvise_calls`).
+    pub madvise_calls: Option<u64>,
     /// Cumulative lean decommits.
     pub lean_decommit: Option<u64>,
     /// Cumulative lean retirements.
@@ -588,19 +590,20 @@ impl Row {
             rss_kib: u("rss_kib").unwrap_or(0),
             allocated_kib: u("allocated_kib").unwrap_or(0),
             syscalls: u("syscalls"),
+            madvise_calls: u("madvise_calls"),
             lean_decommit: u("lean_decommit"),
             lean_retire: u("lean_retire"),
         })
     }
 
     /// The CSV header.
-    pub const CSV_HEADER: &'static str = "epoch,time_s,epoch_secs,epoch_cpu_secs,ops,ops_per_sec,ops_per_cpu_sec,rss_kib,allocated_kib,syscalls,lean_decommit,lean_retire";
+    pub const CSV_HEADER: &'static str = "epoch,time_s,epoch_secs,epoch_cpu_secs,ops,ops_per_sec,ops_per_cpu_sec,rss_kib,allocated_kib,syscalls,madvise_calls,lean_decommit,lean_retire";
 
     /// The CSV row (counters cumulative; empty where the allocator has none).
     pub fn csv(&self) -> String {
         let o = |x: Option<u64>| x.map_or(String::new(), |v| v.to_string());
         format!(
-            "{},{:.3},{:.6},{:.6},{},{:.0},{:.0},{},{},{},{},{}",
+            "{},{:.3},{:.6},{:.6},{},{:.0},{:.0},{},{},{},{},{},{}",
             self.epoch,
             self.t,
             self.secs,
@@ -611,6 +614,7 @@ impl Row {
             self.rss_kib,
             self.allocated_kib,
             o(self.syscalls),
+            o(self.madvise_calls),
             o(self.lean_decommit),
             o(self.lean_retire)
         )
@@ -1668,6 +1672,7 @@ mod tests {
                     rss_kib: r,
                     allocated_kib: 0,
                     syscalls: Some(s),
+                    madvise_calls: Some(0),
                     lean_decommit: Some(0),
                     lean_retire: Some(0),
                 }
@@ -1913,13 +1918,13 @@ mod tests {
 
     #[test]
     fn epoch_lines_round_trip_to_csv() {
-        let l = "EPOCH {\"epoch\":2,\"t\":1.5,\"secs\":0.5,\"cpu_secs\":0.25,\"ops\":100,\"ops_per_sec\":200.0,\"ops_per_cpu_sec\":400.0,\"rss_kib\":2048,\"allocated_kib\":3,\"syscalls\":null,\"lean_decommit\":null,\"lean_retire\":null}";
+        let l = "EPOCH {\"epoch\":2,\"t\":1.5,\"secs\":0.5,\"cpu_secs\":0.25,\"ops\":100,\"ops_per_sec\":200.0,\"ops_per_cpu_sec\":400.0,\"rss_kib\":2048,\"allocated_kib\":3,\"syscalls\":null,\"madvise_calls\":null,\"lean_decommit\":null,\"lean_retire\":null}";
         let r = Row::parse(l).unwrap();
         assert_eq!(
             (r.epoch, r.ops, r.rss_kib, r.syscalls),
             (2, 100, 2048, None)
         );
-        assert_eq!(r.csv(), "2,1.500,0.500000,0.250000,100,200,400,2048,3,,,");
+        assert_eq!(r.csv(), "2,1.500,0.500000,0.250000,100,200,400,2048,3,,,,");
         assert_eq!(
             Row::CSV_HEADER.split(',').count(),
             r.csv().split(',').count()
