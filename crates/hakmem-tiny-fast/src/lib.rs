@@ -44,7 +44,7 @@
 #![deny(missing_docs)]
 
 use core::cell::UnsafeCell;
-use hakmem_ss_allocation::bins::{Bin, CacheNode, CacheRegistry, ExitKey, drain_all};
+use hakmem_ss_allocation::bins::{Bin, CacheNode, CacheRegistry, THREAD_EXIT, drain_all};
 use hakmem_ss_allocation::class::{self, NTINY, block_size};
 
 pub use hakmem_ss_allocation::class::TINY_MAX;
@@ -64,7 +64,8 @@ pub enum State {
 struct Cache {
     bins: [Bin; NTINY],
     state: State,
-    node: CacheNode,
+    /// The thread's node in [`REGISTRY`] (null: not registered).
+    node: *mut CacheNode,
 }
 
 thread_local! {
@@ -72,12 +73,11 @@ thread_local! {
         UnsafeCell::new(Cache {
             bins: [const { Bin::EMPTY }; NTINY],
             state: State::Uninit,
-            node: CacheNode::EMPTY,
+            node: core::ptr::null_mut(),
         })
     };
 }
 
-static EXIT: ExitKey = ExitKey::new();
 static REGISTRY: CacheRegistry = CacheRegistry::new();
 
 /// Blocks and bytes held by every thread's cache of this box now (for stats; takes the
@@ -99,13 +99,7 @@ pub fn fork_release() {
 /// Fork handler for the child: the registry keeps only the calling (forking) thread's
 /// cache; the other threads do not exist in the child.
 pub fn fork_child() {
-    let own = with_cache(|c| {
-        if c.state == State::Active {
-            &mut c.node as *mut CacheNode
-        } else {
-            core::ptr::null_mut()
-        }
-    });
+    let own = with_cache(|c| c.node);
     // SAFETY: called once in the child with the lock from `fork_prepare`; `own` is this
     // thread's registered node or null.
     unsafe { REGISTRY.fork_child(own) };
@@ -217,19 +211,23 @@ pub fn thread_init() -> bool {
     if !first {
         return false;
     }
-    if !EXIT.register_current_thread(on_thread_exit) {
-        // No exit hook (the key could not be created or set): a cache would outlive
-        // the thread and its registry node would dangle. Cache nothing instead.
+    // The exit hook first (it may allocate, see above), then the registry node: the
+    // hook unregisters whatever node the thread has when it runs.
+    let ok = THREAD_EXIT.register_current_thread(on_thread_exit)
+        && with_cache(|c| {
+            // SAFETY: the thread-local bins do not move, and the exit hook (armed above)
+            // unregisters the node before the thread's storage goes away.
+            c.node = unsafe { REGISTRY.register(c.bins.as_ptr(), NTINY, 0) };
+            !c.node.is_null()
+        });
+    if !ok {
+        // No exit hook (the key could not be created or set) or no registry node: a
+        // cache would outlive the thread, or escape the stats. Cache nothing instead.
         with_cache(|c| {
             drain_all(&mut c.bins, 0, true);
             c.state = State::Dead;
         });
-        return true;
     }
-    with_cache(|c| {
-        // SAFETY: the thread-local cache does not move and is unregistered at exit.
-        unsafe { REGISTRY.register(&mut c.node, c.bins.as_ptr(), NTINY, 0) };
-    });
     true
 }
 
@@ -328,15 +326,25 @@ pub fn thread_cached_blocks() -> u64 {
     with_cache(|c| c.bins.iter().map(|b| b.count() as u64).sum())
 }
 
-unsafe extern "C" fn on_thread_exit(_: *mut libc::c_void) {
+/// The thread-exit hook (run by the process's exit key, `THREAD_EXIT`, also on threads
+/// that never used this box): give every cached block back, leave the registry, and
+/// cache nothing from now on (state `Dead`, also for a thread that was `Uninit`: a later
+/// call on this thread, from another destructor, must not start a cache).
+fn on_thread_exit() {
     with_cache(|c| {
         drain_all(&mut c.bins, 0, true);
-        if c.state == State::Active {
-            // SAFETY: registered by `thread_init` (state Active), not unregistered since.
-            unsafe { REGISTRY.unregister(&mut c.node) };
+        if !c.node.is_null() {
+            // SAFETY: registered by `thread_init`, not unregistered since.
+            unsafe { REGISTRY.unregister(c.node) };
+            c.node = core::ptr::null_mut();
         }
         c.state = State::Dead;
     })
+}
+
+/// Thread caches of this box registered now (for tests).
+pub fn registered_caches() -> usize {
+    REGISTRY.len()
 }
 
 #[cfg(test)]
