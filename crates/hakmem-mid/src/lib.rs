@@ -15,8 +15,11 @@
 //! **Gates**: none read. **Features**: none.
 //!
 //! **Invariants**: as in `hakmem-tiny-fast`: the fast path takes no lock, no atomic
-//! read-modify-write, reads no gate; a thread's first call misses; at thread exit its
-//! blocks go back to their slabs and nothing more is cached; never allocates or panics.
+//! read-modify-write, reads no gate; a thread's first call misses; at thread exit (the
+//! hook of the process's one exit key, `bins::THREAD_EXIT`, visited last in every
+//! destructor round) its blocks go back to their slabs, it leaves the registry, and
+//! nothing more is cached, whenever its first call happened; its registry node is not
+//! in its TLS; never allocates or panics.
 //!
 //! ```
 //! use hakmem_ss_allocation::class::class_for;

@@ -1,6 +1,10 @@
 //! The building blocks of a thread cache: a [`Bin`] of free blocks of one class (a LIFO
-//! list with a bound) that exchanges batches with the central lists, and [`ExitKey`], a
-//! thread-exit hook that does not allocate (a pthread key destructor).
+//! list with a bound) that exchanges batches with the central lists; [`THREAD_EXIT`], the
+//! process's one thread-exit hook (an [`ExitKey`]: a pthread key at the highest index,
+//! whose destructor runs each box's hook, so that it runs on every path by which a
+//! thread ends, whenever the thread's first allocation happened); and [`CacheRegistry`],
+//! the list of live thread caches for stats and fork, whose nodes never live in a
+//! thread's own storage.
 //!
 //! The boxes above (`hakmem-tiny-fast`, `hakmem-mid`) keep one `Bin` per class in a
 //! `const`-initialized `thread_local!` without `Drop`.
@@ -853,6 +857,51 @@ impl ExitKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn registry_nodes_are_reused_and_fork_child_keeps_one() {
+        let r = CacheRegistry::new();
+        let bins = [const { Bin::EMPTY }; 3];
+        // SAFETY: `bins` outlives every registration below (all unregistered or reset).
+        unsafe {
+            let a = r.register(bins.as_ptr(), 3, 0);
+            let b = r.register(bins.as_ptr(), 3, 0);
+            let c = r.register(bins.as_ptr(), 3, 0);
+            assert!(!a.is_null() && !b.is_null() && !c.is_null());
+            assert_eq!(r.len(), 3);
+            assert_eq!(r.cached(), (0, 0));
+            r.unregister(b);
+            assert_eq!(r.len(), 2);
+            // A freed node is handed out again (no new memory per thread).
+            assert_eq!(r.register(bins.as_ptr(), 3, 0), b);
+            r.fork_prepare();
+            r.fork_child(c);
+            assert_eq!(r.len(), 1);
+            // The other nodes went back to the free list.
+            let d = r.register(bins.as_ptr(), 3, 0);
+            assert!(d == a || d == b);
+            r.unregister(d);
+            r.unregister(c);
+            assert!(r.is_empty());
+        }
+    }
+
+    #[test]
+    fn exit_key_takes_the_highest_free_index() {
+        static K: ExitKey = ExitKey::new();
+        assert_eq!(K.index(), None);
+        assert!(K.create());
+        // SAFETY: sysconf has no preconditions.
+        let max = unsafe { libc::sysconf(libc::_SC_THREAD_KEYS_MAX) };
+        assert_eq!(K.index(), Some(max as usize - 1));
+        // The other keys were given back: the program can still create keys.
+        let mut k = 0;
+        // SAFETY: a valid out-parameter.
+        assert_eq!(unsafe { libc::pthread_key_create(&mut k, None) }, 0);
+        assert!((k as usize) < max as usize - 1);
+        // SAFETY: created just above.
+        unsafe { libc::pthread_key_delete(k) };
+    }
 
     #[test]
     fn bin_push_pop_refill_overflow() {

@@ -24,10 +24,16 @@
 //! - A thread starts with empty bins whose limit is 0, so its first allocation and its
 //!   first free miss and go to the slow path, which initializes the thread (no
 //!   "initialized?" test on the fast path).
-//! - At thread exit (a pthread key destructor) every cached block goes back to the
-//!   central lists (its slab, or the class's transfer cache)
-//!   and the bins' limits drop to 0: later calls on that thread (other destructors) go
-//!   straight to the central lists and cache nothing, so no block is ever stranded.
+//! - At thread exit (the hook of the process's exit key, `bins::THREAD_EXIT`, shared with
+//!   `hakmem-mid`) every cached block goes back to the central lists (its slab, or the
+//!   class's transfer cache), the thread leaves the registry, and the bins' limits drop
+//!   to 0 (state `Dead`): later calls on that thread (other destructors) go straight to
+//!   the central lists and cache nothing, so no block is ever stranded. The key has the
+//!   highest pthread key index, so it is visited last in every destructor round: a
+//!   thread whose first call comes from another key's destructor, in any round, is
+//!   drained at the end of that same round.
+//! - A thread's registry node lives in the registry's own memory, never in the thread's
+//!   TLS: registering or unregistering never touches a dead thread's memory.
 //! - A block freed by another thread than its allocator goes into the freeing thread's
 //!   bin, then back to its slab by a flush, where its owner's refill finds it.
 //! - Nothing here allocates through the global allocator or panics.
@@ -193,8 +199,8 @@ pub fn thread_state() -> State {
 /// Initialize the calling thread's cache (limits on, exit hook registered). Returns true
 /// if this call did it (false if the thread was already initialized or is exiting).
 pub fn thread_init() -> bool {
-    // Turn caching on before anything that may re-enter the allocator (registering the
-    // exit key can call calloc when the process has many pthread keys): a re-entrant
+    // Turn caching on before anything that may re-enter the allocator (arming the exit
+    // key makes glibc calloc 512 bytes: the key's index is above 31): a re-entrant
     // call then sees an initialized thread. No reference to the cache is held across
     // those calls.
     let first = with_cache(|c| {
