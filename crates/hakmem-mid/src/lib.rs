@@ -15,8 +15,11 @@
 //! **Gates**: none read. **Features**: none.
 //!
 //! **Invariants**: as in `hakmem-tiny-fast`: the fast path takes no lock, no atomic
-//! read-modify-write, reads no gate; a thread's first call misses; at thread exit its
-//! blocks go back to their slabs and nothing more is cached; never allocates or panics.
+//! read-modify-write, reads no gate; a thread's first call misses; at thread exit (the
+//! hook of the process's one exit key, `bins::THREAD_EXIT`, visited last in every
+//! destructor round) its blocks go back to their slabs, it leaves the registry, and
+//! nothing more is cached, whenever its first call happened; its registry node is not
+//! in its TLS; never allocates or panics.
 //!
 //! ```
 //! use hakmem_ss_allocation::class::class_for;
@@ -29,7 +32,7 @@
 #![deny(missing_docs)]
 
 use core::cell::UnsafeCell;
-use hakmem_ss_allocation::bins::{Bin, CacheNode, CacheRegistry, ExitKey, drain_all};
+use hakmem_ss_allocation::bins::{Bin, CacheNode, CacheRegistry, THREAD_EXIT, drain_all};
 use hakmem_ss_allocation::class::{NCLASS, NTINY, block_size};
 
 /// Largest mid block.
@@ -39,9 +42,11 @@ pub const NMID: usize = NCLASS - NTINY;
 
 struct Cache {
     bins: [Bin; NMID],
+    /// Set up (or exiting: set by the exit hook too, so that nothing starts a cache
+    /// again).
     initialized: bool,
-    registered: bool,
-    node: CacheNode,
+    /// The thread's node in [`REGISTRY`] (null: not registered).
+    node: *mut CacheNode,
 }
 
 thread_local! {
@@ -49,13 +54,11 @@ thread_local! {
         UnsafeCell::new(Cache {
             bins: [const { Bin::EMPTY }; NMID],
             initialized: false,
-            registered: false,
-            node: CacheNode::EMPTY,
+            node: core::ptr::null_mut(),
         })
     };
 }
 
-static EXIT: ExitKey = ExitKey::new();
 static REGISTRY: CacheRegistry = CacheRegistry::new();
 
 /// Blocks and bytes held by every thread's cache of this box now (for stats; takes the
@@ -77,13 +80,7 @@ pub fn fork_release() {
 /// Fork handler for the child: the registry keeps only the calling (forking) thread's
 /// cache; the other threads do not exist in the child.
 pub fn fork_child() {
-    let own = with_cache(|c| {
-        if c.registered {
-            &mut c.node as *mut CacheNode
-        } else {
-            core::ptr::null_mut()
-        }
-    });
+    let own = with_cache(|c| c.node);
     // SAFETY: called once in the child with the lock from `fork_prepare`; `own` is this
     // thread's registered node or null.
     unsafe { REGISTRY.fork_child(own) };
@@ -187,18 +184,19 @@ pub fn thread_init() -> bool {
     if !first {
         return false;
     }
-    if !EXIT.register_current_thread(on_thread_exit) {
-        // No exit hook: cache nothing rather than leave a node that would dangle.
+    let ok = THREAD_EXIT.register_current_thread(on_thread_exit)
+        && with_cache(|c| {
+            // SAFETY: the thread-local bins do not move, and the exit hook (armed above)
+            // unregisters the node before the thread's storage goes away.
+            c.node = unsafe { REGISTRY.register(c.bins.as_ptr(), NMID, NTINY) };
+            !c.node.is_null()
+        });
+    if !ok {
+        // No exit hook or no registry node: cache nothing rather than lose blocks.
         with_cache(|c| {
             drain_all(&mut c.bins, NTINY, true);
         });
-        return true;
     }
-    with_cache(|c| {
-        // SAFETY: the thread-local cache does not move and is unregistered at exit.
-        unsafe { REGISTRY.register(&mut c.node, c.bins.as_ptr(), NMID, NTINY) };
-        c.registered = true;
-    });
     true
 }
 
@@ -262,15 +260,24 @@ pub fn thread_cached_blocks() -> u64 {
     with_cache(|c| c.bins.iter().map(|b| b.count() as u64).sum())
 }
 
-unsafe extern "C" fn on_thread_exit(_: *mut libc::c_void) {
+/// The thread-exit hook (run by the process's exit key, also on threads that never used
+/// this box): give every cached block back, leave the registry, and cache nothing from
+/// now on (`initialized` stays set, so a later call does not start a cache again).
+fn on_thread_exit() {
     with_cache(|c| {
         drain_all(&mut c.bins, NTINY, true);
-        if c.registered {
+        c.initialized = true;
+        if !c.node.is_null() {
             // SAFETY: registered by `thread_init`, not unregistered since.
-            unsafe { REGISTRY.unregister(&mut c.node) };
-            c.registered = false;
+            unsafe { REGISTRY.unregister(c.node) };
+            c.node = core::ptr::null_mut();
         }
     })
+}
+
+/// Thread caches of this box registered now (for tests).
+pub fn registered_caches() -> usize {
+    REGISTRY.len()
 }
 
 #[cfg(test)]

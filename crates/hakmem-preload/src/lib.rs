@@ -20,7 +20,8 @@
 //! [`aligned_alloc`], [`memalign`], [`valloc`], [`pvalloc`], [`malloc_usable_size`],
 //! [`free_sized`], [`free_aligned_sized`], [`malloc_trim`]. The shared object also runs a
 //! constructor at load time that sets hakmem up (one allocation), so that hakmem's
-//! pthread keys are created before the program's. `docs/c-abi.md` describes the library
+//! thread-exit key (at the highest pthread key index) is created while the process is
+//! single-threaded. `docs/c-abi.md` describes the library
 //! for its users: semantics, the TLS model, `dlopen`, measurements, limitations.
 //!
 //! **Tests**: `src/tests.rs` (these functions, in process); `tests/c_programs.rs` (C

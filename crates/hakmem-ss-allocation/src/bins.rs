@@ -1,6 +1,10 @@
 //! The building blocks of a thread cache: a [`Bin`] of free blocks of one class (a LIFO
-//! list with a bound) that exchanges batches with the central lists, and [`ExitKey`], a
-//! thread-exit hook that does not allocate (a pthread key destructor).
+//! list with a bound) that exchanges batches with the central lists; [`THREAD_EXIT`], the
+//! process's one thread-exit hook (an [`ExitKey`]: a pthread key at the highest index,
+//! whose destructor runs each box's hook, so that it runs on every path by which a
+//! thread ends, whenever the thread's first allocation happened); and [`CacheRegistry`],
+//! the list of live thread caches for stats and fork, whose nodes never live in a
+//! thread's own storage.
 //!
 //! The boxes above (`hakmem-tiny-fast`, `hakmem-mid`) keep one `Bin` per class in a
 //! `const`-initialized `thread_local!` without `Drop`.
@@ -191,7 +195,7 @@ pub unsafe fn clear_mark(p: *mut u8) {
 }
 use core::cell::UnsafeCell;
 use core::ptr;
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use hakmem_os_stats::lock::RawLock;
 
 /// Free blocks of one class cached by one thread.
@@ -445,9 +449,9 @@ pub fn drain_all(bins: &mut [Bin], first_class: usize, stop: bool) {
     }
 }
 
-/// A thread cache as the [`CacheRegistry`] sees it: where its bins are. Embed one in the
-/// thread-local cache struct; it must not move while registered (a `thread_local!`
-/// value does not move).
+/// A thread cache as the [`CacheRegistry`] sees it: where its bins are. Nodes live in
+/// memory the registry maps for them and never unmaps, never in the thread's own storage:
+/// linking or unlinking a node never touches memory that went away with another thread.
 #[derive(Debug)]
 pub struct CacheNode {
     next: *mut CacheNode,
@@ -457,26 +461,28 @@ pub struct CacheNode {
     first_class: usize,
 }
 
-impl CacheNode {
-    /// A node not registered yet.
-    pub const EMPTY: CacheNode = CacheNode {
-        next: ptr::null_mut(),
-        prev: ptr::null_mut(),
-        bins: ptr::null(),
-        n: 0,
-        first_class: 0,
-    };
-}
+/// Bytes of nodes the registry maps at a time.
+const NODE_CHUNK: usize = 64 * 1024;
 
 /// The live thread caches of one box, so that [`CacheRegistry::cached`] can count the
 /// blocks they hold (for stats) without touching any fast path: each bin's count is an
 /// atomic written only by its thread with plain stores.
+///
+/// Its nodes come from chunks it maps itself (64 KiB, about 1,300 nodes, mapped as
+/// threads need them and never unmapped) and go back to its free list when a thread
+/// unregisters. A registered node points to its thread's bins, which live in that
+/// thread's TLS: every thread that registers must unregister before its TLS goes away
+/// (its exit hook, [`ExitKey`], does).
 pub struct CacheRegistry {
     lock: RawLock,
     head: UnsafeCell<*mut CacheNode>,
+    /// Unregistered nodes, linked through `next`.
+    free: UnsafeCell<*mut CacheNode>,
+    /// The rest of the last chunk: next node to carve, and how many are left.
+    carve: UnsafeCell<(*mut CacheNode, usize)>,
 }
 
-// SAFETY: `head` and the list are only accessed with `lock` held.
+// SAFETY: `head`, `free`, `carve` and the nodes are only accessed with `lock` held.
 unsafe impl Sync for CacheRegistry {}
 
 impl Default for CacheRegistry {
@@ -491,42 +497,81 @@ impl CacheRegistry {
         CacheRegistry {
             lock: RawLock::new(),
             head: UnsafeCell::new(ptr::null_mut()),
+            free: UnsafeCell::new(ptr::null_mut()),
+            carve: UnsafeCell::new((ptr::null_mut(), 0)),
+        }
+    }
+
+    /// A node from the free list or the current chunk (mapping a new chunk if needed);
+    /// null when the OS refuses the memory.
+    ///
+    /// # Safety
+    /// `lock` is held.
+    unsafe fn take_node(&self) -> *mut CacheNode {
+        // SAFETY: the lock is held (caller); free nodes and the chunk are ours.
+        unsafe {
+            let free = *self.free.get();
+            if !free.is_null() {
+                *self.free.get() = (*free).next;
+                return free;
+            }
+            let carve = &mut *self.carve.get();
+            if carve.1 == 0 {
+                let chunk = hakmem_os_stats::os::map(NODE_CHUNK).cast::<CacheNode>();
+                if chunk.is_null() {
+                    return ptr::null_mut();
+                }
+                *carve = (chunk, NODE_CHUNK / core::mem::size_of::<CacheNode>());
+            }
+            let node = carve.0;
+            carve.0 = node.add(1);
+            carve.1 -= 1;
+            node
         }
     }
 
     /// Register the calling thread's cache: `n` bins at `bins`, for classes
-    /// `first_class..first_class + n`.
+    /// `first_class..first_class + n`. Returns its node, or null when no memory could be
+    /// mapped for it (then the thread must cache nothing).
     ///
     /// # Safety
-    /// `node` and `bins` stay valid and unmoved until [`CacheRegistry::unregister`];
-    /// `node` is not registered already.
+    /// `bins` stays valid and unmoved until the node is passed to
+    /// [`CacheRegistry::unregister`], which happens before the memory of `bins` goes
+    /// away.
     pub unsafe fn register(
         &self,
-        node: *mut CacheNode,
         bins: *const Bin,
         n: usize,
         first_class: usize,
-    ) {
+    ) -> *mut CacheNode {
         self.lock.lock();
-        // SAFETY: lock held; the caller guarantees `node` is valid and unregistered.
-        unsafe {
-            (*node).bins = bins;
-            (*node).n = n;
-            (*node).first_class = first_class;
-            (*node).prev = ptr::null_mut();
-            (*node).next = *self.head.get();
-            if !(*node).next.is_null() {
-                (*(*node).next).prev = node;
+        // SAFETY: lock held; the node is ours and every listed node is registry memory.
+        let node = unsafe {
+            let node = self.take_node();
+            if !node.is_null() {
+                node.write(CacheNode {
+                    next: *self.head.get(),
+                    prev: ptr::null_mut(),
+                    bins,
+                    n,
+                    first_class,
+                });
+                if !(*node).next.is_null() {
+                    (*(*node).next).prev = node;
+                }
+                *self.head.get() = node;
             }
-            *self.head.get() = node;
-        }
+            node
+        };
         self.lock.unlock();
+        node
     }
 
-    /// Remove a registered cache.
+    /// Remove a registered cache; its node goes back to the free list.
     ///
     /// # Safety
-    /// `node` was registered with this registry and not unregistered since.
+    /// `node` was returned by [`CacheRegistry::register`] of this registry and not
+    /// unregistered since.
     pub unsafe fn unregister(&self, node: *mut CacheNode) {
         self.lock.lock();
         // SAFETY: lock held; `node` is in the list.
@@ -539,10 +584,34 @@ impl CacheRegistry {
             if !(*node).next.is_null() {
                 (*(*node).next).prev = (*node).prev;
             }
-            (*node).next = ptr::null_mut();
             (*node).prev = ptr::null_mut();
+            (*node).bins = ptr::null();
+            (*node).n = 0;
+            (*node).next = *self.free.get();
+            *self.free.get() = node;
         }
         self.lock.unlock();
+    }
+
+    /// Registered caches now (for tests).
+    pub fn len(&self) -> usize {
+        let mut len = 0;
+        self.lock.lock();
+        // SAFETY: lock held; listed nodes are registry memory.
+        unsafe {
+            let mut n = *self.head.get();
+            while !n.is_null() {
+                len += 1;
+                n = (*n).next;
+            }
+        }
+        self.lock.unlock();
+        len
+    }
+
+    /// Whether no cache is registered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// Blocks and bytes held by every registered cache now.
@@ -578,10 +647,10 @@ impl CacheRegistry {
 
     /// Fork handler for the child: only the forking thread exists there, and the other
     /// threads' caches live in thread-local storage that glibc will reuse or unmap, so
-    /// the list is reset to `own` (the forking thread's node, or null if it has none),
-    /// then the lock is released. The blocks the other threads had cached are not
-    /// returned in the child (as with glibc's per-thread caches): their bins may have
-    /// been in mid-update when the fork happened.
+    /// the list is reset to `own` (the forking thread's node, or null if it has none) and
+    /// the other nodes go to the free list, then the lock is released. The blocks the
+    /// other threads had cached are not returned in the child (as with glibc's
+    /// per-thread caches): their bins may have been in mid-update when the fork happened.
     ///
     /// # Safety
     /// Called once in the child of a fork, with the lock taken by [`fork_prepare`];
@@ -589,8 +658,21 @@ impl CacheRegistry {
     ///
     /// [`fork_prepare`]: CacheRegistry::fork_prepare
     pub unsafe fn fork_child(&self, own: *mut CacheNode) {
-        // SAFETY: the lock is held (taken before the fork); `own` is valid if non-null.
+        // SAFETY: the lock is held (taken before the fork); the listed nodes are registry
+        // memory, copied into the child.
         unsafe {
+            let mut n = *self.head.get();
+            while !n.is_null() {
+                let next = (*n).next;
+                if n != own {
+                    (*n).prev = ptr::null_mut();
+                    (*n).bins = ptr::null();
+                    (*n).n = 0;
+                    (*n).next = *self.free.get();
+                    *self.free.get() = n;
+                }
+                n = next;
+            }
             if !own.is_null() {
                 (*own).next = ptr::null_mut();
                 (*own).prev = ptr::null_mut();
@@ -601,21 +683,103 @@ impl CacheRegistry {
     }
 }
 
-/// A process-wide pthread key whose destructor runs at each registered thread's exit.
-/// Creating the key and registering a thread never allocate (glibc keeps the first 32
-/// keys' values in the thread descriptor).
+/// Most thread-exit hooks [`ExitKey`] runs (one per box with a thread cache).
+pub const MAX_EXIT_HOOKS: usize = 4;
+
+/// The thread-exit hook of every thread cache: one pthread key, process-wide
+/// ([`THREAD_EXIT`]), whose destructor runs the hooks the boxes added (in the order they
+/// were added) at the exit of every thread that armed it.
+///
+/// **Why the key has the highest index.** glibc's `__nptl_deallocate_tsd` visits the keys
+/// in index order in each destructor round, and runs at most
+/// `PTHREAD_DESTRUCTOR_ITERATIONS` (4) rounds. A thread whose first allocation happens in
+/// another key's destructor arms this key then: if this key's slot were before that
+/// key's, it would be visited only in the next round, and in round 4 never, leaving the
+/// cache undrained. So the key is created at the highest free index (at its creation,
+/// keys are created until `pthread_key_create` fails, at `PTHREAD_KEYS_MAX` = 1024 on
+/// glibc; the last is kept, the others deleted): in every round its slot is the last one
+/// visited, after any destructor that could have armed it. A hook drains the cache and
+/// turns caching off for good, so allocations in later rounds cache nothing.
+///
+/// Costs: creating the key takes about 1,024 `pthread_key_create` calls (0.3 ms, once
+/// per process; while it runs another thread's `pthread_key_create` could fail, so it is
+/// done at the process's first allocation, single-threaded in practice; `libhakmem.so`
+/// does it from a constructor). For an index of 32 or more, glibc's first
+/// `pthread_setspecific` on a thread allocates a 512-byte array with `calloc` (under
+/// `LD_PRELOAD` that re-enters hakmem while it sets the thread up: the boxes turn
+/// caching on before arming the key) and frees it after the last round (a free from a
+/// thread whose cache is already off).
 pub struct ExitKey {
     /// 0: not created, 1: being created, 2: ready, 3: failed.
     state: AtomicU32,
     key: UnsafeCell<libc::pthread_key_t>,
+    /// The hooks, as `fn()` addresses (0: free slot).
+    hooks: [AtomicUsize; MAX_EXIT_HOOKS],
 }
 
-// SAFETY: `key` is written once (state 1 -> 2, by one thread) and read only in state 2.
+// SAFETY: `key` is written once (state 1 -> 2, by one thread) and read only in state 2;
+// the hooks are atomics.
 unsafe impl Sync for ExitKey {}
+
+/// The process's thread-exit key, shared by every box with a thread cache.
+pub static THREAD_EXIT: ExitKey = ExitKey::new();
 
 impl Default for ExitKey {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// Most keys created while looking for the highest free index (glibc has 1024).
+const KEYS_MAX: usize = 1024;
+
+/// Create a key with destructor `dtor` at the highest free index: create keys until
+/// `pthread_key_create` fails (or [`KEYS_MAX`] + 1 exist), keep the last, delete the
+/// others. None if not even one could be created.
+fn create_last_key(dtor: unsafe extern "C" fn(*mut libc::c_void)) -> Option<libc::pthread_key_t> {
+    let mut made = [0 as libc::pthread_key_t; KEYS_MAX];
+    let mut n = 0;
+    let mut last = None;
+    loop {
+        let mut k: libc::pthread_key_t = 0;
+        // SAFETY: `k` is a valid out-parameter; `dtor` is an `extern "C"` function.
+        if unsafe { libc::pthread_key_create(&mut k, Some(dtor)) } != 0 {
+            break;
+        }
+        if let Some(prev) = last {
+            match made.get_mut(n) {
+                Some(slot) => {
+                    *slot = prev;
+                    n += 1;
+                }
+                None => {
+                    // More keys than KEYS_MAX: keep `prev`, give `k` back, stop here.
+                    // SAFETY: `k` was just created and never set.
+                    unsafe { libc::pthread_key_delete(k) };
+                    break;
+                }
+            }
+        }
+        last = Some(k);
+    }
+    for &k in made.iter().take(n) {
+        // SAFETY: created above, never set by anyone (nobody else knows them).
+        unsafe { libc::pthread_key_delete(k) };
+    }
+    last
+}
+
+/// The destructor of the key: `v` is the [`ExitKey`] (set by `arm`).
+unsafe extern "C" fn run_exit_hooks(v: *mut libc::c_void) {
+    // SAFETY: the only value ever set is a `&'static ExitKey`.
+    let key = unsafe { &*(v as *const ExitKey) };
+    for h in &key.hooks {
+        let f = h.load(Ordering::Acquire);
+        if f != 0 {
+            // SAFETY: only `fn()` addresses are stored in `hooks`.
+            let f = unsafe { core::mem::transmute::<usize, fn()>(f) };
+            f();
+        }
     }
 }
 
@@ -625,33 +789,77 @@ impl ExitKey {
         ExitKey {
             state: AtomicU32::new(0),
             key: UnsafeCell::new(0),
+            hooks: [const { AtomicUsize::new(0) }; MAX_EXIT_HOOKS],
         }
     }
 
-    /// Arrange for `dtor` to run when the calling thread exits. False if the key could
-    /// not be created or set: the caller must then cache nothing for this thread (a
-    /// cache without an exit hook would be lost, and anything pointing into its
-    /// thread-local storage would dangle after the thread exits).
-    pub fn register_current_thread(&self, dtor: unsafe extern "C" fn(*mut libc::c_void)) -> bool {
+    /// Add `hook` to the hooks run at every armed thread's exit (once; later calls with
+    /// the same hook do nothing). False when [`MAX_EXIT_HOOKS`] others are there.
+    fn add_hook(&self, hook: fn()) -> bool {
+        let f = hook as usize;
+        for h in &self.hooks {
+            match h.compare_exchange(0, f, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return true,
+                Err(old) if old == f => return true,
+                Err(_) => {}
+            }
+        }
+        false
+    }
+
+    /// Create the key (once per process, at the highest free index). False if it could
+    /// not be created.
+    pub fn create(&self) -> bool {
         loop {
             match self
                 .state
                 .compare_exchange(0, 1, Ordering::Acquire, Ordering::Acquire)
             {
                 Ok(_) => {
-                    // SAFETY: state 1 gives this thread exclusive access to `key`.
-                    let ok = unsafe { libc::pthread_key_create(self.key.get(), Some(dtor)) } == 0;
-                    self.state.store(if ok { 2 } else { 3 }, Ordering::Release);
+                    let made = create_last_key(run_exit_hooks);
+                    if let Some(k) = made {
+                        // SAFETY: state 1 gives this thread exclusive access to `key`.
+                        unsafe { *self.key.get() = k };
+                    }
+                    self.state
+                        .store(if made.is_some() { 2 } else { 3 }, Ordering::Release);
                 }
                 Err(1) => core::hint::spin_loop(),
-                Err(2) => break,
+                Err(2) => return true,
                 Err(_) => return false,
             }
         }
+    }
+
+    /// The key's index (glibc's `pthread_key_t` is the index), once created.
+    pub fn index(&self) -> Option<usize> {
+        if self.state.load(Ordering::Acquire) == 2 {
+            // SAFETY: state 2: `key` is initialized and immutable.
+            Some(unsafe { *self.key.get() } as usize)
+        } else {
+            None
+        }
+    }
+
+    /// Arrange for `hook` to run when the calling thread exits (with every other hook
+    /// added to this key, whichever box armed the thread). False if the key could not be
+    /// created or set, or the hook table is full: the caller must then cache nothing for
+    /// this thread (a cache without an exit hook would be lost, and its registry node
+    /// would point into the thread's storage after the thread is gone).
+    ///
+    /// `pthread_setspecific` may call `calloc` (the key's index is above 31): the caller
+    /// must be ready for a re-entrant allocation.
+    pub fn register_current_thread(&'static self, hook: fn()) -> bool {
+        if !self.add_hook(hook) || !self.create() {
+            return false;
+        }
         // SAFETY: state 2: `key` is initialized and immutable. A non-null value makes
-        // the destructor run at thread exit.
+        // the destructor run at thread exit; it is this `'static` key.
         unsafe {
-            libc::pthread_setspecific(*self.key.get(), core::ptr::dangling::<libc::c_void>()) == 0
+            libc::pthread_setspecific(
+                *self.key.get(),
+                self as *const ExitKey as *const libc::c_void,
+            ) == 0
         }
     }
 }
@@ -659,6 +867,51 @@ impl ExitKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn registry_nodes_are_reused_and_fork_child_keeps_one() {
+        let r = CacheRegistry::new();
+        let bins = [const { Bin::EMPTY }; 3];
+        // SAFETY: `bins` outlives every registration below (all unregistered or reset).
+        unsafe {
+            let a = r.register(bins.as_ptr(), 3, 0);
+            let b = r.register(bins.as_ptr(), 3, 0);
+            let c = r.register(bins.as_ptr(), 3, 0);
+            assert!(!a.is_null() && !b.is_null() && !c.is_null());
+            assert_eq!(r.len(), 3);
+            assert_eq!(r.cached(), (0, 0));
+            r.unregister(b);
+            assert_eq!(r.len(), 2);
+            // A freed node is handed out again (no new memory per thread).
+            assert_eq!(r.register(bins.as_ptr(), 3, 0), b);
+            r.fork_prepare();
+            r.fork_child(c);
+            assert_eq!(r.len(), 1);
+            // The other nodes went back to the free list.
+            let d = r.register(bins.as_ptr(), 3, 0);
+            assert!(d == a || d == b);
+            r.unregister(d);
+            r.unregister(c);
+            assert!(r.is_empty());
+        }
+    }
+
+    #[test]
+    fn exit_key_takes_the_highest_free_index() {
+        static K: ExitKey = ExitKey::new();
+        assert_eq!(K.index(), None);
+        assert!(K.create());
+        // SAFETY: sysconf has no preconditions.
+        let max = unsafe { libc::sysconf(libc::_SC_THREAD_KEYS_MAX) };
+        assert_eq!(K.index(), Some(max as usize - 1));
+        // The other keys were given back: the program can still create keys.
+        let mut k = 0;
+        // SAFETY: a valid out-parameter.
+        assert_eq!(unsafe { libc::pthread_key_create(&mut k, None) }, 0);
+        assert!((k as usize) < max as usize - 1);
+        // SAFETY: created just above.
+        unsafe { libc::pthread_key_delete(k) };
+    }
 
     #[test]
     fn bin_push_pop_refill_overflow() {

@@ -24,10 +24,16 @@
 //! - A thread starts with empty bins whose limit is 0, so its first allocation and its
 //!   first free miss and go to the slow path, which initializes the thread (no
 //!   "initialized?" test on the fast path).
-//! - At thread exit (a pthread key destructor) every cached block goes back to the
-//!   central lists (its slab, or the class's transfer cache)
-//!   and the bins' limits drop to 0: later calls on that thread (other destructors) go
-//!   straight to the central lists and cache nothing, so no block is ever stranded.
+//! - At thread exit (the hook of the process's exit key, `bins::THREAD_EXIT`, shared with
+//!   `hakmem-mid`) every cached block goes back to the central lists (its slab, or the
+//!   class's transfer cache), the thread leaves the registry, and the bins' limits drop
+//!   to 0 (state `Dead`): later calls on that thread (other destructors) go straight to
+//!   the central lists and cache nothing, so no block is ever stranded. The key has the
+//!   highest pthread key index, so it is visited last in every destructor round: a
+//!   thread whose first call comes from another key's destructor, in any round, is
+//!   drained at the end of that same round.
+//! - A thread's registry node lives in the registry's own memory, never in the thread's
+//!   TLS: registering or unregistering never touches a dead thread's memory.
 //! - A block freed by another thread than its allocator goes into the freeing thread's
 //!   bin, then back to its slab by a flush, where its owner's refill finds it.
 //! - Nothing here allocates through the global allocator or panics.
@@ -44,7 +50,7 @@
 #![deny(missing_docs)]
 
 use core::cell::UnsafeCell;
-use hakmem_ss_allocation::bins::{Bin, CacheNode, CacheRegistry, ExitKey, drain_all};
+use hakmem_ss_allocation::bins::{Bin, CacheNode, CacheRegistry, THREAD_EXIT, drain_all};
 use hakmem_ss_allocation::class::{self, NTINY, block_size};
 
 pub use hakmem_ss_allocation::class::TINY_MAX;
@@ -64,7 +70,8 @@ pub enum State {
 struct Cache {
     bins: [Bin; NTINY],
     state: State,
-    node: CacheNode,
+    /// The thread's node in [`REGISTRY`] (null: not registered).
+    node: *mut CacheNode,
 }
 
 thread_local! {
@@ -72,12 +79,11 @@ thread_local! {
         UnsafeCell::new(Cache {
             bins: [const { Bin::EMPTY }; NTINY],
             state: State::Uninit,
-            node: CacheNode::EMPTY,
+            node: core::ptr::null_mut(),
         })
     };
 }
 
-static EXIT: ExitKey = ExitKey::new();
 static REGISTRY: CacheRegistry = CacheRegistry::new();
 
 /// Blocks and bytes held by every thread's cache of this box now (for stats; takes the
@@ -99,13 +105,7 @@ pub fn fork_release() {
 /// Fork handler for the child: the registry keeps only the calling (forking) thread's
 /// cache; the other threads do not exist in the child.
 pub fn fork_child() {
-    let own = with_cache(|c| {
-        if c.state == State::Active {
-            &mut c.node as *mut CacheNode
-        } else {
-            core::ptr::null_mut()
-        }
-    });
+    let own = with_cache(|c| c.node);
     // SAFETY: called once in the child with the lock from `fork_prepare`; `own` is this
     // thread's registered node or null.
     unsafe { REGISTRY.fork_child(own) };
@@ -199,8 +199,8 @@ pub fn thread_state() -> State {
 /// Initialize the calling thread's cache (limits on, exit hook registered). Returns true
 /// if this call did it (false if the thread was already initialized or is exiting).
 pub fn thread_init() -> bool {
-    // Turn caching on before anything that may re-enter the allocator (registering the
-    // exit key can call calloc when the process has many pthread keys): a re-entrant
+    // Turn caching on before anything that may re-enter the allocator (arming the exit
+    // key makes glibc calloc 512 bytes: the key's index is above 31): a re-entrant
     // call then sees an initialized thread. No reference to the cache is held across
     // those calls.
     let first = with_cache(|c| {
@@ -217,19 +217,23 @@ pub fn thread_init() -> bool {
     if !first {
         return false;
     }
-    if !EXIT.register_current_thread(on_thread_exit) {
-        // No exit hook (the key could not be created or set): a cache would outlive
-        // the thread and its registry node would dangle. Cache nothing instead.
+    // The exit hook first (it may allocate, see above), then the registry node: the
+    // hook unregisters whatever node the thread has when it runs.
+    let ok = THREAD_EXIT.register_current_thread(on_thread_exit)
+        && with_cache(|c| {
+            // SAFETY: the thread-local bins do not move, and the exit hook (armed above)
+            // unregisters the node before the thread's storage goes away.
+            c.node = unsafe { REGISTRY.register(c.bins.as_ptr(), NTINY, 0) };
+            !c.node.is_null()
+        });
+    if !ok {
+        // No exit hook (the key could not be created or set) or no registry node: a
+        // cache would outlive the thread, or escape the stats. Cache nothing instead.
         with_cache(|c| {
             drain_all(&mut c.bins, 0, true);
             c.state = State::Dead;
         });
-        return true;
     }
-    with_cache(|c| {
-        // SAFETY: the thread-local cache does not move and is unregistered at exit.
-        unsafe { REGISTRY.register(&mut c.node, c.bins.as_ptr(), NTINY, 0) };
-    });
     true
 }
 
@@ -328,15 +332,25 @@ pub fn thread_cached_blocks() -> u64 {
     with_cache(|c| c.bins.iter().map(|b| b.count() as u64).sum())
 }
 
-unsafe extern "C" fn on_thread_exit(_: *mut libc::c_void) {
+/// The thread-exit hook (run by the process's exit key, `THREAD_EXIT`, also on threads
+/// that never used this box): give every cached block back, leave the registry, and
+/// cache nothing from now on (state `Dead`, also for a thread that was `Uninit`: a later
+/// call on this thread, from another destructor, must not start a cache).
+fn on_thread_exit() {
     with_cache(|c| {
         drain_all(&mut c.bins, 0, true);
-        if c.state == State::Active {
-            // SAFETY: registered by `thread_init` (state Active), not unregistered since.
-            unsafe { REGISTRY.unregister(&mut c.node) };
+        if !c.node.is_null() {
+            // SAFETY: registered by `thread_init`, not unregistered since.
+            unsafe { REGISTRY.unregister(c.node) };
+            c.node = core::ptr::null_mut();
         }
         c.state = State::Dead;
     })
+}
+
+/// Thread caches of this box registered now (for tests).
+pub fn registered_caches() -> usize {
+    REGISTRY.len()
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 //! Nothing here allocates, locks or panics.
 //!
 //! A constructor ([`hakmem_on_load`]) sets hakmem up as soon as the library is loaded,
-//! before `main` and before the program can create pthread keys of its own.
+//! before `main` and before the program starts threads.
 
 use core::ffi::{c_int, c_void};
 use hakmem_preload as c;
@@ -15,12 +15,12 @@ use hakmem_preload as c;
 /// libraries' constructors, before the program's and `main`): one allocation sets up
 /// the process (gates, fork handlers) and this thread.
 ///
-/// Done here rather than at the program's first `malloc` so that hakmem's pthread keys
-/// (one per thread-cache box, for the thread-exit hook) get the first key indices: glibc
-/// keeps the values of keys 0..32 in the thread descriptor, but `pthread_setspecific`
-/// of a higher key allocates with `calloc`, which would re-enter hakmem while it sets up
-/// a thread. It also keeps process set-up out of any lock the program may hold at its
-/// first allocation (a fork handler, an `atexit` registration).
+/// Done here rather than at the program's first `malloc` so that hakmem's thread-exit key
+/// is created while the process is single-threaded: it must get the highest free key
+/// index, found by creating keys until `pthread_key_create` fails, and meanwhile
+/// another thread's `pthread_key_create` would fail. It also keeps process set-up out of
+/// any lock the program may hold at its first allocation (a fork handler, an `atexit`
+/// registration).
 pub extern "C" fn hakmem_on_load() {
     // SAFETY: a block this allocator just returned, freed once.
     unsafe { c::free(c::malloc(1)) };

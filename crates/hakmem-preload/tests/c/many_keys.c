@@ -1,9 +1,9 @@
 /* A program that uses many pthread keys: 40 created by its constructor and 40 by main
  * before its first allocation, each with a destructor that allocates and frees. glibc
  * stores the values of keys past the 32nd in blocks it allocates with calloc, from
- * inside pthread_setspecific: if hakmem's own thread-exit keys were among those, setting
- * up a thread would re-enter hakmem's calloc (libhakmem.so creates its keys from a
- * constructor, first). Threads then allocate, set every key, and exit.
+ * inside pthread_setspecific: hakmem's own thread-exit key has the highest index, so
+ * setting up a thread re-enters hakmem's calloc (the thread's bounds are on by then).
+ * Threads then allocate, set every key, and exit.
  *
  * Prints "many_keys: ok" or crashes.
  */
