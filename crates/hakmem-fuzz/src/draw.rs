@@ -1,7 +1,7 @@
 //! What the programs ask for: sizes that hit every size-class boundary, the box limits
 //! and the large range, and alignments from 8 B to 16 MiB.
 
-use hakmem_bench::rng::{Rng, below};
+use super::rng::{Rng, below};
 use hakmem_ss_allocation::class::{self, MAX_SLAB_ALIGN, MAX_SLAB_BLOCK, NCLASS, TINY_MAX};
 
 /// 1 MiB.

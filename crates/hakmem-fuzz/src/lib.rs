@@ -38,15 +38,24 @@
 //! The fuzzer's own bookkeeping allocates through the global allocator (the system's:
 //! hakmem's too under `LD_PRELOAD`).
 
+// Explicit paths: this file is also a module of `hakmem`'s `tests/fuzz.rs` (see
+// Cargo.toml), where the files are found relative to this one only by `#[path]`.
+#[path = "crash.rs"]
 pub mod crash;
+#[path = "draw.rs"]
 pub mod draw;
+#[path = "model.rs"]
 pub mod model;
+/// The bench's PRNG (`benches/src/rng.rs`): xorshift64* seeded through splitmix64.
+#[path = "../../../benches/src/rng.rs"]
+pub mod rng;
+#[path = "targets.rs"]
 pub mod targets;
 
-use crate::draw::{HUGE, MIB, pick};
-use crate::model::Intervals;
-use crate::targets::Target;
-use hakmem_bench::rng::{Rng, splitmix64};
+use self::draw::{HUGE, MIB, pick};
+use self::model::Intervals;
+use self::rng::{Rng, splitmix64};
+use self::targets::Target;
 use hakmem_ss_allocation::class::MAX_SLAB_BLOCK;
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -77,6 +86,8 @@ pub struct Params {
     pub report_secs: f64,
     /// Install the crash handler ([`crash::install`]).
     pub crash_handler: bool,
+    /// Print the first failure on stderr as soon as it is found (it is also returned).
+    pub print_failure: bool,
     /// Test the test: worker 0 flips a byte of one of its blocks at op 1,000 (the run
     /// must then fail).
     pub inject_corruption: bool,
@@ -94,6 +105,7 @@ impl Default for Params {
             budget: 384 * MIB,
             report_secs: 0.0,
             crash_handler: false,
+            print_failure: true,
             inject_corruption: false,
         }
     }
@@ -222,7 +234,9 @@ impl<T: Target> Shared<'_, T> {
     fn record_failure(&self, msg: String) {
         let mut f = lock(&self.failure);
         if f.is_none() {
-            let _ = writeln!(std::io::stderr(), "{msg}");
+            if self.p.print_failure {
+                let _ = writeln!(std::io::stderr(), "{msg}");
+            }
             *f = Some(msg);
         }
         self.stop.store(true, Relaxed);

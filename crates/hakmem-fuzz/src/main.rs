@@ -91,7 +91,7 @@ fn main() -> ExitCode {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(0);
-        hakmem_bench::rng::splitmix64(t ^ u64::from(std::process::id())) >> 16
+        hakmem_fuzz::rng::splitmix64(t ^ u64::from(std::process::id())) >> 16
     });
     let origin = malloc_origin();
     let hakmem_c = origin.contains("libhakmem");

@@ -3,12 +3,12 @@
 //! `Layout`s) and [`C`] (the process's real `malloc` family through `libc`: hakmem's
 //! when the process runs with `LD_PRELOAD=libhakmem.so`, glibc's otherwise).
 
-use crate::draw::{HUGE, pick};
-use crate::{Blk, Req};
+use super::draw::{HUGE, pick};
+use super::rng::Rng;
+use super::{Blk, Req};
 use core::ffi::c_void;
 use hakmem::HakMem;
 use hakmem::raw;
-use hakmem_bench::rng::Rng;
 use std::alloc::{GlobalAlloc, Layout};
 use std::hint::black_box;
 use std::ptr;
