@@ -779,7 +779,7 @@ impl<T: Target> Worker<'_, '_, T> {
         let life = if self.pick(8) == 0 {
             1 + self.pick(64)
         } else {
-            2_000 + self.pick(48_000)
+            500 + self.pick(20_000)
         };
         let bounded = self.sh.p.max_ops > 0;
         while self.op < life && !self.sh.stop.load(Relaxed) {
