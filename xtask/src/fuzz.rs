@@ -280,7 +280,7 @@ fn run_one(
             "--threads",
             &threads.to_string(),
             "--secs",
-            &format!("{secs}"),
+            &format!("{secs:.3}"),
         ]);
     if let Some(n) = ops {
         cmd.args(["--ops", &n.to_string()]);

@@ -463,9 +463,7 @@ impl<T: Target> Worker<'_, '_, T> {
             api: g.api,
         };
         sh.c.allocs.fetch_add(1, Relaxed);
-        if let Err(f) = self.adopt_new(&mut b, g.zeroed, g.api) {
-            return Err(f);
-        }
+        self.adopt_new(&mut b, g.zeroed, g.api)?;
         Ok(b)
     }
 
@@ -872,14 +870,14 @@ pub fn run<T: Target>(t: &T, p: &Params) -> Result<Summary, String> {
             }
             let mut alive = 0;
             for (slot, h) in hs.iter_mut().enumerate() {
-                if h.as_ref().is_some_and(|h| h.is_finished()) {
-                    if h.take().expect("present").join().is_err() {
-                        sh.record_failure(format!(
-                            "hakmem-fuzz: FAILED: target {} seed {} threads {threads}: a worker in slot {slot} panicked (message above)",
-                            t.name(),
-                            p.seed
-                        ));
-                    }
+                if h.as_ref().is_some_and(|h| h.is_finished())
+                    && h.take().expect("present").join().is_err()
+                {
+                    sh.record_failure(format!(
+                        "hakmem-fuzz: FAILED: target {} seed {} threads {threads}: a worker in slot {slot} panicked (message above)",
+                        t.name(),
+                        p.seed
+                    ));
                 }
                 if h.is_none() && !done && !sh.stop.load(Relaxed) {
                     *h = Some(spawn(slot, serial));

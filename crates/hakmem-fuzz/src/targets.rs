@@ -80,7 +80,7 @@ pub trait Target: Sync {
 }
 
 fn maintenance_facade(variant: u64) {
-    if variant % 4 == 0 {
+    if variant.is_multiple_of(4) {
         hakmem::trim();
     } else {
         hakmem::thread_flush();
@@ -347,7 +347,7 @@ impl Target for C {
         let v = r.variant;
         let (size, align) = (r.size, r.align);
         let mut got_align = align.max(raw::MALLOC_ALIGN);
-        // SAFETY (every call below): C allocation functions with valid arguments.
+        // SAFETY: every call below is a C allocation function with valid arguments.
         let (p, api, zeroed): (*mut c_void, &'static str, bool) = unsafe {
             if align == 0 && r.zeroed {
                 let (n, m) = calloc_args(size, v);
@@ -482,7 +482,7 @@ impl Target for C {
     fn refusal(&self, rng: &mut Rng) -> Result<(), String> {
         let huge = HUGE[pick(rng, HUGE.len() as u64) as usize];
         set_errno(0);
-        // SAFETY (every call below): C allocation functions; every pointer passed is
+        // SAFETY: every call below is a C allocation function; every pointer passed is
         // null or valid.
         unsafe {
             match pick(rng, 9) {
