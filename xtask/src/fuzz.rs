@@ -341,9 +341,11 @@ fn run_one(
         println!("fuzz {label}: ok in {took}: {}", result.unwrap_or_default());
         Ok(true)
     } else {
+        // hakmem's own report of an abort first, else the fuzzer's failed check.
         let why = tail
             .iter()
-            .find(|l| l.contains("FAILED"))
+            .find(|l| l.starts_with("hakmem:"))
+            .or_else(|| tail.iter().find(|l| l.contains("FAILED")))
             .or_else(|| tail.iter().rev().find(|l| !l.trim().is_empty()))
             .cloned()
             .unwrap_or_default();
