@@ -12,10 +12,13 @@
 //!   95% CI, and a verdict against criteria printed first. See `docs/ab.md`.
 //! - `stress`: the multi-threaded stress test with every block's contents checked.
 //! - `fastpath`: instructions on the hit path of alloc/dealloc, against a budget.
+//! - `fuzz`: the differential fuzzer (`crates/hakmem-fuzz`) against `hakmem::raw`,
+//!   `GlobalAlloc` and the C API under `LD_PRELOAD`, in every preset. See `docs/fuzz.md`.
 
 mod ab;
 mod bench;
 mod fastpath;
+mod fuzz;
 mod host;
 mod preset;
 mod soak;
@@ -33,6 +36,7 @@ commands:
   ab        A/B of two environments or feature sets, with a CI (cargo xtask ab --help)
   stress    multi-threaded stress with contents checked on every free (--help)
   fastpath  instructions on the fast path of alloc/dealloc vs a budget (--help)
+  fuzz      differential fuzzer of the Rust and C APIs, every preset (--help)
   help      this text
 ";
 
@@ -46,6 +50,7 @@ fn main() -> ExitCode {
         Some("ab") => ab::main(args.collect()),
         Some("stress") => stress::main(args.collect()),
         Some("fastpath") => fastpath::main(args.collect()),
+        Some("fuzz") => fuzz::main(args.collect()),
         None | Some("help" | "--help" | "-h") => {
             print!("{HELP}");
             ExitCode::SUCCESS
