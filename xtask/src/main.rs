@@ -19,6 +19,7 @@ mod fastpath;
 mod host;
 mod preset;
 mod soak;
+mod stats;
 mod stress;
 
 use std::process::ExitCode;

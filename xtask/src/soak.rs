@@ -35,6 +35,7 @@ use crate::bench::progress::{self, Progress};
 use crate::bench::render::{esc, table};
 use crate::host::{self, Host};
 use crate::preset;
+use crate::stats::{self, mean, percentile};
 use serde_json::{Value, json};
 use std::ffi::OsString;
 use std::fmt::Write as _;
@@ -621,26 +622,6 @@ impl Row {
     }
 }
 
-/// Percentile `q` (0..=1) of `xs` by linear interpolation between order statistics.
-pub fn percentile(xs: &[f64], q: f64) -> f64 {
-    if xs.is_empty() {
-        return f64::NAN;
-    }
-    let mut v = xs.to_vec();
-    v.sort_by(f64::total_cmp);
-    let pos = q.clamp(0.0, 1.0) * (v.len() - 1) as f64;
-    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
-    v[lo] + (v[hi] - v[lo]) * (pos - lo as f64)
-}
-
-fn mean(xs: &[f64]) -> f64 {
-    if xs.is_empty() {
-        f64::NAN
-    } else {
-        xs.iter().sum::<f64>() / xs.len() as f64
-    }
-}
-
 /// Throughput statistics of the post-warm-up epochs.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Tput {
@@ -662,11 +643,11 @@ impl Tput {
     fn of(xs: &[f64]) -> Tput {
         Tput {
             mean: mean(xs),
-            cv: crate::bench::stats::cv(xs) * 100.0,
+            cv: stats::cv(xs) * 100.0,
             p50: percentile(xs, 0.5),
             p90: percentile(xs, 0.1),
             p99: percentile(xs, 0.01),
-            min: crate::bench::stats::min_max(xs).0,
+            min: stats::min_max(xs).0,
         }
     }
 }

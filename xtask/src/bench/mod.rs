@@ -13,9 +13,9 @@ pub(crate) mod contenders;
 pub(crate) mod progress;
 pub(crate) mod render;
 pub(crate) mod runner;
-pub(crate) mod stats;
 
 use crate::host::{self, Host};
+use crate::stats;
 use builder::Built;
 use contenders::{CONTENDERS, Contender, Group, REFERENCE};
 use hakmem_bench::{Kind, Spec, WORKLOADS};

@@ -1,7 +1,8 @@
 //! Reports of a benchmark run: the table (stdout and `.md`), the `.json` and the `.svg`.
 
 use super::contenders::{Group, REFERENCE};
-use super::{Cell, Missing, Results, stats};
+use super::{Cell, Missing, Results};
+use crate::stats;
 use serde_json::{Value, json};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
