@@ -22,12 +22,12 @@
 use crate::bench::builder;
 use crate::bench::contenders::{self, Contender, Group};
 use crate::bench::progress::{self, Progress};
-use crate::bench::render::table;
 use crate::bench::runner::{self, Sample};
 use crate::host::{self, Host};
 use crate::preset;
 use crate::soak::env_pair;
 use crate::stats::{self, Ci, bootstrap_ci, median_diff, welch_ci};
+use crate::text::{Decimals::Fixed, mib, mops, table};
 use serde_json::json;
 use std::ffi::OsString;
 use std::fmt::Write as _;
@@ -717,12 +717,12 @@ fn run(o: &Opts) -> Result<&'static str, String> {
         let (lo, hi) = stats::min_max(&s.wall);
         vec![
             n.to_string(),
-            format!("{:.2}", stats::median(&s.wall) / 1e6),
-            format!("{:.2}–{:.2}", lo / 1e6, hi / 1e6),
+            mops(stats::median(&s.wall), Fixed(2)),
+            format!("{}–{}", mops(lo, Fixed(2)), mops(hi, Fixed(2))),
             format!("{:.1}%", stats::cv(&s.wall) * 100.0),
-            format!("{:.2}", stats::median(&s.cpu) / 1e6),
+            mops(stats::median(&s.cpu), Fixed(2)),
             format!("{:.1}%", stats::cv(&s.cpu) * 100.0),
-            format!("{:.2} MiB", stats::median(&s.rss) / 1024.0),
+            mib(stats::median(&s.rss)),
             if s.sys.is_empty() {
                 "n/a".into()
             } else {

@@ -21,6 +21,8 @@ mod preset;
 mod soak;
 mod stats;
 mod stress;
+mod svg;
+mod text;
 
 use std::process::ExitCode;
 

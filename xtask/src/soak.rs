@@ -32,10 +32,11 @@
 use crate::bench::builder;
 use crate::bench::contenders::{self, Contender};
 use crate::bench::progress::{self, Progress};
-use crate::bench::render::{esc, table};
 use crate::host::{self, Host};
 use crate::preset;
 use crate::stats::{self, mean, percentile};
+use crate::svg::Svg;
+use crate::text::{Decimals::Fixed, mib, mops, table};
 use serde_json::{Value, json};
 use std::ffi::OsString;
 use std::fmt::Write as _;
@@ -271,8 +272,8 @@ impl Criteria {
                     b.contender,
                     b.workload,
                     b.source,
-                    mops(b.cpu_p50),
-                    mops(b.wall_p50),
+                    mops(b.cpu_p50, Fixed(2)),
+                    mops(b.wall_p50, Fixed(2)),
                     b.peak_rss_kib.map_or("n/a".into(), mib)
                 ),
             )
@@ -291,11 +292,14 @@ impl Criteria {
                 "median {} at most {}% below the baseline's ({} M)",
                 self.basis(),
                 self.max_tput_loss,
-                mops(if self.cv_on_cpu {
-                    b.cpu_p50
-                } else {
-                    b.wall_p50
-                })
+                mops(
+                    if self.cv_on_cpu {
+                        b.cpu_p50
+                    } else {
+                        b.wall_p50
+                    },
+                    Fixed(2)
+                )
             ),
             None => format!(
                 "median {} at most {}% below a baseline's (not judged: no baseline)",
@@ -889,8 +893,8 @@ pub fn judge(s: &Summary, c: &Criteria, crash: Option<&str>) -> Verdict {
             let text = format!(
                 "median throughput ({}) {} M vs the baseline's {} M: {d:+.2}%",
                 c.basis(),
-                mops(basis.p50),
-                mops(base)
+                mops(basis.p50, Fixed(2)),
+                mops(base, Fixed(2))
             );
             r.push(if d < -c.max_tput_loss {
                 (
@@ -1007,18 +1011,6 @@ fn verdict(r: Vec<(Mark, String)>) -> Verdict {
     }
 }
 
-fn mops(x: f64) -> String {
-    if !x.is_finite() {
-        "n/a".into()
-    } else {
-        format!("{:.2}", x / 1e6)
-    }
-}
-
-fn mib(kib: f64) -> String {
-    format!("{:.2} MiB", kib / 1024.0)
-}
-
 /// Everything the summary page needs.
 struct Report<'a> {
     opts: &'a Opts,
@@ -1112,21 +1104,21 @@ fn markdown(r: &Report) -> String {
     let rows = vec![
         vec![
             "wall-clock Mops/s".to_string(),
-            mops(s.wall.mean),
+            mops(s.wall.mean, Fixed(2)),
             format!("{:.2}%", s.wall.cv),
-            mops(s.wall.p50),
-            mops(s.wall.p90),
-            mops(s.wall.p99),
-            mops(s.wall.min),
+            mops(s.wall.p50, Fixed(2)),
+            mops(s.wall.p90, Fixed(2)),
+            mops(s.wall.p99, Fixed(2)),
+            mops(s.wall.min, Fixed(2)),
         ],
         vec![
             "Mops per CPU-s".to_string(),
-            mops(s.cpu.mean),
+            mops(s.cpu.mean, Fixed(2)),
             format!("{:.2}%", s.cpu.cv),
-            mops(s.cpu.p50),
-            mops(s.cpu.p90),
-            mops(s.cpu.p99),
-            mops(s.cpu.min),
+            mops(s.cpu.p50, Fixed(2)),
+            mops(s.cpu.p90, Fixed(2)),
+            mops(s.cpu.p99, Fixed(2)),
+            mops(s.cpu.min, Fixed(2)),
         ],
     ];
     m.push_str(&table(
@@ -1291,17 +1283,7 @@ pub fn svg(title: &str, rows: &[Row], warmup: usize) -> String {
     let pw = w - left - right;
     let tmax = rows.last().map_or(1.0, |r| r.t).max(1e-9);
     let x = |t: f64| left + pw * t / tmax;
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w:.0}" height="{height:.0}" viewBox="0 0 {w:.0} {height:.0}" font-family="sans-serif" font-size="11">"#
-    );
-    let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
-    let _ = writeln!(
-        s,
-        r#"<text x="{left}" y="20" font-size="14" font-weight="bold">{}</text>"#,
-        esc(title)
-    );
+    let mut s = Svg::new(w, height, title, left, 20.0);
     let rss: Vec<f64> = rows.iter().map(|r| r.rss_kib as f64 / 1024.0).collect();
     let live: Vec<f64> = rows
         .iter()
@@ -1309,7 +1291,7 @@ pub fn svg(title: &str, rows: &[Row], warmup: usize) -> String {
         .collect();
     let wall: Vec<f64> = rows.iter().map(|r| r.ops_per_sec() / 1e6).collect();
     let cpu: Vec<f64> = rows.iter().map(|r| r.ops_per_cpu_sec() / 1e6).collect();
-    let panel = |s: &mut String, top: f64, label: &str, series: &[(&[f64], &str, &str)]| {
+    let panel = |s: &mut Svg, top: f64, label: &str, series: &[(&[f64], &str, &str)]| {
         let ymax = series
             .iter()
             .flat_map(|(v, _, _)| v.iter().copied())
@@ -1320,59 +1302,32 @@ pub fn svg(title: &str, rows: &[Row], warmup: usize) -> String {
         let y = |v: f64| top + panel_h * (1.0 - (v / ymax).clamp(0.0, 1.0));
         for k in 0..=4 {
             let v = ymax * k as f64 / 4.0;
-            let yy = y(v);
-            let _ = writeln!(
-                s,
-                r##"<line x1="{left}" y1="{yy:.1}" x2="{:.0}" y2="{yy:.1}" stroke="#ddd"/><text x="{:.0}" y="{:.1}" text-anchor="end">{v:.1}</text>"##,
-                w - right,
-                left - 5.0,
-                yy + 4.0
-            );
+            s.grid_line(y(v), (left, w - right), &format!("{v:.1}"), "#ddd", false);
         }
-        let _ = writeln!(
-            s,
-            r#"<text x="{left}" y="{:.0}" font-weight="bold">{}</text>"#,
-            top - 8.0,
-            esc(label)
-        );
+        s.text(left, top - 8.0, label, r#" font-weight="bold""#);
         let mut lx = left + 260.0;
         for (v, col, name) in series {
-            let pts: Vec<String> = rows
-                .iter()
-                .zip(v.iter())
-                .map(|(r, &val)| format!("{:.1},{:.1}", x(r.t), y(val)))
-                .collect();
-            let _ = writeln!(
-                s,
-                r#"<polyline fill="none" stroke="{col}" stroke-width="1.2" points="{}"/>"#,
-                pts.join(" ")
+            s.polyline(
+                rows.iter().zip(v.iter()).map(|(r, &val)| (x(r.t), y(val))),
+                col,
             );
-            let _ = writeln!(
-                s,
-                r#"<rect x="{lx:.0}" y="{:.0}" width="10" height="3" fill="{col}"/><text x="{:.0}" y="{:.0}">{}</text>"#,
-                top - 13.0,
-                lx + 13.0,
-                top - 8.0,
-                esc(name)
-            );
-            lx += 30.0 + name.len() as f64 * 6.0;
+            lx = s.key((lx, top - 13.0), (10.0, 3.0), col, name);
         }
         if warmup > 0 && warmup < rows.len() {
             let wx = x(rows[warmup - 1].t);
-            let _ = writeln!(
-                s,
-                r##"<line x1="{wx:.1}" y1="{top:.0}" x2="{wx:.1}" y2="{:.0}" stroke="#888" stroke-dasharray="4 3"/><text x="{:.1}" y="{:.0}" fill="#888">warm-up</text>"##,
-                top + panel_h,
-                wx + 3.0,
-                top + 12.0
+            s.line(
+                (wx, top),
+                (wx, top + panel_h),
+                "#888",
+                r#" stroke-dasharray="4 3""#,
             );
+            s.text(wx + 3.0, top + 12.0, "warm-up", r##" fill="#888""##);
         }
-        let _ = writeln!(
-            s,
-            r##"<line x1="{left}" y1="{:.0}" x2="{:.0}" y2="{:.0}" stroke="#000"/>"##,
-            top + panel_h,
-            w - right,
-            top + panel_h
+        s.line(
+            (left, top + panel_h),
+            (w - right, top + panel_h),
+            "#000",
+            "",
         );
     };
     panel(
@@ -1395,22 +1350,20 @@ pub fn svg(title: &str, rows: &[Row], warmup: usize) -> String {
     );
     for k in 0..=5 {
         let t = tmax * k as f64 / 5.0;
-        let _ = writeln!(
-            s,
-            r#"<text x="{:.1}" y="{:.0}" text-anchor="middle">{}</text>"#,
+        s.text(
             x(t),
             top2 + panel_h + 16.0,
-            progress::duration(t)
+            &progress::duration(t),
+            r#" text-anchor="middle""#,
         );
     }
-    let _ = writeln!(
-        s,
-        r#"<text x="{:.0}" y="{:.0}" text-anchor="middle">time since start</text>"#,
+    s.text(
         left + pw / 2.0,
-        top2 + panel_h + 34.0
+        top2 + panel_h + 34.0,
+        "time since start",
+        r#" text-anchor="middle""#,
     );
-    s.push_str("</svg>\n");
-    s
+    s.finish()
 }
 
 /// Entry point of `cargo xtask soak`.
@@ -1537,8 +1490,8 @@ fn run(o: &Opts) -> Result<&'static str, String> {
                     progress::duration(r.t),
                     progress::duration(secs),
                     r.epoch,
-                    mops(r.ops_per_sec()),
-                    mops(r.ops_per_cpu_sec()),
+                    mops(r.ops_per_sec(), Fixed(2)),
+                    mops(r.ops_per_cpu_sec(), Fixed(2)),
                     mib(r.rss_kib as f64),
                     r.syscalls.map_or("n/a".into(), |x| x.to_string()),
                     r.lean_decommit.map_or("n/a".into(), |x| x.to_string()),
