@@ -610,15 +610,10 @@ fn run(o: &Opts) -> Result<&'static str, String> {
         };
         for (k, (which, bin, side)) in order.into_iter().enumerate() {
             let done = 2 * i + k;
-            let eta = if done > 0 {
-                t0.elapsed().as_secs_f64() / done as f64 * (total - done) as f64
-            } else {
-                0.0
-            };
             progress.line(&format!(
                 "[ab {}/{total}] {which} · eta {}",
                 done + 1,
-                progress::duration(eta)
+                progress::eta(t0, done, total)
             ));
             match runner::run_env(bin, &args, &side.env, o.timeout) {
                 Ok(s) if which == 'A' => sa.push(s),
