@@ -109,8 +109,6 @@ pub fn table(header: &[String], rows: &[Vec<String>], right: &[bool]) -> String 
     out
 }
 
-/// What to show instead of numbers, if the cell has none.
-
 #[cfg(test)]
 mod tests {
     use super::*;

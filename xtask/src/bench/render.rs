@@ -90,6 +90,7 @@ fn anchors(r: &Results, wi: usize) -> (f64, Option<(usize, f64)>) {
     (reference, best)
 }
 
+/// What to show instead of numbers, if the cell has none.
 fn no_numbers(cell: &Cell) -> Option<String> {
     match &cell.missing {
         Some(Missing::Build(e)) => return Some(format!("missing: build failed: {e}")),
