@@ -170,7 +170,8 @@ impl SoakOutcome {
     }
 }
 
-/// One epoch's measurements.
+/// One epoch's measurements: what the epoch line carries (written by [`Epoch::line`] here,
+/// read back by `cargo xtask soak`).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Epoch {
     /// 1-based index.
@@ -192,6 +193,16 @@ pub struct Epoch {
 }
 
 impl Epoch {
+    /// Wall-clock throughput of the epoch.
+    pub fn ops_per_sec(&self) -> f64 {
+        self.ops as f64 / self.secs.max(1e-12)
+    }
+
+    /// Ops per CPU-second of the epoch.
+    pub fn ops_per_cpu_sec(&self) -> f64 {
+        self.ops as f64 / self.cpu_secs.max(1e-9)
+    }
+
     /// The epoch line, without a newline, into a stack buffer.
     pub fn line(&self) -> StackBuf<512> {
         let mut s = StackBuf::<512>::default();
@@ -204,8 +215,8 @@ impl Epoch {
             self.secs,
             self.cpu_secs,
             self.ops,
-            self.ops as f64 / self.secs.max(1e-12),
-            self.ops as f64 / self.cpu_secs.max(1e-9),
+            self.ops_per_sec(),
+            self.ops_per_cpu_sec(),
             self.rss_kib,
             self.allocated_kib,
         );

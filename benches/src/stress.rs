@@ -1,5 +1,11 @@
 //! A multi-threaded stress test of the global allocator, with every block's contents
-//! verified before it is freed (binary `hakmem-stress`, driven by `cargo xtask stress`).
+//! verified before it is freed: the one implementation, run two ways. The binary
+//! `hakmem-stress` (driven by `cargo xtask stress`, for minutes, in every preset) runs it
+//! for a time; the facade's test `crates/hakmem/tests/stress.rs` (`cargo test -p hakmem
+//! --test stress`, in every preset of CI) compiles this very file into itself with
+//! `#[path]` (the bench crate depends on hakmem, so hakmem cannot depend on it) and runs it
+//! for a number of ops with hakmem as the global allocator. For that, this file uses
+//! nothing of its crate but `crate::rng` (which the test includes the same way) and std.
 //!
 //! Workers allocate blocks of every size range (tiny 1..=1024 B, mid 1 KiB..256 KiB,
 //! large 256 KiB..2 MiB, now and then 16 MiB), some with alignments up to 4 KiB, some
@@ -8,8 +14,10 @@
 //! block refilled), or hand batches of them to other threads through a shared queue.
 //! Workers live for a random number of ops and then exit, handing their remaining blocks
 //! to the queue (another thread frees them: blocks of a dead thread), and new ones take
-//! their place until the time is up. Every free checks the whole block first; any
-//! mismatch, misaligned or null pointer stops the process with a report and exit code 1.
+//! their place until the time is up (or the ops are done). A block is checked whole when
+//! another thread adopts it (every hop between threads), before every realloc and before
+//! it is freed; any mismatch, misaligned or null pointer stops the process with a report
+//! and exit code 1.
 
 use crate::rng::{Rng, below};
 use std::alloc::{Layout, alloc, alloc_zeroed, dealloc, realloc};
@@ -23,6 +31,8 @@ use std::time::{Duration, Instant};
 pub struct StressParams {
     /// Seconds to run (new workers are started until then).
     pub secs: f64,
+    /// Stop once the workers have done this many ops in all, if earlier (0: no limit).
+    pub max_ops: u64,
     /// Workers alive at a time.
     pub threads: usize,
     /// Seed of everything random.
@@ -42,6 +52,7 @@ impl Default for StressParams {
     fn default() -> Self {
         StressParams {
             secs: 10.0,
+            max_ops: 0,
             threads: 4,
             seed: 0x5754_5245_5353,
             slots: 256,
@@ -55,8 +66,12 @@ impl Default for StressParams {
 /// Counters of a run.
 #[derive(Default, Debug)]
 pub struct Totals {
+    /// Ops done by the workers (counted when a worker ends and every 1,024 ops).
+    pub ops: AtomicU64,
     /// Allocations (zeroed ones included).
     pub allocs: AtomicU64,
+    /// Allocations by size range: tiny (up to 1 KiB), mid (up to 256 KiB), large.
+    pub by_range: [AtomicU64; 3],
     /// Frees.
     pub frees: AtomicU64,
     /// Reallocs.
@@ -204,6 +219,12 @@ fn new_block(rng: &mut Rng, t: &Totals) -> Block {
     }
     fill(&b, 0);
     t.allocs.fetch_add(1, Relaxed);
+    let range = match size {
+        0..=1024 => 0,
+        1025..=262_144 => 1,
+        _ => 2,
+    };
+    t.by_range[range].fetch_add(1, Relaxed);
     b
 }
 
@@ -272,6 +293,9 @@ fn worker(id: u64, p: &StressParams, q: &Queue, t: &Totals, stop: &AtomicBool) {
     let mut ops = 0u64;
     while ops < life && !stop.load(Relaxed) {
         ops += 1;
+        if ops.is_multiple_of(1024) {
+            t.ops.fetch_add(1024, Relaxed);
+        }
         if p.inject_corruption && id == 0 && ops == 1000 && !mine.is_empty() {
             // SAFETY: a live block of at least one byte, owned by this thread.
             unsafe { *mine[0].ptr ^= 0x5A };
@@ -312,6 +336,9 @@ fn worker(id: u64, p: &StressParams, q: &Queue, t: &Totals, stop: &AtomicBool) {
                 let batch = q.lock().expect("queue").pop_front();
                 if let Some(b) = batch {
                     for blk in b {
+                        // Every hop between threads: the block arrives intact.
+                        let n = check(&blk, blk.size, "handed over");
+                        t.bytes_checked.fetch_add(n, Relaxed);
                         if mine.len() < p.slots {
                             mine.push(blk);
                         } else {
@@ -322,6 +349,7 @@ fn worker(id: u64, p: &StressParams, q: &Queue, t: &Totals, stop: &AtomicBool) {
             }
         }
     }
+    t.ops.fetch_add(ops % 1024, Relaxed);
     // Dying: half the time hand everything over (another thread frees a dead thread's
     // blocks), otherwise free locally.
     if rng.next_u64() & 1 == 0 {
@@ -348,7 +376,7 @@ pub fn run_stress(p: &StressParams) -> Arc<Totals> {
     loop {
         live.retain(|h| !h.is_finished());
         let now = Instant::now();
-        if now >= deadline {
+        if now >= deadline || (p.max_ops > 0 && t.ops.load(Relaxed) >= p.max_ops) {
             break;
         }
         while live.len() < p.threads.max(1) {

@@ -59,13 +59,17 @@ fn main() -> ExitCode {
     let (allocs, frees) = (t.allocs.load(Relaxed), t.frees.load(Relaxed));
     let c = COUNTERS();
     println!(
-        "STRESS {{\"alloc\":\"{ALLOC}\",\"secs\":{},\"threads\":{},\"seed\":{},\"allocs\":{allocs},\"frees\":{frees},\"reallocs\":{},\"handed\":{},\"threads_started\":{},\"bytes_checked\":{},\"peak_rss_kib\":{},\"syscalls\":{}}}",
+        "STRESS {{\"alloc\":\"{ALLOC}\",\"secs\":{},\"threads\":{},\"seed\":{},\"allocs\":{allocs},\"frees\":{frees},\"reallocs\":{},\"handed\":{},\"threads_started\":{},\"ops\":{},\"tiny\":{},\"mid\":{},\"large\":{},\"bytes_checked\":{},\"peak_rss_kib\":{},\"syscalls\":{}}}",
         p.secs,
         p.threads,
         p.seed,
         t.reallocs.load(Relaxed),
         t.handed.load(Relaxed),
         t.threads.load(Relaxed),
+        t.ops.load(Relaxed),
+        t.by_range[0].load(Relaxed),
+        t.by_range[1].load(Relaxed),
+        t.by_range[2].load(Relaxed),
         t.bytes_checked.load(Relaxed),
         measure::peak_rss_kib(),
         c.map_or("null".to_string(), |c| c.syscalls.to_string()),

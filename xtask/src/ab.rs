@@ -22,13 +22,12 @@
 use crate::bench::builder;
 use crate::bench::contenders::{self, Contender, Group};
 use crate::bench::progress::{self, Progress};
-use crate::bench::render::table;
 use crate::bench::runner::{self, Sample};
-use crate::bench::stats;
 use crate::host::{self, Host};
 use crate::preset;
 use crate::soak::env_pair;
-use hakmem_bench::rng::{Rng, below};
+use crate::stats::{self, Ci, bootstrap_ci, median_diff, welch_ci};
+use crate::text::{Decimals::Fixed, mib, mops, table};
 use serde_json::json;
 use std::ffi::OsString;
 use std::fmt::Write as _;
@@ -421,115 +420,6 @@ fn resolve(side: &Side, default_preset: &str) -> &'static Contender {
     }
 }
 
-/// A 95% confidence interval (low, high), in percent of B against A.
-pub type Ci = (f64, f64);
-
-/// The difference of B's median against A's, percent.
-pub fn median_diff(a: &[f64], b: &[f64]) -> f64 {
-    (stats::median(b) / stats::median(a) - 1.0) * 100.0
-}
-
-/// 95% percentile-bootstrap CI of [`median_diff`]: `iters` resamples of each side (with
-/// replacement), deterministic for a seed.
-pub fn bootstrap_ci(a: &[f64], b: &[f64], iters: usize, seed: u64) -> Ci {
-    let mut rng = Rng::new(seed, 7);
-    let mut diffs = Vec::with_capacity(iters);
-    let (mut ra, mut rb) = (vec![0.0; a.len()], vec![0.0; b.len()]);
-    for _ in 0..iters {
-        for x in ra.iter_mut() {
-            *x = a[below(rng.next_u64() >> 32, a.len() as u64) as usize];
-        }
-        for x in rb.iter_mut() {
-            *x = b[below(rng.next_u64() >> 32, b.len() as u64) as usize];
-        }
-        diffs.push(median_diff(&ra, &rb));
-    }
-    (
-        crate::soak::percentile(&diffs, 0.025),
-        crate::soak::percentile(&diffs, 0.975),
-    )
-}
-
-/// The standard normal quantile (Acklam's rational approximation, |error| < 1.2e-9).
-pub fn norm_quantile(p: f64) -> f64 {
-    const A: [f64; 6] = [
-        -3.969683028665376e1,
-        2.209460984245205e2,
-        -2.759285104469687e2,
-        1.383_577_518_672_69e2,
-        -3.066479806614716e1,
-        2.506628277459239,
-    ];
-    const B: [f64; 5] = [
-        -5.447609879822406e1,
-        1.615858368580409e2,
-        -1.556989798598866e2,
-        6.680131188771972e1,
-        -1.328068155288572e1,
-    ];
-    const C: [f64; 6] = [
-        -7.784894002430293e-3,
-        -3.223964580411365e-1,
-        -2.400758277161838,
-        -2.549732539343734,
-        4.374664141464968,
-        2.938163982698783,
-    ];
-    const D: [f64; 4] = [
-        7.784695709041462e-3,
-        3.224671290700398e-1,
-        2.445134137142996,
-        3.754408661907416,
-    ];
-    let pl = 0.02425;
-    if p < pl {
-        let q = (-2.0 * p.ln()).sqrt();
-        (((((C[0] * q + C[1]) * q + C[2]) * q + C[3]) * q + C[4]) * q + C[5])
-            / ((((D[0] * q + D[1]) * q + D[2]) * q + D[3]) * q + 1.0)
-    } else if p <= 1.0 - pl {
-        let q = p - 0.5;
-        let r = q * q;
-        (((((A[0] * r + A[1]) * r + A[2]) * r + A[3]) * r + A[4]) * r + A[5]) * q
-            / (((((B[0] * r + B[1]) * r + B[2]) * r + B[3]) * r + B[4]) * r + 1.0)
-    } else {
-        -norm_quantile(1.0 - p)
-    }
-}
-
-/// Student's t quantile for `df` degrees of freedom (Cornish-Fisher expansion around the
-/// normal quantile; within 0.5% of the exact value for df >= 3).
-pub fn t_quantile(p: f64, df: f64) -> f64 {
-    let z = norm_quantile(p);
-    let (z3, z5, z7, z9) = (z.powi(3), z.powi(5), z.powi(7), z.powi(9));
-    z + (z3 + z) / (4.0 * df)
-        + (5.0 * z5 + 16.0 * z3 + 3.0 * z) / (96.0 * df.powi(2))
-        + (3.0 * z7 + 19.0 * z5 + 17.0 * z3 - 15.0 * z) / (384.0 * df.powi(3))
-        + (79.0 * z9 + 776.0 * z7 + 1482.0 * z5 - 1920.0 * z3 - 945.0 * z) / (92160.0 * df.powi(4))
-}
-
-/// Welch's 95% CI of (mean B - mean A) / mean A, percent; and the point estimate.
-pub fn welch_ci(a: &[f64], b: &[f64]) -> (f64, Ci) {
-    let m = |x: &[f64]| x.iter().sum::<f64>() / x.len() as f64;
-    let var = |x: &[f64], mu: f64| {
-        x.iter().map(|v| (v - mu).powi(2)).sum::<f64>() / (x.len() as f64 - 1.0)
-    };
-    let (ma, mb) = (m(a), m(b));
-    let (va, vb) = (var(a, ma) / a.len() as f64, var(b, mb) / b.len() as f64);
-    let se = (va + vb).sqrt();
-    let df = if va + vb > 0.0 {
-        (va + vb).powi(2)
-            / (va.powi(2) / (a.len() as f64 - 1.0) + vb.powi(2) / (b.len() as f64 - 1.0))
-    } else {
-        1e9
-    };
-    let t = t_quantile(0.975, df.max(1.0));
-    let d = mb - ma;
-    (
-        d / ma * 100.0,
-        ((d - t * se) / ma * 100.0, (d + t * se) / ma * 100.0),
-    )
-}
-
 /// A verdict and its reasons: `diff` is B against A in % (the point estimate, medians),
 /// `ci` its 95% CI, `rss_worse_pct` B's median peak RSS against A's in %.
 pub fn judge(diff: f64, ci: Ci, rss_worse_pct: f64, c: &Criteria) -> (&'static str, Vec<String>) {
@@ -720,15 +610,10 @@ fn run(o: &Opts) -> Result<&'static str, String> {
         };
         for (k, (which, bin, side)) in order.into_iter().enumerate() {
             let done = 2 * i + k;
-            let eta = if done > 0 {
-                t0.elapsed().as_secs_f64() / done as f64 * (total - done) as f64
-            } else {
-                0.0
-            };
             progress.line(&format!(
                 "[ab {}/{total}] {which} · eta {}",
                 done + 1,
-                progress::duration(eta)
+                progress::eta(t0, done, total)
             ));
             match runner::run_env(bin, &args, &side.env, o.timeout) {
                 Ok(s) if which == 'A' => sa.push(s),
@@ -827,12 +712,12 @@ fn run(o: &Opts) -> Result<&'static str, String> {
         let (lo, hi) = stats::min_max(&s.wall);
         vec![
             n.to_string(),
-            format!("{:.2}", stats::median(&s.wall) / 1e6),
-            format!("{:.2}–{:.2}", lo / 1e6, hi / 1e6),
+            mops(stats::median(&s.wall), Fixed(2)),
+            format!("{}–{}", mops(lo, Fixed(2)), mops(hi, Fixed(2))),
             format!("{:.1}%", stats::cv(&s.wall) * 100.0),
-            format!("{:.2}", stats::median(&s.cpu) / 1e6),
+            mops(stats::median(&s.cpu), Fixed(2)),
             format!("{:.1}%", stats::cv(&s.cpu) * 100.0),
-            format!("{:.2} MiB", stats::median(&s.rss) / 1024.0),
+            mib(stats::median(&s.rss)),
             if s.sys.is_empty() {
                 "n/a".into()
             } else {
@@ -915,18 +800,7 @@ fn run(o: &Opts) -> Result<&'static str, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn quantiles() {
-        assert!((norm_quantile(0.975) - 1.959964).abs() < 1e-5);
-        assert!((norm_quantile(0.5)).abs() < 1e-12);
-        assert!((norm_quantile(0.01) + 2.326348).abs() < 1e-5);
-        // Exact t(0.975): df 5: 2.5706, df 10: 2.2281, df 30: 2.0423.
-        for (df, t) in [(5.0, 2.5706), (10.0, 2.2281), (30.0, 2.0423)] {
-            let q = t_quantile(0.975, df);
-            assert!((q - t).abs() / t < 0.005, "df {df}: {q} vs {t}");
-        }
-    }
+    use crate::stats::norm_quantile;
 
     #[test]
     fn intervals_cover_a_clear_difference() {

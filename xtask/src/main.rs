@@ -22,7 +22,10 @@ mod fuzz;
 mod host;
 mod preset;
 mod soak;
+mod stats;
 mod stress;
+mod svg;
+mod text;
 
 use std::process::ExitCode;
 

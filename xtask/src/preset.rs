@@ -9,8 +9,8 @@
 use crate::bench::builder;
 use crate::bench::contenders::{self, Contender};
 use crate::bench::progress::Progress;
-use crate::bench::render::table;
 use crate::host;
+use crate::text::table;
 use hakmem_env_gates::{GATES, Preset, preset_defaults};
 use std::collections::BTreeMap;
 use std::ffi::OsString;

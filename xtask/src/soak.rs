@@ -32,9 +32,12 @@
 use crate::bench::builder;
 use crate::bench::contenders::{self, Contender};
 use crate::bench::progress::{self, Progress};
-use crate::bench::render::{esc, table};
 use crate::host::{self, Host};
 use crate::preset;
+use crate::stats::{self, mean, percentile};
+use crate::svg::Svg;
+use crate::text::{Decimals::Fixed, mib, mops, table};
+use hakmem_bench::soak::{Counters, Epoch};
 use serde_json::{Value, json};
 use std::ffi::OsString;
 use std::fmt::Write as _;
@@ -270,8 +273,8 @@ impl Criteria {
                     b.contender,
                     b.workload,
                     b.source,
-                    mops(b.cpu_p50),
-                    mops(b.wall_p50),
+                    mops(b.cpu_p50, Fixed(2)),
+                    mops(b.wall_p50, Fixed(2)),
                     b.peak_rss_kib.map_or("n/a".into(), mib)
                 ),
             )
@@ -290,11 +293,14 @@ impl Criteria {
                 "median {} at most {}% below the baseline's ({} M)",
                 self.basis(),
                 self.max_tput_loss,
-                mops(if self.cv_on_cpu {
-                    b.cpu_p50
-                } else {
-                    b.wall_p50
-                })
+                mops(
+                    if self.cv_on_cpu {
+                        b.cpu_p50
+                    } else {
+                        b.wall_p50
+                    },
+                    Fixed(2)
+                )
             ),
             None => format!(
                 "median {} at most {}% below a baseline's (not judged: no baseline)",
@@ -538,107 +544,58 @@ fn parse_opts(args: Vec<OsString>) -> Result<Option<Opts>, String> {
     }))
 }
 
-/// One epoch as read from the binary.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct Row {
-    /// 1-based epoch index.
-    pub epoch: u64,
-    /// Seconds since the soak started.
-    pub t: f64,
-    /// Wall seconds of the epoch.
-    pub secs: f64,
-    /// CPU seconds of the epoch.
-    pub cpu_secs: f64,
-    /// Ops of the epoch.
-    pub ops: u64,
-    /// RSS after the epoch, KiB.
-    pub rss_kib: u64,
-    /// The workload's live bytes, KiB.
-    pub allocated_kib: u64,
-    /// Cumulative allocator syscalls.
-    pub syscalls: Option<u64>,
-    /// Cumulative `madvise` calls (the seed's `madvise_calls`).
-    pub madvise_calls: Option<u64>,
-    /// Cumulative lean decommits.
-    pub lean_decommit: Option<u64>,
-    /// Cumulative lean retirements.
-    pub lean_retire: Option<u64>,
+/// Parses an `EPOCH {json}` line of the bench binary (see [`Epoch::line`]) back into its
+/// epoch: `epoch`, `t`, `secs` and `ops` are needed, `cpu_secs`, `rss_kib` and
+/// `allocated_kib` read 0 when missing; the counters are there when `syscalls` is a number
+/// (the other three read 0 when missing), absent when it is `null` (a peer allocator).
+pub fn parse_epoch(line: &str) -> Option<Epoch> {
+    let j = line.strip_prefix(hakmem_bench::soak::EPOCH_PREFIX)?;
+    let v: Value = serde_json::from_str(j).ok()?;
+    let u = |k: &str| v.get(k).and_then(Value::as_u64);
+    let f = |k: &str| v.get(k).and_then(Value::as_f64);
+    Some(Epoch {
+        epoch: u("epoch")?,
+        t: f("t")?,
+        secs: f("secs")?,
+        cpu_secs: f("cpu_secs").unwrap_or(0.0),
+        ops: u("ops")?,
+        rss_kib: u("rss_kib").unwrap_or(0),
+        allocated_kib: u("allocated_kib").unwrap_or(0),
+        counters: u("syscalls").map(|syscalls| Counters {
+            syscalls,
+            madvise_calls: u("madvise_calls").unwrap_or(0),
+            lean_decommit: u("lean_decommit").unwrap_or(0),
+            lean_retire: u("lean_retire").unwrap_or(0),
+        }),
+    })
 }
 
-impl Row {
-    /// Wall-clock throughput of the epoch.
-    pub fn ops_per_sec(&self) -> f64 {
-        self.ops as f64 / self.secs.max(1e-12)
-    }
-    /// Ops per CPU-second of the epoch.
-    pub fn ops_per_cpu_sec(&self) -> f64 {
-        self.ops as f64 / self.cpu_secs.max(1e-9)
-    }
+/// The CSV header.
+pub const CSV_HEADER: &str = "epoch,time_s,epoch_secs,epoch_cpu_secs,ops,ops_per_sec,ops_per_cpu_sec,rss_kib,allocated_kib,syscalls,madvise_calls,lean_decommit,lean_retire";
 
-    /// Parses an `EPOCH {json}` line.
-    pub fn parse(line: &str) -> Option<Row> {
-        let j = line.strip_prefix(hakmem_bench::soak::EPOCH_PREFIX)?;
-        let v: Value = serde_json::from_str(j).ok()?;
-        let u = |k: &str| v.get(k).and_then(Value::as_u64);
-        let f = |k: &str| v.get(k).and_then(Value::as_f64);
-        Some(Row {
-            epoch: u("epoch")?,
-            t: f("t")?,
-            secs: f("secs")?,
-            cpu_secs: f("cpu_secs").unwrap_or(0.0),
-            ops: u("ops")?,
-            rss_kib: u("rss_kib").unwrap_or(0),
-            allocated_kib: u("allocated_kib").unwrap_or(0),
-            syscalls: u("syscalls"),
-            madvise_calls: u("madvise_calls"),
-            lean_decommit: u("lean_decommit"),
-            lean_retire: u("lean_retire"),
-        })
-    }
-
-    /// The CSV header.
-    pub const CSV_HEADER: &'static str = "epoch,time_s,epoch_secs,epoch_cpu_secs,ops,ops_per_sec,ops_per_cpu_sec,rss_kib,allocated_kib,syscalls,madvise_calls,lean_decommit,lean_retire";
-
-    /// The CSV row (counters cumulative; empty where the allocator has none).
-    pub fn csv(&self) -> String {
-        let o = |x: Option<u64>| x.map_or(String::new(), |v| v.to_string());
-        format!(
-            "{},{:.3},{:.6},{:.6},{},{:.0},{:.0},{},{},{},{},{},{}",
-            self.epoch,
-            self.t,
-            self.secs,
-            self.cpu_secs,
-            self.ops,
-            self.ops_per_sec(),
-            self.ops_per_cpu_sec(),
-            self.rss_kib,
-            self.allocated_kib,
-            o(self.syscalls),
-            o(self.madvise_calls),
-            o(self.lean_decommit),
-            o(self.lean_retire)
-        )
-    }
-}
-
-/// Percentile `q` (0..=1) of `xs` by linear interpolation between order statistics.
-pub fn percentile(xs: &[f64], q: f64) -> f64 {
-    if xs.is_empty() {
-        return f64::NAN;
-    }
-    let mut v = xs.to_vec();
-    v.sort_by(f64::total_cmp);
-    let pos = q.clamp(0.0, 1.0) * (v.len() - 1) as f64;
-    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
-    v[lo] + (v[hi] - v[lo]) * (pos - lo as f64)
-}
-
-fn mean(xs: &[f64]) -> f64 {
-    if xs.is_empty() {
-        f64::NAN
-    } else {
-        xs.iter().sum::<f64>() / xs.len() as f64
-    }
+/// The CSV row of an epoch (counters cumulative; empty where the allocator has none).
+pub fn csv_row(e: &Epoch) -> String {
+    let o = |f: fn(&Counters) -> u64| {
+        e.counters
+            .as_ref()
+            .map_or(String::new(), |c| f(c).to_string())
+    };
+    format!(
+        "{},{:.3},{:.6},{:.6},{},{:.0},{:.0},{},{},{},{},{},{}",
+        e.epoch,
+        e.t,
+        e.secs,
+        e.cpu_secs,
+        e.ops,
+        e.ops_per_sec(),
+        e.ops_per_cpu_sec(),
+        e.rss_kib,
+        e.allocated_kib,
+        o(|c| c.syscalls),
+        o(|c| c.madvise_calls),
+        o(|c| c.lean_decommit),
+        o(|c| c.lean_retire)
+    )
 }
 
 /// Throughput statistics of the post-warm-up epochs.
@@ -662,11 +619,11 @@ impl Tput {
     fn of(xs: &[f64]) -> Tput {
         Tput {
             mean: mean(xs),
-            cv: crate::bench::stats::cv(xs) * 100.0,
+            cv: stats::cv(xs) * 100.0,
             p50: percentile(xs, 0.5),
             p90: percentile(xs, 0.1),
             p99: percentile(xs, 0.01),
-            min: crate::bench::stats::min_max(xs).0,
+            min: stats::min_max(xs).0,
         }
     }
 }
@@ -736,7 +693,7 @@ impl Summary {
 }
 
 /// Summarizes `rows` with the first `warmup` fraction left out.
-pub fn summarize(rows: &[Row], warmup: f64) -> Summary {
+pub fn summarize(rows: &[Epoch], warmup: f64) -> Summary {
     let n = rows.len();
     if n == 0 {
         return Summary::default();
@@ -744,15 +701,15 @@ pub fn summarize(rows: &[Row], warmup: f64) -> Summary {
     let warm = ((n as f64 * warmup).round() as usize).min(n - 1);
     let post = &rows[warm..];
     let window = ((n as f64 * 0.1).round() as usize).clamp(1, post.len());
-    let rss = |r: &[Row]| mean(&r.iter().map(|x| x.rss_kib as f64).collect::<Vec<_>>());
+    let rss = |r: &[Epoch]| mean(&r.iter().map(|x| x.rss_kib as f64).collect::<Vec<_>>());
     let first = rss(&post[..window]);
     let last = rss(&post[post.len() - window..]);
-    let wall: Vec<f64> = post.iter().map(Row::ops_per_sec).collect();
-    let cpu: Vec<f64> = post.iter().map(Row::ops_per_cpu_sec).collect();
+    let wall: Vec<f64> = post.iter().map(Epoch::ops_per_sec).collect();
+    let cpu: Vec<f64> = post.iter().map(Epoch::ops_per_cpu_sec).collect();
     let post_ops: u64 = post.iter().map(|r| r.ops).sum();
     let post_secs: f64 = post.iter().map(|r| r.secs).sum();
     let post_cpu: f64 = post.iter().map(|r| r.cpu_secs).sum();
-    let before = |f: fn(&Row) -> Option<u64>| {
+    let before = |f: fn(&Epoch) -> Option<u64>| {
         if warm == 0 {
             Some(0)
         } else {
@@ -760,13 +717,13 @@ pub fn summarize(rows: &[Row], warmup: f64) -> Summary {
         }
     };
     let end = rows.last().expect("non-empty");
-    let delta = |f: fn(&Row) -> Option<u64>| -> Option<(u64, u64)> {
+    let delta = |f: fn(&Epoch) -> Option<u64>| -> Option<(u64, u64)> {
         let e = f(end)?;
         Some((e, e.saturating_sub(before(f)?)))
     };
-    let sys = delta(|r| r.syscalls);
+    let sys = delta(|r| r.counters.map(|c| c.syscalls));
     let tw = window.max(MIN_TREND_WINDOW);
-    let span = |r: &[Row]| {
+    let span = |r: &[Epoch]| {
         let it = r.iter().map(|x| x.rss_kib);
         (it.clone().min().unwrap_or(0), it.max().unwrap_or(0))
     };
@@ -800,8 +757,8 @@ pub fn summarize(rows: &[Row], warmup: f64) -> Summary {
         syscalls_per_op: sys.map(|(_, d)| d as f64 / post_ops.max(1) as f64),
         syscalls_post: sys.map(|(_, d)| d),
         syscalls_total: sys.map(|(e, _)| e),
-        lean_decommit: delta(|r| r.lean_decommit),
-        lean_retire: delta(|r| r.lean_retire),
+        lean_decommit: delta(|r| r.counters.map(|c| c.lean_decommit)),
+        lean_retire: delta(|r| r.counters.map(|c| c.lean_retire)),
         peak_rss_kib: Some(rss_max_kib),
         trend_window: tw,
         rss_trend,
@@ -908,8 +865,8 @@ pub fn judge(s: &Summary, c: &Criteria, crash: Option<&str>) -> Verdict {
             let text = format!(
                 "median throughput ({}) {} M vs the baseline's {} M: {d:+.2}%",
                 c.basis(),
-                mops(basis.p50),
-                mops(base)
+                mops(basis.p50, Fixed(2)),
+                mops(base, Fixed(2))
             );
             r.push(if d < -c.max_tput_loss {
                 (
@@ -1026,24 +983,12 @@ fn verdict(r: Vec<(Mark, String)>) -> Verdict {
     }
 }
 
-fn mops(x: f64) -> String {
-    if !x.is_finite() {
-        "n/a".into()
-    } else {
-        format!("{:.2}", x / 1e6)
-    }
-}
-
-fn mib(kib: f64) -> String {
-    format!("{:.2} MiB", kib / 1024.0)
-}
-
 /// Everything the summary page needs.
 struct Report<'a> {
     opts: &'a Opts,
     host: &'a Host,
     args: &'a [String],
-    rows: &'a [Row],
+    rows: &'a [Epoch],
     summary: &'a Summary,
     verdict: &'a Verdict,
     exit: &'a str,
@@ -1131,21 +1076,21 @@ fn markdown(r: &Report) -> String {
     let rows = vec![
         vec![
             "wall-clock Mops/s".to_string(),
-            mops(s.wall.mean),
+            mops(s.wall.mean, Fixed(2)),
             format!("{:.2}%", s.wall.cv),
-            mops(s.wall.p50),
-            mops(s.wall.p90),
-            mops(s.wall.p99),
-            mops(s.wall.min),
+            mops(s.wall.p50, Fixed(2)),
+            mops(s.wall.p90, Fixed(2)),
+            mops(s.wall.p99, Fixed(2)),
+            mops(s.wall.min, Fixed(2)),
         ],
         vec![
             "Mops per CPU-s".to_string(),
-            mops(s.cpu.mean),
+            mops(s.cpu.mean, Fixed(2)),
             format!("{:.2}%", s.cpu.cv),
-            mops(s.cpu.p50),
-            mops(s.cpu.p90),
-            mops(s.cpu.p99),
-            mops(s.cpu.min),
+            mops(s.cpu.p50, Fixed(2)),
+            mops(s.cpu.p90, Fixed(2)),
+            mops(s.cpu.p99, Fixed(2)),
+            mops(s.cpu.min, Fixed(2)),
         ],
     ];
     m.push_str(&table(
@@ -1302,7 +1247,7 @@ fn to_json(r: &Report) -> Value {
 }
 
 /// Two panels over time: RSS (MiB), and throughput (wall and CPU-time, Mops/s).
-pub fn svg(title: &str, rows: &[Row], warmup: usize) -> String {
+pub fn svg(title: &str, rows: &[Epoch], warmup: usize) -> String {
     let (w, left, right) = (900.0, 70.0, 20.0);
     let (panel_h, top1, gap) = (200.0, 50.0, 60.0);
     let top2 = top1 + panel_h + gap;
@@ -1310,17 +1255,7 @@ pub fn svg(title: &str, rows: &[Row], warmup: usize) -> String {
     let pw = w - left - right;
     let tmax = rows.last().map_or(1.0, |r| r.t).max(1e-9);
     let x = |t: f64| left + pw * t / tmax;
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w:.0}" height="{height:.0}" viewBox="0 0 {w:.0} {height:.0}" font-family="sans-serif" font-size="11">"#
-    );
-    let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
-    let _ = writeln!(
-        s,
-        r#"<text x="{left}" y="20" font-size="14" font-weight="bold">{}</text>"#,
-        esc(title)
-    );
+    let mut s = Svg::new(w, height, title, left, 20.0);
     let rss: Vec<f64> = rows.iter().map(|r| r.rss_kib as f64 / 1024.0).collect();
     let live: Vec<f64> = rows
         .iter()
@@ -1328,7 +1263,7 @@ pub fn svg(title: &str, rows: &[Row], warmup: usize) -> String {
         .collect();
     let wall: Vec<f64> = rows.iter().map(|r| r.ops_per_sec() / 1e6).collect();
     let cpu: Vec<f64> = rows.iter().map(|r| r.ops_per_cpu_sec() / 1e6).collect();
-    let panel = |s: &mut String, top: f64, label: &str, series: &[(&[f64], &str, &str)]| {
+    let panel = |s: &mut Svg, top: f64, label: &str, series: &[(&[f64], &str, &str)]| {
         let ymax = series
             .iter()
             .flat_map(|(v, _, _)| v.iter().copied())
@@ -1339,59 +1274,32 @@ pub fn svg(title: &str, rows: &[Row], warmup: usize) -> String {
         let y = |v: f64| top + panel_h * (1.0 - (v / ymax).clamp(0.0, 1.0));
         for k in 0..=4 {
             let v = ymax * k as f64 / 4.0;
-            let yy = y(v);
-            let _ = writeln!(
-                s,
-                r##"<line x1="{left}" y1="{yy:.1}" x2="{:.0}" y2="{yy:.1}" stroke="#ddd"/><text x="{:.0}" y="{:.1}" text-anchor="end">{v:.1}</text>"##,
-                w - right,
-                left - 5.0,
-                yy + 4.0
-            );
+            s.grid_line(y(v), (left, w - right), &format!("{v:.1}"), "#ddd", false);
         }
-        let _ = writeln!(
-            s,
-            r#"<text x="{left}" y="{:.0}" font-weight="bold">{}</text>"#,
-            top - 8.0,
-            esc(label)
-        );
+        s.text(left, top - 8.0, label, r#" font-weight="bold""#);
         let mut lx = left + 260.0;
         for (v, col, name) in series {
-            let pts: Vec<String> = rows
-                .iter()
-                .zip(v.iter())
-                .map(|(r, &val)| format!("{:.1},{:.1}", x(r.t), y(val)))
-                .collect();
-            let _ = writeln!(
-                s,
-                r#"<polyline fill="none" stroke="{col}" stroke-width="1.2" points="{}"/>"#,
-                pts.join(" ")
+            s.polyline(
+                rows.iter().zip(v.iter()).map(|(r, &val)| (x(r.t), y(val))),
+                col,
             );
-            let _ = writeln!(
-                s,
-                r#"<rect x="{lx:.0}" y="{:.0}" width="10" height="3" fill="{col}"/><text x="{:.0}" y="{:.0}">{}</text>"#,
-                top - 13.0,
-                lx + 13.0,
-                top - 8.0,
-                esc(name)
-            );
-            lx += 30.0 + name.len() as f64 * 6.0;
+            lx = s.key((lx, top - 13.0), (10.0, 3.0), col, name);
         }
         if warmup > 0 && warmup < rows.len() {
             let wx = x(rows[warmup - 1].t);
-            let _ = writeln!(
-                s,
-                r##"<line x1="{wx:.1}" y1="{top:.0}" x2="{wx:.1}" y2="{:.0}" stroke="#888" stroke-dasharray="4 3"/><text x="{:.1}" y="{:.0}" fill="#888">warm-up</text>"##,
-                top + panel_h,
-                wx + 3.0,
-                top + 12.0
+            s.line(
+                (wx, top),
+                (wx, top + panel_h),
+                "#888",
+                r#" stroke-dasharray="4 3""#,
             );
+            s.text(wx + 3.0, top + 12.0, "warm-up", r##" fill="#888""##);
         }
-        let _ = writeln!(
-            s,
-            r##"<line x1="{left}" y1="{:.0}" x2="{:.0}" y2="{:.0}" stroke="#000"/>"##,
-            top + panel_h,
-            w - right,
-            top + panel_h
+        s.line(
+            (left, top + panel_h),
+            (w - right, top + panel_h),
+            "#000",
+            "",
         );
     };
     panel(
@@ -1414,22 +1322,20 @@ pub fn svg(title: &str, rows: &[Row], warmup: usize) -> String {
     );
     for k in 0..=5 {
         let t = tmax * k as f64 / 5.0;
-        let _ = writeln!(
-            s,
-            r#"<text x="{:.1}" y="{:.0}" text-anchor="middle">{}</text>"#,
+        s.text(
             x(t),
             top2 + panel_h + 16.0,
-            progress::duration(t)
+            &progress::duration(t),
+            r#" text-anchor="middle""#,
         );
     }
-    let _ = writeln!(
-        s,
-        r#"<text x="{:.0}" y="{:.0}" text-anchor="middle">time since start</text>"#,
+    s.text(
         left + pw / 2.0,
-        top2 + panel_h + 34.0
+        top2 + panel_h + 34.0,
+        "time since start",
+        r#" text-anchor="middle""#,
     );
-    s.push_str("</svg>\n");
-    s
+    s.finish()
 }
 
 /// Entry point of `cargo xtask soak`.
@@ -1529,7 +1435,7 @@ fn run(o: &Opts) -> Result<&'static str, String> {
     let _ = std::io::stdout().flush();
 
     let mut csv = std::fs::File::create(&csv_path).map_err(|e| e.to_string())?;
-    let _ = writeln!(csv, "{}", Row::CSV_HEADER);
+    let _ = writeln!(csv, "{CSV_HEADER}");
     let err_file = std::fs::File::create(&err_path).map_err(|e| e.to_string())?;
     let mut cmd = Command::new(&frozen);
     cmd.args(&args)
@@ -1540,28 +1446,33 @@ fn run(o: &Opts) -> Result<&'static str, String> {
     let mut child = cmd.spawn().map_err(|e| format!("cannot start: {e}"))?;
     let stdout = child.stdout.take().expect("piped");
     let t0 = Instant::now();
-    let mut rows: Vec<Row> = Vec::new();
+    let mut rows: Vec<Epoch> = Vec::new();
     let mut peak = None;
     let mut last_shown = Instant::now() - Duration::from_secs(3600);
     let mut prog = Progress::new();
     for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-        if let Some(r) = Row::parse(&line) {
-            let _ = writeln!(csv, "{}", r.csv());
+        if let Some(r) = parse_epoch(&line) {
+            let _ = writeln!(csv, "{}", csv_row(&r));
             let _ = csv.flush();
             if last_shown.elapsed() >= Duration::from_secs(30) || prog_is_tty() {
                 last_shown = Instant::now();
+                let counter = |f: fn(&Counters) -> u64| {
+                    r.counters
+                        .as_ref()
+                        .map_or("n/a".into(), |c| f(c).to_string())
+                };
                 prog.line(&format!(
                     "[soak {}] {}/{} · epoch {} · {} Mops/s ({} per CPU-s) · RSS {} · syscalls {} · decommit {} · retire {}",
                     o.label,
                     progress::duration(r.t),
                     progress::duration(secs),
                     r.epoch,
-                    mops(r.ops_per_sec()),
-                    mops(r.ops_per_cpu_sec()),
+                    mops(r.ops_per_sec(), Fixed(2)),
+                    mops(r.ops_per_cpu_sec(), Fixed(2)),
                     mib(r.rss_kib as f64),
-                    r.syscalls.map_or("n/a".into(), |x| x.to_string()),
-                    r.lean_decommit.map_or("n/a".into(), |x| x.to_string()),
-                    r.lean_retire.map_or("n/a".into(), |x| x.to_string()),
+                    counter(|c| c.syscalls),
+                    counter(|c| c.lean_decommit),
+                    counter(|c| c.lean_retire),
                 ));
             }
             rows.push(r);
@@ -1654,7 +1565,7 @@ fn prog_is_tty() -> bool {
 mod tests {
     use super::*;
 
-    fn rows(rss: &[u64], ops_per_sec: &[f64], sys: &[u64]) -> Vec<Row> {
+    fn rows(rss: &[u64], ops_per_sec: &[f64], sys: &[u64]) -> Vec<Epoch> {
         let mut t = 0.0;
         rss.iter()
             .zip(ops_per_sec)
@@ -1663,7 +1574,7 @@ mod tests {
             .map(|(i, ((&r, &v), &s))| {
                 let secs = 1e6 / v;
                 t += secs;
-                Row {
+                Epoch {
                     epoch: i as u64 + 1,
                     t,
                     secs,
@@ -1671,10 +1582,12 @@ mod tests {
                     ops: 1_000_000,
                     rss_kib: r,
                     allocated_kib: 0,
-                    syscalls: Some(s),
-                    madvise_calls: Some(0),
-                    lean_decommit: Some(0),
-                    lean_retire: Some(0),
+                    counters: Some(Counters {
+                        syscalls: s,
+                        madvise_calls: 0,
+                        lean_decommit: 0,
+                        lean_retire: 0,
+                    }),
                 }
             })
             .collect()
@@ -1919,18 +1832,21 @@ mod tests {
     #[test]
     fn epoch_lines_round_trip_to_csv() {
         let l = "EPOCH {\"epoch\":2,\"t\":1.5,\"secs\":0.5,\"cpu_secs\":0.25,\"ops\":100,\"ops_per_sec\":200.0,\"ops_per_cpu_sec\":400.0,\"rss_kib\":2048,\"allocated_kib\":3,\"syscalls\":null,\"madvise_calls\":null,\"lean_decommit\":null,\"lean_retire\":null}";
-        let r = Row::parse(l).unwrap();
+        let r = parse_epoch(l).unwrap();
         assert_eq!(
-            (r.epoch, r.ops, r.rss_kib, r.syscalls),
+            (r.epoch, r.ops, r.rss_kib, r.counters.map(|c| c.syscalls)),
             (2, 100, 2048, None)
         );
-        assert_eq!(r.csv(), "2,1.500,0.500000,0.250000,100,200,400,2048,3,,,,");
         assert_eq!(
-            Row::CSV_HEADER.split(',').count(),
-            r.csv().split(',').count()
+            csv_row(&r),
+            "2,1.500,0.500000,0.250000,100,200,400,2048,3,,,,"
         );
-        assert!(Row::parse("RESULT {}").is_none());
-        let svg = svg("t", &[r, Row { t: 3.0, ..r }], 1);
+        assert_eq!(
+            CSV_HEADER.split(',').count(),
+            csv_row(&r).split(',').count()
+        );
+        assert!(parse_epoch("RESULT {}").is_none());
+        let svg = svg("t", &[r, Epoch { t: 3.0, ..r }], 1);
         assert!(svg.starts_with("<svg") && svg.contains("polyline"));
     }
 

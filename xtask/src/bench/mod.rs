@@ -13,9 +13,9 @@ pub(crate) mod contenders;
 pub(crate) mod progress;
 pub(crate) mod render;
 pub(crate) mod runner;
-pub(crate) mod stats;
 
 use crate::host::{self, Host};
+use crate::stats;
 use builder::Built;
 use contenders::{CONTENDERS, Contender, Group, REFERENCE};
 use hakmem_bench::{Kind, Spec, WORKLOADS};
@@ -475,11 +475,6 @@ fn run_all(opts: Opts, host: Host, built: Vec<Built>, progress: &mut Progress) -
                 if cells[wi][ci].missing.is_some() {
                     continue;
                 }
-                let eta = if done > 0 {
-                    t0.elapsed().as_secs_f64() / done as f64 * (total - done) as f64
-                } else {
-                    0.0
-                };
                 progress.line(&format!(
                     "[run {}/{total} · round {}/{}] {} · {} · eta {}",
                     done + 1,
@@ -487,7 +482,7 @@ fn run_all(opts: Opts, host: Host, built: Vec<Built>, progress: &mut Progress) -
                     opts.runs,
                     w.name,
                     opts.contenders[ci].name,
-                    progress::duration(eta)
+                    progress::eta(t0, done, total)
                 ));
                 match runner::run(bin, &args, opts.timeout) {
                     Ok(s) => cells[wi][ci].runs.push(s),

@@ -61,3 +61,14 @@ pub fn duration(secs: f64) -> String {
         format!("{s}s")
     }
 }
+
+/// Time left, as [`duration`], when `done` of `total` steps took the time since `t0` (0s
+/// before the first is done).
+pub fn eta(t0: Instant, done: usize, total: usize) -> String {
+    let secs = if done > 0 {
+        t0.elapsed().as_secs_f64() / done as f64 * total.saturating_sub(done) as f64
+    } else {
+        0.0
+    };
+    duration(secs)
+}

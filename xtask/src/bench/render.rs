@@ -1,7 +1,10 @@
 //! Reports of a benchmark run: the table (stdout and `.md`), the `.json` and the `.svg`.
 
 use super::contenders::{Group, REFERENCE};
-use super::{Cell, Missing, Results, stats};
+use super::{Cell, Missing, Results};
+use crate::stats;
+use crate::svg::{PALETTE, Svg};
+use crate::text::{Decimals::Sig3, group_digits, mib, mops, per_op, ratio, table};
 use serde_json::{Value, json};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -87,88 +90,6 @@ fn anchors(r: &Results, wi: usize) -> (f64, Option<(usize, f64)>) {
     (reference, best)
 }
 
-fn mops(x: f64) -> String {
-    let m = x / 1e6;
-    if !m.is_finite() {
-        "–".into()
-    } else if m >= 100.0 {
-        format!("{m:.0}")
-    } else if m >= 10.0 {
-        format!("{m:.1}")
-    } else if m >= 0.1 {
-        format!("{m:.2}")
-    } else {
-        format!("{m:.4}")
-    }
-}
-
-fn ratio(x: f64) -> String {
-    if x.is_finite() {
-        format!("{x:.2}x")
-    } else {
-        "–".into()
-    }
-}
-
-fn per_op(x: f64) -> String {
-    if x == 0.0 {
-        "0".into()
-    } else if x.is_finite() {
-        format!("{x:.1e}")
-    } else {
-        "–".into()
-    }
-}
-
-pub(crate) fn mib(kib: u64) -> String {
-    format!("{:.1} MiB", kib as f64 / 1024.0)
-}
-
-/// A markdown table with aligned columns; `right[i]` right-aligns column `i`.
-pub(crate) fn table(header: &[String], rows: &[Vec<String>], right: &[bool]) -> String {
-    let n = header.len();
-    let width = |s: &str| s.chars().count();
-    let mut w: Vec<usize> = header.iter().map(|h| width(h).max(3)).collect();
-    for r in rows {
-        for (i, c) in r.iter().enumerate().take(n) {
-            w[i] = w[i].max(width(c));
-        }
-    }
-    let cell = |s: &str, i: usize| {
-        let pad = " ".repeat(w[i] - width(s));
-        if right.get(i).copied().unwrap_or(false) {
-            format!("{pad}{s}")
-        } else {
-            format!("{s}{pad}")
-        }
-    };
-    let mut out = String::new();
-    let line = |cols: Vec<String>| format!("| {} |\n", cols.join(" | "));
-    out.push_str(&line(
-        header.iter().enumerate().map(|(i, h)| cell(h, i)).collect(),
-    ));
-    out.push_str(&line(
-        (0..n)
-            .map(|i| {
-                let d = "-".repeat(w[i] - 1);
-                if right.get(i).copied().unwrap_or(false) {
-                    format!("{d}:")
-                } else {
-                    format!("{d}-")
-                }
-            })
-            .collect(),
-    ));
-    for r in rows {
-        out.push_str(&line(
-            (0..n)
-                .map(|i| cell(r.get(i).map_or("", |s| s), i))
-                .collect(),
-        ));
-    }
-    out
-}
-
 /// What to show instead of numbers, if the cell has none.
 fn no_numbers(cell: &Cell) -> Option<String> {
     match &cell.missing {
@@ -250,11 +171,11 @@ fn workload_table(r: &Results, wi: usize) -> String {
         }
         rows.push(vec![
             name,
-            mops(s.median),
-            format!("{}–{}", mops(s.min), mops(s.max)),
+            mops(s.median, Sig3),
+            format!("{}–{}", mops(s.min, Sig3), mops(s.max, Sig3)),
             format!("{:.1}%", s.cv * 100.0),
-            mops(s.per_cpu),
-            mib(s.rss_kib),
+            mops(s.per_cpu, Sig3),
+            mib(s.rss_kib as f64),
             sys_cell(r, cell, c.group),
             ratio(s.vs_ref),
             ratio(s.vs_best),
@@ -278,7 +199,7 @@ fn workload_table(r: &Results, wi: usize) -> String {
         best.map_or("–".into(), |(ci, m)| format!(
             "{} ({} Mops/s)",
             r.opts.contenders[ci].name,
-            mops(m)
+            mops(m, Sig3)
         ))
     );
     out.push_str(&table(
@@ -286,18 +207,6 @@ fn workload_table(r: &Results, wi: usize) -> String {
         &rows,
         &[false, true, true, true, true, true, true, true, true, true],
     ));
-    out
-}
-
-fn group_digits(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, ch) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(ch);
-    }
     out
 }
 
@@ -576,17 +485,6 @@ pub fn to_json(r: &Results) -> Value {
     })
 }
 
-const PALETTE: &[&str] = &[
-    "#d62728", "#ff7f0e", "#e377c2", "#1f77b4", "#17becf", "#2ca02c", "#9467bd", "#8c564b",
-    "#7f7f7f", "#bcbd22",
-];
-
-pub(crate) fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-}
-
 /// A grouped bar chart of the ratio to mimalloc per workload, as SVG.
 #[allow(clippy::needless_range_loop)]
 pub fn svg(r: &Results) -> String {
@@ -607,60 +505,38 @@ pub fn svg(r: &Results) -> String {
     let width = left + nw as f64 * group_w + 20.0;
     let height = top + plot_h + 90.0;
     let y = |v: f64| top + plot_h * (1.0 - v.min(ymax) / ymax);
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0}" height="{height:.0}" viewBox="0 0 {width:.0} {height:.0}" font-family="sans-serif" font-size="11">"#
-    );
-    let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
-    let _ = writeln!(
-        s,
-        r#"<text x="{left}" y="18" font-size="14" font-weight="bold">Throughput / mimalloc (median of {} rounds) — {} {}</text>"#,
+    let title = format!(
+        "Throughput / mimalloc (median of {} rounds) — {} {}",
         r.opts.runs,
-        esc(&r.host.rev_label()),
-        esc(&r.host.date)
+        r.host.rev_label(),
+        r.host.date
     );
+    let mut s = Svg::new(width, height, &title, left, 18.0);
     // Legend.
     let mut lx = left;
     for (ci, c) in r.opts.contenders.iter().enumerate() {
-        let col = PALETTE[ci % PALETTE.len()];
-        let _ = writeln!(
-            s,
-            r#"<rect x="{lx:.0}" y="30" width="10" height="10" fill="{col}"/><text x="{:.0}" y="39">{}</text>"#,
-            lx + 13.0,
-            esc(c.name)
+        lx = s.key(
+            (lx, 30.0),
+            (10.0, 10.0),
+            PALETTE[ci % PALETTE.len()],
+            c.name,
         );
-        lx += 20.0 + c.name.len() as f64 * 6.5;
         if lx > width - 100.0 {
             lx = left;
         }
     }
-    // Grid.
+    // Grid: every 0.5x, the 1x line (mimalloc) black and dashed.
     let mut v = 0.0;
     while v <= ymax + 1e-9 {
-        let yy = y(v);
-        let stroke = if (v - 1.0).abs() < 1e-9 {
-            "#000"
-        } else {
-            "#ddd"
-        };
-        let dash = if (v - 1.0).abs() < 1e-9 {
-            r#" stroke-dasharray="4 3""#
-        } else {
-            ""
-        };
-        let _ = writeln!(
-            s,
-            r#"<line x1="{left}" y1="{yy:.1}" x2="{:.0}" y2="{yy:.1}" stroke="{stroke}"{dash}/><text x="{:.0}" y="{:.1}" text-anchor="end">{v:.1}x</text>"#,
-            width - 20.0,
-            left - 5.0,
-            yy + 4.0
-        );
+        let one = (v - 1.0).abs() < 1e-9;
+        let stroke = if one { "#000" } else { "#ddd" };
+        s.grid_line(y(v), (left, width - 20.0), &format!("{v:.1}x"), stroke, one);
         v += 0.5;
     }
     // Bars.
     for wi in 0..nw {
         let gx = left + wi as f64 * group_w + gap / 2.0;
+        let wname = r.opts.workloads[wi].name;
         for (ci, c) in r.opts.contenders.iter().enumerate() {
             let val = m[ci][wi];
             if !val.is_finite() {
@@ -668,43 +544,37 @@ pub fn svg(r: &Results) -> String {
             }
             let x = gx + ci as f64 * bar;
             let y0 = y(val);
-            let col = PALETTE[ci % PALETTE.len()];
-            let _ = writeln!(
-                s,
-                r#"<rect x="{x:.1}" y="{y0:.1}" width="{:.1}" height="{:.1}" fill="{col}"><title>{} {}: {val:.2}x</title></rect>"#,
-                bar - 1.0,
-                top + plot_h - y0,
-                esc(c.name),
-                esc(r.opts.workloads[wi].name)
+            let tip = format!("{} {wname}: {val:.2}x", c.name);
+            s.rect(
+                (x, y0),
+                (bar - 1.0, top + plot_h - y0),
+                PALETTE[ci % PALETTE.len()],
+                Some(&tip),
             );
             if val > ymax {
-                let _ = writeln!(
-                    s,
-                    r#"<text x="{:.1}" y="{:.1}" font-size="9" text-anchor="middle">{val:.1}</text>"#,
+                s.text(
                     x + bar / 2.0,
-                    top - 3.0 - (ci % 2) as f64 * 9.0
+                    top - 3.0 - (ci % 2) as f64 * 9.0,
+                    &format!("{val:.1}"),
+                    r#" font-size="9" text-anchor="middle""#,
                 );
             }
         }
-        let _ = writeln!(
-            s,
-            r#"<text x="{:.1}" y="{:.1}" text-anchor="end" transform="rotate(-35 {:.1} {:.1})">{}</text>"#,
-            gx + nc as f64 * bar / 2.0,
-            top + plot_h + 16.0,
-            gx + nc as f64 * bar / 2.0,
-            top + plot_h + 16.0,
-            esc(r.opts.workloads[wi].name)
+        let (lx, ly) = (gx + nc as f64 * bar / 2.0, top + plot_h + 16.0);
+        s.text(
+            lx,
+            ly,
+            wname,
+            &format!(r#" text-anchor="end" transform="rotate(-35 {lx:.1} {ly:.1})""#),
         );
     }
-    let _ = writeln!(
-        s,
-        r##"<line x1="{left}" y1="{:.1}" x2="{:.0}" y2="{:.1}" stroke="#000"/>"##,
-        top + plot_h,
-        width - 20.0,
-        top + plot_h
+    s.line(
+        (left, top + plot_h),
+        (width - 20.0, top + plot_h),
+        "#000",
+        "",
     );
-    s.push_str("</svg>\n");
-    s
+    s.finish()
 }
 
 /// Writes `<stamp>-<rev>.{json,md,svg}` (and `latest.*`) under `dir`; returns the markdown
@@ -726,30 +596,4 @@ pub fn write_all(r: &Results, dir: &Path) -> std::io::Result<(String, Vec<PathBu
     std::fs::write(dir.join("latest.md"), md.replace(&svg_name, "latest.svg"))?;
     std::fs::write(dir.join("latest.svg"), &svg)?;
     Ok((markdown(r, None), files))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn aligned_table() {
-        let t = table(
-            &["a".into(), "bb".into()],
-            &[vec!["long".into(), "1".into()]],
-            &[false, true],
-        );
-        assert_eq!(t, "| a    |  bb |\n| ---- | --: |\n| long |   1 |\n");
-    }
-
-    #[test]
-    fn formats() {
-        assert_eq!(mops(123_456_789.0), "123");
-        assert_eq!(mops(12_345_678.0), "12.3");
-        assert_eq!(mops(1_234_567.0), "1.23");
-        assert_eq!(per_op(1.25e-7), "1.2e-7");
-        assert_eq!(per_op(0.0), "0");
-        assert_eq!(group_digits(20_000_000), "20,000,000");
-        assert_eq!(ratio(f64::NAN), "–");
-    }
 }
