@@ -9,8 +9,9 @@
 //!   `docs/env.md` ([`write_env_md`]). The gates and their defaults are listed in
 //!   [`docs/env.md`](https://github.com/hakmem/hakmem/blob/main/docs/env.md).
 //! - Reading the environment: once, lazily, by walking libc's `environ`.
-//! - Printing without allocating: [`StackWriter`], [`write_fd`], [`eprint_line`], which
-//!   other boxes reuse for statistics and error messages.
+//!
+//! Printing (the warnings, the start-up report) goes through the one printer of hakmem,
+//! [`hakmem_os_stats::writer`]: a stack buffer and `write(2)`.
 //!
 //! # Entry point
 //!
@@ -82,17 +83,17 @@ compile_error!(
 mod env_md;
 mod resolve;
 mod table;
-mod writer;
 
 use core::cell::UnsafeCell;
 use core::mem::MaybeUninit;
 use core::ptr;
 use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 
+use hakmem_os_stats::writer::{LineWriter, eprint_line};
+
 pub use env_md::write_env_md;
 pub use resolve::{Resolved, Source};
 pub use table::{GATE_COUNT, GATES, GateId, GateSpec, GateType, GateValue};
-pub use writer::{StackWriter, eprint_line, write_fd};
 
 /// The preset compiled in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -308,7 +309,7 @@ fn resolve_once() -> &'static Resolved {
             let r = unsafe { &*slot };
             if r.has_warnings() {
                 // Only the winner prints, so each warning appears once.
-                let mut w = writer::FdLineWriter::<256>::new(libc::STDERR_FILENO);
+                let mut w = LineWriter::<256>::new(libc::STDERR_FILENO);
                 let _ = r.write_warnings(&mut w);
                 w.finish();
             }
@@ -366,7 +367,7 @@ fn wait_for_published() -> &'static Resolved {
 /// }
 /// ```
 pub fn print_verbose(boxes: &str) {
-    let mut w = writer::FdLineWriter::<512>::new(libc::STDERR_FILENO);
+    let mut w = LineWriter::<512>::new(libc::STDERR_FILENO);
     let _ = resolved().write_verbose(boxes, &mut w);
     w.finish();
 }
@@ -376,7 +377,6 @@ mod tests {
     extern crate std;
 
     use core::ffi::c_char;
-    use core::fmt::Write;
     use std::ffi::CString;
     use std::string::String;
     use std::vec::Vec;
@@ -746,54 +746,6 @@ mod tests {
     }
 
     #[test]
-    fn stack_writer_truncates_instead_of_panicking() {
-        let mut w = StackWriter::<10>::new();
-        assert!(w.is_empty());
-        w.write_str("0123456789abcdef").unwrap();
-        assert_eq!(w.as_str(), "0123456789");
-        assert!(w.is_truncated());
-        write!(w, "more {}", 42).unwrap(); // still fine, still dropped
-        assert_eq!(w.len(), 10);
-
-        // Cut at a UTF-8 boundary: "é" is 2 bytes and does not fit in the last byte.
-        let mut w = StackWriter::<4>::new();
-        write!(w, "abcé").unwrap();
-        assert_eq!(w.as_str(), "abc");
-        w.end_line();
-        assert_eq!(w.as_str(), "abc\n");
-        let mut w = StackWriter::<4>::new();
-        write!(w, "aé").unwrap();
-        w.end_line();
-        assert_eq!(w.as_str(), "aé\n");
-        let mut w = StackWriter::<4>::new();
-        write!(w, "aéé").unwrap(); // the second "é" does not fit
-        w.end_line();
-        assert_eq!(w.as_str(), "aé\n");
-        assert!(w.is_truncated());
-        let mut w = StackWriter::<4>::new();
-        write!(w, "aaé").unwrap(); // exactly full
-        assert!(!w.is_truncated());
-        w.end_line(); // the last character makes room for '\n'
-        assert_eq!(w.as_str(), "aa\n");
-        assert!(w.is_truncated());
-
-        // Zero capacity.
-        let mut w = StackWriter::<0>::new();
-        write!(w, "x").unwrap();
-        w.end_line();
-        assert_eq!(w.as_str(), "");
-        assert!(w.is_truncated());
-
-        w.clear();
-        assert!(!w.is_truncated());
-        let mut w = StackWriter::<16>::default();
-        write!(w, "{:>5}|{:#x}", 7, 255u32).unwrap();
-        assert_eq!(w.as_str(), "    7|0xff");
-        assert!(!w.is_truncated());
-        assert_eq!(w.capacity(), 16);
-    }
-
-    #[test]
     fn gates_is_stable_across_calls_and_threads() {
         let first: *const Gates = gates();
         let handles: Vec<_> = (0..8)
@@ -805,15 +757,6 @@ mod tests {
         assert!(core::ptr::eq(first, gates()));
         assert!(core::ptr::eq(gate_sources(), resolved().sources()));
         assert_eq!(resolved().preset(), PRESET);
-    }
-
-    #[test]
-    fn write_fd_and_eprint_line_do_not_fail() {
-        let mut w = StackWriter::<8>::new();
-        let _ = write!(w, "x");
-        w.write_to_fd(-1); // EBADF: ignored
-        write_fd(-1, b"ignored");
-        eprint_line(format_args!("hakmem-env-gates test: eprint_line {}", 1));
     }
 
     #[test]
