@@ -106,9 +106,7 @@ use hakmem_os_stats::writer::{LineWriter, eprint_line};
 
 pub use env_md::write_env_md;
 pub use resolve::{Resolved, Source};
-pub use table::{
-    GATE_COUNT, GATES, GateId, GateSpec, GateType, GateValue, Gates, preset_defaults,
-};
+pub use table::{GATE_COUNT, GATES, GateId, GateSpec, GateType, GateValue, Gates, preset_defaults};
 
 /// The preset compiled in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -497,9 +495,27 @@ mod tests {
         g.ss_mem_lean = false;
         g.prewarm_depth = 1;
         assert!(g.prewarm_effective());
-        assert!(!Gates { prewarm: false, ..g }.prewarm_effective());
-        assert!(!Gates { ss_mem_lean: true, ..g }.prewarm_effective());
-        assert!(!Gates { prewarm_depth: 0, ..g }.prewarm_effective());
+        assert!(
+            !Gates {
+                prewarm: false,
+                ..g
+            }
+            .prewarm_effective()
+        );
+        assert!(
+            !Gates {
+                ss_mem_lean: true,
+                ..g
+            }
+            .prewarm_effective()
+        );
+        assert!(
+            !Gates {
+                prewarm_depth: 0,
+                ..g
+            }
+            .prewarm_effective()
+        );
     }
 
     #[test]
@@ -543,7 +559,10 @@ mod tests {
             Source::Default
         );
         for p in [Preset::Balanced, Preset::Lean] {
-            assert_eq!(Resolved::defaults(p).source(GateId::SsMemLean), Source::Preset);
+            assert_eq!(
+                Resolved::defaults(p).source(GateId::SsMemLean),
+                Source::Preset
+            );
         }
     }
 

@@ -16,15 +16,25 @@ use crate::{Decommit, Preset};
 
 /// The Rust type of a gate's field, from its [`GateType`] variant.
 macro_rules! gate_rust_type {
-    (Bool) => { bool };
-    (U32) => { u32 };
-    (Decommit) => { Decommit };
+    (Bool) => {
+        bool
+    };
+    (U32) => {
+        u32
+    };
+    (Decommit) => {
+        Decommit
+    };
 }
 
 /// A preset column: the value written, or else the gate's own default.
 macro_rules! preset_or_default {
-    ([] $default:expr) => { $default };
-    ([$preset:expr] $default:expr) => { $preset };
+    ([] $default:expr) => {
+        $default
+    };
+    ([$preset:expr] $default:expr) => {
+        $preset
+    };
 }
 
 /// The gate table. One row per gate:

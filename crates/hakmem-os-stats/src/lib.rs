@@ -498,7 +498,7 @@ mod tests {
 
 /// Fatal reports: one line on stderr, `hakmem: <what> <address>`, then abort. Never
 /// allocates. Every fatal report of hakmem has this shape (the C ABI's bad-pointer reports
-/// too, through [`fatal_args`]).
+/// too, through [`report::fatal_args`]).
 pub mod report {
     use core::fmt;
 

@@ -386,7 +386,7 @@ mod tests {
         let (r, w) = pipe();
         let mut lw = LineWriter::<16>::new(w);
         let _ = write!(lw, "one\ntw");
-        let _ = write!(lw, "o\n{}\n", "a line longer than sixteen bytes");
+        let _ = lw.write_str("o\na line longer than sixteen bytes\n");
         let _ = write!(lw, "last");
         lw.finish();
         lw.finish(); // nothing left: writes nothing

@@ -205,4 +205,3 @@ fn usable_size_is_writable() {
     unsafe { free_aligned_sized(p, 256, 1000) };
     assert!(malloc_trim(0) >= 0);
 }
-

@@ -329,7 +329,12 @@ mod tests {
         );
         w.clear();
         let top = usize::MAX as *const u8;
-        write!(w, "{}", BadPointer::NotOurs.report("malloc_usable_size", top)).unwrap();
+        write!(
+            w,
+            "{}",
+            BadPointer::NotOurs.report("malloc_usable_size", top)
+        )
+        .unwrap();
         assert!(
             w.as_str()
                 .starts_with("malloc_usable_size(): invalid pointer 0xffffffffffffffff ("),
