@@ -20,7 +20,8 @@ use crate::rng::{Rng, below};
 use crate::workloads::{
     self, EMPTY, Kind, Params, Slot, free_block, log_uniform, mixed_ops, new_block, uniform,
 };
-use core::fmt::{self, Write};
+use core::fmt::Write;
+use hakmem_os_stats::writer::StackWriter;
 use std::time::Instant;
 
 /// The allocator's cumulative counters, read between epochs.
@@ -63,49 +64,6 @@ pub const END_PREFIX: &str = "SOAKEND ";
 /// Does the soak mode support workload kind `k`?
 pub fn supports(k: Kind) -> bool {
     matches!(k, Kind::Mixed | Kind::Large | Kind::Realloc)
-}
-
-/// A formatter into a fixed stack buffer (no allocation); overflowing text is cut.
-pub struct StackBuf<const N: usize> {
-    buf: [u8; N],
-    len: usize,
-}
-
-impl<const N: usize> Default for StackBuf<N> {
-    fn default() -> Self {
-        StackBuf {
-            buf: [0; N],
-            len: 0,
-        }
-    }
-}
-
-impl<const N: usize> StackBuf<N> {
-    /// The text so far.
-    pub fn as_str(&self) -> &str {
-        core::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
-    }
-    /// Writes the text to file descriptor `fd` (whole, retrying short writes).
-    pub fn write_to(&self, fd: libc::c_int) {
-        let mut off = 0;
-        while off < self.len {
-            // SAFETY: the range lies inside `buf`.
-            let n = unsafe { libc::write(fd, self.buf[off..].as_ptr().cast(), self.len - off) };
-            if n <= 0 {
-                return;
-            }
-            off += n as usize;
-        }
-    }
-}
-
-impl<const N: usize> Write for StackBuf<N> {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        let n = s.len().min(N - self.len);
-        self.buf[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
-        self.len += n;
-        Ok(())
-    }
 }
 
 /// `/proc/self/statm`, opened once; read without allocating.
@@ -203,9 +161,11 @@ impl Epoch {
         self.ops as f64 / self.cpu_secs.max(1e-9)
     }
 
-    /// The epoch line, without a newline, into a stack buffer.
-    pub fn line(&self) -> StackBuf<512> {
-        let mut s = StackBuf::<512>::default();
+    /// The epoch line, without a newline, into a stack buffer (hakmem's one printer,
+    /// `hakmem_os_stats::writer`: it allocates nothing, so the soak's counters see only
+    /// the workload).
+    pub fn line(&self) -> StackWriter<512> {
+        let mut s = StackWriter::<512>::new();
         let _ = write!(
             s,
             "{EPOCH_PREFIX}{{\"epoch\":{},\"t\":{:.6},\"secs\":{:.6},\"cpu_secs\":{:.6},\"ops\":{},\
@@ -334,8 +294,8 @@ pub fn run_soak(p: &Params, sp: &SoakParams, counters: CounterProbe) -> SoakOutc
             counters: counters(),
         };
         let mut line = e.line();
-        let _ = line.write_str("\n");
-        line.write_to(1);
+        line.end_line();
+        line.write_to_fd(1);
         let by_epochs = sp.max_epochs > 0 && out.epochs >= sp.max_epochs;
         let by_time = sp.secs > 0.0 && e.t >= sp.secs;
         if by_epochs || by_time || (sp.max_epochs == 0 && sp.secs <= 0.0) {
@@ -370,6 +330,7 @@ mod tests {
             }),
         };
         let l = e.line();
+        assert!(!l.is_truncated(), "the longest line fits its buffer");
         let s = l.as_str();
         assert!(s.starts_with("EPOCH {\"epoch\":3,"), "{s}");
         assert!(s.contains("\"ops_per_sec\":200.0"), "{s}");
@@ -382,13 +343,6 @@ mod tests {
         }
         .line();
         assert!(none.as_str().ends_with("\"lean_retire\":null}"));
-    }
-
-    #[test]
-    fn stack_buf_cuts_instead_of_growing() {
-        let mut b = StackBuf::<4>::default();
-        let _ = b.write_str("abcdef");
-        assert_eq!(b.as_str(), "abcd");
     }
 
     #[test]

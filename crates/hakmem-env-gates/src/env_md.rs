@@ -11,7 +11,7 @@ use crate::table::GATES;
 /// Writes the Markdown of `docs/env.md` into `w`.
 pub fn write_env_md<W: fmt::Write + ?Sized>(w: &mut W) -> fmt::Result {
     w.write_str(
-        "<!-- Generated from the gate table in crates/hakmem-env-gates/src/table.rs; do not edit.\n     \
+        "<!-- Generated from the gate table (the gate_table! rows of crates/hakmem-env-gates/src/table.rs); do not edit.\n     \
          Regenerate: HAKMEM_BLESS=1 cargo test -p hakmem-env-gates --test env_md -->\n\
          \n\
          # Environment gates\n\

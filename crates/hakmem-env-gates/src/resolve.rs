@@ -13,9 +13,11 @@ use crate::{Gates, Preset, preset_defaults};
 /// Where a gate's value came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Source {
-    /// The table's default, the same under every preset as under BALANCED.
+    /// The gate's own default ([`GateSpec::default`]): the compiled-in preset does not
+    /// set the gate.
     Default,
-    /// The compiled-in preset's default, which differs from BALANCED's.
+    /// The compiled-in preset's value, which differs from the gate's own default (the
+    /// preset sets the gate).
     Preset,
     /// The environment variable (a valid value was set).
     Environment,
@@ -312,7 +314,7 @@ impl Resolved {
         if source == Source::Environment && !value.const_eq(default) {
             write!(w, "; default {default}")?;
         }
-        if spec.id == GateId::Prewarm && self.gates.prewarm && !self.gates.prewarm_effective() {
+        if spec.id == GateId::Prewarm && self.gates.prewarm && self.gates.ss_mem_lean {
             w.write_str("; suppressed by HAKMEM_SS_MEM_LEAN=1")?;
         }
         if self.rejected(spec.id).is_some() {

@@ -1,80 +1,176 @@
-//! The gate table: every `HAKMEM_*` gate, its type, its default per preset and its doc.
+//! The gate table: every `HAKMEM_*` gate, written once, in [`gate_table!`].
 //!
-//! [`GATES`] is the single source of truth. [`preset_defaults`](crate::preset_defaults),
-//! the parser, the start-up report and `docs/env.md` are all derived from it; const
-//! assertions at the bottom of this file check that it is well formed.
+//! Each row of the `gate_table!` invocation below names a gate's [`GateId`] variant, its
+//! [`Gates`] field, its type, its environment variable, its own default, the presets
+//! that *set* it (a preset column is written only where the preset's value differs from
+//! the gate's own default, and a const assertion rejects one that does not), and its doc.
+//! From that one row the macro derives: the [`GateId`] variant, the [`Gates`] field (with
+//! the doc), the row of [`GATES`], [`Gates::get`] / [`Gates::set`], and
+//! [`preset_defaults`]; the parser, the warnings, the `HAKMEM_VERBOSE` report
+//! ([`Resolved`](crate::Resolved)) and `docs/env.md` ([`write_env_md`](crate::write_env_md))
+//! walk [`GATES`]. Adding a gate is adding a row.
 
 use core::fmt;
 
-use crate::{Decommit, Gates, Preset};
+use crate::{Decommit, Preset};
 
-/// Names one gate; its discriminant is the gate's row in [`GATES`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[repr(u8)]
-pub enum GateId {
-    /// `HAKMEM_SS_MEM_LEAN`, field [`Gates::ss_mem_lean`].
-    SsMemLean = 0,
-    /// `HAKMEM_SS_MEM_LEAN_DECOMMIT`, field [`Gates::ss_mem_lean_decommit`].
-    SsMemLeanDecommit = 1,
-    /// `HAKMEM_SS_OS_STATS`, field [`Gates::ss_os_stats`].
-    SsOsStats = 2,
-    /// `HAKMEM_ALLOC_PASSDOWN_SSOT`, field [`Gates::alloc_passdown_ssot`].
-    AllocPassdownSsot = 3,
-    /// `HAKMEM_PREWARM`, field [`Gates::prewarm`].
-    Prewarm = 4,
-    /// `HAKMEM_PREWARM_DEPTH`, field [`Gates::prewarm_depth`].
-    PrewarmDepth = 5,
-    /// `HAKMEM_SS_CACHE_MAX`, field [`Gates::ss_cache_max`].
-    SsCacheMax = 6,
-    /// `HAKMEM_LARGE_CACHE_MIB`, field [`Gates::large_cache_mib`].
-    LargeCacheMib = 7,
-    /// `HAKMEM_VERBOSE`, field [`Gates::verbose`].
-    Verbose = 8,
-    /// `HAKMEM_LARGE_DECAY_MS`, field [`Gates::large_decay_ms`].
-    LargeDecayMs = 9,
+/// The Rust type of a gate's field, from its [`GateType`] variant.
+macro_rules! gate_rust_type {
+    (Bool) => {
+        bool
+    };
+    (U32) => {
+        u32
+    };
+    (Decommit) => {
+        Decommit
+    };
 }
 
-/// The number of gates (rows of [`GATES`]).
-pub const GATE_COUNT: usize = 10;
+/// A preset column: the value written, or else the gate's own default.
+macro_rules! preset_or_default {
+    ([] $default:expr) => {
+        $default
+    };
+    ([$preset:expr] $default:expr) => {
+        $preset
+    };
+}
+
+/// The gate table. One row per gate:
+///
+/// ```text
+/// Id field: Type = "HAKMEM_NAME" {
+///     default: <the gate's own default>,
+///     safe: <SAFE's value>, balanced: <...>, lean: <...>,  // only the presets that set it
+///     doc: "<one line>",
+/// }
+/// ```
+///
+/// `Type` is a [`GateType`] variant (`Bool`, `U32`, `Decommit`); attributes before a row
+/// (`///` lines) are added to the [`Gates`] field's doc.
+macro_rules! gate_table {
+    ($(
+        $(#[$field_attr:meta])*
+        $id:ident $field:ident: $ty:ident = $name:literal {
+            default: $default:expr,
+            $(safe: $safe:expr,)?
+            $(balanced: $balanced:expr,)?
+            $(lean: $lean:expr,)?
+            doc: $doc:literal $(,)?
+        }
+    )*) => {
+        /// Names one gate; its discriminant is the gate's row in [`GATES`].
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        #[repr(u8)]
+        pub enum GateId {
+            $(
+                #[doc = concat!("`", $name, "`, field [`Gates::", stringify!($field), "`].")]
+                $id,
+            )*
+        }
+
+        impl GateId {
+            /// Every gate, in table order.
+            pub const ALL: [GateId; GATE_COUNT] = [$(GateId::$id),*];
+
+            /// The gate's row of the table.
+            #[inline]
+            pub const fn spec(self) -> &'static GateSpec {
+                // Constant indices into a fixed-size array (checked at compile time), so
+                // there is no run-time panic path here.
+                match self {
+                    $(GateId::$id => &GATES[GateId::$id as usize],)*
+                }
+            }
+        }
+
+        /// The number of gates (rows of [`GATES`]).
+        pub const GATE_COUNT: usize = [$(GateId::$id),*].len();
+
+        /// A plain, copyable snapshot of every gate.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub struct Gates {
+            $(
+                #[doc = concat!("`", $name, "`: ", $doc)]
+                $(#[$field_attr])*
+                pub $field: gate_rust_type!($ty),
+            )*
+        }
+
+        /// Every gate, in [`GateId`] order.
+        pub static GATES: [GateSpec; GATE_COUNT] = [$(
+            GateSpec {
+                id: GateId::$id,
+                name: $name,
+                ty: GateType::$ty,
+                default: GateValue::$ty($default),
+                safe: GateValue::$ty(preset_or_default!([$($safe)?] $default)),
+                balanced: GateValue::$ty(preset_or_default!([$($balanced)?] $default)),
+                lean: GateValue::$ty(preset_or_default!([$($lean)?] $default)),
+                doc: $doc,
+            },
+        )*];
+
+        /// The defaults of preset `p`: each gate's own default, or the preset's value
+        /// where the preset sets it.
+        pub const fn preset_defaults(p: Preset) -> Gates {
+            match p {
+                Preset::Safe => Gates {
+                    $($field: preset_or_default!([$($safe)?] $default),)*
+                },
+                Preset::Balanced => Gates {
+                    $($field: preset_or_default!([$($balanced)?] $default),)*
+                },
+                Preset::Lean => Gates {
+                    $($field: preset_or_default!([$($lean)?] $default),)*
+                },
+            }
+        }
+
+        impl Gates {
+            /// Reads one gate's value.
+            pub const fn get(&self, id: GateId) -> GateValue {
+                match id {
+                    $(GateId::$id => GateValue::$ty(self.$field),)*
+                }
+            }
+
+            /// Sets one gate's value. Returns `false` (and changes nothing) when `v` is
+            /// not of the gate's type.
+            pub const fn set(&mut self, id: GateId, v: GateValue) -> bool {
+                match (id, v) {
+                    $((GateId::$id, GateValue::$ty(x)) => self.$field = x,)*
+                    _ => return false,
+                }
+                true
+            }
+        }
+
+        // A preset column is written only where the preset sets the gate (its value
+        // differs from the gate's own default): the table says what each preset sets.
+        $(
+            $(const _: () = assert!(
+                !GateValue::$ty($safe).const_eq(GateValue::$ty($default)),
+                concat!("GATES: ", $name, ": the SAFE column equals the default; leave it out"),
+            );)?
+            $(const _: () = assert!(
+                !GateValue::$ty($balanced).const_eq(GateValue::$ty($default)),
+                concat!("GATES: ", $name, ": the BALANCED column equals the default; leave it out"),
+            );)?
+            $(const _: () = assert!(
+                !GateValue::$ty($lean).const_eq(GateValue::$ty($default)),
+                concat!("GATES: ", $name, ": the LEAN column equals the default; leave it out"),
+            );)?
+        )*
+    };
+}
 
 impl GateId {
-    /// Every gate, in table order.
-    pub const ALL: [GateId; GATE_COUNT] = [
-        GateId::SsMemLean,
-        GateId::SsMemLeanDecommit,
-        GateId::SsOsStats,
-        GateId::AllocPassdownSsot,
-        GateId::Prewarm,
-        GateId::PrewarmDepth,
-        GateId::SsCacheMax,
-        GateId::LargeCacheMib,
-        GateId::Verbose,
-        GateId::LargeDecayMs,
-    ];
-
     /// The gate's row in [`GATES`] (and in [`gate_sources`](crate::gate_sources)).
     #[inline]
     pub const fn index(self) -> usize {
         self as usize
-    }
-
-    /// The gate's row of the table.
-    #[inline]
-    pub const fn spec(self) -> &'static GateSpec {
-        // Constant indices into a fixed-size array: an out-of-range one would not compile,
-        // so there is no run-time panic path here.
-        match self {
-            GateId::SsMemLean => &GATES[0],
-            GateId::SsMemLeanDecommit => &GATES[1],
-            GateId::SsOsStats => &GATES[2],
-            GateId::AllocPassdownSsot => &GATES[3],
-            GateId::Prewarm => &GATES[4],
-            GateId::PrewarmDepth => &GATES[5],
-            GateId::SsCacheMax => &GATES[6],
-            GateId::LargeCacheMib => &GATES[7],
-            GateId::Verbose => &GATES[8],
-            GateId::LargeDecayMs => &GATES[9],
-        }
     }
 
     /// The environment variable, e.g. `"HAKMEM_SS_MEM_LEAN"`.
@@ -237,187 +333,68 @@ impl GateSpec {
     }
 }
 
-const fn b(v: bool) -> GateValue {
-    GateValue::Bool(v)
-}
-const fn n(v: u32) -> GateValue {
-    GateValue::U32(v)
-}
-const fn d(v: Decommit) -> GateValue {
-    GateValue::Decommit(v)
-}
-
-/// Every gate. Add a gate here (and a field to [`Gates`], a variant to [`GateId`]); the
-/// const assertions below and `tests/env_md.rs` point out whatever else must follow.
-pub static GATES: [GateSpec; GATE_COUNT] = [
-    GateSpec {
-        id: GateId::SsMemLean,
-        name: "HAKMEM_SS_MEM_LEAN",
-        ty: GateType::Bool,
-        default: b(false),
-        safe: b(false),
-        balanced: b(true),
-        lean: b(true),
+gate_table! {
+    SsMemLean ss_mem_lean: Bool = "HAKMEM_SS_MEM_LEAN" {
+        default: false,
+        balanced: true,
+        lean: true,
         doc: "Memory-lean mode: empty superslabs are released as `HAKMEM_SS_MEM_LEAN_DECOMMIT` says, and prewarm is suppressed.",
-    },
-    GateSpec {
-        id: GateId::SsMemLeanDecommit,
-        name: "HAKMEM_SS_MEM_LEAN_DECOMMIT",
-        ty: GateType::Decommit,
-        default: d(Decommit::Free),
-        safe: d(Decommit::Free),
-        balanced: d(Decommit::Off),
-        lean: d(Decommit::DontNeed),
-        doc: "How lean mode decommits empty slabs, empty superslabs and freed large mappings in the caches: `FREE` = `MADV_FREE` (lazy: the kernel takes the pages only under memory pressure, so RSS does not drop; the gate's own default, as the seed's), `DONTNEED` = `MADV_DONTNEED` (eager: RSS drops at once), `OFF` = no decommit. SAFE leaves the default (so `HAKMEM_SS_MEM_LEAN=1` alone decommits with `FREE`), BALANCED sets `OFF` (the seed's LEAN+OFF), LEAN sets `DONTNEED` (docs/results/002-idle-release.md).",
-    },
-    GateSpec {
-        id: GateId::SsOsStats,
-        name: "HAKMEM_SS_OS_STATS",
-        ty: GateType::Bool,
-        default: b(false),
-        safe: b(false),
-        balanced: b(false),
-        lean: b(false),
-        doc: "Print the allocator's syscall counters (mmap, munmap, madvise, mprotect, mremap) and the release-policy counters at exit. (They are always counted, off the fast path; `hakmem::stats()` reads them.)",
-    },
-    GateSpec {
-        id: GateId::AllocPassdownSsot,
-        name: "HAKMEM_ALLOC_PASSDOWN_SSOT",
-        ty: GateType::Bool,
-        default: b(false),
-        safe: b(false),
-        balanced: b(false),
-        lean: b(false),
-        doc: "The seed's size-class pass-down experiment (Phase 60). Read by no box: hakmem computes the size class once and passes it down by construction, so both values run the same code (kept for A/B parity with the seed).",
-    },
-    GateSpec {
-        id: GateId::Prewarm,
-        name: "HAKMEM_PREWARM",
-        ty: GateType::Bool,
-        default: b(true),
-        safe: b(true),
-        balanced: b(true),
-        lean: b(true),
-        doc: "Fill each new thread's tiny-class caches (mapping their superslabs as a side effect) on its first allocation; lean mode (`HAKMEM_SS_MEM_LEAN=1`) suppresses it.",
-    },
-    GateSpec {
-        id: GateId::PrewarmDepth,
-        name: "HAKMEM_PREWARM_DEPTH",
-        ty: GateType::U32,
-        default: n(16),
-        safe: n(16),
-        balanced: n(16),
-        lean: n(16),
-        doc: "Blocks per size class that prewarm puts in a thread's cache.",
-    },
-    GateSpec {
-        id: GateId::SsCacheMax,
-        name: "HAKMEM_SS_CACHE_MAX",
-        ty: GateType::U32,
-        default: n(8),
-        safe: n(16),
-        balanced: n(8),
-        lean: n(4),
-        doc: "Empty superslabs (4 MiB each) kept in the LRU cache before they are unmapped; lean mode decommits the cached ones.",
-    },
-    GateSpec {
-        id: GateId::LargeCacheMib,
-        name: "HAKMEM_LARGE_CACHE_MIB",
-        ty: GateType::U32,
-        default: n(1024),
-        safe: n(4096),
-        balanced: n(1024),
-        lean: n(64),
-        doc: "MiB of freed large blocks kept mapped for reuse, 64 mappings at most, counted by the bytes they may hold resident: a mapping's whole length (a block may be written up to its usable size, and one shrunk by `realloc` keeps what it touched), nothing once decommitted (`DONTNEED`); the oldest go at once when a free needs room. See also `HAKMEM_LARGE_DECAY_MS`.",
-    },
-    GateSpec {
-        id: GateId::Verbose,
-        name: "HAKMEM_VERBOSE",
-        ty: GateType::Bool,
-        default: b(false),
-        safe: b(false),
-        balanced: b(false),
-        lean: b(false),
-        doc: "Print the preset, the compiled-in boxes and every gate's value and source at start-up.",
-    },
-    GateSpec {
-        id: GateId::LargeDecayMs,
-        name: "HAKMEM_LARGE_DECAY_MS",
-        ty: GateType::U32,
-        default: n(1000),
-        safe: n(1000),
-        balanced: n(1000),
-        lean: n(250),
-        doc: "A freed large mapping left unused this long (milliseconds) is unmapped at the next large allocation or free (all such mappings at once; no background thread); 0 keeps them until the cache bound.",
-    },
-];
-
-impl Gates {
-    /// Reads one gate's value.
-    pub const fn get(&self, id: GateId) -> GateValue {
-        match id {
-            GateId::SsMemLean => GateValue::Bool(self.ss_mem_lean),
-            GateId::SsMemLeanDecommit => GateValue::Decommit(self.ss_mem_lean_decommit),
-            GateId::SsOsStats => GateValue::Bool(self.ss_os_stats),
-            GateId::AllocPassdownSsot => GateValue::Bool(self.alloc_passdown_ssot),
-            GateId::Prewarm => GateValue::Bool(self.prewarm),
-            GateId::PrewarmDepth => GateValue::U32(self.prewarm_depth),
-            GateId::SsCacheMax => GateValue::U32(self.ss_cache_max),
-            GateId::LargeCacheMib => GateValue::U32(self.large_cache_mib),
-            GateId::Verbose => GateValue::Bool(self.verbose),
-            GateId::LargeDecayMs => GateValue::U32(self.large_decay_ms),
-        }
     }
-
-    /// Sets one gate's value. Returns `false` (and changes nothing) when `v` is not of
-    /// the gate's type.
-    pub const fn set(&mut self, id: GateId, v: GateValue) -> bool {
-        match (id, v) {
-            (GateId::SsMemLean, GateValue::Bool(x)) => self.ss_mem_lean = x,
-            (GateId::SsMemLeanDecommit, GateValue::Decommit(x)) => self.ss_mem_lean_decommit = x,
-            (GateId::SsOsStats, GateValue::Bool(x)) => self.ss_os_stats = x,
-            (GateId::AllocPassdownSsot, GateValue::Bool(x)) => self.alloc_passdown_ssot = x,
-            (GateId::Prewarm, GateValue::Bool(x)) => self.prewarm = x,
-            (GateId::PrewarmDepth, GateValue::U32(x)) => self.prewarm_depth = x,
-            (GateId::SsCacheMax, GateValue::U32(x)) => self.ss_cache_max = x,
-            (GateId::LargeCacheMib, GateValue::U32(x)) => self.large_cache_mib = x,
-            (GateId::Verbose, GateValue::Bool(x)) => self.verbose = x,
-            (GateId::LargeDecayMs, GateValue::U32(x)) => self.large_decay_ms = x,
-            _ => return false,
-        }
-        true
+    SsMemLeanDecommit ss_mem_lean_decommit: Decommit = "HAKMEM_SS_MEM_LEAN_DECOMMIT" {
+        default: Decommit::Free,
+        balanced: Decommit::Off,
+        lean: Decommit::DontNeed,
+        doc: "How lean mode decommits empty slabs, empty superslabs and freed large mappings in the caches: `FREE` = `MADV_FREE` (lazy: the kernel takes the pages only under memory pressure, so RSS does not drop; the gate's own default, as the seed's), `DONTNEED` = `MADV_DONTNEED` (eager: RSS drops at once), `OFF` = no decommit. SAFE leaves the default (so `HAKMEM_SS_MEM_LEAN=1` alone decommits with `FREE`), BALANCED sets `OFF` (the seed's LEAN+OFF), LEAN sets `DONTNEED` (docs/results/002-idle-release.md).",
+    }
+    SsOsStats ss_os_stats: Bool = "HAKMEM_SS_OS_STATS" {
+        default: false,
+        doc: "Print the allocator's syscall counters (mmap, munmap, madvise, mprotect, mremap) and the release-policy counters at exit. (They are always counted, off the fast path; `hakmem::stats()` reads them.)",
+    }
+    AllocPassdownSsot alloc_passdown_ssot: Bool = "HAKMEM_ALLOC_PASSDOWN_SSOT" {
+        default: false,
+        doc: "The seed's size-class pass-down experiment (Phase 60). With the facade feature `passdown-ssot` (off by default), `1` passes the class the fast path computed down to the refill on a tiny cache miss instead of re-deriving it; without the feature the gate is read by nothing (`HAKMEM_VERBOSE` says so). Measured NO-GO, as in the seed (docs/results/104-ab-passdown-ssot.md).",
+    }
+    /// Prewarm runs only when [`Gates::prewarm_effective`] says so.
+    Prewarm prewarm: Bool = "HAKMEM_PREWARM" {
+        default: true,
+        doc: "Fill each new thread's tiny-class caches (mapping their superslabs as a side effect) on its first allocation; lean mode (`HAKMEM_SS_MEM_LEAN=1`) suppresses it.",
+    }
+    PrewarmDepth prewarm_depth: U32 = "HAKMEM_PREWARM_DEPTH" {
+        default: 16,
+        doc: "Blocks per size class that prewarm puts in a thread's cache (at most the class's bin bound); 0 turns prewarm off.",
+    }
+    SsCacheMax ss_cache_max: U32 = "HAKMEM_SS_CACHE_MAX" {
+        default: 8,
+        safe: 16,
+        lean: 4,
+        doc: "Empty superslabs (4 MiB each) kept in the LRU cache before they are unmapped; lean mode decommits the cached ones.",
+    }
+    LargeCacheMib large_cache_mib: U32 = "HAKMEM_LARGE_CACHE_MIB" {
+        default: 1024,
+        safe: 4096,
+        lean: 64,
+        doc: "MiB of freed large blocks kept mapped for reuse, 64 mappings at most, counted by the bytes they may hold resident: a mapping's whole length (a block may be written up to its usable size, and one shrunk by `realloc` keeps what it touched), nothing once decommitted (`DONTNEED`); the oldest go at once when a free needs room. See also `HAKMEM_LARGE_DECAY_MS`.",
+    }
+    Verbose verbose: Bool = "HAKMEM_VERBOSE" {
+        default: false,
+        doc: "Print the preset, the compiled-in boxes and every gate's value and source at start-up.",
+    }
+    LargeDecayMs large_decay_ms: U32 = "HAKMEM_LARGE_DECAY_MS" {
+        default: 1000,
+        lean: 250,
+        doc: "A freed large mapping left unused this long (milliseconds) is unmapped at the next large allocation or free (all such mappings at once; no background thread); 0 keeps them until the cache bound.",
     }
 }
 
-// The table is well formed: row i is gate i, names are distinct `HAKMEM_*` words, and
-// every default has the row's type.
+// The table is well formed: names are distinct `HAKMEM_*` words and every gate has a doc
+// (types are checked by construction: each value is built as `GateValue::<Type>(..)`).
 const _: () = {
     let mut i = 0;
     while i < GATE_COUNT {
         let s = &GATES[i];
         assert!(
-            s.id as usize == i,
-            "GATES: row i must describe GateId with discriminant i"
-        );
-        assert!(
-            GateId::ALL[i] as usize == i,
-            "GateId::ALL must be in discriminant order"
-        );
-        assert!(
-            s.default.ty() as u8 == s.ty as u8,
-            "GATES: the gate's own default has the wrong type"
-        );
-        assert!(
-            s.safe.ty() as u8 == s.ty as u8,
-            "GATES: SAFE default has the wrong type"
-        );
-        assert!(
-            s.balanced.ty() as u8 == s.ty as u8,
-            "GATES: BALANCED default has the wrong type"
-        );
-        assert!(
-            s.lean.ty() as u8 == s.ty as u8,
-            "GATES: LEAN default has the wrong type"
+            s.id as usize == i && GateId::ALL[i] as usize == i,
+            "GATES and GateId::ALL are in discriminant order"
         );
         assert!(!s.doc.is_empty(), "GATES: every gate needs a one-line doc");
         let name = s.name.as_bytes();

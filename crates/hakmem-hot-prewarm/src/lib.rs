@@ -5,10 +5,12 @@
 //! fast path.
 //!
 //! **Entry point**: [`prewarm_thread`] (the facade calls it once per thread, on the
-//! thread's first slow path), and [`enabled`] (the gate decision).
+//! thread's first slow path), and [`enabled`] (the gate decision, which is
+//! `hakmem_env_gates::Gates::prewarm_effective`: decided there, not re-derived here).
 //!
-//! **Gates**: `HAKMEM_PREWARM` (0/1), `HAKMEM_PREWARM_DEPTH` (blocks per class), and
-//! `HAKMEM_SS_MEM_LEAN` (lean mode suppresses prewarm: no memory is touched ahead).
+//! **Gates**: `HAKMEM_PREWARM` (0/1), `HAKMEM_PREWARM_DEPTH` (blocks per class; 0 turns
+//! prewarm off), and `HAKMEM_SS_MEM_LEAN` (lean mode suppresses prewarm: no memory is
+//! touched ahead), all three through `Gates::prewarm_effective`.
 //!
 //! **Features**: the facade's `hot-prewarm` feature compiles this box in; without it
 //! there is no call, no branch and no code.
@@ -28,10 +30,12 @@
 use hakmem_env_gates::gates;
 use hakmem_ss_allocation::class::NTINY;
 
-/// Whether the gates ask for prewarm: `HAKMEM_PREWARM=1` and not lean mode.
+/// Whether the gates ask for prewarm: [`Gates::prewarm_effective`] of the process's gates
+/// (`HAKMEM_PREWARM=1`, lean mode off, a depth above 0).
+///
+/// [`Gates::prewarm_effective`]: hakmem_env_gates::Gates::prewarm_effective
 pub fn enabled() -> bool {
-    let g = gates();
-    g.prewarm && !g.ss_mem_lean && g.prewarm_depth > 0
+    gates().prewarm_effective()
 }
 
 /// Fill every tiny class of the calling thread's cache with up to `depth` blocks (its
@@ -61,7 +65,11 @@ mod tests {
     }
 
     #[test]
-    fn gate_decision_is_stable() {
-        assert_eq!(enabled(), enabled());
+    fn depth_zero_caches_nothing() {
+        std::thread::spawn(|| {
+            assert_eq!(prewarm_thread(0), 0);
+        })
+        .join()
+        .unwrap();
     }
 }

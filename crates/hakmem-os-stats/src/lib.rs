@@ -2,11 +2,15 @@
 //!
 //! **Owns** every system call hakmem makes to manage memory (`mmap`, `munmap`,
 //! `madvise`, `mprotect`, `mremap`) and the counters of them, plus the release-policy
-//! counters `lean_decommit` and `lean_retire`, and the one low-level lock type the
-//! boxes above share ([`lock::RawLock`]).
+//! counters `lean_decommit` and `lean_retire`, the one low-level lock type the
+//! boxes above share ([`lock::RawLock`]), and the one printer every box uses
+//! ([`writer`]: a stack buffer and `write(2)`, for warnings, reports, statistics and the
+//! fatal reports of [`report`]).
 //!
 //! **Entry points**: [`os::map`], [`os::map_aligned`], [`os::map_sparse`], [`os::unmap`], [`os::decommit`],
-//! [`os::protect`], [`os::remap_fixed`], [`os::grow_in_place`], and [`stats::snapshot`].
+//! [`os::protect`], [`os::remap_fixed`], [`os::grow_in_place`], and [`stats::snapshot`];
+//! for printing, [`writer::StackWriter`], [`writer::LineWriter`], [`writer::print_line`],
+//! [`writer::eprint_line`], [`report::fatal`].
 //!
 //! **Gates**: none read here. The facade reads `HAKMEM_SS_OS_STATS` and calls
 //! [`stats::print`] at exit.
@@ -20,7 +24,8 @@
 //! - Memory that may hold a caller's data is mapped committed (no `MAP_NORESERVE`), so
 //!   the kernel's overcommit policy answers for it as it does for glibc; only
 //!   [`os::map_sparse`] (the allocator's sparse metadata) reserves without committing.
-//! - Nothing here allocates through the global allocator or panics.
+//! - Nothing here allocates through the global allocator or panics; nothing prints but
+//!   through [`writer`] (a stack buffer, one `write(2)` per line).
 //! - A test-only fault hook ([`fault::fail_maps_after`]) makes `map` fail, so callers'
 //!   out-of-memory paths can be tested; it costs one relaxed load per `mmap`.
 //!
@@ -42,6 +47,7 @@
 #![no_std]
 
 pub mod lock;
+pub mod writer;
 
 /// Counters of every syscall and of the release policy's actions.
 pub mod stats {
@@ -121,58 +127,31 @@ pub mod stats {
         }
     }
 
-    /// Write the counters as one line to stderr, without allocating.
+    /// The exit line of `HAKMEM_SS_OS_STATS=1`, with the seed's names:
+    /// `hakmem: os stats: mmap=3 munmap=1 madvise_calls=0 ...` (no newline).
+    impl core::fmt::Display for OsStats {
+        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+            write!(
+                f,
+                "hakmem: os stats: mmap={} munmap={} madvise_calls={} mprotect={} mremap={} \
+                 mapped_bytes={} lean_decommit={} lean_retire={} retired={}",
+                self.mmap,
+                self.munmap,
+                self.madvise_calls,
+                self.mprotect,
+                self.mremap,
+                self.mapped_bytes,
+                self.lean_decommit,
+                self.lean_retire,
+                self.retired,
+            )
+        }
+    }
+
+    /// Write the counters ([`snapshot`], as [`OsStats`] displays them) as one line to
+    /// stderr, without allocating.
     pub fn print() {
-        let s = snapshot();
-        let mut buf = [0u8; 256];
-        let mut n = 0;
-        let parts: [(&str, u64); 9] = [
-            ("mmap", s.mmap),
-            ("munmap", s.munmap),
-            ("madvise_calls", s.madvise_calls),
-            ("mprotect", s.mprotect),
-            ("mremap", s.mremap),
-            ("mapped_bytes", s.mapped_bytes),
-            ("lean_decommit", s.lean_decommit),
-            ("lean_retire", s.lean_retire),
-            ("retired", s.retired),
-        ];
-        n = put(&mut buf, n, b"hakmem os stats:");
-        for (name, v) in parts {
-            n = put(&mut buf, n, b" ");
-            n = put(&mut buf, n, name.as_bytes());
-            n = put(&mut buf, n, b"=");
-            n = put_u64(&mut buf, n, v);
-        }
-        n = put(&mut buf, n, b"\n");
-        // SAFETY: writes `n <= buf.len()` initialized bytes from a stack buffer to fd 2.
-        unsafe {
-            libc::write(2, buf.as_ptr().cast(), n);
-        }
-    }
-
-    fn put(buf: &mut [u8], mut n: usize, s: &[u8]) -> usize {
-        for &b in s {
-            if let Some(slot) = buf.get_mut(n) {
-                *slot = b;
-                n += 1;
-            }
-        }
-        n
-    }
-
-    fn put_u64(buf: &mut [u8], n: usize, mut v: u64) -> usize {
-        let mut tmp = [0u8; 20];
-        let mut i = tmp.len();
-        loop {
-            i -= 1;
-            tmp[i] = b'0' + (v % 10) as u8;
-            v /= 10;
-            if v == 0 || i == 0 {
-                break;
-            }
-        }
-        put(buf, n, &tmp[i..])
+        crate::writer::eprint_line(format_args!("{}", snapshot()));
     }
 }
 
@@ -494,41 +473,49 @@ mod tests {
     }
 
     #[test]
-    fn print_does_not_panic() {
-        stats::print();
+    fn stats_line_names_every_counter_with_its_value() {
+        let s = stats::OsStats {
+            mmap: 1,
+            munmap: 2,
+            madvise_calls: 3,
+            mprotect: 4,
+            mremap: 5,
+            mapped_bytes: 6,
+            lean_decommit: 7,
+            lean_retire: 8,
+            retired: u64::MAX,
+        };
+        let mut w = writer::StackWriter::<256>::new();
+        core::fmt::Write::write_fmt(&mut w, format_args!("{s}")).unwrap();
+        assert_eq!(
+            w.as_str(),
+            "hakmem: os stats: mmap=1 munmap=2 madvise_calls=3 mprotect=4 mremap=5 \
+             mapped_bytes=6 lean_decommit=7 lean_retire=8 retired=18446744073709551615"
+        );
+        assert!(!w.is_truncated());
     }
 }
 
-/// Fatal reports: one line on stderr naming the problem and the address, then abort.
-/// Never allocates.
+/// Fatal reports: one line on stderr, `hakmem: <what> <address>`, then abort. Never
+/// allocates. Every fatal report of hakmem has this shape (the C ABI's bad-pointer reports
+/// too, through [`report::fatal_args`]).
 pub mod report {
-    /// Write `hakmem: <what> <addr in hex>` and a newline to stderr, then abort.
+    use core::fmt;
+
+    /// Write `hakmem: <what> 0x<addr in hex>` and a newline to stderr, then abort.
     #[cold]
     #[inline(never)]
     pub fn fatal(what: &str, addr: usize) -> ! {
-        let mut buf = [0u8; 192];
-        let mut n = 0;
-        for &b in b"hakmem: ".iter().chain(what.as_bytes()).chain(b" 0x") {
-            if n < buf.len() - 20 {
-                buf[n] = b;
-                n += 1;
-            }
-        }
-        let mut started = false;
-        for shift in (0..16).rev() {
-            let d = (addr >> (shift * 4)) & 0xF;
-            if d != 0 || started || shift == 0 {
-                started = true;
-                buf[n] = b"0123456789abcdef"[d];
-                n += 1;
-            }
-        }
-        buf[n] = b'\n';
-        n += 1;
-        // SAFETY: writing `n` initialized bytes of a stack buffer to fd 2, then aborting.
-        unsafe {
-            libc::write(2, buf.as_ptr().cast(), n);
-            libc::abort();
-        }
+        fatal_args(format_args!("{what} {addr:#x}"))
+    }
+
+    /// Write `hakmem: ` and `args` as one line to stderr (see
+    /// [`print_line`](crate::writer::print_line)), then abort.
+    #[cold]
+    #[inline(never)]
+    pub fn fatal_args(args: fmt::Arguments<'_>) -> ! {
+        crate::writer::eprint_line(format_args!("hakmem: {args}"));
+        // SAFETY: abort has no preconditions and never returns.
+        unsafe { libc::abort() }
     }
 }

@@ -34,7 +34,9 @@
 //!   these functions run before `main`, inside the dynamic loader, in constructors and
 //!   destructors, in fork handlers and in exiting threads, where neither Rust's runtime
 //!   nor a re-entrant `malloc` can be relied on. Messages are written with `write(2)`
-//!   from a stack buffer.
+//!   from a stack buffer, by the one printer (`hakmem_os_stats::writer`, through the
+//!   facade's [`BadPointer::abort`](hakmem_facade::raw::BadPointer::abort)), in the
+//!   facade's words.
 //! - `errno` is set to `ENOMEM` exactly when a function fails for want of memory (or an
 //!   overflowing size), to `EINVAL` where glibc does for a bad alignment, and is left
 //!   alone otherwise (`posix_memalign` never touches it: it returns the error).
@@ -83,80 +85,13 @@ fn einval() -> *mut c_void {
     ptr::null_mut()
 }
 
-/// A small line buffer on the stack.
-struct Line {
-    buf: [u8; 160],
-    len: usize,
-}
-
-impl Line {
-    const fn new() -> Self {
-        Line {
-            buf: [0; 160],
-            len: 0,
-        }
-    }
-
-    fn push(&mut self, s: &[u8]) {
-        for &b in s {
-            if let Some(slot) = self.buf.get_mut(self.len) {
-                *slot = b;
-                self.len += 1;
-            }
-        }
-    }
-
-    fn push_hex(&mut self, v: usize) {
-        let mut digits = [0u8; 18];
-        digits[0] = b'0';
-        digits[1] = b'x';
-        let mut n = 2;
-        let mut started = false;
-        for shift in (0..usize::BITS / 4).rev() {
-            let d = (v >> (shift * 4)) & 0xf;
-            if d != 0 || started || shift == 0 {
-                started = true;
-                if let Some(slot) = digits.get_mut(n) {
-                    *slot = b"0123456789abcdef"[d];
-                    n += 1;
-                }
-            }
-        }
-        self.push(digits.get(..n).unwrap_or(&[]));
-    }
-
-    fn bytes(&self) -> &[u8] {
-        self.buf.get(..self.len).unwrap_or(&[])
-    }
-}
-
-/// Formats the report of a bad pointer, without the trailing newline:
-/// `hakmem: free(): invalid pointer 0x1234 (not allocated by hakmem)`.
-fn bad_pointer_line(func: &str, p: *mut c_void, why: BadPointer) -> Line {
-    let mut l = Line::new();
-    l.push(b"hakmem: ");
-    l.push(func.as_bytes());
-    l.push(b"(): invalid pointer ");
-    l.push_hex(p as usize);
-    l.push(match why {
-        BadPointer::NotOurs => b" (not allocated by hakmem)\n".as_slice(),
-        BadPointer::Interior => b" (not the start of a live block)\n".as_slice(),
-    });
-    l
-}
-
-/// Report a pointer hakmem refused on stderr (one line, no allocation), then abort.
+/// Report a pointer hakmem refused on stderr (one line, no allocation), then abort:
+/// `hakmem: free(): invalid pointer 0x1234 (not allocated by hakmem)`. The wording and the
+/// printing are the facade's ([`BadPointer::abort`]), so the Rust and C APIs say the same.
 #[cold]
 #[inline(never)]
 fn bad_pointer(func: &str, p: *mut c_void, why: BadPointer) -> ! {
-    let l = bad_pointer_line(func, p, why);
-    let bytes = l.bytes();
-    // SAFETY: writing a stack buffer to fd 2; a failed write is ignored (we abort
-    // anyway), and abort() never returns.
-    unsafe {
-        libc::write(libc::STDERR_FILENO, bytes.as_ptr().cast(), bytes.len());
-        libc::abort()
-    }
+    why.abort(func, p.cast_const().cast())
 }
 
 /// The page size (from `sysconf`, once; 4096 if it fails).

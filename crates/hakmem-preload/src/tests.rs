@@ -205,26 +205,3 @@ fn usable_size_is_writable() {
     unsafe { free_aligned_sized(p, 256, 1000) };
     assert!(malloc_trim(0) >= 0);
 }
-
-#[test]
-fn bad_pointer_line_format() {
-    let l = bad_pointer_line("free", 0x7ffc_1234_5670 as *mut c_void, BadPointer::NotOurs);
-    assert_eq!(
-        core::str::from_utf8(l.bytes()).unwrap(),
-        "hakmem: free(): invalid pointer 0x7ffc12345670 (not allocated by hakmem)\n"
-    );
-    let l = bad_pointer_line("realloc", ptr::null_mut(), BadPointer::Interior);
-    assert_eq!(
-        core::str::from_utf8(l.bytes()).unwrap(),
-        "hakmem: realloc(): invalid pointer 0x0 (not the start of a live block)\n"
-    );
-    let l = bad_pointer_line(
-        "malloc_usable_size",
-        usize::MAX as *mut c_void,
-        BadPointer::NotOurs,
-    );
-    assert!(
-        l.bytes()
-            .starts_with(b"hakmem: malloc_usable_size(): invalid pointer 0xffffffffffffffff")
-    );
-}

@@ -158,7 +158,7 @@ fn print_verbose() {
     };
     hakmem_env_gates::print_verbose(boxes);
     if !PASSDOWN_SSOT {
-        hakmem_env_gates::eprint_line(format_args!(
+        hakmem_os_stats::writer::eprint_line(format_args!(
             "hakmem: HAKMEM_ALLOC_PASSDOWN_SSOT is read by nothing in this build (the facade \
              feature passdown-ssot is off): the class is computed once on the fast path and \
              re-derived only on a cache miss (docs/results/104-ab-passdown-ssot.md)"

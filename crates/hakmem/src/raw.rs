@@ -26,12 +26,59 @@ pub enum BadPointer {
 }
 
 impl BadPointer {
-    /// A one-line description, as in glibc's "free(): invalid pointer".
+    /// Why the pointer was refused, in the words of every report: `"not allocated by
+    /// hakmem"` or `"not the start of a live block"`.
+    pub const fn reason(self) -> &'static str {
+        match self {
+            BadPointer::NotOurs => "not allocated by hakmem",
+            BadPointer::Interior => "not the start of a live block",
+        }
+    }
+
+    /// A one-line description, as in glibc's "free(): invalid pointer":
+    /// `invalid pointer (<reason>)` (see [`reason`](Self::reason)).
     pub const fn message(self) -> &'static str {
         match self {
             BadPointer::NotOurs => "invalid pointer (not allocated by hakmem)",
-            BadPointer::Interior => "invalid pointer (not the start of a block)",
+            BadPointer::Interior => "invalid pointer (not the start of a live block)",
         }
+    }
+
+    /// The report of `func` refusing `p`, as [`abort`](Self::abort) prints it after
+    /// `hakmem: `: `free(): invalid pointer 0x1234 (not allocated by hakmem)`.
+    pub const fn report(self, func: &str, p: *const u8) -> BadPointerReport<'_> {
+        BadPointerReport { func, p, why: self }
+    }
+
+    /// Writes the report of `func` refusing `p` to stderr as one line,
+    /// `hakmem: free(): invalid pointer 0x1234 (not allocated by hakmem)`, then aborts.
+    /// Allocates nothing (the one printer, `hakmem_os_stats::report`). The C ABI calls
+    /// this for every pointer it refuses.
+    #[cold]
+    #[inline(never)]
+    pub fn abort(self, func: &str, p: *const u8) -> ! {
+        hakmem_os_stats::report::fatal_args(format_args!("{}", self.report(func, p)))
+    }
+}
+
+/// A bad-pointer report, written without allocating by its `Display`:
+/// `<func>(): invalid pointer <p in hex> (<reason>)`. Made by [`BadPointer::report`].
+#[derive(Clone, Copy, Debug)]
+pub struct BadPointerReport<'a> {
+    func: &'a str,
+    p: *const u8,
+    why: BadPointer,
+}
+
+impl core::fmt::Display for BadPointerReport<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "{}(): invalid pointer {:#x} ({})",
+            self.func,
+            self.p as usize,
+            self.why.reason()
+        )
     }
 }
 
@@ -257,6 +304,42 @@ mod tests {
             // SAFETY: live block.
             unsafe { free(p).unwrap() };
         }
+    }
+
+    #[test]
+    fn bad_pointer_words_are_one() {
+        use core::fmt::Write;
+        for why in [BadPointer::NotOurs, BadPointer::Interior] {
+            let mut w = hakmem_os_stats::writer::StackWriter::<128>::new();
+            write!(w, "invalid pointer ({})", why.reason()).unwrap();
+            assert_eq!(why.message(), w.as_str(), "message() and reason() agree");
+        }
+        let mut w = hakmem_os_stats::writer::StackWriter::<128>::new();
+        let p = 0x7ffc_1234_5670usize as *const u8;
+        write!(w, "{}", BadPointer::NotOurs.report("free", p)).unwrap();
+        assert_eq!(
+            w.as_str(),
+            "free(): invalid pointer 0x7ffc12345670 (not allocated by hakmem)"
+        );
+        w.clear();
+        write!(w, "{}", BadPointer::Interior.report("realloc", ptr::null())).unwrap();
+        assert_eq!(
+            w.as_str(),
+            "realloc(): invalid pointer 0x0 (not the start of a live block)"
+        );
+        w.clear();
+        let top = usize::MAX as *const u8;
+        write!(
+            w,
+            "{}",
+            BadPointer::NotOurs.report("malloc_usable_size", top)
+        )
+        .unwrap();
+        assert!(
+            w.as_str()
+                .starts_with("malloc_usable_size(): invalid pointer 0xffffffffffffffff ("),
+            "{w:?}"
+        );
     }
 
     #[test]

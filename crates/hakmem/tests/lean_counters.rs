@@ -91,7 +91,7 @@ fn lean_on_decommits_with_the_seeds_default() {
     // The exit line of HAKMEM_SS_OS_STATS=1 uses the seed's names.
     let line = stderr
         .lines()
-        .find(|l| l.starts_with("hakmem os stats:"))
+        .find(|l| l.starts_with("hakmem: os stats:"))
         .unwrap_or_else(|| panic!("no stats line: {stderr}"));
     assert!(line.contains(" madvise_calls="), "{line}");
     assert!(line.contains(" lean_decommit=") && line.contains(" lean_retire="));
