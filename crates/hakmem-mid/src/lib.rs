@@ -179,8 +179,9 @@ pub fn thread_init() -> bool {
         }
         c.initialized = true;
         for (i, (b, &limit)) in c.bins.iter_mut().zip(limits().iter()).enumerate() {
-            b.limit = limit;
-            b.set_block_size(block_size(NTINY + i));
+            b.set_limit(limit);
+            // SAFETY: bin `i` holds class `NTINY + i`.
+            unsafe { b.set_block_size(block_size(NTINY + i)) };
         }
         true
     });
@@ -190,7 +191,8 @@ pub fn thread_init() -> bool {
     if !EXIT.register_current_thread(on_thread_exit) {
         // No exit hook: cache nothing rather than leave a node that would dangle.
         with_cache(|c| {
-            drain_all(&mut c.bins, NTINY, true);
+            // SAFETY: `bins[i]` holds class `NTINY + i`.
+            unsafe { drain_all(&mut c.bins, NTINY, true) };
         });
         return true;
     }
@@ -208,7 +210,8 @@ pub fn thread_init() -> bool {
 pub fn alloc_slow(cls: usize) -> *mut u8 {
     thread_init();
     with_cache(|c| match c.bins.get_mut(cls.wrapping_sub(NTINY)) {
-        Some(b) => b.pop_or_refill(cls, limit_at(cls)),
+        // SAFETY: the bin of class `cls` holds class `cls`.
+        Some(b) => unsafe { b.pop_or_refill(cls, limit_at(cls)) },
         None => core::ptr::null_mut(),
     })
 }
@@ -253,7 +256,8 @@ pub unsafe fn mid_free(p: *mut u8, cls: usize) {
 /// Give every block cached by the calling thread back to the slabs.
 pub fn thread_flush() {
     with_cache(|c| {
-        drain_all(&mut c.bins, NTINY, false);
+        // SAFETY: `bins[i]` holds class `NTINY + i`.
+        unsafe { drain_all(&mut c.bins, NTINY, false) };
     })
 }
 
@@ -264,7 +268,8 @@ pub fn thread_cached_blocks() -> u64 {
 
 unsafe extern "C" fn on_thread_exit(_: *mut libc::c_void) {
     with_cache(|c| {
-        drain_all(&mut c.bins, NTINY, true);
+        // SAFETY: `bins[i]` holds class `NTINY + i`.
+        unsafe { drain_all(&mut c.bins, NTINY, true) };
         if c.registered {
             // SAFETY: registered by `thread_init`, not unregistered since.
             unsafe { REGISTRY.unregister(&mut c.node) };

@@ -2,8 +2,10 @@
 //!
 //! **Owns** every system call hakmem makes to manage memory (`mmap`, `munmap`,
 //! `madvise`, `mprotect`, `mremap`) and the counters of them, plus the release-policy
-//! counters `lean_decommit` and `lean_retire`, and the one low-level lock type the
-//! boxes above share ([`lock::RawLock`]).
+//! counters `lean_decommit` and `lean_retire`, the one lock the boxes above share
+//! ([`lock::Locked`]: the lock owns its data, reached only through a guard), and the
+//! sync shim ([`sync`]: `core`'s atomics and cells, or loom's under `--cfg loom`, so the
+//! model checker drives the shipped code).
 //!
 //! **Entry points**: [`os::map`], [`os::map_aligned`], [`os::map_sparse`], [`os::unmap`], [`os::decommit`],
 //! [`os::protect`], [`os::remap_fixed`], [`os::grow_in_place`], and [`stats::snapshot`].
@@ -42,6 +44,7 @@
 #![no_std]
 
 pub mod lock;
+pub mod sync;
 
 /// Counters of every syscall and of the release policy's actions.
 pub mod stats {

@@ -248,14 +248,16 @@ impl Default for RegionCache {
 }
 
 impl RegionCache {
-    /// An empty cache.
-    pub const fn new() -> Self {
-        RegionCache {
-            inner: Locked::new(Inner {
-                entries: [EMPTY; MAX_ENTRIES],
-                n: 0,
-                bytes: 0,
-            }),
+    hakmem_os_stats::loom_const_fn! {
+        /// An empty cache.
+        pub fn new() -> Self {
+            RegionCache {
+                inner: Locked::new(Inner {
+                    entries: [EMPTY; MAX_ENTRIES],
+                    n: 0,
+                    bytes: 0,
+                }),
+            }
         }
     }
 
@@ -363,12 +365,18 @@ impl RegionCache {
         self.inner.with(|c| (c.n, c.bytes))
     }
 
-    fn lock_for_fork(&self) {
-        self.inner.raw().lock();
+    /// # Safety
+    /// As [`Locked::fork_lock`].
+    unsafe fn lock_for_fork(&self) {
+        // SAFETY: forwarded caller guarantee.
+        unsafe { self.inner.fork_lock() }
     }
 
-    fn unlock_after_fork(&self) {
-        self.inner.raw().unlock();
+    /// # Safety
+    /// As [`Locked::fork_unlock`].
+    unsafe fn unlock_after_fork(&self) {
+        // SAFETY: forwarded caller guarantee.
+        unsafe { self.inner.fork_unlock() }
     }
 }
 
@@ -378,10 +386,12 @@ fn retire(base: *mut u8, len: usize) {
     unsafe { os::unmap(base, len) };
 }
 
-/// The cache of empty superslabs.
-pub static SUPERSLABS: RegionCache = RegionCache::new();
-/// The cache of freed large mappings.
-pub static LARGE: RegionCache = RegionCache::new();
+hakmem_os_stats::sync_static! {
+    /// The cache of empty superslabs.
+    pub static SUPERSLABS: RegionCache = RegionCache::new();
+    /// The cache of freed large mappings.
+    pub static LARGE: RegionCache = RegionCache::new();
+}
 
 /// How lean mode decommits, from the gates (`None` when lean mode is off or decommit is
 /// `OFF`).
@@ -490,15 +500,29 @@ pub fn trim() -> usize {
 }
 
 /// Fork handler: take the cache locks (call last among hakmem's prepare handlers).
-pub fn fork_prepare() {
-    SUPERSLABS.lock_for_fork();
-    LARGE.lock_for_fork();
+///
+/// # Safety
+/// Only in a `pthread_atfork` prepare handler, paired with [`fork_release`] in the
+/// parent's and the child's handlers; the calling thread holds neither cache lock.
+pub unsafe fn fork_prepare() {
+    // SAFETY: forwarded caller guarantee (a fork handler, paired).
+    unsafe {
+        SUPERSLABS.lock_for_fork();
+        LARGE.lock_for_fork();
+    }
 }
 
 /// Fork handler for the parent and the child: release what [`fork_prepare`] took.
-pub fn fork_release() {
-    LARGE.unlock_after_fork();
-    SUPERSLABS.unlock_after_fork();
+///
+/// # Safety
+/// The calling thread took the locks with [`fork_prepare`] (before the `fork`, in the
+/// child) and has not released them since.
+pub unsafe fn fork_release() {
+    // SAFETY: forwarded caller guarantee.
+    unsafe {
+        LARGE.unlock_after_fork();
+        SUPERSLABS.unlock_after_fork();
+    }
 }
 
 #[cfg(test)]

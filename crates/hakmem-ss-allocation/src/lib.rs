@@ -61,10 +61,14 @@ pub mod registry;
 
 use class::{NCLASS, block_size, slab_shift};
 use core::ptr;
-use core::sync::atomic::Ordering::{self, Relaxed};
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize};
-use hakmem_os_stats::lock::RawLock;
+use core::sync::atomic::AtomicU32;
+use core::sync::atomic::AtomicU64 as HeaderU64;
+use core::sync::atomic::AtomicUsize as HeaderUsize;
+use hakmem_os_stats::lock::Locked;
 use hakmem_os_stats::os;
+use hakmem_os_stats::sync::Ordering::{self, Relaxed};
+use hakmem_os_stats::sync::{AtomicBool, AtomicU64, AtomicUsize};
+use hakmem_os_stats::{loom_const_fn, sync_array, sync_static};
 use hakmem_release_policy as release;
 use registry::Kind;
 
@@ -108,14 +112,14 @@ struct Slab {
 #[repr(C)]
 struct SuperSlab {
     /// `MAGIC` while live (read without the lock by validation).
-    magic: AtomicUsize,
+    magic: HeaderUsize,
     class: u32,
     block_size: u32,
     slab_shift: u32,
     n_slabs: u32,
     /// Bit i set: slab i is not in use. Written under the class lock; read without it by
     /// validation.
-    free_slabs: AtomicU64,
+    free_slabs: HeaderU64,
     /// Links in the class's list of superslabs with a free slab.
     next: *mut SuperSlab,
     prev: *mut SuperSlab,
@@ -129,9 +133,8 @@ static_assertions::const_assert!(core::mem::size_of::<SuperSlab>() <= SS_HEADER)
 static_assertions::const_assert!(core::mem::size_of::<SuperSlab>() <= os::PAGE);
 static_assertions::const_assert!(MAX_SLABS <= 64);
 
-/// One class's central state.
+/// One class's central state (behind the class lock: `CENTRAL[cls]`).
 struct Central {
-    lock: RawLock,
     /// Slabs with a free or uncarved block (doubly linked through `Slab::next/prev`).
     partial: *mut Slab,
     /// Superslabs with a slab not in use.
@@ -147,12 +150,19 @@ struct Central {
     rng: u64,
 }
 
+// SAFETY: the pointers name slabs and superslabs of the class, reached only with the
+// class lock held (the `Locked` around it).
+unsafe impl Send for Central {}
+
 /// A chain in a transfer cache (null-terminated, `count` blocks).
 #[derive(Clone, Copy)]
 struct XferChain {
     head: *mut u8,
     count: u32,
 }
+
+// SAFETY: a chain of free blocks belongs to whoever holds it (a shard, under its lock).
+unsafe impl Send for XferChain {}
 
 /// Most chains one shard of a class's transfer cache holds. Only classes with 64 KiB
 /// slabs (blocks up to 8 KiB) use one: a chain pins every slab it has a block in, and
@@ -174,30 +184,34 @@ pub const XFER_SHARDS: usize = 4;
 /// pair never touches slabs).
 #[repr(align(64))]
 struct XferShard {
-    lock: RawLock,
-    /// Chains in `chains[..n]`. Written under `lock`; read without it only to skip a
-    /// shard that looks empty or full (a stale value costs a wasted or missed lock).
+    /// Chains in `chains[..n]`. Written with the shard locked; read without the lock
+    /// only to skip a shard that looks empty or full (a stale value costs a wasted or
+    /// missed lock), so it lives outside the lock's data.
     n: AtomicUsize,
-    chains: core::cell::UnsafeCell<[XferChain; XFER_MAX]>,
+    /// The chains, behind the shard lock.
+    chains: Locked<[XferChain; XFER_MAX]>,
 }
 
-// SAFETY: `chains` is only accessed with `lock` held.
-unsafe impl Sync for XferShard {}
+impl XferShard {
+    loom_const_fn! {
+        fn new() -> Self {
+            XferShard {
+                n: AtomicUsize::new(0),
+                chains: Locked::new(
+                    [XferChain {
+                        head: ptr::null_mut(),
+                        count: 0,
+                    }; XFER_MAX],
+                ),
+            }
+        }
+    }
+}
 
-#[allow(clippy::declare_interior_mutable_const)]
-const XFER_SHARD_INIT: XferShard = XferShard {
-    lock: RawLock::new(),
-    n: AtomicUsize::new(0),
-    chains: core::cell::UnsafeCell::new(
-        [XferChain {
-            head: ptr::null_mut(),
-            count: 0,
-        }; XFER_MAX],
-    ),
-};
-#[allow(clippy::declare_interior_mutable_const)]
-const XFER_ROW: [XferShard; XFER_SHARDS] = [XFER_SHARD_INIT; XFER_SHARDS];
-static XFER: [[XferShard; XFER_SHARDS]; NCLASS] = [XFER_ROW; NCLASS];
+sync_static! {
+    static XFER: [[XferShard; XFER_SHARDS]; NCLASS] =
+        sync_array!(sync_array!(XferShard::new(); XFER_SHARDS); NCLASS);
+}
 
 /// The shard a thread tries first: that of the CPU it runs on (`sched_getcpu`, from the
 /// vDSO or rseq: no system call), so threads on different CPUs rarely meet on a lock.
@@ -221,23 +235,29 @@ fn xfer_take(cls: usize, max: u32) -> Option<XferChain> {
         if sh.n.load(Relaxed) == 0 {
             continue;
         }
-        sh.lock.lock();
+        let chains = sh.chains.lock();
         let n = sh.n.load(Relaxed);
-        // SAFETY: the shard lock is held.
-        let chains = unsafe { &mut *sh.chains.get() };
+        debug_assert!(n <= XFER_MAX, "transfer-cache shard holds {n} chains");
         let top = n.checked_sub(1).and_then(|i| chains.get(i)).copied();
         if let Some(x) = top.filter(|x| x.count <= max) {
+            debug_assert!(
+                x.count > 1 && !x.head.is_null(),
+                "empty transfer-cache chain"
+            );
             sh.n.store(n - 1, Relaxed);
             // The counters change under the shard lock, so a chain's add (at its put)
             // is ordered before its subtract here: `xfer` never goes below zero.
             let st = stats_of(cls);
+            debug_assert!(
+                st.xfer.load(Relaxed) >= x.count as u64,
+                "class {cls}: transfer-cache count below a chain it holds"
+            );
             stat_add(&st.xfer, -(x.count as i64));
             stat_add(&st.out, x.count as i64);
-            sh.lock.unlock();
+            drop(chains);
             note_refill(st);
             return Some(x);
         }
-        sh.lock.unlock();
     }
     None
 }
@@ -256,19 +276,18 @@ fn xfer_put(cls: usize, head: *mut u8, count: u32, bytes: usize) -> bool {
         if !fits(sh.n.load(Relaxed)) {
             continue;
         }
-        sh.lock.lock();
+        let mut chains = sh.chains.lock();
         let n = sh.n.load(Relaxed);
-        if fits(n) {
-            // SAFETY: the shard lock is held; `n < XFER_MAX`.
-            unsafe { (*sh.chains.get())[n] = XferChain { head, count } };
+        if fits(n)
+            && let Some(slot) = chains.get_mut(n)
+        {
+            *slot = XferChain { head, count };
             sh.n.store(n + 1, Relaxed);
             let st = stats_of(cls);
             stat_add(&st.xfer, count as i64);
             stat_add(&st.out, -(count as i64));
-            sh.lock.unlock();
             return true;
         }
-        sh.lock.unlock();
     }
     false
 }
@@ -286,17 +305,16 @@ unsafe fn xfer_drain_locked(c: &mut Central, cls: usize) {
         if sh.n.load(Relaxed) == 0 {
             continue;
         }
-        sh.lock.lock();
+        let chains = sh.chains.lock();
         let n = sh.n.load(Relaxed).min(XFER_MAX);
-        // SAFETY: the shard lock is held.
-        let taken = unsafe { *sh.chains.get() };
+        let taken = *chains;
         sh.n.store(0, Relaxed);
         let st = stats_of(cls);
         for x in &taken[..n] {
             stat_add(&st.xfer, -(x.count as i64));
             stat_add(&st.out, x.count as i64);
         }
-        sh.lock.unlock();
+        drop(chains);
         for x in &taken[..n] {
             // SAFETY: the chain came from the transfer cache: `count` blocks of `cls`,
             // handed out (counted in `out` again above) and linked; class lock held.
@@ -320,24 +338,28 @@ fn xfer_max_bytes() -> usize {
     }
 }
 
+/// A class lock and the central state it guards, on a cache line of its own.
 #[repr(align(64))]
-struct Padded(core::cell::UnsafeCell<Central>);
+struct Padded(Locked<Central>);
 
-// SAFETY: every access to the inner `Central` other than its lock happens with the lock
-// held.
-unsafe impl Sync for Padded {}
+impl Padded {
+    loom_const_fn! {
+        fn new() -> Self {
+            Padded(Locked::new(Central {
+                partial: ptr::null_mut(),
+                avail: ptr::null_mut(),
+                spares: 0,
+                churn: false,
+                decommitted: false,
+                rng: 0,
+            }))
+        }
+    }
+}
 
-#[allow(clippy::declare_interior_mutable_const)]
-const CENTRAL_INIT: Padded = Padded(core::cell::UnsafeCell::new(Central {
-    lock: RawLock::new(),
-    partial: ptr::null_mut(),
-    avail: ptr::null_mut(),
-    spares: 0,
-    churn: false,
-    decommitted: false,
-    rng: 0,
-}));
-static CENTRAL: [Padded; NCLASS] = [CENTRAL_INIT; NCLASS];
+sync_static! {
+    static CENTRAL: [Padded; NCLASS] = sync_array!(Padded::new(); NCLASS);
+}
 
 /// Empty slabs a class keeps committed before decommitting more (lean mode): one slab
 /// of up to 256 KiB, none of bigger slabs (they would pin too much memory). Measured in
@@ -408,21 +430,30 @@ struct ClassStats {
     shrinking: AtomicBool,
 }
 
-#[allow(clippy::declare_interior_mutable_const)]
-const CLASS_STATS_INIT: ClassStats = ClassStats {
-    out: AtomicU64::new(0),
-    free: AtomicU64::new(0),
-    xfer: AtomicU64::new(0),
-    peak: AtomicU64::new(0),
-    shrinking: AtomicBool::new(false),
-};
-static CLASS_STATS: [ClassStats; NCLASS] = [CLASS_STATS_INIT; NCLASS];
+impl ClassStats {
+    loom_const_fn! {
+        fn new() -> Self {
+            ClassStats {
+                out: AtomicU64::new(0),
+                free: AtomicU64::new(0),
+                xfer: AtomicU64::new(0),
+                peak: AtomicU64::new(0),
+                shrinking: AtomicBool::new(false),
+            }
+        }
+    }
+}
+
+sync_static! {
+    static CLASS_STATS: [ClassStats; NCLASS] = sync_array!(ClassStats::new(); NCLASS);
+    /// A dummy for an impossible class, so no path can panic.
+    static NO_STATS: ClassStats = ClassStats::new();
+}
 
 /// The stats of class `cls` (a dummy for an impossible class, so no path can panic).
 #[inline]
 fn stats_of(cls: usize) -> &'static ClassStats {
-    static NONE: ClassStats = CLASS_STATS_INIT;
-    CLASS_STATS.get(cls).unwrap_or(&NONE)
+    CLASS_STATS.get(cls).unwrap_or(&NO_STATS)
 }
 
 #[inline]
@@ -442,8 +473,10 @@ pub fn class_counts(cls: usize) -> (u64, u64) {
     }
 }
 
-/// Live superslabs (for stats).
-static SS_LIVE: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+sync_static! {
+    /// Live superslabs (for stats).
+    static SS_LIVE: AtomicUsize = AtomicUsize::new(0);
+}
 
 /// A singly linked chain of free blocks (through their first word), `count` long; the
 /// last block's link is null.
@@ -481,9 +514,11 @@ impl Chain {
 /// links, shuffled allocation order, guard pages after superslab headers).
 pub const HARDENED: bool = cfg!(feature = "hardened");
 
-/// The process's secret for encoding free-list links (hardened builds); never 0 once
-/// read through [`link_secret`].
-static LINK_SECRET: AtomicUsize = AtomicUsize::new(0);
+sync_static! {
+    /// The process's secret for encoding free-list links (hardened builds); never 0 once
+    /// read through [`link_secret`].
+    static LINK_SECRET: AtomicUsize = AtomicUsize::new(0);
+}
 
 #[cold]
 fn init_link_secret() -> usize {
@@ -677,18 +712,23 @@ pub fn validate_class(p: *const u8) -> Option<usize> {
     if registry::kind_of(p) != Kind::Superslab {
         return None;
     }
-    validate_class_in_superslab(p)
+    // SAFETY: the registry says `p`'s unit is a live superslab.
+    unsafe { validate_class_in_superslab(p) }
 }
 
 /// [`validate_class`] for a caller that already found `p`'s unit registered as
 /// `Kind::Superslab` (saves the second registry lookup).
-// Safe on purpose, as `validate_class`: it reads only the header of a registered unit.
-#[allow(clippy::not_unsafe_ptr_arg_deref)]
+///
+/// # Safety
+/// `registry::kind_of(p)` said `Kind::Superslab` (it reads `p`'s superslab header
+/// without checking the registry again); as for [`validate_class`], the superslab may
+/// be released meanwhile only by a free of one of its blocks racing with this call,
+/// which the caller's use of `p` rules out.
 #[inline]
-pub fn validate_class_in_superslab(p: *const u8) -> Option<usize> {
+pub unsafe fn validate_class_in_superslab(p: *const u8) -> Option<usize> {
     let ss = ss_of(p);
-    // SAFETY: the registry says the unit holding `p` is a live superslab: its header is
-    // mapped and initialized (racy fields are atomics).
+    // SAFETY: the caller says the registry marks the unit holding `p` as a live
+    // superslab: its header is mapped and initialized (racy fields are atomics).
     unsafe {
         if (*ss).magic.load(Relaxed) != MAGIC {
             return None;
@@ -847,12 +887,13 @@ fn new_superslab(cls: usize) -> *mut SuperSlab {
     // SAFETY: the header is initialized; publish it (the registry store is a release
     // store, so a validator that sees the unit as a superslab sees the header).
     unsafe { (*ss).magic.store(MAGIC, Relaxed) };
-    if !registry::mark(base, 1, Kind::Superslab) {
+    // SAFETY: `base` is our superslab with its header initialized.
+    if unsafe { !registry::mark(base, 1, Kind::Superslab) } {
         // SAFETY: `base` is our fresh superslab, never published.
         unsafe { os::unmap(base, SS_SIZE) };
         return ptr::null_mut();
     }
-    SS_LIVE.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+    SS_LIVE.fetch_add(1, Relaxed);
     ss
 }
 
@@ -932,8 +973,9 @@ unsafe fn slab_empty(c: &mut Central, s: *mut Slab) {
                 avail_remove(c, ss);
             }
             (*ss).magic.store(0, Relaxed);
+            // The ordering rule: unmarked before the release policy may reuse or unmap it.
             registry::mark(ss.cast(), 1, Kind::None);
-            SS_LIVE.fetch_sub(1, core::sync::atomic::Ordering::Relaxed);
+            SS_LIVE.fetch_sub(1, Relaxed);
             release::ss_maybe_decommit_superslab(ss.cast(), SS_SIZE);
         } else {
             if !(*ss).in_avail {
@@ -1006,11 +1048,11 @@ pub fn refill_upto(cls: usize, want: u32, max: u32) -> Chain {
     }
     let bs = block_size(cls);
     let mut chain = Chain::EMPTY;
-    // SAFETY: the class lock serializes all access to this class's central state and
-    // its slabs' metadata.
+    let mut g = pc.0.lock();
+    let c = &mut *g;
+    // SAFETY: the class lock (held by `g`) serializes all access to this class's
+    // central state and its slabs' metadata.
     unsafe {
-        let c = &mut *pc.0.get();
-        c.lock.lock();
         let mut from_free = 0i64;
         while chain.count < want {
             let mut s = c.partial;
@@ -1058,7 +1100,7 @@ pub fn refill_upto(cls: usize, want: u32, max: u32) -> Chain {
             }
             shuffle(&mut chain, &mut c.rng);
         }
-        c.lock.unlock();
+        drop(g);
         if !chain.tail.is_null() {
             set_next(chain.tail, ptr::null_mut());
         }
@@ -1096,11 +1138,11 @@ pub unsafe fn flush(cls: usize, head: *mut u8, count: u32) -> bool {
     if cached && !st.shrinking.load(Relaxed) && !should_shrink(cls) {
         return false;
     }
+    let mut g = pc.0.lock();
+    let c = &mut *g;
     // SAFETY: as in `refill`; the blocks are ours to return by the caller's guarantee
     // (unless they went to the transfer cache above).
     unsafe {
-        let c = &mut *pc.0.get();
-        c.lock.lock();
         if !cached {
             flush_locked(c, cls, head, count);
         }
@@ -1114,7 +1156,6 @@ pub unsafe fn flush(cls: usize, head: *mut u8, count: u32) -> bool {
             // Chains in the transfer cache would pin their slabs: back to the slabs.
             xfer_drain_locked(c, cls);
         }
-        c.lock.unlock();
         shrinking
     }
 }
@@ -1188,13 +1229,8 @@ unsafe fn shuffle(chain: &mut Chain, rng: &mut u64) {
 /// and superslabs can be released.
 pub fn drain_transfer_caches() {
     for (cls, pc) in CENTRAL.iter().enumerate() {
-        // SAFETY: the class lock is held around the drain.
-        unsafe {
-            let c = &mut *pc.0.get();
-            c.lock.lock();
-            xfer_drain_locked(c, cls);
-            c.lock.unlock();
-        }
+        // SAFETY: the locked central state of `cls`.
+        unsafe { xfer_drain_locked(&mut pc.0.lock(), cls) };
     }
 }
 
@@ -1204,43 +1240,50 @@ pub fn reserve(cls: usize) -> bool {
     let Some(pc) = CENTRAL.get(cls) else {
         return false;
     };
-    // SAFETY: lock held around all access to the central state.
-    unsafe {
-        let c = &mut *pc.0.get();
-        c.lock.lock();
-        let ok = !c.partial.is_null() || !new_slab(c, cls).is_null();
-        c.lock.unlock();
-        ok
-    }
+    let mut c = pc.0.lock();
+    // SAFETY: the locked central state of `cls`.
+    !c.partial.is_null() || unsafe { !new_slab(&mut c, cls).is_null() }
 }
 
 /// Superslabs live now.
 pub fn superslabs_live() -> usize {
-    SS_LIVE.load(core::sync::atomic::Ordering::Relaxed)
+    SS_LIVE.load(Relaxed)
 }
 
 /// Fork handler: take every class lock (in class order), then every transfer-cache
 /// shard lock, then the release-policy locks.
-pub fn fork_prepare() {
-    for pc in &CENTRAL {
-        // SAFETY: only the lock field is touched.
-        unsafe { (*pc.0.get()).lock.lock() };
+///
+/// # Safety
+/// Only in a `pthread_atfork` prepare handler, paired with [`fork_release`] in the
+/// parent's and the child's handlers; the calling thread holds none of these locks.
+pub unsafe fn fork_prepare() {
+    // SAFETY: forwarded caller guarantee (a fork handler, paired with `fork_release`).
+    unsafe {
+        for pc in CENTRAL.iter() {
+            pc.0.fork_lock();
+        }
+        for sh in XFER.iter().flatten() {
+            sh.chains.fork_lock();
+        }
+        release::fork_prepare();
     }
-    for sh in XFER.iter().flatten() {
-        sh.lock.lock();
-    }
-    release::fork_prepare();
 }
 
 /// Fork handler for parent and child: release what [`fork_prepare`] took.
-pub fn fork_release() {
-    release::fork_release();
-    for sh in XFER.iter().flatten() {
-        sh.lock.unlock();
-    }
-    for pc in &CENTRAL {
-        // SAFETY: only the lock field is touched; the forking thread took it.
-        unsafe { (*pc.0.get()).lock.unlock() };
+///
+/// # Safety
+/// The calling thread took the locks with [`fork_prepare`] (before the `fork`, in the
+/// child) and has not released them since.
+pub unsafe fn fork_release() {
+    // SAFETY: forwarded caller guarantee.
+    unsafe {
+        release::fork_release();
+        for sh in XFER.iter().flatten() {
+            sh.chains.fork_unlock();
+        }
+        for pc in CENTRAL.iter() {
+            pc.0.fork_unlock();
+        }
     }
 }
 

@@ -76,7 +76,16 @@ fn map() -> *mut AtomicU8 {
 /// Mark `units` units from `base` (unit-aligned) as `kind`. Returns false if the
 /// registry could not be mapped (out of memory) or the range is outside the user
 /// address space.
-pub fn mark(base: *mut u8, units: usize, kind: Kind) -> bool {
+///
+/// # Safety
+/// Safe code trusts the registry ([`crate::validate_class`] and [`crate::ss_lookup`]
+/// read the superslab header of any unit marked `Superslab`; `hakmem-large` reads the
+/// block header of a `Large` one), so the caller owns the units and keeps the ordering
+/// rule above: for `Kind::Superslab`, `base` is a superslab of this crate whose header
+/// is initialized; for `Kind::Large`, the units belong to a large mapping of the caller,
+/// mapped and readable (its block header is written, or reads as zero, before the block
+/// is handed out); `Kind::None` is written before the range leaves the caller's hands.
+pub unsafe fn mark(base: *mut u8, units: usize, kind: Kind) -> bool {
     debug_assert!(
         (base as usize).is_multiple_of(crate::SS_SIZE),
         "registry::mark of an address that is not unit-aligned"
@@ -121,12 +130,16 @@ mod tests {
     fn mark_and_lookup() {
         let base = (0x7000_0000_0000usize) as *mut u8;
         assert_eq!(kind_of(base), Kind::None);
-        assert!(mark(base, 2, Kind::Large));
-        assert_eq!(kind_of(base.wrapping_add(5 << 20)), Kind::Large);
-        assert_eq!(kind_of(base.wrapping_add(8 << 20)), Kind::None);
-        assert!(mark(base, 2, Kind::None));
-        assert_eq!(kind_of(base), Kind::None);
-        assert_eq!(kind_of(usize::MAX as *const u8), Kind::None);
-        assert!(!mark((1usize << 47) as *mut u8, 1, Kind::Large));
+        // SAFETY: nobody maps or validates this unit in this test binary (a `Large` mark
+        // is read only by `hakmem-large`, which is not linked here).
+        unsafe {
+            assert!(mark(base, 2, Kind::Large));
+            assert_eq!(kind_of(base.wrapping_add(5 << 20)), Kind::Large);
+            assert_eq!(kind_of(base.wrapping_add(8 << 20)), Kind::None);
+            assert!(mark(base, 2, Kind::None));
+            assert_eq!(kind_of(base), Kind::None);
+            assert_eq!(kind_of(usize::MAX as *const u8), Kind::None);
+            assert!(!mark((1usize << 47) as *mut u8, 1, Kind::Large));
+        }
     }
 }

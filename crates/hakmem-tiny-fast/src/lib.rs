@@ -208,8 +208,9 @@ pub fn thread_init() -> bool {
             return false;
         }
         for (cls, (b, &limit)) in c.bins.iter_mut().zip(LIMITS.iter()).enumerate() {
-            b.limit = limit;
-            b.set_block_size(block_size(cls));
+            b.set_limit(limit);
+            // SAFETY: bin `cls` holds class `cls`.
+            unsafe { b.set_block_size(block_size(cls)) };
         }
         c.state = State::Active;
         true
@@ -221,7 +222,8 @@ pub fn thread_init() -> bool {
         // No exit hook (the key could not be created or set): a cache would outlive
         // the thread and its registry node would dangle. Cache nothing instead.
         with_cache(|c| {
-            drain_all(&mut c.bins, 0, true);
+            // SAFETY: `bins[i]` holds class `0 + i`.
+            unsafe { drain_all(&mut c.bins, 0, true) };
             c.state = State::Dead;
         });
         return true;
@@ -249,7 +251,8 @@ pub fn alloc_slow_class(cls: usize) -> *mut u8 {
         thread_init();
     }
     with_cache(|c| match c.bins.get_mut(cls) {
-        Some(b) => b.pop_or_refill(cls, limit_at(cls)),
+        // SAFETY: the bin of class `cls` holds class `cls`.
+        Some(b) => unsafe { b.pop_or_refill(cls, limit_at(cls)) },
         None => core::ptr::null_mut(),
     })
 }
@@ -309,7 +312,8 @@ pub unsafe fn tiny_free(p: *mut u8, size: usize) {
 /// Give every block cached by the calling thread back to the slabs.
 pub fn thread_flush() {
     with_cache(|c| {
-        drain_all(&mut c.bins, 0, false);
+        // SAFETY: `bins[i]` holds class `0 + i`.
+        unsafe { drain_all(&mut c.bins, 0, false) };
     })
 }
 
@@ -320,7 +324,8 @@ pub fn prewarm(cls: usize, n: u32) -> bool {
         return false;
     }
     thread_init();
-    with_cache(|c| c.bins[cls].fill_to(cls, n))
+    // SAFETY: the bin of class `cls` holds class `cls`.
+    with_cache(|c| unsafe { c.bins[cls].fill_to(cls, n) })
 }
 
 /// Blocks cached by the calling thread (all classes).
@@ -330,7 +335,8 @@ pub fn thread_cached_blocks() -> u64 {
 
 unsafe extern "C" fn on_thread_exit(_: *mut libc::c_void) {
     with_cache(|c| {
-        drain_all(&mut c.bins, 0, true);
+        // SAFETY: `bins[i]` holds class `0 + i`.
+        unsafe { drain_all(&mut c.bins, 0, true) };
         if c.state == State::Active {
             // SAFETY: registered by `thread_init` (state Active), not unregistered since.
             unsafe { REGISTRY.unregister(&mut c.node) };
@@ -388,7 +394,7 @@ mod tests {
             unsafe { tiny_free(p, size) };
         }
         for cls in 0..NTINY {
-            assert!(with_cache(|c| c.bins[cls].count() <= c.bins[cls].limit));
+            assert!(with_cache(|c| c.bins[cls].count() <= c.bins[cls].limit()));
         }
     }
 
