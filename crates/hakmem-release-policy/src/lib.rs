@@ -145,6 +145,32 @@ impl Inner {
         self.entries.get(..self.n).unwrap_or(&[])
     }
 
+    /// Debug builds: the cache's invariants (the count in bounds, `bytes` the sum of the
+    /// weights, each entry a region that weighs its length, or nothing once zeroed).
+    #[inline]
+    fn check(&self) {
+        debug_assert!(self.n <= MAX_ENTRIES, "a cache of {} entries", self.n);
+        #[cfg(debug_assertions)]
+        {
+            let mut sum = 0usize;
+            for e in self.live() {
+                debug_assert!(!e.base.is_null() && e.len > 0, "an empty cache entry");
+                debug_assert!(
+                    (e.base as usize).is_multiple_of(os::PAGE),
+                    "a cached region off a page"
+                );
+                debug_assert_eq!(
+                    e.weight,
+                    if e.zeroed { 0 } else { e.len },
+                    "a cached region weighs other than its resident bytes"
+                );
+                debug_assert!(!(e.zeroed && e.spare), "a spare that was decommitted");
+                sum += e.weight;
+            }
+            debug_assert_eq!(sum, self.bytes, "the cache's byte count drifted");
+        }
+    }
+
     /// Remove and return entry `i` (0 = oldest), keeping the order of the others.
     fn remove(&mut self, i: usize) -> Option<Entry> {
         let n = self.n;
@@ -154,6 +180,7 @@ impl Inner {
         }
         self.n = n - 1;
         self.bytes = self.bytes.saturating_sub(e.weight);
+        self.check();
         Some(e)
     }
 
@@ -164,6 +191,7 @@ impl Inner {
                 *slot = e;
                 self.n += 1;
                 self.bytes += e.weight;
+                self.check();
                 true
             }
             None => false,
@@ -187,6 +215,7 @@ impl Inner {
             }
         }
         self.n = kept;
+        self.check();
     }
 
     /// Move the oldest entries into `out`, as many as it takes for one more entry of
@@ -217,6 +246,12 @@ impl Inner {
             i += 1;
             i <= k
         });
+        debug_assert!(
+            fits(self.n, self.bytes),
+            "make_room left too little room ({} entries, {} bytes)",
+            self.n,
+            self.bytes
+        );
         fits(self.n, self.bytes)
     }
 }
@@ -273,6 +308,11 @@ impl RegionCache {
     /// `base..base+len` is a whole mapping made by the OS box, holding no live data, and
     /// the caller gives up all use of it.
     pub unsafe fn release(&self, base: *mut u8, len: usize, limits: Limits) {
+        debug_assert!(!base.is_null() && len > 0, "release of an empty region");
+        debug_assert!(
+            (base as usize).is_multiple_of(os::PAGE),
+            "release off a page"
+        );
         let now = if limits.decay_ms > 0 { os::now_ms() } else { 0 };
         let cutoff = now.saturating_sub(limits.decay_ms);
         let max_entries = limits.max_entries.min(MAX_ENTRIES);
@@ -333,6 +373,7 @@ impl RegionCache {
                 .iter()
                 .rposition(|e| e.len >= min_len && e.len <= max_len)?;
             let e = c.remove(i)?;
+            debug_assert!(e.len >= min_len && e.len <= max_len);
             Some((e.base, e.len, !e.zeroed))
         })
     }

@@ -252,8 +252,8 @@ fn xfer_take(cls: usize, max: u32) -> Option<XferChain> {
                 st.xfer.load(Relaxed) >= x.count as u64,
                 "class {cls}: transfer-cache count below a chain it holds"
             );
-            stat_add(&st.xfer, -(x.count as i64));
-            stat_add(&st.out, x.count as i64);
+            stat_add_nonneg(&st.xfer, -(x.count as i64));
+            stat_add_nonneg(&st.out, x.count as i64);
             drop(chains);
             note_refill(st);
             return Some(x);
@@ -268,6 +268,16 @@ fn xfer_put(cls: usize, head: *mut u8, count: u32, bytes: usize) -> bool {
     let Some(row) = XFER.get(cls) else {
         return false;
     };
+    debug_assert!(
+        count > 1 && !head.is_null(),
+        "a transfer-cache chain of {count}"
+    );
+    debug_assert_eq!(bytes, count as usize * block_size(cls));
+    debug_assert_eq!(
+        slab_shift(cls),
+        16,
+        "transfer cache of a class with big slabs"
+    );
     let cap = xfer_max_bytes().max(bytes);
     let fits = |n: usize| n < XFER_MAX && (n + 1) * bytes <= cap;
     let home = home_shard();
@@ -284,8 +294,8 @@ fn xfer_put(cls: usize, head: *mut u8, count: u32, bytes: usize) -> bool {
             *slot = XferChain { head, count };
             sh.n.store(n + 1, Relaxed);
             let st = stats_of(cls);
-            stat_add(&st.xfer, count as i64);
-            stat_add(&st.out, -(count as i64));
+            stat_add_nonneg(&st.xfer, count as i64);
+            stat_add_nonneg(&st.out, -(count as i64));
             return true;
         }
     }
@@ -298,6 +308,7 @@ fn xfer_put(cls: usize, head: *mut u8, count: u32, bytes: usize) -> bool {
 /// # Safety
 /// `c` is the locked central state of `cls`.
 unsafe fn xfer_drain_locked(c: &mut Central, cls: usize) {
+    assert_class_locked(cls);
     let Some(row) = XFER.get(cls) else {
         return;
     };
@@ -311,8 +322,8 @@ unsafe fn xfer_drain_locked(c: &mut Central, cls: usize) {
         sh.n.store(0, Relaxed);
         let st = stats_of(cls);
         for x in &taken[..n] {
-            stat_add(&st.xfer, -(x.count as i64));
-            stat_add(&st.out, x.count as i64);
+            stat_add_nonneg(&st.xfer, -(x.count as i64));
+            stat_add_nonneg(&st.out, x.count as i64);
         }
         drop(chains);
         for x in &taken[..n] {
@@ -459,6 +470,48 @@ fn stats_of(cls: usize) -> &'static ClassStats {
 #[inline]
 fn stat_add(a: &AtomicU64, d: i64) {
     a.fetch_add(d as u64, Relaxed);
+}
+
+/// `stat_add` of a counter that never goes below zero (`out`, `xfer`: a block is
+/// counted in before it is counted out, and the adds of one counter are totally
+/// ordered): debug builds check it.
+#[inline]
+fn stat_add_nonneg(a: &AtomicU64, d: i64) {
+    let old = a.fetch_add(d as u64, Relaxed);
+    debug_assert!(
+        d >= 0 || old >= d.unsigned_abs(),
+        "a class counter went below zero ({old} {d})"
+    );
+}
+
+/// Debug builds: the calling thread holds the class lock of `cls`.
+#[inline(always)]
+#[track_caller]
+fn assert_class_locked(cls: usize) {
+    if let Some(pc) = CENTRAL.get(cls) {
+        pc.0.assert_held();
+    }
+}
+
+/// Debug builds: `ss` is a live superslab of class `cls` (its magic, class and registry
+/// mark agree).
+///
+/// # Safety
+/// `ss` is the header of a superslab of this crate, mapped.
+#[inline(always)]
+#[track_caller]
+unsafe fn debug_check_superslab(ss: *mut SuperSlab, cls: usize) {
+    // SAFETY: the caller guarantees a mapped header.
+    unsafe {
+        debug_assert_eq!((*ss).magic.load(Relaxed), MAGIC, "not a live superslab");
+        debug_assert_eq!((*ss).class as usize, cls, "a superslab of another class");
+        debug_assert!((*ss).n_slabs as usize >= 1 && (*ss).n_slabs as usize <= MAX_SLABS);
+    }
+    debug_assert_eq!(
+        registry::kind_of(ss.cast()),
+        Kind::Superslab,
+        "a live superslab not registered"
+    );
 }
 
 /// Blocks of class `cls` handed out and not returned (in use or in thread caches), and
@@ -771,6 +824,15 @@ pub unsafe fn class_of_block(p: *const u8) -> usize {
 unsafe fn partial_push(c: &mut Central, s: *mut Slab) {
     // SAFETY: `s` is a slab of this class, not in the list; the lock is held.
     unsafe {
+        debug_assert!(!(*s).in_partial, "a slab pushed twice on the partial list");
+        debug_assert!(
+            !(*s).free.is_null() || (*s).carved.load(Relaxed) < (*s).capacity,
+            "a slab with no free or uncarved block on the partial list"
+        );
+        debug_assert!(
+            (*s).used <= (*s).capacity,
+            "a slab's used above its capacity"
+        );
         (*s).prev = ptr::null_mut();
         (*s).next = c.partial;
         if !c.partial.is_null() {
@@ -784,6 +846,15 @@ unsafe fn partial_push(c: &mut Central, s: *mut Slab) {
 unsafe fn partial_remove(c: &mut Central, s: *mut Slab) {
     // SAFETY: `s` is in this class's partial list; the lock is held.
     unsafe {
+        debug_assert!((*s).in_partial, "a slab removed from a list it is not on");
+        debug_assert!(
+            !(*s).prev.is_null() || c.partial == s,
+            "a broken partial list"
+        );
+        debug_assert!(
+            (*s).next.is_null() || (*(*s).next).prev == s,
+            "a broken partial list"
+        );
         if (*s).prev.is_null() {
             c.partial = (*s).next;
         } else {
@@ -801,6 +872,15 @@ unsafe fn partial_remove(c: &mut Central, s: *mut Slab) {
 unsafe fn avail_push(c: &mut Central, ss: *mut SuperSlab) {
     // SAFETY: `ss` is a live superslab of this class not in the list; lock held.
     unsafe {
+        debug_assert!(
+            !(*ss).in_avail,
+            "a superslab pushed twice on the avail list"
+        );
+        debug_assert_ne!(
+            (*ss).free_slabs.load(Relaxed),
+            0,
+            "a full superslab on avail"
+        );
         (*ss).prev = ptr::null_mut();
         (*ss).next = c.avail;
         if !c.avail.is_null() {
@@ -814,6 +894,14 @@ unsafe fn avail_push(c: &mut Central, ss: *mut SuperSlab) {
 unsafe fn avail_remove(c: &mut Central, ss: *mut SuperSlab) {
     // SAFETY: `ss` is in this class's avail list; lock held.
     unsafe {
+        debug_assert!(
+            (*ss).in_avail,
+            "a superslab removed from a list it is not on"
+        );
+        debug_assert!(
+            !(*ss).prev.is_null() || c.avail == ss,
+            "a broken avail list"
+        );
         if (*ss).prev.is_null() {
             c.avail = (*ss).next;
         } else {
@@ -852,6 +940,15 @@ fn new_superslab(cls: usize) -> *mut SuperSlab {
     if base.is_null() {
         return ptr::null_mut();
     }
+    debug_assert!(
+        (base as usize).is_multiple_of(SS_SIZE),
+        "a misaligned superslab"
+    );
+    debug_assert_eq!(
+        registry::kind_of(base),
+        Kind::None,
+        "a new superslab's unit is registered already"
+    );
     let ss = base.cast::<SuperSlab>();
     let bs = block_size(cls);
     let shift = slab_shift(cls);
@@ -894,11 +991,14 @@ fn new_superslab(cls: usize) -> *mut SuperSlab {
         return ptr::null_mut();
     }
     SS_LIVE.fetch_add(1, Relaxed);
+    // SAFETY: just initialized and registered.
+    unsafe { debug_check_superslab(ss, cls) };
     ss
 }
 
 /// A slab of class `cls` with room, new in the partial list; null when out of memory.
 unsafe fn new_slab(c: &mut Central, cls: usize) -> *mut Slab {
+    assert_class_locked(cls);
     let mut ss = c.avail;
     if ss.is_null() {
         ss = new_superslab(cls);
@@ -910,6 +1010,7 @@ unsafe fn new_slab(c: &mut Central, cls: usize) -> *mut Slab {
     }
     // SAFETY: `ss` is a live superslab of this class with a free slab; lock held.
     unsafe {
+        debug_check_superslab(ss, cls);
         let st = stats_of(cls);
         if st.shrinking.load(Relaxed) {
             // Growing again: the phase of frees is over.
@@ -922,12 +1023,23 @@ unsafe fn new_slab(c: &mut Central, cls: usize) -> *mut Slab {
         }
         let free = (*ss).free_slabs.load(Relaxed);
         // Prefer a spare: its pages are still committed.
+        debug_assert_ne!(free, 0, "a superslab on the avail list with no free slab");
+        debug_assert_eq!(
+            (*ss).spare_slabs & !free,
+            0,
+            "a spare slab that is not free"
+        );
         let idx = if (*ss).spare_slabs != 0 {
+            debug_assert!(c.spares > 0, "a spare slab not counted");
             c.spares -= 1;
             (*ss).spare_slabs.trailing_zeros() as usize
         } else {
             free.trailing_zeros() as usize
         };
+        debug_assert!(
+            idx < (*ss).n_slabs as usize,
+            "a free bit past the last slab"
+        );
         (*ss).spare_slabs &= !(1u64 << idx);
         let free = free & !(1u64 << idx);
         (*ss).free_slabs.store(free, Relaxed);
@@ -947,6 +1059,9 @@ unsafe fn new_slab(c: &mut Central, cls: usize) -> *mut Slab {
 unsafe fn slab_empty(c: &mut Central, s: *mut Slab) {
     // SAFETY: `s` is a slab of this class with used == 0; lock held.
     unsafe {
+        debug_assert_eq!((*s).used, 0, "slab_empty of a slab in use");
+        debug_check_superslab(ss_of((*s).start), (*ss_of((*s).start)).class as usize);
+        assert_class_locked((*ss_of((*s).start)).class as usize);
         if (*s).in_partial {
             partial_remove(c, s);
         }
@@ -962,11 +1077,20 @@ unsafe fn slab_empty(c: &mut Central, s: *mut Slab) {
         let ss = ss_of((*s).start);
         let slabs = ptr::addr_of_mut!((*ss).slabs).cast::<Slab>();
         let idx = s.offset_from(slabs) as usize;
+        debug_assert_eq!(
+            (*ss).free_slabs.load(Relaxed) & (1u64 << idx),
+            0,
+            "an empty slab that was not in use"
+        );
         let free = (*ss).free_slabs.load(Relaxed) | (1u64 << idx);
         (*ss).free_slabs.store(free, Relaxed);
         let n = (*ss).n_slabs;
         let all = if n == 64 { u64::MAX } else { (1u64 << n) - 1 };
         if free == all {
+            debug_assert!(
+                c.spares >= (*ss).spare_slabs.count_ones(),
+                "spares miscounted"
+            );
             c.spares -= (*ss).spare_slabs.count_ones();
             (*ss).spare_slabs = 0;
             if (*ss).in_avail {
@@ -1017,6 +1141,8 @@ unsafe fn decommit_spares(c: &mut Central) {
             ss = (*ss).next;
         }
     }
+    // Every spare is a free slab, so its superslab is on the avail list.
+    debug_assert_eq!(c.spares, 0, "a spare slab outside the avail list");
 }
 
 /// Take up to `want` blocks of class `cls` (`want >= 1`). The chain is shorter only when
@@ -1063,6 +1189,8 @@ pub fn refill_upto(cls: usize, want: u32, max: u32) -> Chain {
                 }
             }
             let sl = &mut *s;
+            debug_check_superslab(ss_of(sl.start), cls);
+            debug_assert!(sl.in_partial, "a slab with room not on the partial list");
             while chain.count < want && !sl.free.is_null() {
                 let b = sl.free;
                 sl.free = next_of(b.cast()).cast();
@@ -1082,12 +1210,14 @@ pub fn refill_upto(cls: usize, want: u32, max: u32) -> Chain {
                 sl.used += 1;
             }
             sl.carved.store(carved, Relaxed);
+            debug_assert!(carved <= sl.capacity && sl.used <= carved, "slab counts");
             if sl.free.is_null() && carved == sl.capacity {
                 partial_remove(c, s);
             }
         }
+        debug_assert!(chain.count <= want, "a refill of more than asked");
         let st = stats_of(cls);
-        stat_add(&st.out, chain.count as i64);
+        stat_add_nonneg(&st.out, chain.count as i64);
         stat_add(&st.free, -from_free);
         note_refill(st);
         if HARDENED && chain.count > 1 {
@@ -1125,6 +1255,7 @@ pub unsafe fn flush(cls: usize, head: *mut u8, count: u32) -> bool {
     let Some(pc) = CENTRAL.get(cls) else {
         return false;
     };
+    debug_assert!(count > 0 && !head.is_null(), "a flush of an empty chain");
     let st = stats_of(cls);
     let bytes = count as usize * block_size(cls);
     // A whole chain goes to the transfer cache when it has room (not while the class is
@@ -1165,13 +1296,21 @@ pub unsafe fn flush(cls: usize, head: *mut u8, count: u32) -> bool {
 /// # Safety
 /// As [`flush`], with `c` the locked central state of `cls`.
 unsafe fn flush_locked(c: &mut Central, cls: usize, head: *mut u8, count: u32) {
+    assert_class_locked(cls);
     // SAFETY: the caller holds the lock and gives the blocks up.
     unsafe {
         let mut b = head;
         let mut n = 0;
         while n < count && !b.is_null() {
             let next = next_of(b);
+            debug_check_superslab(ss_of(b), cls);
+            debug_assert_eq!(
+                validate_class(b),
+                Some(cls),
+                "a flushed block is not a block"
+            );
             let s = slab_of(b);
+            debug_assert!((*s).used > 0, "a block returned to a slab with none out");
             set_next(b, (*s).free.cast());
             (*s).free = b.cast();
             (*s).used -= 1;
@@ -1183,8 +1322,12 @@ unsafe fn flush_locked(c: &mut Central, cls: usize, head: *mut u8, count: u32) {
             b = next;
             n += 1;
         }
+        debug_assert!(
+            n == count && b.is_null(),
+            "a chain's count and links disagree"
+        );
         let st = stats_of(cls);
-        stat_add(&st.out, -(n as i64));
+        stat_add_nonneg(&st.out, -(n as i64));
         stat_add(&st.free, n as i64);
     }
 }

@@ -100,6 +100,17 @@ pub unsafe fn mark(base: *mut u8, units: usize, kind: Kind) -> bool {
         return false;
     }
     for i in first..first + units {
+        // A unit has one owner, who marks it once and unmarks it once: a mark flips it
+        // between `None` and a kind (anything else is two owners of one unit).
+        #[cfg(debug_assertions)]
+        {
+            // SAFETY: i < ENTRIES, inside the registry mapping.
+            let old = unsafe { (*m.add(i)).load(Ordering::Relaxed) };
+            debug_assert!(
+                (old == Kind::None as u8) != (kind == Kind::None),
+                "registry unit {i:#x}: {old} marked {kind:?} (not a flip)"
+            );
+        }
         // SAFETY: i < ENTRIES, inside the registry mapping.
         unsafe { (*m.add(i)).store(kind as u8, Ordering::Release) };
     }
