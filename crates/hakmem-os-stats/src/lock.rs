@@ -84,9 +84,11 @@ impl RawLock {
     /// forking thread held).
     #[inline]
     pub fn unlock(&self) {
-        #[cfg(hakmem_mutation = "relaxed_unlock")]
-        self.locked.store(false, Ordering::Relaxed);
-        #[cfg(not(hakmem_mutation = "relaxed_unlock"))]
+        #[cfg(loom)]
+        if crate::sync::mutation::on(crate::sync::mutation::RELAXED_UNLOCK) {
+            self.locked.store(false, Ordering::Relaxed);
+            return;
+        }
         self.locked.store(false, Ordering::Release);
     }
 

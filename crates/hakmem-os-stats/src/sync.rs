@@ -152,3 +152,33 @@ macro_rules! sync_array {
         a
     }};
 }
+
+/// Mutation switches for the loom checks (built only under `--cfg loom`): each breaks one
+/// step of the shipped code on purpose, so that a model check can show it catches the
+/// break. A test turns one on for its own model and off again; the normal build has no
+/// trace of them.
+#[cfg(loom)]
+pub mod mutation {
+    use core::sync::atomic::{AtomicU32, Ordering::SeqCst};
+
+    /// `RawLock::unlock` stores `false` with `Relaxed` instead of `Release`.
+    pub const RELAXED_UNLOCK: u32 = 1;
+    /// `xfer_put` (hakmem-ss-allocation) trusts its unlocked peek at a shard's `n`
+    /// instead of re-reading it under the shard lock.
+    pub const XFER_PUT_TRUSTS_PEEK: u32 = 2;
+    /// `slab_empty` (hakmem-ss-allocation) unmarks an empty superslab in the registry
+    /// after handing it to the release policy instead of before.
+    pub const LATE_UNMARK: u32 = 4;
+
+    static ON: AtomicU32 = AtomicU32::new(0);
+
+    /// Turn on exactly the mutations in `bits` (0: none).
+    pub fn set(bits: u32) {
+        ON.store(bits, SeqCst);
+    }
+
+    /// Whether mutation `bit` is on.
+    pub fn on(bit: u32) -> bool {
+        ON.load(SeqCst) & bit != 0
+    }
+}

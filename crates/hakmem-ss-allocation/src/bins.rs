@@ -587,11 +587,13 @@ impl Default for CacheRegistry {
 }
 
 impl CacheRegistry {
-    /// An empty registry.
-    pub const fn new() -> Self {
-        CacheRegistry {
-            lock: RawLock::new(),
-            head: UnsafeCell::new(ptr::null_mut()),
+    hakmem_os_stats::loom_const_fn! {
+        /// An empty registry.
+        pub fn new() -> Self {
+            CacheRegistry {
+                lock: RawLock::new(),
+                head: UnsafeCell::new(ptr::null_mut()),
+            }
         }
     }
 

@@ -40,6 +40,15 @@
 //!   release-policy cache lock. A shard lock is a leaf (nothing is locked while it is
 //!   held). No class lock is held while another class lock is taken (except by
 //!   [`fork_prepare`], in class order).
+//! - Every lock owns its data: a class's central state is a `Locked<Central>`
+//!   (`CENTRAL[cls]`), a transfer-cache shard's chains a `Locked` beside its atomic `n`;
+//!   the state is reached only through the lock's guard, never as `&mut` before the lock
+//!   is held. Debug builds check the holder (`assert_held`) in every function that needs
+//!   the class lock, and state the slab, chain, list and registry invariants above as
+//!   `debug_assert!`s.
+//! - The shared state is built from `hakmem_os_stats::sync` and declared with
+//!   `sync_static!`, so under `--cfg loom` the model checks of `tests/loom_protocol.rs`
+//!   run this very code (docs/concurrency.md).
 //! - Nothing here allocates through the global allocator or panics.
 //!
 //! ```
@@ -216,6 +225,7 @@ sync_static! {
 /// The shard a thread tries first: that of the CPU it runs on (`sched_getcpu`, from the
 /// vDSO or rseq: no system call), so threads on different CPUs rarely meet on a lock.
 #[inline]
+#[cfg(not(loom))]
 fn home_shard() -> usize {
     // SAFETY: no preconditions; it allocates nothing.
     let cpu = unsafe { libc::sched_getcpu() };
@@ -224,6 +234,14 @@ fn home_shard() -> usize {
     } else {
         cpu as usize % XFER_SHARDS
     }
+}
+
+/// Under loom every thread starts at shard 0: an execution must not depend on the CPU
+/// the test runs on (loom replays schedules and needs the same steps each time).
+#[inline]
+#[cfg(loom)]
+fn home_shard() -> usize {
+    0
 }
 
 /// Take a chain of at most `max` blocks of class `cls` from its transfer cache.
@@ -283,11 +301,20 @@ fn xfer_put(cls: usize, head: *mut u8, count: u32, bytes: usize) -> bool {
     let home = home_shard();
     for i in 0..XFER_SHARDS {
         let sh = &row[(home + i) % XFER_SHARDS];
-        if !fits(sh.n.load(Relaxed)) {
+        let peek = sh.n.load(Relaxed);
+        if !fits(peek) {
             continue;
         }
         let mut chains = sh.chains.lock();
         let n = sh.n.load(Relaxed);
+        #[cfg(loom)]
+        let n = if hakmem_os_stats::sync::mutation::on(
+            hakmem_os_stats::sync::mutation::XFER_PUT_TRUSTS_PEEK,
+        ) {
+            peek
+        } else {
+            n
+        };
         if fits(n)
             && let Some(slot) = chains.get_mut(n)
         {
@@ -1097,10 +1124,20 @@ unsafe fn slab_empty(c: &mut Central, s: *mut Slab) {
                 avail_remove(c, ss);
             }
             (*ss).magic.store(0, Relaxed);
+            #[cfg(loom)]
+            let late =
+                hakmem_os_stats::sync::mutation::on(hakmem_os_stats::sync::mutation::LATE_UNMARK);
+            #[cfg(not(loom))]
+            let late = false;
             // The ordering rule: unmarked before the release policy may reuse or unmap it.
-            registry::mark(ss.cast(), 1, Kind::None);
+            if !late {
+                registry::mark(ss.cast(), 1, Kind::None);
+            }
             SS_LIVE.fetch_sub(1, Relaxed);
             release::ss_maybe_decommit_superslab(ss.cast(), SS_SIZE);
+            if late {
+                registry::mark(ss.cast(), 1, Kind::None);
+            }
         } else {
             if !(*ss).in_avail {
                 avail_push(c, ss);

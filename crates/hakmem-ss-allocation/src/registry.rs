@@ -28,8 +28,10 @@
 //! The other order (unmark after `munmap` / `mremap`) is the bug this rule forbids: in
 //! the window, another thread can map the freed range, mark it, and then see its mark
 //! erased by the late unmark, after which its valid blocks are refused as foreign.
-//! The loom model `registry_unmark_before_move` checks the rule (with a mutation that
-//! unmarks late and must fail), and `crates/hakmem/tests/large_race.rs` the real thing.
+//! Loom checks the rule on the shipped `slab_empty` (`registry_unmark_before_release`)
+//! and on a model of the large move (`registry_unmark_before_move`), each with a
+//! mutation that unmarks late and must fail; `crates/hakmem/tests/large_race.rs` checks
+//! the real large move. [`mark`] is `unsafe`: safe code trusts what it says.
 use core::ptr;
 use core::sync::atomic::{AtomicPtr, AtomicU8, Ordering};
 use hakmem_os_stats::os;
@@ -50,6 +52,20 @@ const VA_BITS: u32 = 47;
 const ENTRIES: usize = 1 << (VA_BITS - crate::SS_SHIFT);
 
 static MAP: AtomicPtr<AtomicU8> = AtomicPtr::new(ptr::null_mut());
+
+// Under loom: the table's bytes live in a mapping, out of loom's sight, so every mark
+// and lookup also touches this loom atomic, which makes it a point where loom may switch
+// threads (and orders marks and lookups as the table's Release/Acquire bytes do).
+#[cfg(loom)]
+hakmem_os_stats::sync_static! {
+    static SEEN: hakmem_os_stats::sync::AtomicUsize = hakmem_os_stats::sync::AtomicUsize::new(0);
+}
+
+#[inline(always)]
+fn loom_switch_point() {
+    #[cfg(loom)]
+    SEEN.fetch_add(1, hakmem_os_stats::sync::Ordering::AcqRel);
+}
 
 #[cold]
 fn init() -> *mut AtomicU8 {
@@ -99,6 +115,7 @@ pub unsafe fn mark(base: *mut u8, units: usize, kind: Kind) -> bool {
     if m.is_null() {
         return false;
     }
+    loom_switch_point();
     for i in first..first + units {
         // A unit has one owner, who marks it once and unmarks it once: a mark flips it
         // between `None` and a kind (anything else is two owners of one unit).
@@ -120,6 +137,7 @@ pub unsafe fn mark(base: *mut u8, units: usize, kind: Kind) -> bool {
 /// What the unit holding `p` is.
 #[inline]
 pub fn kind_of(p: *const u8) -> Kind {
+    loom_switch_point();
     let i = p as usize >> crate::SS_SHIFT;
     let m = MAP.load(Ordering::Acquire);
     if i >= ENTRIES || m.is_null() {
