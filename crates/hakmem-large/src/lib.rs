@@ -97,9 +97,14 @@ fn marked_units(p: *mut u8) -> (*mut u8, usize) {
 }
 
 /// Mark the units of the block at `p` as `kind` (see [`marked_units`]).
-fn register(p: *mut u8, kind: Kind) -> bool {
+///
+/// # Safety
+/// As [`registry::mark`]: the units are those of a large mapping of ours, mapped, and
+/// the registry's ordering rule is kept (unmark before the range leaves our hands).
+unsafe fn register(p: *mut u8, kind: Kind) -> bool {
     let (first, n) = marked_units(p);
-    registry::mark(first, n, kind)
+    // SAFETY: forwarded caller guarantee.
+    unsafe { registry::mark(first, n, kind) }
 }
 
 fn round_units(n: usize) -> Option<usize> {

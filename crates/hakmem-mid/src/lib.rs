@@ -176,8 +176,9 @@ pub fn thread_init() -> bool {
         }
         c.initialized = true;
         for (i, (b, &limit)) in c.bins.iter_mut().zip(limits().iter()).enumerate() {
-            b.limit = limit;
-            b.set_block_size(block_size(NTINY + i));
+            b.set_limit(limit);
+            // SAFETY: bin `i` holds class `NTINY + i`.
+            unsafe { b.set_block_size(block_size(NTINY + i)) };
         }
         true
     });
@@ -194,7 +195,8 @@ pub fn thread_init() -> bool {
     if !ok {
         // No exit hook or no registry node: cache nothing rather than lose blocks.
         with_cache(|c| {
-            drain_all(&mut c.bins, NTINY, true);
+            // SAFETY: `bins[i]` holds class `NTINY + i`.
+            unsafe { drain_all(&mut c.bins, NTINY, true) };
         });
     }
     true
@@ -206,7 +208,8 @@ pub fn thread_init() -> bool {
 pub fn alloc_slow(cls: usize) -> *mut u8 {
     thread_init();
     with_cache(|c| match c.bins.get_mut(cls.wrapping_sub(NTINY)) {
-        Some(b) => b.pop_or_refill(cls, limit_at(cls)),
+        // SAFETY: the bin of class `cls` holds class `cls`.
+        Some(b) => unsafe { b.pop_or_refill(cls, limit_at(cls)) },
         None => core::ptr::null_mut(),
     })
 }
@@ -251,7 +254,8 @@ pub unsafe fn mid_free(p: *mut u8, cls: usize) {
 /// Give every block cached by the calling thread back to the slabs.
 pub fn thread_flush() {
     with_cache(|c| {
-        drain_all(&mut c.bins, NTINY, false);
+        // SAFETY: `bins[i]` holds class `NTINY + i`.
+        unsafe { drain_all(&mut c.bins, NTINY, false) };
     })
 }
 
@@ -265,7 +269,8 @@ pub fn thread_cached_blocks() -> u64 {
 /// now on (`initialized` stays set, so a later call does not start a cache again).
 fn on_thread_exit() {
     with_cache(|c| {
-        drain_all(&mut c.bins, NTINY, true);
+        // SAFETY: `bins[i]` holds class `NTINY + i`.
+        unsafe { drain_all(&mut c.bins, NTINY, true) };
         c.initialized = true;
         if !c.node.is_null() {
             // SAFETY: registered by `thread_init`, not unregistered since.

@@ -2,10 +2,12 @@
 //!
 //! **Owns** every system call hakmem makes to manage memory (`mmap`, `munmap`,
 //! `madvise`, `mprotect`, `mremap`) and the counters of them, plus the release-policy
-//! counters `lean_decommit` and `lean_retire`, the one low-level lock type the
-//! boxes above share ([`lock::RawLock`]), and the one printer every box uses
-//! ([`writer`]: a stack buffer and `write(2)`, for warnings, reports, statistics and the
-//! fatal reports of [`report`]).
+//! counters `lean_decommit` and `lean_retire`, the one lock the boxes above share
+//! ([`lock::Locked`]: the lock owns its data, reached only through a guard), the sync
+//! shim ([`sync`]: `core`'s atomics and cells, or loom's under `--cfg loom`, so the model
+//! checker drives the shipped code), and the one printer every box uses ([`writer`]: a
+//! stack buffer and `write(2)`, for warnings, reports, statistics and the fatal reports
+//! of [`report`]).
 //!
 //! **Entry points**: [`os::map`], [`os::map_aligned`], [`os::map_sparse`], [`os::unmap`], [`os::decommit`],
 //! [`os::protect`], [`os::remap_fixed`], [`os::grow_in_place`], and [`stats::snapshot`];
@@ -47,6 +49,7 @@
 #![no_std]
 
 pub mod lock;
+pub mod sync;
 pub mod writer;
 
 /// Counters of every syscall and of the release policy's actions.
@@ -216,7 +219,14 @@ pub mod os {
         DontNeed,
     }
 
+    /// Whether `x` is a multiple of [`PAGE`] (for the debug checks of the arguments).
+    const fn page_aligned(x: usize) -> bool {
+        x & (PAGE - 1) == 0
+    }
+
     fn raw_mmap(addr: *mut u8, len: usize, prot: i32, extra: i32) -> *mut u8 {
+        debug_assert!(len > 0, "mmap of 0 bytes");
+        debug_assert!(page_aligned(addr as usize), "mmap hint not page-aligned");
         MMAP.fetch_add(1, Relaxed);
         if fault::should_fail() {
             return ptr::null_mut();
@@ -236,6 +246,7 @@ pub mod os {
         if p == libc::MAP_FAILED {
             ptr::null_mut()
         } else {
+            debug_assert!(page_aligned(p as usize), "the kernel mapped off a page");
             MAPPED.fetch_add(len as u64, Relaxed);
             p.cast()
         }
@@ -283,6 +294,8 @@ pub mod os {
     /// over-maps and trims the excess (up to three syscalls). Null when the OS refuses.
     /// Committed like [`map`]: the overcommit check sees `len + align - PAGE` bytes.
     pub fn map_aligned(len: usize, align: usize) -> *mut u8 {
+        debug_assert!(align.is_power_of_two(), "map_aligned to {align}");
+        debug_assert!(page_aligned(len), "map_aligned of {len} bytes");
         if align <= PAGE {
             return map(len);
         }
@@ -306,6 +319,7 @@ pub mod os {
                 unmap((aligned + len) as *mut u8, tail);
             }
         }
+        debug_assert!(aligned.is_multiple_of(align) && head + len + tail == total);
         aligned as *mut u8
     }
 
@@ -314,9 +328,11 @@ pub mod os {
     /// # Safety
     /// `p..p+len` must be (part of) a mapping made by this module and no longer used.
     pub unsafe fn unmap(p: *mut u8, len: usize) {
+        debug_assert!(page_aligned(p as usize) && !p.is_null(), "munmap of {p:p}");
         MUNMAP.fetch_add(1, Relaxed);
         // SAFETY: the caller guarantees the range is ours and unused.
         let r = unsafe { libc::munmap(p.cast(), len) };
+        debug_assert_eq!(r, 0, "munmap of our own range failed");
         if r == 0 {
             MAPPED.fetch_sub(len as u64, Relaxed);
         }
@@ -330,6 +346,10 @@ pub mod os {
     /// `p..p+len` must be page-aligned, inside a mapping made by this module, and hold no
     /// live data (after `DontNeed` it reads as zeros; after `Free`, as old data or zeros).
     pub unsafe fn decommit(p: *mut u8, len: usize, advice: Advice) -> bool {
+        debug_assert!(
+            page_aligned(p as usize) && len > 0,
+            "madvise of {p:p}+{len}"
+        );
         let adv = match advice {
             Advice::Free => libc::MADV_FREE,
             Advice::DontNeed => libc::MADV_DONTNEED,
@@ -351,6 +371,10 @@ pub mod os {
     /// The range must be inside a mapping made by this module; the caller must not touch
     /// memory it made inaccessible.
     pub unsafe fn protect(p: *mut u8, len: usize, prot: i32) -> bool {
+        debug_assert!(
+            page_aligned(p as usize) && page_aligned(len),
+            "mprotect of {p:p}"
+        );
         MPROTECT.fetch_add(1, Relaxed);
         // SAFETY: the caller guarantees the range is ours.
         unsafe { libc::mprotect(p.cast(), len, prot) == 0 }
@@ -362,6 +386,10 @@ pub mod os {
     /// # Safety
     /// `p..p+old` must be a whole mapping made by this module.
     pub unsafe fn grow_in_place(p: *mut u8, old: usize, new: usize) -> bool {
+        debug_assert!(
+            page_aligned(p as usize) && new > old,
+            "grow_in_place {old} -> {new}"
+        );
         MREMAP.fetch_add(1, Relaxed);
         // SAFETY: without MREMAP_MAYMOVE the kernel either extends in place or fails.
         let r = unsafe { libc::mremap(p.cast(), old, new, 0) };
@@ -380,6 +408,12 @@ pub mod os {
     /// `p..p+old` must be a whole mapping made by this module; `dst..dst+new` must be a
     /// range this module mapped and nobody uses.
     pub unsafe fn remap_fixed(p: *mut u8, old: usize, new: usize, dst: *mut u8) -> bool {
+        debug_assert!(page_aligned(p as usize) && page_aligned(dst as usize));
+        debug_assert!(
+            (dst as usize).saturating_add(new) <= p as usize
+                || (p as usize).saturating_add(old) <= dst as usize,
+            "mremap onto its own source"
+        );
         MREMAP.fetch_add(1, Relaxed);
         // SAFETY: MAYMOVE|FIXED atomically replaces the destination range, which the
         // caller owns; the source range is ours.

@@ -145,6 +145,32 @@ impl Inner {
         self.entries.get(..self.n).unwrap_or(&[])
     }
 
+    /// Debug builds: the cache's invariants (the count in bounds, `bytes` the sum of the
+    /// weights, each entry a region that weighs its length, or nothing once zeroed).
+    #[inline]
+    fn check(&self) {
+        debug_assert!(self.n <= MAX_ENTRIES, "a cache of {} entries", self.n);
+        #[cfg(debug_assertions)]
+        {
+            let mut sum = 0usize;
+            for e in self.live() {
+                debug_assert!(!e.base.is_null() && e.len > 0, "an empty cache entry");
+                debug_assert!(
+                    (e.base as usize).is_multiple_of(os::PAGE),
+                    "a cached region off a page"
+                );
+                debug_assert_eq!(
+                    e.weight,
+                    if e.zeroed { 0 } else { e.len },
+                    "a cached region weighs other than its resident bytes"
+                );
+                debug_assert!(!(e.zeroed && e.spare), "a spare that was decommitted");
+                sum += e.weight;
+            }
+            debug_assert_eq!(sum, self.bytes, "the cache's byte count drifted");
+        }
+    }
+
     /// Remove and return entry `i` (0 = oldest), keeping the order of the others.
     fn remove(&mut self, i: usize) -> Option<Entry> {
         let n = self.n;
@@ -154,6 +180,7 @@ impl Inner {
         }
         self.n = n - 1;
         self.bytes = self.bytes.saturating_sub(e.weight);
+        self.check();
         Some(e)
     }
 
@@ -164,6 +191,7 @@ impl Inner {
                 *slot = e;
                 self.n += 1;
                 self.bytes += e.weight;
+                self.check();
                 true
             }
             None => false,
@@ -187,6 +215,7 @@ impl Inner {
             }
         }
         self.n = kept;
+        self.check();
     }
 
     /// Move the oldest entries into `out`, as many as it takes for one more entry of
@@ -217,6 +246,12 @@ impl Inner {
             i += 1;
             i <= k
         });
+        debug_assert!(
+            fits(self.n, self.bytes),
+            "make_room left too little room ({} entries, {} bytes)",
+            self.n,
+            self.bytes
+        );
         fits(self.n, self.bytes)
     }
 }
@@ -248,14 +283,16 @@ impl Default for RegionCache {
 }
 
 impl RegionCache {
-    /// An empty cache.
-    pub const fn new() -> Self {
-        RegionCache {
-            inner: Locked::new(Inner {
-                entries: [EMPTY; MAX_ENTRIES],
-                n: 0,
-                bytes: 0,
-            }),
+    hakmem_os_stats::loom_const_fn! {
+        /// An empty cache.
+        pub fn new() -> Self {
+            RegionCache {
+                inner: Locked::new(Inner {
+                    entries: [EMPTY; MAX_ENTRIES],
+                    n: 0,
+                    bytes: 0,
+                }),
+            }
         }
     }
 
@@ -271,6 +308,11 @@ impl RegionCache {
     /// `base..base+len` is a whole mapping made by the OS box, holding no live data, and
     /// the caller gives up all use of it.
     pub unsafe fn release(&self, base: *mut u8, len: usize, limits: Limits) {
+        debug_assert!(!base.is_null() && len > 0, "release of an empty region");
+        debug_assert!(
+            (base as usize).is_multiple_of(os::PAGE),
+            "release off a page"
+        );
         let now = if limits.decay_ms > 0 { os::now_ms() } else { 0 };
         let cutoff = now.saturating_sub(limits.decay_ms);
         let max_entries = limits.max_entries.min(MAX_ENTRIES);
@@ -331,6 +373,7 @@ impl RegionCache {
                 .iter()
                 .rposition(|e| e.len >= min_len && e.len <= max_len)?;
             let e = c.remove(i)?;
+            debug_assert!(e.len >= min_len && e.len <= max_len);
             Some((e.base, e.len, !e.zeroed))
         })
     }
@@ -363,12 +406,18 @@ impl RegionCache {
         self.inner.with(|c| (c.n, c.bytes))
     }
 
-    fn lock_for_fork(&self) {
-        self.inner.raw().lock();
+    /// # Safety
+    /// As [`Locked::fork_lock`].
+    unsafe fn lock_for_fork(&self) {
+        // SAFETY: forwarded caller guarantee.
+        unsafe { self.inner.fork_lock() }
     }
 
-    fn unlock_after_fork(&self) {
-        self.inner.raw().unlock();
+    /// # Safety
+    /// As [`Locked::fork_unlock`].
+    unsafe fn unlock_after_fork(&self) {
+        // SAFETY: forwarded caller guarantee.
+        unsafe { self.inner.fork_unlock() }
     }
 }
 
@@ -378,10 +427,12 @@ fn retire(base: *mut u8, len: usize) {
     unsafe { os::unmap(base, len) };
 }
 
-/// The cache of empty superslabs.
-pub static SUPERSLABS: RegionCache = RegionCache::new();
-/// The cache of freed large mappings.
-pub static LARGE: RegionCache = RegionCache::new();
+hakmem_os_stats::sync_static! {
+    /// The cache of empty superslabs.
+    pub static SUPERSLABS: RegionCache = RegionCache::new();
+    /// The cache of freed large mappings.
+    pub static LARGE: RegionCache = RegionCache::new();
+}
 
 /// How lean mode decommits, from the gates (`None` when lean mode is off or decommit is
 /// `OFF`).
@@ -490,15 +541,29 @@ pub fn trim() -> usize {
 }
 
 /// Fork handler: take the cache locks (call last among hakmem's prepare handlers).
-pub fn fork_prepare() {
-    SUPERSLABS.lock_for_fork();
-    LARGE.lock_for_fork();
+///
+/// # Safety
+/// Only in a `pthread_atfork` prepare handler, paired with [`fork_release`] in the
+/// parent's and the child's handlers; the calling thread holds neither cache lock.
+pub unsafe fn fork_prepare() {
+    // SAFETY: forwarded caller guarantee (a fork handler, paired).
+    unsafe {
+        SUPERSLABS.lock_for_fork();
+        LARGE.lock_for_fork();
+    }
 }
 
 /// Fork handler for the parent and the child: release what [`fork_prepare`] took.
-pub fn fork_release() {
-    LARGE.unlock_after_fork();
-    SUPERSLABS.unlock_after_fork();
+///
+/// # Safety
+/// The calling thread took the locks with [`fork_prepare`] (before the `fork`, in the
+/// child) and has not released them since.
+pub unsafe fn fork_release() {
+    // SAFETY: forwarded caller guarantee.
+    unsafe {
+        LARGE.unlock_after_fork();
+        SUPERSLABS.unlock_after_fork();
+    }
 }
 
 #[cfg(test)]

@@ -200,19 +200,27 @@ use hakmem_os_stats::lock::RawLock;
 
 /// Free blocks of one class cached by one thread.
 ///
-/// Invariant: `count` blocks are linked from `head` (null-terminated), `count <= limit`
-/// except transiently inside [`Bin::overflow`].
+/// Invariant: `count` free blocks, all of the bin's class and all the bin's own, are
+/// linked from `head` (null-terminated). The fields are private so that only the
+/// methods below keep it; a bin does not record its class, so every method that takes
+/// a class is `unsafe`, with the one precondition "*`cls` is the bin's class*": the
+/// class of every block it holds, the same at every call on this bin. `count <= limit`
+/// holds except transiently inside [`Bin::overflow`] or after [`Bin::set_limit`] lowered
+/// the bound (then the next free overflows); no memory safety rests on it.
+///
+/// # Safety (shared by the methods that take `cls`)
+/// `cls` is the bin's class, as above: a bin is used with one class all its life.
 #[repr(C)]
 #[derive(Debug)]
 pub struct Bin {
     /// First free block (null: empty).
-    pub head: *mut u8,
+    head: *mut u8,
     /// Blocks in the list. Only the owning thread writes it (a relaxed load and store,
     /// no read-modify-write: plain moves); [`stats`](crate::bins::CacheRegistry) reads it
     /// from other threads.
     count: AtomicU32,
     /// Most blocks kept; 0 turns caching off (every push misses).
-    pub limit: u32,
+    limit: u32,
     /// Block size of the bin's class (zero-on-free builds only: what to clear and check;
     /// set with [`Bin::set_block_size`]).
     #[cfg(feature = "zero-on-free")]
@@ -232,8 +240,12 @@ impl Bin {
     };
 
     /// Record the block size of the bin's class (used by zero-on-free builds only).
+    ///
+    /// # Safety
+    /// `bs` is the block size of the bin's class (zero-on-free builds write that many
+    /// bytes into each block the bin takes).
     #[inline]
-    pub fn set_block_size(&mut self, _bs: usize) {
+    pub unsafe fn set_block_size(&mut self, _bs: usize) {
         #[cfg(feature = "zero-on-free")]
         {
             self.block = _bs as u32;
@@ -257,6 +269,52 @@ impl Bin {
     #[inline(always)]
     pub fn count(&self) -> u32 {
         self.count.load(Ordering::Relaxed)
+    }
+
+    /// Most blocks the bin keeps now (0: it caches nothing).
+    #[inline(always)]
+    pub fn limit(&self) -> u32 {
+        self.limit
+    }
+
+    /// Set the bound (0 turns caching off). A bound below the blocks held now makes the
+    /// next free overflow, which gives the surplus back.
+    #[inline]
+    pub fn set_limit(&mut self, limit: u32) {
+        self.limit = limit;
+    }
+
+    /// Whether the bin holds no block.
+    #[inline(always)]
+    pub fn is_empty(&self) -> bool {
+        self.head.is_null()
+    }
+
+    /// Debug builds: walk the list and check the invariant (`count` blocks, the last
+    /// link null, each block of class `cls` in double-free-check builds marked free).
+    ///
+    /// # Safety
+    /// `cls` is the bin's class.
+    #[cfg(debug_assertions)]
+    unsafe fn check(&self, cls: usize) {
+        let mut n = 0u32;
+        let mut b = self.head;
+        while !b.is_null() && n <= self.count() {
+            debug_assert_eq!(
+                // SAFETY: `b` is a block of a live slab: the bin's invariant.
+                unsafe { crate::class_of_block(b) },
+                cls,
+                "a bin holds a block of another class"
+            );
+            if DOUBLE_FREE_CHECK {
+                // SAFETY: a free block of at least 16 bytes.
+                debug_assert!(unsafe { is_marked_free(b) }, "unmarked block in a bin");
+            }
+            n += 1;
+            // SAFETY: a free block the bin owns.
+            b = unsafe { next_of(b) };
+        }
+        debug_assert_eq!(n, self.count(), "a bin's count differs from its list");
     }
 
     #[inline(always)]
@@ -305,9 +363,12 @@ impl Bin {
     /// `cls` from the central lists (or a whole chain of up to `limit` from the transfer
     /// cache) and return one of them. Null when out of memory. (If the bin is not empty
     /// it simply pops.)
+    ///
+    /// # Safety
+    /// `cls` is the bin's class (see [`Bin`]).
     #[cold]
     #[inline(never)]
-    pub fn refill(&mut self, cls: usize) -> *mut u8 {
+    pub unsafe fn refill(&mut self, cls: usize) -> *mut u8 {
         if !self.head.is_null() {
             return self.pop();
         }
@@ -318,14 +379,24 @@ impl Bin {
             return ptr::null_mut();
         }
         let p = chain.head;
+        debug_assert!(
+            chain.count <= self.limit.max(1),
+            "a refill overfills the bin"
+        );
         // The bin is empty: the rest of the (null-terminated) chain becomes the bin.
         // SAFETY: the chain is ours.
         unsafe {
+            debug_assert_eq!(crate::class_of_block(p), cls, "a refill of another class");
             clear_mark(p);
             check_scrubbed(p, self.block_size());
             self.head = next_of(p);
         }
         self.set_count(chain.count - 1);
+        #[cfg(debug_assertions)]
+        // SAFETY: forwarded caller guarantee.
+        unsafe {
+            self.check(cls)
+        };
         p
     }
 
@@ -336,20 +407,23 @@ impl Bin {
     /// back (a bin that caches nothing, limit 0, stays so).
     ///
     /// # Safety
-    /// As [`Bin::push`].
+    /// As [`Bin::push`], and `cls` is the bin's class (see [`Bin`]).
     #[cold]
     #[inline(never)]
     pub unsafe fn overflow(&mut self, cls: usize, p: *mut u8, limit: u32) {
         // SAFETY: the caller gives `p` up.
         unsafe {
+            debug_assert_eq!(crate::class_of_block(p), cls, "a free into another class");
             scrub(p, self.block_size());
             free_block(p, self.head);
         }
         self.head = p;
         self.set_count(self.count() + 1);
-        let keep = self.limit / 2;
+        // (At most the blocks held: the bound may have been raised meanwhile.)
+        let keep = (self.limit / 2).min(self.count());
         if keep == 0 {
-            self.drain(cls);
+            // SAFETY: forwarded caller guarantee.
+            unsafe { self.drain(cls) };
             return;
         }
         let mut last = self.head;
@@ -367,7 +441,8 @@ impl Bin {
         if shrinking {
             // Lean mode, and the class is giving slabs back: so does this bin, and it
             // caches at most `SHRUNK_LIMIT` blocks until its next refill.
-            self.drain(cls);
+            // SAFETY: forwarded caller guarantee.
+            unsafe { self.drain(cls) };
             self.limit = self.limit.min(SHRUNK_LIMIT);
         } else if self.limit != 0 && self.limit < limit {
             self.limit = limit;
@@ -377,8 +452,11 @@ impl Bin {
     /// The slow path of an allocation: pop, or refill when empty (null when out of
     /// memory). `limit` is the bin's normal bound: a bin shrunk by [`Bin::overflow`]
     /// gets it back at its refill (a bin that caches nothing, limit 0, stays so).
+    ///
+    /// # Safety
+    /// `cls` is the bin's class (see [`Bin`]).
     #[inline]
-    pub fn pop_or_refill(&mut self, cls: usize, limit: u32) -> *mut u8 {
+    pub unsafe fn pop_or_refill(&mut self, cls: usize, limit: u32) -> *mut u8 {
         let p = self.pop();
         if !p.is_null() {
             return p;
@@ -386,14 +464,15 @@ impl Bin {
         if self.limit != 0 && self.limit < limit {
             self.limit = limit;
         }
-        self.refill(cls)
+        // SAFETY: forwarded caller guarantee.
+        unsafe { self.refill(cls) }
     }
 
     /// The slow path of a free: push, or overflow when full (`limit`: the bin's normal
     /// bound, see [`Bin::overflow`]).
     ///
     /// # Safety
-    /// As [`Bin::push`].
+    /// As [`Bin::overflow`].
     #[inline]
     pub unsafe fn push_or_overflow(&mut self, cls: usize, p: *mut u8, limit: u32) {
         // SAFETY: forwarded caller guarantee.
@@ -405,9 +484,18 @@ impl Bin {
     }
 
     /// Give every block back to the central lists of class `cls`.
-    pub fn drain(&mut self, cls: usize) {
+    ///
+    /// # Safety
+    /// `cls` is the bin's class (see [`Bin`]).
+    pub unsafe fn drain(&mut self, cls: usize) {
         if self.count() > 0 {
-            // SAFETY: the list holds exactly `count` blocks of class `cls`.
+            #[cfg(debug_assertions)]
+            // SAFETY: forwarded caller guarantee.
+            unsafe {
+                self.check(cls)
+            };
+            // SAFETY: the list holds exactly `count` blocks of class `cls` (the caller's
+            // guarantee and the bin's invariant).
             unsafe { flush(cls, self.head, self.count()) };
         }
         self.head = ptr::null_mut();
@@ -421,7 +509,10 @@ impl Bin {
     }
 
     /// Fill the bin up to `n` blocks (at most `limit`); false when out of memory.
-    pub fn fill_to(&mut self, cls: usize, n: u32) -> bool {
+    ///
+    /// # Safety
+    /// `cls` is the bin's class (see [`Bin`]).
+    pub unsafe fn fill_to(&mut self, cls: usize, n: u32) -> bool {
         let n = n.min(self.limit);
         if self.count() >= n {
             return true;
@@ -434,15 +525,25 @@ impl Bin {
         unsafe { set_next(chain.tail, self.head) };
         self.head = chain.head;
         self.set_count(self.count() + chain.count);
+        debug_assert!(self.count() <= self.limit, "fill_to past the bound");
+        #[cfg(debug_assertions)]
+        // SAFETY: forwarded caller guarantee.
+        unsafe {
+            self.check(cls)
+        };
         true
     }
 }
 
 /// Drain a thread's bins (`bins[i]` holds class `first_class + i`) and, with `stop`,
 /// turn caching off for good (thread exit, or no exit hook).
-pub fn drain_all(bins: &mut [Bin], first_class: usize, stop: bool) {
+///
+/// # Safety
+/// `bins[i]`'s class is `first_class + i` (see [`Bin`]).
+pub unsafe fn drain_all(bins: &mut [Bin], first_class: usize, stop: bool) {
     for (i, b) in bins.iter_mut().enumerate() {
-        b.drain(first_class + i);
+        // SAFETY: forwarded caller guarantee.
+        unsafe { b.drain(first_class + i) };
         if stop {
             b.drain_for_exit();
         }
@@ -492,13 +593,15 @@ impl Default for CacheRegistry {
 }
 
 impl CacheRegistry {
-    /// An empty registry.
-    pub const fn new() -> Self {
-        CacheRegistry {
-            lock: RawLock::new(),
-            head: UnsafeCell::new(ptr::null_mut()),
-            free: UnsafeCell::new(ptr::null_mut()),
-            carve: UnsafeCell::new((ptr::null_mut(), 0)),
+    hakmem_os_stats::loom_const_fn! {
+        /// An empty registry.
+        pub fn new() -> Self {
+            CacheRegistry {
+                lock: RawLock::new(),
+                head: UnsafeCell::new(ptr::null_mut()),
+                free: UnsafeCell::new(ptr::null_mut()),
+                carve: UnsafeCell::new((ptr::null_mut(), 0)),
+            }
         }
     }
 
@@ -921,7 +1024,8 @@ mod tests {
             ..Bin::EMPTY
         };
         assert!(b.pop().is_null());
-        let p = b.refill(cls);
+        // SAFETY: the bins are used with class `cls` only.
+        let p = unsafe { b.refill(cls) };
         assert!(!p.is_null());
         assert_eq!(b.count(), 3);
         // SAFETY: p is ours, of class `cls`.
@@ -929,10 +1033,12 @@ mod tests {
             assert!(b.push(p));
         }
         assert_eq!(b.count(), 4);
-        assert!(b.fill_to(cls, 8));
+        // SAFETY: class `cls` only.
+        assert!(unsafe { b.fill_to(cls, 8) });
         assert_eq!(b.count(), 8);
         // Refill of a non-empty bin just pops.
-        let q = b.refill(cls);
+        // SAFETY: class `cls` only.
+        let q = unsafe { b.refill(cls) };
         assert_eq!(b.count(), 7);
         // SAFETY: q is ours.
         unsafe { assert!(b.push(q)) };
@@ -940,7 +1046,8 @@ mod tests {
             limit: 8,
             ..Bin::EMPTY
         };
-        let extra = other.refill(cls);
+        // SAFETY: class `cls` only.
+        let extra = unsafe { other.refill(cls) };
         assert!(!extra.is_null());
         // Overflow keeps half.
         // SAFETY: `extra` is ours.
@@ -954,9 +1061,12 @@ mod tests {
             q = unsafe { next_of(q) };
         }
         assert_eq!(n, 4);
-        b.drain(cls);
-        other.drain(cls);
+        // SAFETY: class `cls` only.
+        unsafe {
+            b.drain(cls);
+            other.drain(cls);
+        }
         assert_eq!(b.count(), 0);
-        assert!(b.head.is_null());
+        assert!(b.is_empty());
     }
 }

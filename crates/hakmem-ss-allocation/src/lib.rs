@@ -41,6 +41,15 @@
 //!   release-policy cache lock. A shard lock is a leaf (nothing is locked while it is
 //!   held). No class lock is held while another class lock is taken (except by
 //!   [`fork_prepare`], in class order).
+//! - Every lock owns its data: a class's central state is a `Locked<Central>`
+//!   (`CENTRAL[cls]`), a transfer-cache shard's chains a `Locked` beside its atomic `n`;
+//!   the state is reached only through the lock's guard, never as `&mut` before the lock
+//!   is held. Debug builds check the holder (`assert_held`) in every function that needs
+//!   the class lock, and state the slab, chain, list and registry invariants above as
+//!   `debug_assert!`s.
+//! - The shared state is built from `hakmem_os_stats::sync` and declared with
+//!   `sync_static!`, so under `--cfg loom` the model checks of `tests/loom_protocol.rs`
+//!   run this very code (docs/concurrency.md).
 //! - Nothing here allocates through the global allocator or panics.
 //!
 //! ```
@@ -62,10 +71,14 @@ pub mod registry;
 
 use class::{NCLASS, block_size, slab_shift};
 use core::ptr;
-use core::sync::atomic::Ordering::{self, Relaxed};
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize};
-use hakmem_os_stats::lock::RawLock;
+use core::sync::atomic::AtomicU32;
+use core::sync::atomic::AtomicU64 as HeaderU64;
+use core::sync::atomic::AtomicUsize as HeaderUsize;
+use hakmem_os_stats::lock::Locked;
 use hakmem_os_stats::os;
+use hakmem_os_stats::sync::Ordering::{self, Relaxed};
+use hakmem_os_stats::sync::{AtomicBool, AtomicU64, AtomicUsize};
+use hakmem_os_stats::{loom_const_fn, sync_array, sync_static};
 use hakmem_release_policy as release;
 use registry::Kind;
 
@@ -109,14 +122,14 @@ struct Slab {
 #[repr(C)]
 struct SuperSlab {
     /// `MAGIC` while live (read without the lock by validation).
-    magic: AtomicUsize,
+    magic: HeaderUsize,
     class: u32,
     block_size: u32,
     slab_shift: u32,
     n_slabs: u32,
     /// Bit i set: slab i is not in use. Written under the class lock; read without it by
     /// validation.
-    free_slabs: AtomicU64,
+    free_slabs: HeaderU64,
     /// Links in the class's list of superslabs with a free slab.
     next: *mut SuperSlab,
     prev: *mut SuperSlab,
@@ -130,9 +143,8 @@ static_assertions::const_assert!(core::mem::size_of::<SuperSlab>() <= SS_HEADER)
 static_assertions::const_assert!(core::mem::size_of::<SuperSlab>() <= os::PAGE);
 static_assertions::const_assert!(MAX_SLABS <= 64);
 
-/// One class's central state.
+/// One class's central state (behind the class lock: `CENTRAL[cls]`).
 struct Central {
-    lock: RawLock,
     /// Slabs with a free or uncarved block (doubly linked through `Slab::next/prev`).
     partial: *mut Slab,
     /// Superslabs with a slab not in use.
@@ -148,12 +160,19 @@ struct Central {
     rng: u64,
 }
 
+// SAFETY: the pointers name slabs and superslabs of the class, reached only with the
+// class lock held (the `Locked` around it).
+unsafe impl Send for Central {}
+
 /// A chain in a transfer cache (null-terminated, `count` blocks).
 #[derive(Clone, Copy)]
 struct XferChain {
     head: *mut u8,
     count: u32,
 }
+
+// SAFETY: a chain of free blocks belongs to whoever holds it (a shard, under its lock).
+unsafe impl Send for XferChain {}
 
 /// Most chains one shard of a class's transfer cache holds. Only classes with 64 KiB
 /// slabs (blocks up to 8 KiB) use one: a chain pins every slab it has a block in, and
@@ -175,34 +194,39 @@ pub const XFER_SHARDS: usize = 4;
 /// pair never touches slabs).
 #[repr(align(64))]
 struct XferShard {
-    lock: RawLock,
-    /// Chains in `chains[..n]`. Written under `lock`; read without it only to skip a
-    /// shard that looks empty or full (a stale value costs a wasted or missed lock).
+    /// Chains in `chains[..n]`. Written with the shard locked; read without the lock
+    /// only to skip a shard that looks empty or full (a stale value costs a wasted or
+    /// missed lock), so it lives outside the lock's data.
     n: AtomicUsize,
-    chains: core::cell::UnsafeCell<[XferChain; XFER_MAX]>,
+    /// The chains, behind the shard lock.
+    chains: Locked<[XferChain; XFER_MAX]>,
 }
 
-// SAFETY: `chains` is only accessed with `lock` held.
-unsafe impl Sync for XferShard {}
+impl XferShard {
+    loom_const_fn! {
+        fn new() -> Self {
+            XferShard {
+                n: AtomicUsize::new(0),
+                chains: Locked::new(
+                    [XferChain {
+                        head: ptr::null_mut(),
+                        count: 0,
+                    }; XFER_MAX],
+                ),
+            }
+        }
+    }
+}
 
-#[allow(clippy::declare_interior_mutable_const)]
-const XFER_SHARD_INIT: XferShard = XferShard {
-    lock: RawLock::new(),
-    n: AtomicUsize::new(0),
-    chains: core::cell::UnsafeCell::new(
-        [XferChain {
-            head: ptr::null_mut(),
-            count: 0,
-        }; XFER_MAX],
-    ),
-};
-#[allow(clippy::declare_interior_mutable_const)]
-const XFER_ROW: [XferShard; XFER_SHARDS] = [XFER_SHARD_INIT; XFER_SHARDS];
-static XFER: [[XferShard; XFER_SHARDS]; NCLASS] = [XFER_ROW; NCLASS];
+sync_static! {
+    static XFER: [[XferShard; XFER_SHARDS]; NCLASS] =
+        sync_array!(sync_array!(XferShard::new(); XFER_SHARDS); NCLASS);
+}
 
 /// The shard a thread tries first: that of the CPU it runs on (`sched_getcpu`, from the
 /// vDSO or rseq: no system call), so threads on different CPUs rarely meet on a lock.
 #[inline]
+#[cfg(not(loom))]
 fn home_shard() -> usize {
     // SAFETY: no preconditions; it allocates nothing.
     let cpu = unsafe { libc::sched_getcpu() };
@@ -211,6 +235,14 @@ fn home_shard() -> usize {
     } else {
         cpu as usize % XFER_SHARDS
     }
+}
+
+/// Under loom every thread starts at shard 0: an execution must not depend on the CPU
+/// the test runs on (loom replays schedules and needs the same steps each time).
+#[inline]
+#[cfg(loom)]
+fn home_shard() -> usize {
+    0
 }
 
 /// Take a chain of at most `max` blocks of class `cls` from its transfer cache.
@@ -222,23 +254,29 @@ fn xfer_take(cls: usize, max: u32) -> Option<XferChain> {
         if sh.n.load(Relaxed) == 0 {
             continue;
         }
-        sh.lock.lock();
+        let chains = sh.chains.lock();
         let n = sh.n.load(Relaxed);
-        // SAFETY: the shard lock is held.
-        let chains = unsafe { &mut *sh.chains.get() };
+        debug_assert!(n <= XFER_MAX, "transfer-cache shard holds {n} chains");
         let top = n.checked_sub(1).and_then(|i| chains.get(i)).copied();
         if let Some(x) = top.filter(|x| x.count <= max) {
+            debug_assert!(
+                x.count > 1 && !x.head.is_null(),
+                "empty transfer-cache chain"
+            );
             sh.n.store(n - 1, Relaxed);
             // The counters change under the shard lock, so a chain's add (at its put)
             // is ordered before its subtract here: `xfer` never goes below zero.
             let st = stats_of(cls);
-            stat_add(&st.xfer, -(x.count as i64));
-            stat_add(&st.out, x.count as i64);
-            sh.lock.unlock();
+            debug_assert!(
+                st.xfer.load(Relaxed) >= x.count as u64,
+                "class {cls}: transfer-cache count below a chain it holds"
+            );
+            stat_add_nonneg(&st.xfer, -(x.count as i64));
+            stat_add_nonneg(&st.out, x.count as i64);
+            drop(chains);
             note_refill(st);
             return Some(x);
         }
-        sh.lock.unlock();
     }
     None
 }
@@ -249,27 +287,45 @@ fn xfer_put(cls: usize, head: *mut u8, count: u32, bytes: usize) -> bool {
     let Some(row) = XFER.get(cls) else {
         return false;
     };
+    debug_assert!(
+        count > 1 && !head.is_null(),
+        "a transfer-cache chain of {count}"
+    );
+    debug_assert_eq!(bytes, count as usize * block_size(cls));
+    debug_assert_eq!(
+        slab_shift(cls),
+        16,
+        "transfer cache of a class with big slabs"
+    );
     let cap = xfer_max_bytes().max(bytes);
     let fits = |n: usize| n < XFER_MAX && (n + 1) * bytes <= cap;
     let home = home_shard();
     for i in 0..XFER_SHARDS {
         let sh = &row[(home + i) % XFER_SHARDS];
-        if !fits(sh.n.load(Relaxed)) {
+        let peek = sh.n.load(Relaxed);
+        if !fits(peek) {
             continue;
         }
-        sh.lock.lock();
+        let mut chains = sh.chains.lock();
         let n = sh.n.load(Relaxed);
-        if fits(n) {
-            // SAFETY: the shard lock is held; `n < XFER_MAX`.
-            unsafe { (*sh.chains.get())[n] = XferChain { head, count } };
+        #[cfg(loom)]
+        let n = if hakmem_os_stats::sync::mutation::on(
+            hakmem_os_stats::sync::mutation::XFER_PUT_TRUSTS_PEEK,
+        ) {
+            peek
+        } else {
+            n
+        };
+        if fits(n)
+            && let Some(slot) = chains.get_mut(n)
+        {
+            *slot = XferChain { head, count };
             sh.n.store(n + 1, Relaxed);
             let st = stats_of(cls);
-            stat_add(&st.xfer, count as i64);
-            stat_add(&st.out, -(count as i64));
-            sh.lock.unlock();
+            stat_add_nonneg(&st.xfer, count as i64);
+            stat_add_nonneg(&st.out, -(count as i64));
             return true;
         }
-        sh.lock.unlock();
     }
     false
 }
@@ -280,6 +336,7 @@ fn xfer_put(cls: usize, head: *mut u8, count: u32, bytes: usize) -> bool {
 /// # Safety
 /// `c` is the locked central state of `cls`.
 unsafe fn xfer_drain_locked(c: &mut Central, cls: usize) {
+    assert_class_locked(cls);
     let Some(row) = XFER.get(cls) else {
         return;
     };
@@ -287,17 +344,16 @@ unsafe fn xfer_drain_locked(c: &mut Central, cls: usize) {
         if sh.n.load(Relaxed) == 0 {
             continue;
         }
-        sh.lock.lock();
+        let chains = sh.chains.lock();
         let n = sh.n.load(Relaxed).min(XFER_MAX);
-        // SAFETY: the shard lock is held.
-        let taken = unsafe { *sh.chains.get() };
+        let taken = *chains;
         sh.n.store(0, Relaxed);
         let st = stats_of(cls);
         for x in &taken[..n] {
-            stat_add(&st.xfer, -(x.count as i64));
-            stat_add(&st.out, x.count as i64);
+            stat_add_nonneg(&st.xfer, -(x.count as i64));
+            stat_add_nonneg(&st.out, x.count as i64);
         }
-        sh.lock.unlock();
+        drop(chains);
         for x in &taken[..n] {
             // SAFETY: the chain came from the transfer cache: `count` blocks of `cls`,
             // handed out (counted in `out` again above) and linked; class lock held.
@@ -321,24 +377,28 @@ fn xfer_max_bytes() -> usize {
     }
 }
 
+/// A class lock and the central state it guards, on a cache line of its own.
 #[repr(align(64))]
-struct Padded(core::cell::UnsafeCell<Central>);
+struct Padded(Locked<Central>);
 
-// SAFETY: every access to the inner `Central` other than its lock happens with the lock
-// held.
-unsafe impl Sync for Padded {}
+impl Padded {
+    loom_const_fn! {
+        fn new() -> Self {
+            Padded(Locked::new(Central {
+                partial: ptr::null_mut(),
+                avail: ptr::null_mut(),
+                spares: 0,
+                churn: false,
+                decommitted: false,
+                rng: 0,
+            }))
+        }
+    }
+}
 
-#[allow(clippy::declare_interior_mutable_const)]
-const CENTRAL_INIT: Padded = Padded(core::cell::UnsafeCell::new(Central {
-    lock: RawLock::new(),
-    partial: ptr::null_mut(),
-    avail: ptr::null_mut(),
-    spares: 0,
-    churn: false,
-    decommitted: false,
-    rng: 0,
-}));
-static CENTRAL: [Padded; NCLASS] = [CENTRAL_INIT; NCLASS];
+sync_static! {
+    static CENTRAL: [Padded; NCLASS] = sync_array!(Padded::new(); NCLASS);
+}
 
 /// Empty slabs a class keeps committed before decommitting more (lean mode): one slab
 /// of up to 256 KiB, none of bigger slabs (they would pin too much memory). Measured in
@@ -409,26 +469,77 @@ struct ClassStats {
     shrinking: AtomicBool,
 }
 
-#[allow(clippy::declare_interior_mutable_const)]
-const CLASS_STATS_INIT: ClassStats = ClassStats {
-    out: AtomicU64::new(0),
-    free: AtomicU64::new(0),
-    xfer: AtomicU64::new(0),
-    peak: AtomicU64::new(0),
-    shrinking: AtomicBool::new(false),
-};
-static CLASS_STATS: [ClassStats; NCLASS] = [CLASS_STATS_INIT; NCLASS];
+impl ClassStats {
+    loom_const_fn! {
+        fn new() -> Self {
+            ClassStats {
+                out: AtomicU64::new(0),
+                free: AtomicU64::new(0),
+                xfer: AtomicU64::new(0),
+                peak: AtomicU64::new(0),
+                shrinking: AtomicBool::new(false),
+            }
+        }
+    }
+}
+
+sync_static! {
+    static CLASS_STATS: [ClassStats; NCLASS] = sync_array!(ClassStats::new(); NCLASS);
+    /// A dummy for an impossible class, so no path can panic.
+    static NO_STATS: ClassStats = ClassStats::new();
+}
 
 /// The stats of class `cls` (a dummy for an impossible class, so no path can panic).
 #[inline]
 fn stats_of(cls: usize) -> &'static ClassStats {
-    static NONE: ClassStats = CLASS_STATS_INIT;
-    CLASS_STATS.get(cls).unwrap_or(&NONE)
+    CLASS_STATS.get(cls).unwrap_or(&NO_STATS)
 }
 
 #[inline]
 fn stat_add(a: &AtomicU64, d: i64) {
     a.fetch_add(d as u64, Relaxed);
+}
+
+/// `stat_add` of a counter that never goes below zero (`out`, `xfer`: a block is
+/// counted in before it is counted out, and the adds of one counter are totally
+/// ordered): debug builds check it.
+#[inline]
+fn stat_add_nonneg(a: &AtomicU64, d: i64) {
+    let old = a.fetch_add(d as u64, Relaxed);
+    debug_assert!(
+        d >= 0 || old >= d.unsigned_abs(),
+        "a class counter went below zero ({old} {d})"
+    );
+}
+
+/// Debug builds: the calling thread holds the class lock of `cls`.
+#[inline(always)]
+#[track_caller]
+fn assert_class_locked(cls: usize) {
+    if let Some(pc) = CENTRAL.get(cls) {
+        pc.0.assert_held();
+    }
+}
+
+/// Debug builds: `ss` is a live superslab of class `cls` (its magic, class and registry
+/// mark agree).
+///
+/// # Safety
+/// `ss` is the header of a superslab of this crate, mapped.
+#[inline(always)]
+#[track_caller]
+unsafe fn debug_check_superslab(ss: *mut SuperSlab, cls: usize) {
+    // SAFETY: the caller guarantees a mapped header.
+    unsafe {
+        debug_assert_eq!((*ss).magic.load(Relaxed), MAGIC, "not a live superslab");
+        debug_assert_eq!((*ss).class as usize, cls, "a superslab of another class");
+        debug_assert!((*ss).n_slabs as usize >= 1 && (*ss).n_slabs as usize <= MAX_SLABS);
+    }
+    debug_assert_eq!(
+        registry::kind_of(ss.cast()),
+        Kind::Superslab,
+        "a live superslab not registered"
+    );
 }
 
 /// Blocks of class `cls` handed out and not returned (in use or in thread caches), and
@@ -443,8 +554,10 @@ pub fn class_counts(cls: usize) -> (u64, u64) {
     }
 }
 
-/// Live superslabs (for stats).
-static SS_LIVE: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+sync_static! {
+    /// Live superslabs (for stats).
+    static SS_LIVE: AtomicUsize = AtomicUsize::new(0);
+}
 
 /// A singly linked chain of free blocks (through their first word), `count` long; the
 /// last block's link is null.
@@ -482,9 +595,11 @@ impl Chain {
 /// links, shuffled allocation order, guard pages after superslab headers).
 pub const HARDENED: bool = cfg!(feature = "hardened");
 
-/// The process's secret for encoding free-list links (hardened builds); never 0 once
-/// read through [`link_secret`].
-static LINK_SECRET: AtomicUsize = AtomicUsize::new(0);
+sync_static! {
+    /// The process's secret for encoding free-list links (hardened builds); never 0 once
+    /// read through [`link_secret`].
+    static LINK_SECRET: AtomicUsize = AtomicUsize::new(0);
+}
 
 #[cold]
 fn init_link_secret() -> usize {
@@ -678,18 +793,23 @@ pub fn validate_class(p: *const u8) -> Option<usize> {
     if registry::kind_of(p) != Kind::Superslab {
         return None;
     }
-    validate_class_in_superslab(p)
+    // SAFETY: the registry says `p`'s unit is a live superslab.
+    unsafe { validate_class_in_superslab(p) }
 }
 
 /// [`validate_class`] for a caller that already found `p`'s unit registered as
 /// `Kind::Superslab` (saves the second registry lookup).
-// Safe on purpose, as `validate_class`: it reads only the header of a registered unit.
-#[allow(clippy::not_unsafe_ptr_arg_deref)]
+///
+/// # Safety
+/// `registry::kind_of(p)` said `Kind::Superslab` (it reads `p`'s superslab header
+/// without checking the registry again); as for [`validate_class`], the superslab may
+/// be released meanwhile only by a free of one of its blocks racing with this call,
+/// which the caller's use of `p` rules out.
 #[inline]
-pub fn validate_class_in_superslab(p: *const u8) -> Option<usize> {
+pub unsafe fn validate_class_in_superslab(p: *const u8) -> Option<usize> {
     let ss = ss_of(p);
-    // SAFETY: the registry says the unit holding `p` is a live superslab: its header is
-    // mapped and initialized (racy fields are atomics).
+    // SAFETY: the caller says the registry marks the unit holding `p` as a live
+    // superslab: its header is mapped and initialized (racy fields are atomics).
     unsafe {
         if (*ss).magic.load(Relaxed) != MAGIC {
             return None;
@@ -732,6 +852,15 @@ pub unsafe fn class_of_block(p: *const u8) -> usize {
 unsafe fn partial_push(c: &mut Central, s: *mut Slab) {
     // SAFETY: `s` is a slab of this class, not in the list; the lock is held.
     unsafe {
+        debug_assert!(!(*s).in_partial, "a slab pushed twice on the partial list");
+        debug_assert!(
+            !(*s).free.is_null() || (*s).carved.load(Relaxed) < (*s).capacity,
+            "a slab with no free or uncarved block on the partial list"
+        );
+        debug_assert!(
+            (*s).used <= (*s).capacity,
+            "a slab's used above its capacity"
+        );
         (*s).prev = ptr::null_mut();
         (*s).next = c.partial;
         if !c.partial.is_null() {
@@ -745,6 +874,15 @@ unsafe fn partial_push(c: &mut Central, s: *mut Slab) {
 unsafe fn partial_remove(c: &mut Central, s: *mut Slab) {
     // SAFETY: `s` is in this class's partial list; the lock is held.
     unsafe {
+        debug_assert!((*s).in_partial, "a slab removed from a list it is not on");
+        debug_assert!(
+            !(*s).prev.is_null() || c.partial == s,
+            "a broken partial list"
+        );
+        debug_assert!(
+            (*s).next.is_null() || (*(*s).next).prev == s,
+            "a broken partial list"
+        );
         if (*s).prev.is_null() {
             c.partial = (*s).next;
         } else {
@@ -762,6 +900,15 @@ unsafe fn partial_remove(c: &mut Central, s: *mut Slab) {
 unsafe fn avail_push(c: &mut Central, ss: *mut SuperSlab) {
     // SAFETY: `ss` is a live superslab of this class not in the list; lock held.
     unsafe {
+        debug_assert!(
+            !(*ss).in_avail,
+            "a superslab pushed twice on the avail list"
+        );
+        debug_assert_ne!(
+            (*ss).free_slabs.load(Relaxed),
+            0,
+            "a full superslab on avail"
+        );
         (*ss).prev = ptr::null_mut();
         (*ss).next = c.avail;
         if !c.avail.is_null() {
@@ -775,6 +922,14 @@ unsafe fn avail_push(c: &mut Central, ss: *mut SuperSlab) {
 unsafe fn avail_remove(c: &mut Central, ss: *mut SuperSlab) {
     // SAFETY: `ss` is in this class's avail list; lock held.
     unsafe {
+        debug_assert!(
+            (*ss).in_avail,
+            "a superslab removed from a list it is not on"
+        );
+        debug_assert!(
+            !(*ss).prev.is_null() || c.avail == ss,
+            "a broken avail list"
+        );
         if (*ss).prev.is_null() {
             c.avail = (*ss).next;
         } else {
@@ -813,6 +968,15 @@ fn new_superslab(cls: usize) -> *mut SuperSlab {
     if base.is_null() {
         return ptr::null_mut();
     }
+    debug_assert!(
+        (base as usize).is_multiple_of(SS_SIZE),
+        "a misaligned superslab"
+    );
+    debug_assert_eq!(
+        registry::kind_of(base),
+        Kind::None,
+        "a new superslab's unit is registered already"
+    );
     let ss = base.cast::<SuperSlab>();
     let bs = block_size(cls);
     let shift = slab_shift(cls);
@@ -848,17 +1012,21 @@ fn new_superslab(cls: usize) -> *mut SuperSlab {
     // SAFETY: the header is initialized; publish it (the registry store is a release
     // store, so a validator that sees the unit as a superslab sees the header).
     unsafe { (*ss).magic.store(MAGIC, Relaxed) };
-    if !registry::mark(base, 1, Kind::Superslab) {
+    // SAFETY: `base` is our superslab with its header initialized.
+    if unsafe { !registry::mark(base, 1, Kind::Superslab) } {
         // SAFETY: `base` is our fresh superslab, never published.
         unsafe { os::unmap(base, SS_SIZE) };
         return ptr::null_mut();
     }
-    SS_LIVE.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+    SS_LIVE.fetch_add(1, Relaxed);
+    // SAFETY: just initialized and registered.
+    unsafe { debug_check_superslab(ss, cls) };
     ss
 }
 
 /// A slab of class `cls` with room, new in the partial list; null when out of memory.
 unsafe fn new_slab(c: &mut Central, cls: usize) -> *mut Slab {
+    assert_class_locked(cls);
     let mut ss = c.avail;
     if ss.is_null() {
         ss = new_superslab(cls);
@@ -870,6 +1038,7 @@ unsafe fn new_slab(c: &mut Central, cls: usize) -> *mut Slab {
     }
     // SAFETY: `ss` is a live superslab of this class with a free slab; lock held.
     unsafe {
+        debug_check_superslab(ss, cls);
         let st = stats_of(cls);
         if st.shrinking.load(Relaxed) {
             // Growing again: the phase of frees is over.
@@ -882,12 +1051,23 @@ unsafe fn new_slab(c: &mut Central, cls: usize) -> *mut Slab {
         }
         let free = (*ss).free_slabs.load(Relaxed);
         // Prefer a spare: its pages are still committed.
+        debug_assert_ne!(free, 0, "a superslab on the avail list with no free slab");
+        debug_assert_eq!(
+            (*ss).spare_slabs & !free,
+            0,
+            "a spare slab that is not free"
+        );
         let idx = if (*ss).spare_slabs != 0 {
+            debug_assert!(c.spares > 0, "a spare slab not counted");
             c.spares -= 1;
             (*ss).spare_slabs.trailing_zeros() as usize
         } else {
             free.trailing_zeros() as usize
         };
+        debug_assert!(
+            idx < (*ss).n_slabs as usize,
+            "a free bit past the last slab"
+        );
         (*ss).spare_slabs &= !(1u64 << idx);
         let free = free & !(1u64 << idx);
         (*ss).free_slabs.store(free, Relaxed);
@@ -907,6 +1087,9 @@ unsafe fn new_slab(c: &mut Central, cls: usize) -> *mut Slab {
 unsafe fn slab_empty(c: &mut Central, s: *mut Slab) {
     // SAFETY: `s` is a slab of this class with used == 0; lock held.
     unsafe {
+        debug_assert_eq!((*s).used, 0, "slab_empty of a slab in use");
+        debug_check_superslab(ss_of((*s).start), (*ss_of((*s).start)).class as usize);
+        assert_class_locked((*ss_of((*s).start)).class as usize);
         if (*s).in_partial {
             partial_remove(c, s);
         }
@@ -922,20 +1105,40 @@ unsafe fn slab_empty(c: &mut Central, s: *mut Slab) {
         let ss = ss_of((*s).start);
         let slabs = ptr::addr_of_mut!((*ss).slabs).cast::<Slab>();
         let idx = s.offset_from(slabs) as usize;
+        debug_assert_eq!(
+            (*ss).free_slabs.load(Relaxed) & (1u64 << idx),
+            0,
+            "an empty slab that was not in use"
+        );
         let free = (*ss).free_slabs.load(Relaxed) | (1u64 << idx);
         (*ss).free_slabs.store(free, Relaxed);
         let n = (*ss).n_slabs;
         let all = if n == 64 { u64::MAX } else { (1u64 << n) - 1 };
         if free == all {
+            debug_assert!(
+                c.spares >= (*ss).spare_slabs.count_ones(),
+                "spares miscounted"
+            );
             c.spares -= (*ss).spare_slabs.count_ones();
             (*ss).spare_slabs = 0;
             if (*ss).in_avail {
                 avail_remove(c, ss);
             }
             (*ss).magic.store(0, Relaxed);
-            registry::mark(ss.cast(), 1, Kind::None);
-            SS_LIVE.fetch_sub(1, core::sync::atomic::Ordering::Relaxed);
+            #[cfg(loom)]
+            let late =
+                hakmem_os_stats::sync::mutation::on(hakmem_os_stats::sync::mutation::LATE_UNMARK);
+            #[cfg(not(loom))]
+            let late = false;
+            // The ordering rule: unmarked before the release policy may reuse or unmap it.
+            if !late {
+                registry::mark(ss.cast(), 1, Kind::None);
+            }
+            SS_LIVE.fetch_sub(1, Relaxed);
             release::ss_maybe_decommit_superslab(ss.cast(), SS_SIZE);
+            if late {
+                registry::mark(ss.cast(), 1, Kind::None);
+            }
         } else {
             if !(*ss).in_avail {
                 avail_push(c, ss);
@@ -976,6 +1179,8 @@ unsafe fn decommit_spares(c: &mut Central) {
             ss = (*ss).next;
         }
     }
+    // Every spare is a free slab, so its superslab is on the avail list.
+    debug_assert_eq!(c.spares, 0, "a spare slab outside the avail list");
 }
 
 /// Take up to `want` blocks of class `cls` (`want >= 1`). The chain is shorter only when
@@ -1007,11 +1212,11 @@ pub fn refill_upto(cls: usize, want: u32, max: u32) -> Chain {
     }
     let bs = block_size(cls);
     let mut chain = Chain::EMPTY;
-    // SAFETY: the class lock serializes all access to this class's central state and
-    // its slabs' metadata.
+    let mut g = pc.0.lock();
+    let c = &mut *g;
+    // SAFETY: the class lock (held by `g`) serializes all access to this class's
+    // central state and its slabs' metadata.
     unsafe {
-        let c = &mut *pc.0.get();
-        c.lock.lock();
         let mut from_free = 0i64;
         while chain.count < want {
             let mut s = c.partial;
@@ -1022,6 +1227,8 @@ pub fn refill_upto(cls: usize, want: u32, max: u32) -> Chain {
                 }
             }
             let sl = &mut *s;
+            debug_check_superslab(ss_of(sl.start), cls);
+            debug_assert!(sl.in_partial, "a slab with room not on the partial list");
             while chain.count < want && !sl.free.is_null() {
                 let b = sl.free;
                 sl.free = next_of(b.cast()).cast();
@@ -1041,12 +1248,14 @@ pub fn refill_upto(cls: usize, want: u32, max: u32) -> Chain {
                 sl.used += 1;
             }
             sl.carved.store(carved, Relaxed);
+            debug_assert!(carved <= sl.capacity && sl.used <= carved, "slab counts");
             if sl.free.is_null() && carved == sl.capacity {
                 partial_remove(c, s);
             }
         }
+        debug_assert!(chain.count <= want, "a refill of more than asked");
         let st = stats_of(cls);
-        stat_add(&st.out, chain.count as i64);
+        stat_add_nonneg(&st.out, chain.count as i64);
         stat_add(&st.free, -from_free);
         note_refill(st);
         if HARDENED && chain.count > 1 {
@@ -1059,7 +1268,7 @@ pub fn refill_upto(cls: usize, want: u32, max: u32) -> Chain {
             }
             shuffle(&mut chain, &mut c.rng);
         }
-        c.lock.unlock();
+        drop(g);
         if !chain.tail.is_null() {
             set_next(chain.tail, ptr::null_mut());
         }
@@ -1084,6 +1293,7 @@ pub unsafe fn flush(cls: usize, head: *mut u8, count: u32) -> bool {
     let Some(pc) = CENTRAL.get(cls) else {
         return false;
     };
+    debug_assert!(count > 0 && !head.is_null(), "a flush of an empty chain");
     let st = stats_of(cls);
     let bytes = count as usize * block_size(cls);
     // A whole chain goes to the transfer cache when it has room (not while the class is
@@ -1097,11 +1307,11 @@ pub unsafe fn flush(cls: usize, head: *mut u8, count: u32) -> bool {
     if cached && !st.shrinking.load(Relaxed) && !should_shrink(cls) {
         return false;
     }
+    let mut g = pc.0.lock();
+    let c = &mut *g;
     // SAFETY: as in `refill`; the blocks are ours to return by the caller's guarantee
     // (unless they went to the transfer cache above).
     unsafe {
-        let c = &mut *pc.0.get();
-        c.lock.lock();
         if !cached {
             flush_locked(c, cls, head, count);
         }
@@ -1115,7 +1325,6 @@ pub unsafe fn flush(cls: usize, head: *mut u8, count: u32) -> bool {
             // Chains in the transfer cache would pin their slabs: back to the slabs.
             xfer_drain_locked(c, cls);
         }
-        c.lock.unlock();
         shrinking
     }
 }
@@ -1125,13 +1334,21 @@ pub unsafe fn flush(cls: usize, head: *mut u8, count: u32) -> bool {
 /// # Safety
 /// As [`flush`], with `c` the locked central state of `cls`.
 unsafe fn flush_locked(c: &mut Central, cls: usize, head: *mut u8, count: u32) {
+    assert_class_locked(cls);
     // SAFETY: the caller holds the lock and gives the blocks up.
     unsafe {
         let mut b = head;
         let mut n = 0;
         while n < count && !b.is_null() {
             let next = next_of(b);
+            debug_check_superslab(ss_of(b), cls);
+            debug_assert_eq!(
+                validate_class(b),
+                Some(cls),
+                "a flushed block is not a block"
+            );
             let s = slab_of(b);
+            debug_assert!((*s).used > 0, "a block returned to a slab with none out");
             set_next(b, (*s).free.cast());
             (*s).free = b.cast();
             (*s).used -= 1;
@@ -1143,8 +1360,12 @@ unsafe fn flush_locked(c: &mut Central, cls: usize, head: *mut u8, count: u32) {
             b = next;
             n += 1;
         }
+        debug_assert!(
+            n == count && b.is_null(),
+            "a chain's count and links disagree"
+        );
         let st = stats_of(cls);
-        stat_add(&st.out, -(n as i64));
+        stat_add_nonneg(&st.out, -(n as i64));
         stat_add(&st.free, n as i64);
     }
 }
@@ -1189,13 +1410,8 @@ unsafe fn shuffle(chain: &mut Chain, rng: &mut u64) {
 /// and superslabs can be released.
 pub fn drain_transfer_caches() {
     for (cls, pc) in CENTRAL.iter().enumerate() {
-        // SAFETY: the class lock is held around the drain.
-        unsafe {
-            let c = &mut *pc.0.get();
-            c.lock.lock();
-            xfer_drain_locked(c, cls);
-            c.lock.unlock();
-        }
+        // SAFETY: the locked central state of `cls`.
+        unsafe { xfer_drain_locked(&mut pc.0.lock(), cls) };
     }
 }
 
@@ -1205,43 +1421,50 @@ pub fn reserve(cls: usize) -> bool {
     let Some(pc) = CENTRAL.get(cls) else {
         return false;
     };
-    // SAFETY: lock held around all access to the central state.
-    unsafe {
-        let c = &mut *pc.0.get();
-        c.lock.lock();
-        let ok = !c.partial.is_null() || !new_slab(c, cls).is_null();
-        c.lock.unlock();
-        ok
-    }
+    let mut c = pc.0.lock();
+    // SAFETY: the locked central state of `cls`.
+    !c.partial.is_null() || unsafe { !new_slab(&mut c, cls).is_null() }
 }
 
 /// Superslabs live now.
 pub fn superslabs_live() -> usize {
-    SS_LIVE.load(core::sync::atomic::Ordering::Relaxed)
+    SS_LIVE.load(Relaxed)
 }
 
 /// Fork handler: take every class lock (in class order), then every transfer-cache
 /// shard lock, then the release-policy locks.
-pub fn fork_prepare() {
-    for pc in &CENTRAL {
-        // SAFETY: only the lock field is touched.
-        unsafe { (*pc.0.get()).lock.lock() };
+///
+/// # Safety
+/// Only in a `pthread_atfork` prepare handler, paired with [`fork_release`] in the
+/// parent's and the child's handlers; the calling thread holds none of these locks.
+pub unsafe fn fork_prepare() {
+    // SAFETY: forwarded caller guarantee (a fork handler, paired with `fork_release`).
+    unsafe {
+        for pc in CENTRAL.iter() {
+            pc.0.fork_lock();
+        }
+        for sh in XFER.iter().flatten() {
+            sh.chains.fork_lock();
+        }
+        release::fork_prepare();
     }
-    for sh in XFER.iter().flatten() {
-        sh.lock.lock();
-    }
-    release::fork_prepare();
 }
 
 /// Fork handler for parent and child: release what [`fork_prepare`] took.
-pub fn fork_release() {
-    release::fork_release();
-    for sh in XFER.iter().flatten() {
-        sh.lock.unlock();
-    }
-    for pc in &CENTRAL {
-        // SAFETY: only the lock field is touched; the forking thread took it.
-        unsafe { (*pc.0.get()).lock.unlock() };
+///
+/// # Safety
+/// The calling thread took the locks with [`fork_prepare`] (before the `fork`, in the
+/// child) and has not released them since.
+pub unsafe fn fork_release() {
+    // SAFETY: forwarded caller guarantee.
+    unsafe {
+        release::fork_release();
+        for sh in XFER.iter().flatten() {
+            sh.chains.fork_unlock();
+        }
+        for pc in CENTRAL.iter() {
+            pc.0.fork_unlock();
+        }
     }
 }
 

@@ -28,8 +28,10 @@
 //! The other order (unmark after `munmap` / `mremap`) is the bug this rule forbids: in
 //! the window, another thread can map the freed range, mark it, and then see its mark
 //! erased by the late unmark, after which its valid blocks are refused as foreign.
-//! The loom model `registry_unmark_before_move` checks the rule (with a mutation that
-//! unmarks late and must fail), and `crates/hakmem/tests/large_race.rs` the real thing.
+//! Loom checks the rule on the shipped `slab_empty` (`registry_unmark_before_release`)
+//! and on a model of the large move (`registry_unmark_before_move`), each with a
+//! mutation that unmarks late and must fail; `crates/hakmem/tests/large_race.rs` checks
+//! the real large move. [`mark`] is `unsafe`: safe code trusts what it says.
 use core::ptr;
 use core::sync::atomic::{AtomicPtr, AtomicU8, Ordering};
 use hakmem_os_stats::os;
@@ -50,6 +52,20 @@ const VA_BITS: u32 = 47;
 const ENTRIES: usize = 1 << (VA_BITS - crate::SS_SHIFT);
 
 static MAP: AtomicPtr<AtomicU8> = AtomicPtr::new(ptr::null_mut());
+
+// Under loom: the table's bytes live in a mapping, out of loom's sight, so every mark
+// and lookup also touches this loom atomic, which makes it a point where loom may switch
+// threads (and orders marks and lookups as the table's Release/Acquire bytes do).
+#[cfg(loom)]
+hakmem_os_stats::sync_static! {
+    static SEEN: hakmem_os_stats::sync::AtomicUsize = hakmem_os_stats::sync::AtomicUsize::new(0);
+}
+
+#[inline(always)]
+fn loom_switch_point() {
+    #[cfg(loom)]
+    SEEN.fetch_add(1, hakmem_os_stats::sync::Ordering::AcqRel);
+}
 
 #[cold]
 fn init() -> *mut AtomicU8 {
@@ -76,7 +92,16 @@ fn map() -> *mut AtomicU8 {
 /// Mark `units` units from `base` (unit-aligned) as `kind`. Returns false if the
 /// registry could not be mapped (out of memory) or the range is outside the user
 /// address space.
-pub fn mark(base: *mut u8, units: usize, kind: Kind) -> bool {
+///
+/// # Safety
+/// Safe code trusts the registry ([`crate::validate_class`] and [`crate::ss_lookup`]
+/// read the superslab header of any unit marked `Superslab`; `hakmem-large` reads the
+/// block header of a `Large` one), so the caller owns the units and keeps the ordering
+/// rule above: for `Kind::Superslab`, `base` is a superslab of this crate whose header
+/// is initialized; for `Kind::Large`, the units belong to a large mapping of the caller,
+/// mapped and readable (its block header is written, or reads as zero, before the block
+/// is handed out); `Kind::None` is written before the range leaves the caller's hands.
+pub unsafe fn mark(base: *mut u8, units: usize, kind: Kind) -> bool {
     debug_assert!(
         (base as usize).is_multiple_of(crate::SS_SIZE),
         "registry::mark of an address that is not unit-aligned"
@@ -90,7 +115,19 @@ pub fn mark(base: *mut u8, units: usize, kind: Kind) -> bool {
     if m.is_null() {
         return false;
     }
+    loom_switch_point();
     for i in first..first + units {
+        // A unit has one owner, who marks it once and unmarks it once: a mark flips it
+        // between `None` and a kind (anything else is two owners of one unit).
+        #[cfg(debug_assertions)]
+        {
+            // SAFETY: i < ENTRIES, inside the registry mapping.
+            let old = unsafe { (*m.add(i)).load(Ordering::Relaxed) };
+            debug_assert!(
+                (old == Kind::None as u8) != (kind == Kind::None),
+                "registry unit {i:#x}: {old} marked {kind:?} (not a flip)"
+            );
+        }
         // SAFETY: i < ENTRIES, inside the registry mapping.
         unsafe { (*m.add(i)).store(kind as u8, Ordering::Release) };
     }
@@ -100,6 +137,7 @@ pub fn mark(base: *mut u8, units: usize, kind: Kind) -> bool {
 /// What the unit holding `p` is.
 #[inline]
 pub fn kind_of(p: *const u8) -> Kind {
+    loom_switch_point();
     let i = p as usize >> crate::SS_SHIFT;
     let m = MAP.load(Ordering::Acquire);
     if i >= ENTRIES || m.is_null() {
@@ -121,12 +159,16 @@ mod tests {
     fn mark_and_lookup() {
         let base = (0x7000_0000_0000usize) as *mut u8;
         assert_eq!(kind_of(base), Kind::None);
-        assert!(mark(base, 2, Kind::Large));
-        assert_eq!(kind_of(base.wrapping_add(5 << 20)), Kind::Large);
-        assert_eq!(kind_of(base.wrapping_add(8 << 20)), Kind::None);
-        assert!(mark(base, 2, Kind::None));
-        assert_eq!(kind_of(base), Kind::None);
-        assert_eq!(kind_of(usize::MAX as *const u8), Kind::None);
-        assert!(!mark((1usize << 47) as *mut u8, 1, Kind::Large));
+        // SAFETY: nobody maps or validates this unit in this test binary (a `Large` mark
+        // is read only by `hakmem-large`, which is not linked here).
+        unsafe {
+            assert!(mark(base, 2, Kind::Large));
+            assert_eq!(kind_of(base.wrapping_add(5 << 20)), Kind::Large);
+            assert_eq!(kind_of(base.wrapping_add(8 << 20)), Kind::None);
+            assert!(mark(base, 2, Kind::None));
+            assert_eq!(kind_of(base), Kind::None);
+            assert_eq!(kind_of(usize::MAX as *const u8), Kind::None);
+            assert!(!mark((1usize << 47) as *mut u8, 1, Kind::Large));
+        }
     }
 }

@@ -208,8 +208,9 @@ pub fn thread_init() -> bool {
             return false;
         }
         for (cls, (b, &limit)) in c.bins.iter_mut().zip(LIMITS.iter()).enumerate() {
-            b.limit = limit;
-            b.set_block_size(block_size(cls));
+            b.set_limit(limit);
+            // SAFETY: bin `cls` holds class `cls`.
+            unsafe { b.set_block_size(block_size(cls)) };
         }
         c.state = State::Active;
         true
@@ -230,7 +231,8 @@ pub fn thread_init() -> bool {
         // No exit hook (the key could not be created or set) or no registry node: a
         // cache would outlive the thread, or escape the stats. Cache nothing instead.
         with_cache(|c| {
-            drain_all(&mut c.bins, 0, true);
+            // SAFETY: `bins[i]` holds class `0 + i`.
+            unsafe { drain_all(&mut c.bins, 0, true) };
             c.state = State::Dead;
         });
     }
@@ -253,7 +255,8 @@ pub fn alloc_slow_class(cls: usize) -> *mut u8 {
         thread_init();
     }
     with_cache(|c| match c.bins.get_mut(cls) {
-        Some(b) => b.pop_or_refill(cls, limit_at(cls)),
+        // SAFETY: the bin of class `cls` holds class `cls`.
+        Some(b) => unsafe { b.pop_or_refill(cls, limit_at(cls)) },
         None => core::ptr::null_mut(),
     })
 }
@@ -313,7 +316,8 @@ pub unsafe fn tiny_free(p: *mut u8, size: usize) {
 /// Give every block cached by the calling thread back to the slabs.
 pub fn thread_flush() {
     with_cache(|c| {
-        drain_all(&mut c.bins, 0, false);
+        // SAFETY: `bins[i]` holds class `0 + i`.
+        unsafe { drain_all(&mut c.bins, 0, false) };
     })
 }
 
@@ -324,7 +328,8 @@ pub fn prewarm(cls: usize, n: u32) -> bool {
         return false;
     }
     thread_init();
-    with_cache(|c| c.bins[cls].fill_to(cls, n))
+    // SAFETY: the bin of class `cls` holds class `cls`.
+    with_cache(|c| unsafe { c.bins[cls].fill_to(cls, n) })
 }
 
 /// Blocks cached by the calling thread (all classes).
@@ -338,7 +343,8 @@ pub fn thread_cached_blocks() -> u64 {
 /// call on this thread, from another destructor, must not start a cache).
 fn on_thread_exit() {
     with_cache(|c| {
-        drain_all(&mut c.bins, 0, true);
+        // SAFETY: `bins[i]` holds class `0 + i`.
+        unsafe { drain_all(&mut c.bins, 0, true) };
         if !c.node.is_null() {
             // SAFETY: registered by `thread_init`, not unregistered since.
             unsafe { REGISTRY.unregister(c.node) };
@@ -402,7 +408,7 @@ mod tests {
             unsafe { tiny_free(p, size) };
         }
         for cls in 0..NTINY {
-            assert!(with_cache(|c| c.bins[cls].count() <= c.bins[cls].limit));
+            assert!(with_cache(|c| c.bins[cls].count() <= c.bins[cls].limit()));
         }
     }
 

@@ -93,17 +93,20 @@ static PROCESS: AtomicU8 = AtomicU8::new(0);
 extern "C" fn fork_prepare() {
     hakmem_tiny_fast::fork_prepare();
     hakmem_mid::fork_prepare();
-    hakmem_ss_allocation::fork_prepare();
+    // SAFETY: the prepare handler, paired with `fork_release` / `fork_child`.
+    unsafe { hakmem_ss_allocation::fork_prepare() };
 }
 
 extern "C" fn fork_release() {
-    hakmem_ss_allocation::fork_release();
+    // SAFETY: the parent's handler; this thread took the locks in `fork_prepare`.
+    unsafe { hakmem_ss_allocation::fork_release() };
     hakmem_mid::fork_release();
     hakmem_tiny_fast::fork_release();
 }
 
 extern "C" fn fork_child() {
-    hakmem_ss_allocation::fork_release();
+    // SAFETY: the child's handler; its only thread took the locks in `fork_prepare`.
+    unsafe { hakmem_ss_allocation::fork_release() };
     hakmem_mid::fork_child();
     hakmem_tiny_fast::fork_child();
 }

@@ -92,7 +92,8 @@ enum Owner {
 #[inline(always)]
 fn owner(p: *mut u8) -> Result<Owner, BadPointer> {
     match registry::kind_of(p) {
-        Kind::Superslab => match hakmem_ss_allocation::validate_class_in_superslab(p) {
+        // SAFETY: the registry just said `p`'s unit is a live superslab.
+        Kind::Superslab => match unsafe { hakmem_ss_allocation::validate_class_in_superslab(p) } {
             Some(cls) => Ok(Owner::Slab(cls)),
             None => Err(BadPointer::Interior),
         },
