@@ -12,12 +12,15 @@
 //!   95% CI, and a verdict against criteria printed first. See `docs/ab.md`.
 //! - `stress`: the multi-threaded stress test with every block's contents checked.
 //! - `fastpath`: instructions on the hit path of alloc/dealloc, against a budget.
+//! - `sanitize`: the multi-threaded tests under ThreadSanitizer / AddressSanitizer where a
+//!   nightly toolchain allows (`SKIPPED: <why>` otherwise). See `docs/security.md`.
 
 mod ab;
 mod bench;
 mod fastpath;
 mod host;
 mod preset;
+mod sanitize;
 mod soak;
 mod stress;
 
@@ -33,6 +36,7 @@ commands:
   ab        A/B of two environments or feature sets, with a CI (cargo xtask ab --help)
   stress    multi-threaded stress with contents checked on every free (--help)
   fastpath  instructions on the fast path of alloc/dealloc vs a budget (--help)
+  sanitize  the multi-threaded tests under TSan / ASan, if a nightly allows (--help)
   help      this text
 ";
 
@@ -46,6 +50,7 @@ fn main() -> ExitCode {
         Some("ab") => ab::main(args.collect()),
         Some("stress") => stress::main(args.collect()),
         Some("fastpath") => fastpath::main(args.collect()),
+        Some("sanitize") => sanitize::main(args.collect()),
         None | Some("help" | "--help" | "-h") => {
             print!("{HELP}");
             ExitCode::SUCCESS

@@ -55,6 +55,7 @@
 #![deny(missing_docs)]
 #![no_std]
 
+pub mod asan;
 pub mod bins;
 pub mod class;
 pub mod registry;
@@ -897,6 +898,12 @@ unsafe fn new_slab(c: &mut Central, cls: usize) -> *mut Slab {
         (*s).free = ptr::null_mut();
         (*s).used = 0;
         (*s).carved.store(0, Relaxed);
+        if asan::ENABLED {
+            let start = (*s).start;
+            let end = ss.cast::<u8>().add(SS_SIZE);
+            let len = (1usize << (*ss).slab_shift).min(end.offset_from(start) as usize);
+            asan::slab_issued(start, len);
+        }
         partial_push(c, s);
         s
     }
@@ -934,6 +941,7 @@ unsafe fn slab_empty(c: &mut Central, s: *mut Slab) {
             (*ss).magic.store(0, Relaxed);
             registry::mark(ss.cast(), 1, Kind::None);
             SS_LIVE.fetch_sub(1, core::sync::atomic::Ordering::Relaxed);
+            asan::superslab_released(ss.cast(), SS_SIZE);
             release::ss_maybe_decommit_superslab(ss.cast(), SS_SIZE);
         } else {
             if !(*ss).in_avail {
@@ -1031,10 +1039,12 @@ pub fn refill_upto(cls: usize, want: u32, max: u32) -> Chain {
             let mut carved = sl.carved.load(Relaxed);
             while chain.count < want && carved < sl.capacity {
                 let b = sl.start.add(carved as usize * bs);
+                asan::block_carving(b, bs);
                 // A fresh block is free: mark it, so that freeing it before it was ever
                 // handed out is caught like a double free (double-free-check builds).
                 bins::set_free_mark(b);
                 bins::scrub_fresh(b, bs);
+                asan::block_carved(b, bs);
                 chain.push_back(b);
                 carved += 1;
                 sl.used += 1;
