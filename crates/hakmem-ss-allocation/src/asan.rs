@@ -15,15 +15,15 @@
 //!
 //! It does not catch: an overflow into a *live* neighbour (there are no redzones between
 //! blocks), an access into the slack between the size asked for and the block size
-//! ([`usable_size`](../../hakmem/fn.usable_size.html) promises those bytes), or anything
-//! about large blocks (their own mappings; a freed one is unmapped or cached).
+//! (the facade's `usable_size` promises those bytes), or anything about large blocks
+//! (their own mappings; a freed one is unmapped or cached).
 //!
-//! The state changes are: a slab handed to a class is poisoned whole ([`slab_issued`]);
-//! a block carved from it is unpoisoned, initialized and poisoned past its link words
-//! ([`block_carved`]); a block leaving a thread cache for the program is unpoisoned whole
-//! ([`block_handed_out`]); a block freed into a thread cache is poisoned past its link
-//! words ([`block_freed`]); an empty superslab leaving this box is unpoisoned whole
-//! ([`superslab_released`]), so no stale poison reaches a later owner of its memory.
+//! The state changes are: a slab handed to a class is poisoned whole (`slab_issued`); a
+//! block carved from it is unpoisoned, initialized and poisoned past its link words
+//! (`block_carving`, `block_carved`); a block leaving a thread cache for the program is
+//! unpoisoned whole (`block_handed_out`); a block freed into a thread cache is poisoned
+//! past its link words (`block_freed`); an empty superslab leaving this box is unpoisoned
+//! whole (`superslab_released`), so no stale poison reaches a later owner of its memory.
 
 #[cfg(hakmem_asan)]
 unsafe extern "C" {
@@ -119,7 +119,7 @@ pub(crate) unsafe fn block_carved(p: *mut u8, bs: usize) {
 /// # Safety
 /// `p` is a free block of a live superslab, now the caller's.
 #[inline(always)]
-pub unsafe fn block_handed_out(p: *mut u8) {
+pub(crate) unsafe fn block_handed_out(p: *mut u8) {
     #[cfg(hakmem_asan)]
     // SAFETY: forwarded caller guarantee.
     unsafe {
@@ -134,7 +134,7 @@ pub unsafe fn block_handed_out(p: *mut u8) {
 /// # Safety
 /// `p` is a block of a live superslab that the caller just gave up.
 #[inline(always)]
-pub unsafe fn block_freed(p: *mut u8) {
+pub(crate) unsafe fn block_freed(p: *mut u8) {
     #[cfg(hakmem_asan)]
     // SAFETY: forwarded caller guarantee.
     unsafe {

@@ -25,6 +25,9 @@
 //! **Features**: `double-free-check` (free marks, see [`bins`]) and `hardened` (free-list
 //! links encoded with a per-process secret and checked on use, shuffled refills, guard
 //! pages after each superslab header). Both off: no code, no branch.
+//! `cfg(hakmem_asan)` (set only by the AddressSanitizer build of `cargo xtask sanitize`):
+//! free blocks are poisoned for ASan past their link words and unpoisoned as they are
+//! handed out ([`asan`]); without it, no code.
 //!
 //! **Invariants**
 //! - A block's superslab is `addr & !(SS_SIZE - 1)`; its slab index is
