@@ -14,6 +14,8 @@
 //! - `fastpath`: instructions on the hit path of alloc/dealloc, against a budget.
 //! - `fuzz`: the differential fuzzer (`crates/hakmem-fuzz`) against `hakmem::raw`,
 //!   `GlobalAlloc` and the C API under `LD_PRELOAD`, in every preset. See `docs/fuzz.md`.
+//! - `sanitize`: the multi-threaded tests under ThreadSanitizer / AddressSanitizer where a
+//!   nightly toolchain allows (`SKIPPED: <why>` otherwise). See `docs/security.md`.
 
 mod ab;
 mod bench;
@@ -21,6 +23,7 @@ mod fastpath;
 mod fuzz;
 mod host;
 mod preset;
+mod sanitize;
 mod soak;
 mod stats;
 mod stress;
@@ -40,6 +43,7 @@ commands:
   stress    multi-threaded stress with contents checked on every free (--help)
   fastpath  instructions on the fast path of alloc/dealloc vs a budget (--help)
   fuzz      differential fuzzer of the Rust and C APIs, every preset (--help)
+  sanitize  the multi-threaded tests under TSan / ASan, if a nightly allows (--help)
   help      this text
 ";
 
@@ -54,6 +58,7 @@ fn main() -> ExitCode {
         Some("stress") => stress::main(args.collect()),
         Some("fastpath") => fastpath::main(args.collect()),
         Some("fuzz") => fuzz::main(args.collect()),
+        Some("sanitize") => sanitize::main(args.collect()),
         None | Some("help" | "--help" | "-h") => {
             print!("{HELP}");
             ExitCode::SUCCESS

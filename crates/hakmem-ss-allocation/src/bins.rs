@@ -330,6 +330,7 @@ impl Bin {
             // SAFETY: `p` is a free block in this bin (invariant), now the caller's.
             unsafe {
                 self.head = next_of(p);
+                crate::asan::block_handed_out(p);
                 clear_mark(p);
                 check_scrubbed(p, self.block_size());
             }
@@ -350,6 +351,7 @@ impl Bin {
             unsafe {
                 scrub(p, self.block_size());
                 free_block(p, self.head);
+                crate::asan::block_freed(p);
             }
             self.head = p;
             self.set_count(self.count() + 1);
@@ -387,6 +389,7 @@ impl Bin {
         // SAFETY: the chain is ours.
         unsafe {
             debug_assert_eq!(crate::class_of_block(p), cls, "a refill of another class");
+            crate::asan::block_handed_out(p);
             clear_mark(p);
             check_scrubbed(p, self.block_size());
             self.head = next_of(p);
@@ -416,6 +419,7 @@ impl Bin {
             debug_assert_eq!(crate::class_of_block(p), cls, "a free into another class");
             scrub(p, self.block_size());
             free_block(p, self.head);
+            crate::asan::block_freed(p);
         }
         self.head = p;
         self.set_count(self.count() + 1);
@@ -1068,5 +1072,55 @@ mod tests {
         }
         assert_eq!(b.count(), 0);
         assert!(b.is_empty());
+    }
+
+    /// `hakmem_asan` builds (`cargo xtask sanitize --sanitizer address`): a free block is
+    /// poisoned past its link words, a block handed out is addressable whole, and the
+    /// uncarved rest of a slab is poisoned.
+    #[cfg(hakmem_asan)]
+    #[test]
+    fn asan_poisons_free_blocks_past_their_links() {
+        unsafe extern "C" {
+            fn __asan_address_is_poisoned(addr: *const u8) -> i32;
+        }
+        // SAFETY: ASan's query reads only its shadow memory.
+        let poisoned = |p: *mut u8| unsafe { __asan_address_is_poisoned(p) != 0 };
+        let whole = |p: *mut u8, bs: usize| (0..bs).all(|i| !poisoned(p.wrapping_add(i)));
+        let free = |p: *mut u8, bs: usize| {
+            (0..crate::asan::LINK_BYTES).all(|i| !poisoned(p.wrapping_add(i)))
+                && (crate::asan::LINK_BYTES..bs).all(|i| poisoned(p.wrapping_add(i)))
+        };
+        let cls = 6; // 112-byte blocks, used by no other test here
+        let bs = crate::class::block_size(cls);
+        let mut b = Bin {
+            limit: 8,
+            ..Bin::EMPTY
+        };
+        let p = b.refill(cls);
+        assert!(!p.is_null());
+        assert!(whole(p, bs), "a block handed out is addressable whole");
+        let q = b.head;
+        assert!(!q.is_null());
+        assert!(free(q, bs), "a block in a bin is poisoned past its link");
+        // The slab's uncarved tail: the first slab of a fresh class carved exactly
+        // `limit / 2` blocks (in some order: hardened builds shuffle them).
+        let mut first = p;
+        let mut r = q;
+        while !r.is_null() {
+            first = first.min(r);
+            // SAFETY: a block of the bin's list.
+            r = unsafe { next_of(r) };
+        }
+        let tail = first.wrapping_add(4 * bs);
+        assert!(poisoned(tail) && poisoned(tail.wrapping_add(bs - 1)));
+        // SAFETY: `p` is ours, of class `cls`.
+        unsafe { assert!(b.push(p)) };
+        assert!(free(p, bs), "a freed block is poisoned past its link");
+        assert_eq!(b.pop(), p);
+        assert!(whole(p, bs));
+        // SAFETY: as above.
+        unsafe { assert!(b.push(p)) };
+        b.drain(cls);
+        crate::drain_transfer_caches();
     }
 }

@@ -26,6 +26,9 @@
 //! **Features**: `double-free-check` (free marks, see [`bins`]) and `hardened` (free-list
 //! links encoded with a per-process secret and checked on use, shuffled refills, guard
 //! pages after each superslab header). Both off: no code, no branch.
+//! `cfg(hakmem_asan)` (set only by the AddressSanitizer build of `cargo xtask sanitize`):
+//! free blocks are poisoned for ASan past their link words and unpoisoned as they are
+//! handed out ([`asan`]); without it, no code.
 //!
 //! **Invariants**
 //! - A block's superslab is `addr & !(SS_SIZE - 1)`; its slab index is
@@ -65,6 +68,7 @@
 #![deny(missing_docs)]
 #![no_std]
 
+pub mod asan;
 pub mod bins;
 pub mod class;
 pub mod registry;
@@ -1078,6 +1082,12 @@ unsafe fn new_slab(c: &mut Central, cls: usize) -> *mut Slab {
         (*s).free = ptr::null_mut();
         (*s).used = 0;
         (*s).carved.store(0, Relaxed);
+        if asan::ENABLED {
+            let start = (*s).start;
+            let end = ss.cast::<u8>().add(SS_SIZE);
+            let len = (1usize << (*ss).slab_shift).min(end.offset_from(start) as usize);
+            asan::slab_issued(start, len);
+        }
         partial_push(c, s);
         s
     }
@@ -1135,6 +1145,7 @@ unsafe fn slab_empty(c: &mut Central, s: *mut Slab) {
                 registry::mark(ss.cast(), 1, Kind::None);
             }
             SS_LIVE.fetch_sub(1, Relaxed);
+            asan::superslab_released(ss.cast(), SS_SIZE);
             release::ss_maybe_decommit_superslab(ss.cast(), SS_SIZE);
             if late {
                 registry::mark(ss.cast(), 1, Kind::None);
@@ -1239,10 +1250,12 @@ pub fn refill_upto(cls: usize, want: u32, max: u32) -> Chain {
             let mut carved = sl.carved.load(Relaxed);
             while chain.count < want && carved < sl.capacity {
                 let b = sl.start.add(carved as usize * bs);
+                asan::block_carving(b, bs);
                 // A fresh block is free: mark it, so that freeing it before it was ever
                 // handed out is caught like a double free (double-free-check builds).
                 bins::set_free_mark(b);
                 bins::scrub_fresh(b, bs);
+                asan::block_carved(b, bs);
                 chain.push_back(b);
                 carved += 1;
                 sl.used += 1;

@@ -51,8 +51,13 @@ fn refill_gives_distinct_aligned_blocks_of_the_class() {
             unsafe { assert_eq!(class_of_block(b), cls) };
             // Interior pointers are not block starts.
             assert!(validate(b.wrapping_add(8)).is_none());
-            // SAFETY: writing the whole block must be fine.
-            unsafe { ptr::write_bytes(b, 0xCD, bs) };
+            // SAFETY: the block is ours: this test hands it out (to ASan too: a block of
+            // a chain is free, poisoned past its link in `hakmem_asan` builds), and
+            // writing the whole block must be fine.
+            unsafe {
+                asan::block_handed_out(b);
+                ptr::write_bytes(b, 0xCD, bs)
+            };
         }
         // Relink (contents were overwritten) and flush.
         for w in v.windows(2) {

@@ -1,6 +1,9 @@
 //! hakmem as the `#[global_allocator]` of a whole test program: std collections,
 //! strings and maps, threads with channels (cross-thread frees), thousands of
 //! short-lived threads with RSS checked, and fork in a threaded process.
+//!
+//! `HAKMEM_CHANNEL_MSGS` (default 30,000) scales the channel test (the sanitizer runs,
+//! `cargo xtask sanitize`, make it smaller).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::mpsc;
@@ -60,10 +63,14 @@ fn collections_strings_maps() {
 
 #[test]
 fn channels_move_blocks_between_threads() {
+    let msgs: usize = std::env::var("HAKMEM_CHANNEL_MSGS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(30_000);
     let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(256);
     let (back_tx, back_rx) = mpsc::channel::<Vec<u8>>();
     let producer = thread::spawn(move || {
-        for i in 0..30_000usize {
+        for i in 0..msgs {
             let n = [8, 100, 1000, 5000, 70_000, 300_000][i % 6];
             tx.send(vec![(i % 256) as u8; n]).unwrap();
             if i % 1000 == 0 {
@@ -86,7 +93,7 @@ fn channels_move_blocks_between_threads() {
         i
     });
     producer.join().unwrap();
-    assert_eq!(consumer.join().unwrap(), 30_000);
+    assert_eq!(consumer.join().unwrap(), msgs);
 }
 
 fn churn_threads(n: usize) {
