@@ -1,13 +1,14 @@
 //! The building blocks of a thread cache: a [`Bin`] of free blocks of one class (a LIFO
 //! list with a bound) that exchanges batches with the central lists; [`THREAD_EXIT`], the
 //! process's one thread-exit hook (an [`ExitKey`]: a pthread key at the highest index,
-//! whose destructor runs each box's hook, so that it runs on every path by which a
+//! whose destructor runs the hooks added to it, so that they run on every path by which a
 //! thread ends, whenever the thread's first allocation happened); and [`CacheRegistry`],
-//! the list of live thread caches for stats and fork, whose nodes never live in a
-//! thread's own storage.
+//! the list of live thread caches for stats and fork (its list behind a [`Locked`]),
+//! whose nodes never live in a thread's own storage.
 //!
-//! The boxes above (`hakmem-tiny-fast`, `hakmem-mid`) keep one `Bin` per class in a
-//! `const`-initialized `thread_local!` without `Drop`.
+//! The box above, `hakmem-tiny-fast`, keeps the process's one thread cache: one `Bin` per
+//! class (tiny and mid) in a `const`-initialized `thread_local!` without `Drop`, one
+//! hook of [`THREAD_EXIT`], one node per thread in its one `CacheRegistry`.
 //!
 //! **Double-free detection** (feature `double-free-check`, on by default in every preset;
 //! compiled out otherwise: no load, no store, no branch). Every free block carries a
@@ -828,12 +829,13 @@ impl CacheRegistry {
     }
 }
 
-/// Most thread-exit hooks [`ExitKey`] runs (one per box with a thread cache).
+/// Most thread-exit hooks [`ExitKey`] runs (one per thread cache; the allocator has one).
 pub const MAX_EXIT_HOOKS: usize = 4;
 
 /// The thread-exit hook of every thread cache: one pthread key, process-wide
-/// ([`THREAD_EXIT`]), whose destructor runs the hooks the boxes added (in the order they
-/// were added) at the exit of every thread that armed it.
+/// ([`THREAD_EXIT`]), whose destructor runs the hooks added to it (in the order they
+/// were added; `hakmem-tiny-fast`'s is the only one the allocator adds) at the exit of
+/// every thread that armed it.
 ///
 /// **Why the key has the highest index.** glibc's `__nptl_deallocate_tsd` visits the keys
 /// in index order in each destructor round, and runs at most
@@ -851,7 +853,7 @@ pub const MAX_EXIT_HOOKS: usize = 4;
 /// done at the process's first allocation, single-threaded in practice; `libhakmem.so`
 /// does it from a constructor). For an index of 32 or more, glibc's first
 /// `pthread_setspecific` on a thread allocates a 512-byte array with `calloc` (under
-/// `LD_PRELOAD` that re-enters hakmem while it sets the thread up: the boxes turn
+/// `LD_PRELOAD` that re-enters hakmem while it sets the thread up: the cache turns
 /// caching on before arming the key) and frees it after the last round (a free from a
 /// thread whose cache is already off).
 pub struct ExitKey {
@@ -866,7 +868,7 @@ pub struct ExitKey {
 // the hooks are atomics.
 unsafe impl Sync for ExitKey {}
 
-/// The process's thread-exit key, shared by every box with a thread cache.
+/// The process's thread-exit key (`hakmem-tiny-fast`'s thread cache arms it).
 pub static THREAD_EXIT: ExitKey = ExitKey::new();
 
 impl Default for ExitKey {

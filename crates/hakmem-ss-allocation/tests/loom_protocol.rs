@@ -334,7 +334,10 @@ fn cache_registry_model(bits: u32) {
             let node = unsafe { r.register(mine, 2, 3) };
             ensure!(!node.is_null(), "no node");
             let n = r.len();
-            ensure!((1..=2).contains(&n), "{n} caches listed with one or two live");
+            ensure!(
+                (1..=2).contains(&n),
+                "{n} caches listed with one or two live"
+            );
             ensure!(r.cached() == (0, 0), "empty bins counted as holding blocks");
             // SAFETY: registered just above, unregistered once.
             unsafe { r.unregister(node) };
