@@ -1,6 +1,6 @@
 //! # hakmem-hot-prewarm: warm caches before first use
 //!
-//! **Owns** filling a new thread's tiny caches ahead of first use (which maps the tiny
+//! **Owns** filling a new thread's tiny bins ahead of first use (which maps the tiny
 //! classes' superslabs as a side effect), so that a thread's first allocations hit the
 //! fast path.
 //!
@@ -39,7 +39,8 @@ pub fn enabled() -> bool {
 }
 
 /// Fill every tiny class of the calling thread's cache with up to `depth` blocks (its
-/// bin limit at most). Returns the blocks now cached. Stops early when out of memory.
+/// bin limit at most). Returns the blocks the thread's cache holds now (all classes: on a
+/// new thread, the prewarmed ones). Stops early when out of memory.
 pub fn prewarm_thread(depth: u32) -> u64 {
     for cls in 0..NTINY {
         if !hakmem_tiny_fast::prewarm(cls, depth) {

@@ -13,9 +13,8 @@
 //! has no poisoning. Its atomics come from [`crate::sync`], so under `--cfg loom` the
 //! model checker drives this very code (and checks every access to the data for races).
 //!
-//! [`RawLock`] is the bare lock under `Locked`. It guards no data and is public only for
-//! `hakmem_ss_allocation::bins::CacheRegistry`, whose conversion to `Locked` is pending;
-//! new shared state uses `Locked`.
+//! `RawLock` is the bare lock under `Locked`. It guards no data and is private to this
+//! module's crate: every lock of the allocator is a `Locked<T>`.
 
 use crate::sync::{AtomicBool, MutPtr, Ordering, UnsafeCell, spin_loop, yield_now};
 use core::marker::PhantomData;
@@ -23,7 +22,7 @@ use core::mem::ManuallyDrop;
 use core::ops::{Deref, DerefMut};
 
 /// A raw spin-then-yield lock (no data: see the module doc; use [`Locked`]).
-pub struct RawLock {
+pub(crate) struct RawLock {
     locked: AtomicBool,
 }
 

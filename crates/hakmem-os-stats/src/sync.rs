@@ -161,7 +161,8 @@ macro_rules! sync_array {
 pub mod mutation {
     use core::sync::atomic::{AtomicU32, Ordering::SeqCst};
 
-    /// `RawLock::unlock` stores `false` with `Relaxed` instead of `Release`.
+    /// The lock under every `Locked` (`RawLock::unlock`) stores `false` with `Relaxed`
+    /// instead of `Release`.
     pub const RELAXED_UNLOCK: u32 = 1;
     /// `xfer_put` (hakmem-ss-allocation) trusts its unlocked peek at a shard's `n`
     /// instead of re-reading it under the shard lock.

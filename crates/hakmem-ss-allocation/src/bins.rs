@@ -1,13 +1,14 @@
 //! The building blocks of a thread cache: a [`Bin`] of free blocks of one class (a LIFO
 //! list with a bound) that exchanges batches with the central lists; [`THREAD_EXIT`], the
 //! process's one thread-exit hook (an [`ExitKey`]: a pthread key at the highest index,
-//! whose destructor runs each box's hook, so that it runs on every path by which a
+//! whose destructor runs the hooks added to it, so that they run on every path by which a
 //! thread ends, whenever the thread's first allocation happened); and [`CacheRegistry`],
-//! the list of live thread caches for stats and fork, whose nodes never live in a
-//! thread's own storage.
+//! the list of live thread caches for stats and fork (its list behind a [`Locked`]),
+//! whose nodes never live in a thread's own storage.
 //!
-//! The boxes above (`hakmem-tiny-fast`, `hakmem-mid`) keep one `Bin` per class in a
-//! `const`-initialized `thread_local!` without `Drop`.
+//! The box above, `hakmem-tiny-fast`, keeps the process's one thread cache: one `Bin` per
+//! class (tiny and mid) in a `const`-initialized `thread_local!` without `Drop`, one
+//! hook of [`THREAD_EXIT`], one node per thread in its one `CacheRegistry`.
 //!
 //! **Double-free detection** (feature `double-free-check`, on by default in every preset;
 //! compiled out otherwise: no load, no store, no branch). Every free block carries a
@@ -196,7 +197,7 @@ pub unsafe fn clear_mark(p: *mut u8) {
 use core::cell::UnsafeCell;
 use core::ptr;
 use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
-use hakmem_os_stats::lock::RawLock;
+use hakmem_os_stats::lock::Locked;
 
 /// Free blocks of one class cached by one thread.
 ///
@@ -557,6 +558,7 @@ pub unsafe fn drain_all(bins: &mut [Bin], first_class: usize, stop: bool) {
 /// A thread cache as the [`CacheRegistry`] sees it: where its bins are. Nodes live in
 /// memory the registry maps for them and never unmaps, never in the thread's own storage:
 /// linking or unlinking a node never touches memory that went away with another thread.
+/// Its fields are read and written only with the registry's lock held.
 #[derive(Debug)]
 pub struct CacheNode {
     next: *mut CacheNode,
@@ -569,26 +571,94 @@ pub struct CacheNode {
 /// Bytes of nodes the registry maps at a time.
 const NODE_CHUNK: usize = 64 * 1024;
 
-/// The live thread caches of one box, so that [`CacheRegistry::cached`] can count the
-/// blocks they hold (for stats) without touching any fast path: each bin's count is an
-/// atomic written only by its thread with plain stores.
+/// The registry's state, reached only through its lock's guard.
+struct Nodes {
+    /// Registered nodes, linked through `next` / `prev`.
+    head: *mut CacheNode,
+    /// Unregistered nodes, linked through `next`.
+    free: *mut CacheNode,
+    /// The rest of the last chunk: the next node to carve...
+    carve: *mut CacheNode,
+    /// ...and how many are left.
+    left: usize,
+}
+
+// SAFETY: the pointers are to registry memory (nodes) and to registered threads' bins,
+// whose `count` is an atomic; `Nodes` is only reached through the `Locked` around it, so
+// one thread at a time follows them.
+unsafe impl Send for Nodes {}
+
+impl Nodes {
+    /// A node from the free list or the current chunk (mapping a new chunk if needed);
+    /// null when the OS refuses the memory.
+    fn take_node(&mut self) -> *mut CacheNode {
+        if !self.free.is_null() {
+            let node = self.free;
+            // SAFETY: a free node is registry memory (never unmapped), reached under the
+            // lock (`&mut self` comes from the guard).
+            self.free = unsafe { (*node).next };
+            return node;
+        }
+        if self.left == 0 {
+            let chunk = hakmem_os_stats::os::map(NODE_CHUNK).cast::<CacheNode>();
+            if chunk.is_null() {
+                return ptr::null_mut();
+            }
+            self.carve = chunk;
+            self.left = NODE_CHUNK / core::mem::size_of::<CacheNode>();
+        }
+        let node = self.carve;
+        // SAFETY: `left > 0` nodes remain in the chunk from `carve` on.
+        self.carve = unsafe { node.add(1) };
+        self.left -= 1;
+        node
+    }
+
+    /// Put `node` (unlinked by the caller) on the free list.
+    ///
+    /// # Safety
+    /// `node` is a node of this registry that is in no list.
+    unsafe fn give_back(&mut self, node: *mut CacheNode) {
+        // SAFETY: registry memory, reached under the lock.
+        unsafe {
+            (*node).prev = ptr::null_mut();
+            (*node).bins = ptr::null();
+            (*node).n = 0;
+            (*node).next = self.free;
+        }
+        self.free = node;
+    }
+
+    /// The registered nodes in list order, for the walks below.
+    fn for_each(&self, mut f: impl FnMut(&CacheNode)) {
+        let mut n = self.head;
+        while !n.is_null() {
+            // SAFETY: a listed node is registry memory, read under the lock.
+            let node = unsafe { &*n };
+            f(node);
+            n = node.next;
+        }
+    }
+}
+
+/// The live thread caches, so that [`CacheRegistry::cached`] can count the blocks they
+/// hold (for stats) without touching any fast path: each bin's count is an atomic
+/// written only by its thread with plain stores. (`hakmem-tiny-fast` has the process's
+/// one registry: one node per thread, for all its bins.)
 ///
 /// Its nodes come from chunks it maps itself (64 KiB, about 1,300 nodes, mapped as
 /// threads need them and never unmapped) and go back to its free list when a thread
 /// unregisters. A registered node points to its thread's bins, which live in that
 /// thread's TLS: every thread that registers must unregister before its TLS goes away
 /// (its exit hook, [`ExitKey`], does).
+///
+/// The list and the free list are behind a [`Locked`]: every method takes the lock for
+/// the length of its walk (a leaf lock: nothing else is taken inside it except the
+/// `mmap` of a new chunk); the fork handlers take it through the unsafe
+/// [`Locked::fork_lock`] / [`Locked::fork_unlock`].
 pub struct CacheRegistry {
-    lock: RawLock,
-    head: UnsafeCell<*mut CacheNode>,
-    /// Unregistered nodes, linked through `next`.
-    free: UnsafeCell<*mut CacheNode>,
-    /// The rest of the last chunk: next node to carve, and how many are left.
-    carve: UnsafeCell<(*mut CacheNode, usize)>,
+    nodes: Locked<Nodes>,
 }
-
-// SAFETY: `head`, `free`, `carve` and the nodes are only accessed with `lock` held.
-unsafe impl Sync for CacheRegistry {}
 
 impl Default for CacheRegistry {
     fn default() -> Self {
@@ -601,39 +671,13 @@ impl CacheRegistry {
         /// An empty registry.
         pub fn new() -> Self {
             CacheRegistry {
-                lock: RawLock::new(),
-                head: UnsafeCell::new(ptr::null_mut()),
-                free: UnsafeCell::new(ptr::null_mut()),
-                carve: UnsafeCell::new((ptr::null_mut(), 0)),
+                nodes: Locked::new(Nodes {
+                    head: ptr::null_mut(),
+                    free: ptr::null_mut(),
+                    carve: ptr::null_mut(),
+                    left: 0,
+                }),
             }
-        }
-    }
-
-    /// A node from the free list or the current chunk (mapping a new chunk if needed);
-    /// null when the OS refuses the memory.
-    ///
-    /// # Safety
-    /// `lock` is held.
-    unsafe fn take_node(&self) -> *mut CacheNode {
-        // SAFETY: the lock is held (caller); free nodes and the chunk are ours.
-        unsafe {
-            let free = *self.free.get();
-            if !free.is_null() {
-                *self.free.get() = (*free).next;
-                return free;
-            }
-            let carve = &mut *self.carve.get();
-            if carve.1 == 0 {
-                let chunk = hakmem_os_stats::os::map(NODE_CHUNK).cast::<CacheNode>();
-                if chunk.is_null() {
-                    return ptr::null_mut();
-                }
-                *carve = (chunk, NODE_CHUNK / core::mem::size_of::<CacheNode>());
-            }
-            let node = carve.0;
-            carve.0 = node.add(1);
-            carve.1 -= 1;
-            node
         }
     }
 
@@ -651,26 +695,25 @@ impl CacheRegistry {
         n: usize,
         first_class: usize,
     ) -> *mut CacheNode {
-        self.lock.lock();
-        // SAFETY: lock held; the node is ours and every listed node is registry memory.
-        let node = unsafe {
-            let node = self.take_node();
-            if !node.is_null() {
+        let mut g = self.nodes.lock();
+        let node = g.take_node();
+        if !node.is_null() {
+            // SAFETY: the node is ours (just taken, registry memory); the listed nodes
+            // are registry memory; the lock is held (guard `g`).
+            unsafe {
                 node.write(CacheNode {
-                    next: *self.head.get(),
+                    next: g.head,
                     prev: ptr::null_mut(),
                     bins,
                     n,
                     first_class,
                 });
-                if !(*node).next.is_null() {
-                    (*(*node).next).prev = node;
+                if !g.head.is_null() {
+                    (*g.head).prev = node;
                 }
-                *self.head.get() = node;
             }
-            node
-        };
-        self.lock.unlock();
+            g.head = node;
+        }
         node
     }
 
@@ -680,39 +723,30 @@ impl CacheRegistry {
     /// `node` was returned by [`CacheRegistry::register`] of this registry and not
     /// unregistered since.
     pub unsafe fn unregister(&self, node: *mut CacheNode) {
-        self.lock.lock();
-        // SAFETY: lock held; `node` is in the list.
+        let mut g = self.nodes.lock();
+        debug_assert!(!node.is_null(), "unregister of a null node");
+        // SAFETY: `node` is in the list (caller), its neighbours too; lock held.
         unsafe {
+            debug_assert!(
+                (*node).prev.is_null() == (g.head == node),
+                "unregister of a node that is not listed"
+            );
             if (*node).prev.is_null() {
-                *self.head.get() = (*node).next;
+                g.head = (*node).next;
             } else {
                 (*(*node).prev).next = (*node).next;
             }
             if !(*node).next.is_null() {
                 (*(*node).next).prev = (*node).prev;
             }
-            (*node).prev = ptr::null_mut();
-            (*node).bins = ptr::null();
-            (*node).n = 0;
-            (*node).next = *self.free.get();
-            *self.free.get() = node;
+            g.give_back(node);
         }
-        self.lock.unlock();
     }
 
     /// Registered caches now (for tests).
     pub fn len(&self) -> usize {
         let mut len = 0;
-        self.lock.lock();
-        // SAFETY: lock held; listed nodes are registry memory.
-        unsafe {
-            let mut n = *self.head.get();
-            while !n.is_null() {
-                len += 1;
-                n = (*n).next;
-            }
-        }
-        self.lock.unlock();
+        self.nodes.lock().for_each(|_| len += 1);
         len
     }
 
@@ -724,32 +758,39 @@ impl CacheRegistry {
     /// Blocks and bytes held by every registered cache now.
     pub fn cached(&self) -> (u64, u64) {
         let (mut blocks, mut bytes) = (0u64, 0u64);
-        self.lock.lock();
-        // SAFETY: lock held; registered nodes and their bins are valid (a thread
-        // unregisters before its thread-local storage goes away); counts are atomics.
-        unsafe {
-            let mut n = *self.head.get();
-            while !n.is_null() {
-                for i in 0..(*n).n {
-                    let c = (*(*n).bins.add(i)).count() as u64;
-                    blocks += c;
-                    bytes += c * crate::class::block_size((*n).first_class + i) as u64;
-                }
-                n = (*n).next;
+        self.nodes.lock().for_each(|node| {
+            for i in 0..node.n {
+                // SAFETY: a registered node's bins are valid (a thread unregisters before
+                // its thread-local storage goes away); `count` is an atomic.
+                let c = unsafe { (*node.bins.add(i)).count() } as u64;
+                blocks += c;
+                bytes += c * crate::class::block_size(node.first_class + i) as u64;
             }
-        }
-        self.lock.unlock();
+        });
         (blocks, bytes)
     }
 
-    /// Fork handler: take the lock.
-    pub fn fork_prepare(&self) {
-        self.lock.lock();
+    /// Fork handler (`pthread_atfork` prepare): take the lock, so that no other thread
+    /// holds it across the `fork`.
+    ///
+    /// # Safety
+    /// As [`Locked::fork_lock`]: only in a fork-prepare handler, paired with
+    /// [`CacheRegistry::fork_release`] in the parent and [`CacheRegistry::fork_child`]
+    /// in the child; the calling thread is in no other method of this registry.
+    pub unsafe fn fork_prepare(&self) {
+        // SAFETY: forwarded caller guarantee.
+        unsafe { self.nodes.fork_lock() }
     }
 
     /// Fork handler for the parent: release the lock.
-    pub fn fork_release(&self) {
-        self.lock.unlock();
+    ///
+    /// # Safety
+    /// The calling thread took the lock with [`CacheRegistry::fork_prepare`] and has not
+    /// released it since (a release by any other thread would unlock a lock it does not
+    /// hold).
+    pub unsafe fn fork_release(&self) {
+        // SAFETY: forwarded caller guarantee.
+        unsafe { self.nodes.fork_unlock() }
     }
 
     /// Fork handler for the child: only the forking thread exists there, and the other
@@ -760,42 +801,45 @@ impl CacheRegistry {
     /// per-thread caches): their bins may have been in mid-update when the fork happened.
     ///
     /// # Safety
-    /// Called once in the child of a fork, with the lock taken by [`fork_prepare`];
-    /// `own` is null or the calling thread's registered node.
-    ///
-    /// [`fork_prepare`]: CacheRegistry::fork_prepare
+    /// Called once in the child of a fork, by its only thread, which took the lock with
+    /// [`CacheRegistry::fork_prepare`] before the fork; `own` is null or the calling
+    /// thread's registered node.
     pub unsafe fn fork_child(&self, own: *mut CacheNode) {
-        // SAFETY: the lock is held (taken before the fork); the listed nodes are registry
-        // memory, copied into the child.
-        unsafe {
-            let mut n = *self.head.get();
-            while !n.is_null() {
+        // SAFETY: the calling thread took the lock before the fork (caller). It is the
+        // only thread of the child, so nobody can take the lock between this release
+        // and the `lock` below.
+        unsafe { self.nodes.fork_unlock() };
+        let mut g = self.nodes.lock();
+        let mut n = g.head;
+        while !n.is_null() {
+            // SAFETY: the listed nodes are registry memory, copied into the child; the
+            // lock is held.
+            unsafe {
                 let next = (*n).next;
                 if n != own {
-                    (*n).prev = ptr::null_mut();
-                    (*n).bins = ptr::null();
-                    (*n).n = 0;
-                    (*n).next = *self.free.get();
-                    *self.free.get() = n;
+                    g.give_back(n);
                 }
                 n = next;
             }
-            if !own.is_null() {
+        }
+        if !own.is_null() {
+            // SAFETY: `own` is a registered node (caller), registry memory.
+            unsafe {
                 (*own).next = ptr::null_mut();
                 (*own).prev = ptr::null_mut();
             }
-            *self.head.get() = own;
         }
-        self.lock.unlock();
+        g.head = own;
     }
 }
 
-/// Most thread-exit hooks [`ExitKey`] runs (one per box with a thread cache).
+/// Most thread-exit hooks [`ExitKey`] runs (one per thread cache; the allocator has one).
 pub const MAX_EXIT_HOOKS: usize = 4;
 
 /// The thread-exit hook of every thread cache: one pthread key, process-wide
-/// ([`THREAD_EXIT`]), whose destructor runs the hooks the boxes added (in the order they
-/// were added) at the exit of every thread that armed it.
+/// ([`THREAD_EXIT`]), whose destructor runs the hooks added to it (in the order they
+/// were added; `hakmem-tiny-fast`'s is the only one the allocator adds) at the exit of
+/// every thread that armed it.
 ///
 /// **Why the key has the highest index.** glibc's `__nptl_deallocate_tsd` visits the keys
 /// in index order in each destructor round, and runs at most
@@ -813,7 +857,7 @@ pub const MAX_EXIT_HOOKS: usize = 4;
 /// done at the process's first allocation, single-threaded in practice; `libhakmem.so`
 /// does it from a constructor). For an index of 32 or more, glibc's first
 /// `pthread_setspecific` on a thread allocates a 512-byte array with `calloc` (under
-/// `LD_PRELOAD` that re-enters hakmem while it sets the thread up: the boxes turn
+/// `LD_PRELOAD` that re-enters hakmem while it sets the thread up: the cache turns
 /// caching on before arming the key) and frees it after the last round (a free from a
 /// thread whose cache is already off).
 pub struct ExitKey {
@@ -828,7 +872,7 @@ pub struct ExitKey {
 // the hooks are atomics.
 unsafe impl Sync for ExitKey {}
 
-/// The process's thread-exit key, shared by every box with a thread cache.
+/// The process's thread-exit key (`hakmem-tiny-fast`'s thread cache arms it).
 pub static THREAD_EXIT: ExitKey = ExitKey::new();
 
 impl Default for ExitKey {
@@ -991,6 +1035,7 @@ mod tests {
             assert_eq!(r.len(), 2);
             // A freed node is handed out again (no new memory per thread).
             assert_eq!(r.register(bins.as_ptr(), 3, 0), b);
+            // (A fork simulated in-process: this thread takes the lock and resets.)
             r.fork_prepare();
             r.fork_child(c);
             assert_eq!(r.len(), 1);

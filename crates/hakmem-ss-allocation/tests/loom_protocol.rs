@@ -14,13 +14,15 @@
 //! overrides every test's preemption bound (a deeper, slower search).
 //!
 //! Built with `--cfg loom`, the boxes' shared state is made of loom's types through the
-//! sync shim `hakmem_os_stats::sync`: the locks (`Locked`, `RawLock`), the class locks
-//! and central state (`CENTRAL`), the transfer-cache shards (`XFER`: `n` and the locked
-//! chains), the class counters, the live-superslab count and the release policy's
-//! caches are loom atomics and cells, in `static`s that loom creates afresh for each
-//! execution (`sync_static!`). So the tests below call `refill`, `flush`,
-//! `drain_transfer_caches`, `validate_class` and `Locked::lock` themselves, and loom
-//! explores their interleavings and checks every access to a lock's data for races.
+//! sync shim `hakmem_os_stats::sync`: the lock (`Locked`), the class locks and central
+//! state (`CENTRAL`), the transfer-cache shards (`XFER`: `n` and the locked chains), the
+//! class counters, the live-superslab count, the release policy's caches and the
+//! thread-cache registry (`bins::CacheRegistry`, its list behind a `Locked`) are loom
+//! atomics and cells, in `static`s that loom creates afresh for each execution
+//! (`sync_static!`) or in values the tests create. So the tests below call `refill`,
+//! `flush`, `drain_transfer_caches`, `validate_class`, `Locked::lock` and the
+//! registry's `register` / `unregister` / `len` / `cached` themselves, and loom explores
+//! their interleavings and checks every access to a lock's data for races.
 //! Memory is real: superslabs are mapped with `mmap` (loom does not see system calls;
 //! they are not synchronization), each execution gives every block back and ends with
 //! `release_policy::trim()`, so nothing is left mapped. Not under loom's eye: the
@@ -30,7 +32,8 @@
 //! counters and the gate snapshot; `home_shard` is 0 for every thread under loom.
 //!
 //! **Mutation checks** (`hakmem_os_stats::sync::mutation`, compiled only under loom):
-//! a switch breaks one step of the shipped code (a `Relaxed` unlock, a transfer-cache
+//! a switch breaks one step of the shipped code (a `Relaxed` unlock, in the plain lock
+//! test and in the thread-cache registry's, a transfer-cache
 //! put that trusts its unlocked peek at `n`, an empty superslab unmarked in the registry
 //! after it went to the release policy) and the model that covers that step must fail,
 //! which shows that the checks can fail at all. The registry-ordering rule of
@@ -40,6 +43,7 @@
 
 use hakmem_os_stats::lock::Locked;
 use hakmem_os_stats::sync::mutation;
+use hakmem_ss_allocation::bins::{Bin, CacheRegistry};
 use hakmem_ss_allocation::{
     class_counts, drain_transfer_caches, flush, next_of, refill, refill_upto, superslabs_live,
     validate_class,
@@ -306,7 +310,75 @@ fn registry_mutation_unmark_after_release_is_caught() {
 }
 
 // =======================================================================================
-// (d) A model (not the shipped code): `hakmem-large`'s `large_realloc` move.
+// (d) The thread-cache registry: `bins::CacheRegistry` (the process's one registry of
+//     thread caches, `hakmem-tiny-fast`'s `REGISTRY`).
+// =======================================================================================
+
+/// Two threads each register a cache, read the registry (`len`, `cached`), and
+/// unregister, racing on the one list: every access to the list goes through the
+/// registry's `Locked`, so loom checks it for races; the list never loses or duplicates a
+/// node, and after both are gone the freed nodes are reused (no new memory per thread).
+/// Each execution's registry maps one 64 KiB node chunk, which it never unmaps (as in
+/// production, where the registry is a `static`): a few MiB of address space over the
+/// run, touched one page at a time.
+fn cache_registry_model(bits: u32) {
+    model(Some(2), bits, || {
+        let r = Arc::new(CacheRegistry::new());
+        // The threads' "bins" (in a real thread, its TLS): alive for the whole execution.
+        // (As an address: a `Bin` is its own thread's, not `Sync`; only the registry
+        // reads it from other threads, its atomic count.)
+        let bins = Box::leak(Box::new([const { Bin::EMPTY }; 4])).as_ptr() as usize;
+        let use_it = move |r: &CacheRegistry, half: usize| {
+            let mine = (bins as *const Bin).wrapping_add(2 * half);
+            // SAFETY: `bins` is leaked (lives forever); the node is unregistered below.
+            let node = unsafe { r.register(mine, 2, 3) };
+            ensure!(!node.is_null(), "no node");
+            let n = r.len();
+            ensure!(
+                (1..=2).contains(&n),
+                "{n} caches listed with one or two live"
+            );
+            ensure!(r.cached() == (0, 0), "empty bins counted as holding blocks");
+            // SAFETY: registered just above, unregistered once.
+            unsafe { r.unregister(node) };
+            node as usize
+        };
+        let t = {
+            let r = r.clone();
+            spawn(move || use_it(&r, 1))
+        };
+        let mine = use_it(&r, 0);
+        let theirs = t.join().unwrap();
+        ensure!(r.is_empty(), "a node stayed listed after its unregister");
+        // The freed nodes are on the free list: the next registration reuses one.
+        // SAFETY: as above.
+        let again = unsafe { r.register(bins as *const Bin, 4, 0) };
+        ensure!(
+            again as usize == mine || again as usize == theirs,
+            "a freed node was not reused"
+        );
+        ensure!(r.len() == 1, "one registration, {} listed", r.len());
+        // SAFETY: registered just above.
+        unsafe { r.unregister(again) };
+        ensure!(r.is_empty(), "the last node stayed listed");
+    });
+}
+
+#[test]
+fn cache_registry_from_two_threads() {
+    cache_registry_model(0);
+}
+
+/// Mutation: with a `Relaxed` unlock, one thread's walk of the list is not ordered after
+/// the other's relinking; loom reports the race on the registry's data.
+#[test]
+#[should_panic(expected = "Causality violation")]
+fn cache_registry_mutation_relaxed_unlock_is_caught() {
+    cache_registry_model(mutation::RELAXED_UNLOCK);
+}
+
+// =======================================================================================
+// (e) A model (not the shipped code): `hakmem-large`'s `large_realloc` move.
 // =======================================================================================
 
 /// Three 4 MiB units of address space: `owner` stands for the kernel's mappings (0: free,

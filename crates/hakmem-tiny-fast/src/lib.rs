@@ -1,19 +1,29 @@
-//! # hakmem-tiny-fast: the thread-local fast path for tiny blocks
+//! # hakmem-tiny-fast: the thread cache, and its fast path for tiny blocks
 //!
-//! **Owns** each thread's cache of tiny blocks (up to 1 KiB: size classes `0..NTINY`, 16
-//! B to 1 KiB): one bounded LIFO [`Bin`] per class in a `const`-initialized
-//! `thread_local!` without `Drop`, its refill from and flush to the slabs of
-//! `hakmem-ss-allocation`, and its return to the slabs when the thread exits.
+//! **Owns** each thread's one cache of free blocks, for every slab class: one bounded
+//! LIFO [`Bin`] per class (the tiny classes `0..NTINY`, 16 B to 1 KiB, first, so that
+//! the fast path's offsets stay small; then the mid classes `NTINY..NCLASS`, up to 256
+//! KiB, its slower bins), a state ([`State`]: `Uninit`, `Active`, `Dead`) and the
+//! thread's node in the process's one [`CacheRegistry`], all in one `const`-initialized
+//! `thread_local!` without `Drop`; the bins' refill from and flush to the slabs of
+//! `hakmem-ss-allocation`; the return of every cached block to the slabs when the thread
+//! exits (one hook of the process's exit key); and the registry's fork handlers. One
+//! thread: one TLS block, one state, one registry node, one exit hook.
 //!
-//! **Entry points**: [`tiny_alloc`] / [`tiny_free`] (complete operations), and for a
-//! facade that wants its own slow path: [`try_alloc`] / [`try_free`] (the fast path
-//! alone; they miss on an empty or full bin and on a thread's first call), then
-//! [`alloc_slow`] / [`free_slow`]. [`thread_init`], [`thread_flush`], [`prewarm`].
+//! **Entry points**: [`tiny_alloc`] / [`tiny_free`] (complete operations on tiny
+//! sizes), and for a facade that wants its own slow path: [`try_alloc`] / [`try_free`]
+//! (the fast path alone; they miss on an empty or full bin and on a thread's first call),
+//! then [`alloc_slow`] / [`free_slow`]. By class, for every class (tiny or mid):
+//! [`cache_alloc`] / [`cache_free`], [`try_alloc_class`] / [`try_free_class`],
+//! [`alloc_slow_class`] / [`free_slow_class`]. [`thread_init`], [`thread_state`],
+//! [`thread_flush`], [`prewarm`], [`cached`]; the fork handlers [`fork_prepare`],
+//! [`fork_release`], [`fork_child`] (unsafe: they must pair up around `fork`).
 //!
-//! **Gates**: none read here. The fast path reads no gate; the bounds are constants, set
-//! per bin when the thread's cache starts; a bin of a class that is giving slabs back in
-//! lean mode (`hakmem-ss-allocation` reads its gates) caches at most two blocks until the
-//! class grows again or the bin refills.
+//! **Gates**: none read here. The fast path reads no gate; the bounds are set per bin
+//! when the thread's cache starts: the tiny bounds are constants ([`limit_of`]), the mid
+//! bounds are `hakmem-mid`'s policy (`hakmem_mid::limits`, smaller in lean mode). A bin
+//! of a class that is giving slabs back in lean mode (`hakmem-ss-allocation` reads its
+//! gates) caches at most two blocks until the class grows again or the bin refills.
 //!
 //! **Features**: none. The facade compiles the whole box in (it is the tiny path).
 //!
@@ -22,16 +32,16 @@
 //!   read-modify-write, reads no gate and makes no call: one TLS access, one table
 //!   lookup, a load, a test, and two stores.
 //! - A thread starts with empty bins whose limit is 0, so its first allocation and its
-//!   first free miss and go to the slow path, which initializes the thread (no
-//!   "initialized?" test on the fast path).
-//! - At thread exit (the hook of the process's exit key, `bins::THREAD_EXIT`, shared with
-//!   `hakmem-mid`) every cached block goes back to the central lists (its slab, or the
-//!   class's transfer cache), the thread leaves the registry, and the bins' limits drop
-//!   to 0 (state `Dead`): later calls on that thread (other destructors) go straight to
-//!   the central lists and cache nothing, so no block is ever stranded. The key has the
-//!   highest pthread key index, so it is visited last in every destructor round: a
-//!   thread whose first call comes from another key's destructor, in any round, is
-//!   drained at the end of that same round.
+//!   first free (of any class) miss and go to the slow path, which initializes the
+//!   thread (no "initialized?" test on the fast path).
+//! - At thread exit (the one hook of the process's exit key, `bins::THREAD_EXIT`) every
+//!   cached block goes back to the central lists (its slab, or the class's transfer
+//!   cache), the thread leaves the registry, and the bins' limits drop to 0 (state
+//!   `Dead`): later calls on that thread (other destructors) go straight to the central
+//!   lists and cache nothing, so no block is ever stranded. The key has the highest
+//!   pthread key index, so it is visited last in every destructor round: a thread whose
+//!   first call comes from another key's destructor, in any round, is drained at the end
+//!   of that same round.
 //! - A thread's registry node lives in the registry's own memory, never in the thread's
 //!   TLS: registering or unregistering never touches a dead thread's memory.
 //! - A block freed by another thread than its allocator goes into the freeing thread's
@@ -46,16 +56,22 @@
 //!     p.write_bytes(0xAB, 100);
 //!     hakmem_tiny_fast::tiny_free(p, 100);
 //! }
+//! // A mid class (by class: `class_for` honours alignment up to 64 KiB).
+//! let cls = hakmem_ss_allocation::class::class_for(5000, 64).unwrap();
+//! let q = hakmem_tiny_fast::cache_alloc(cls);
+//! assert!(!q.is_null() && q as usize % 64 == 0);
+//! // SAFETY: `q` came from `cache_alloc(cls)`.
+//! unsafe { hakmem_tiny_fast::cache_free(q, cls) };
 //! ```
 #![deny(missing_docs)]
 
 use core::cell::UnsafeCell;
 use hakmem_ss_allocation::bins::{Bin, CacheNode, CacheRegistry, THREAD_EXIT, drain_all};
-use hakmem_ss_allocation::class::{self, NTINY, block_size};
+use hakmem_ss_allocation::class::{self, NCLASS, NTINY, block_size};
 
 pub use hakmem_ss_allocation::class::TINY_MAX;
 
-/// The state of the calling thread's tiny cache.
+/// The state of the calling thread's cache.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
 pub enum State {
@@ -63,51 +79,72 @@ pub enum State {
     Uninit = 0,
     /// Caching.
     Active = 1,
-    /// The thread is exiting: its cache was flushed and caches nothing any more.
+    /// The thread is exiting (or could not get an exit hook or a registry node): its
+    /// cache was flushed and caches nothing any more.
     Dead = 2,
 }
 
+/// A thread's cache. `repr(C)` with the bins first, tiny classes first: the fast path's
+/// TLS offsets stay small.
+#[repr(C)]
 struct Cache {
-    bins: [Bin; NTINY],
-    state: State,
+    /// `bins[cls]` holds class `cls` (tiny `0..NTINY`, then mid `NTINY..NCLASS`).
+    bins: [Bin; NCLASS],
     /// The thread's node in [`REGISTRY`] (null: not registered).
     node: *mut CacheNode,
+    state: State,
 }
 
 thread_local! {
     static CACHE: UnsafeCell<Cache> = const {
         UnsafeCell::new(Cache {
-            bins: [const { Bin::EMPTY }; NTINY],
-            state: State::Uninit,
+            bins: [const { Bin::EMPTY }; NCLASS],
             node: core::ptr::null_mut(),
+            state: State::Uninit,
         })
     };
 }
 
+/// The process's one registry of thread caches (one node per thread).
 static REGISTRY: CacheRegistry = CacheRegistry::new();
 
-/// Blocks and bytes held by every thread's cache of this box now (for stats; takes the
+/// Blocks and bytes held by every thread's cache now, all classes (for stats; takes the
 /// registry lock, never touches a fast path).
 pub fn cached() -> (u64, u64) {
     REGISTRY.cached()
 }
 
-/// Fork handler: take the registry lock.
-pub fn fork_prepare() {
-    REGISTRY.fork_prepare();
+/// Fork handler (`pthread_atfork` prepare): take the registry lock.
+///
+/// # Safety
+/// Only in a fork-prepare handler, paired with [`fork_release`] in the parent's handler
+/// and [`fork_child`] in the child's; the calling thread is not inside this box (it is
+/// in `fork`).
+pub unsafe fn fork_prepare() {
+    // SAFETY: forwarded caller guarantee.
+    unsafe { REGISTRY.fork_prepare() };
 }
 
-/// Fork handler for the parent.
-pub fn fork_release() {
-    REGISTRY.fork_release();
+/// Fork handler for the parent: release the registry lock.
+///
+/// # Safety
+/// The calling thread took the lock with [`fork_prepare`] (in the same `fork`) and has
+/// not released it since.
+pub unsafe fn fork_release() {
+    // SAFETY: forwarded caller guarantee.
+    unsafe { REGISTRY.fork_release() };
 }
 
 /// Fork handler for the child: the registry keeps only the calling (forking) thread's
-/// cache; the other threads do not exist in the child.
-pub fn fork_child() {
+/// cache; the other threads do not exist in the child. Then the lock is released.
+///
+/// # Safety
+/// Called once in the child of a `fork`, by its only thread, which took the lock with
+/// [`fork_prepare`] before the fork and has not released it since.
+pub unsafe fn fork_child() {
     let own = with_cache(|c| c.node);
-    // SAFETY: called once in the child with the lock from `fork_prepare`; `own` is this
-    // thread's registered node or null.
+    // SAFETY: forwarded caller guarantee; `own` is this thread's registered node or
+    // null.
     unsafe { REGISTRY.fork_child(own) };
 }
 
@@ -122,10 +159,11 @@ const LIMITS: [u32; NTINY] = {
     t
 };
 
-/// Most blocks a thread keeps per class: 32 KiB of blocks, between 32 and 256 (a refill
-/// or flush moves half of it, so a burst of 16 frees or allocations never locks twice).
-/// (Lean mode keeps the same bounds: a smaller cache was measured to save nothing once
-/// a shrinking class shrinks the bins, results/002, and cost threaded workloads.)
+/// Most blocks a thread keeps per tiny class: 32 KiB of blocks, between 32 and 256 (a
+/// refill or flush moves half of it, so a burst of 16 frees or allocations never locks
+/// twice). (Lean mode keeps the same bounds: a smaller cache was measured to save
+/// nothing once a shrinking class shrinks the bins, results/002, and cost threaded
+/// workloads.) The mid classes' bounds are `hakmem-mid`'s.
 pub const fn limit_of(cls: usize) -> u32 {
     let n = (32 * 1024) / block_size(cls);
     if n < 32 {
@@ -137,10 +175,13 @@ pub const fn limit_of(cls: usize) -> u32 {
     }
 }
 
-/// The normal bound of the bin of class `cls` (0 for a class that is not tiny).
+/// The normal bound of the bin of class `cls` (0 for a class that is not a slab class).
 #[inline]
 fn limit_at(cls: usize) -> u32 {
-    LIMITS.get(cls).copied().unwrap_or(0)
+    match LIMITS.get(cls) {
+        Some(&l) => l,
+        None => hakmem_mid::limit_at(cls),
+    }
 }
 
 #[inline(always)]
@@ -157,7 +198,7 @@ pub fn try_alloc(size: usize) -> *mut u8 {
     try_alloc_class(class::tiny_class(size))
 }
 
-/// [`try_alloc`] by class (`cls < NTINY`; other values miss).
+/// [`try_alloc`] by class (any class below `NCLASS`; other values miss).
 #[inline(always)]
 pub fn try_alloc_class(cls: usize) -> *mut u8 {
     with_cache(|c| match c.bins.get_mut(cls) {
@@ -170,15 +211,15 @@ pub fn try_alloc_class(cls: usize) -> *mut u8 {
 /// on a miss (then call [`free_slow`]).
 ///
 /// # Safety
-/// `p` was returned by this box for a request of `size` bytes (any size of the same
-/// class) and is not used any more.
+/// `p` was returned by this box for a request of `size <= TINY_MAX` bytes (any size of
+/// the same class) and is not used any more.
 #[inline(always)]
 pub unsafe fn try_free(p: *mut u8, size: usize) -> bool {
     // SAFETY: forwarded caller guarantee.
     unsafe { try_free_class(p, class::tiny_class(size)) }
 }
 
-/// [`try_free`] by class.
+/// [`try_free`] by class (any class below `NCLASS`; other values miss).
 ///
 /// # Safety
 /// `p` was returned by this box for class `cls` and is not used any more.
@@ -196,8 +237,9 @@ pub fn thread_state() -> State {
     with_cache(|c| c.state)
 }
 
-/// Initialize the calling thread's cache (limits on, exit hook registered). Returns true
-/// if this call did it (false if the thread was already initialized or is exiting).
+/// Initialize the calling thread's cache (limits on, exit hook armed, registry node).
+/// Returns true if this call did it (false if the thread was already initialized or is
+/// exiting).
 pub fn thread_init() -> bool {
     // Turn caching on before anything that may re-enter the allocator (arming the exit
     // key makes glibc calloc 512 bytes: the key's index is above 31): a re-entrant
@@ -207,8 +249,14 @@ pub fn thread_init() -> bool {
         if c.state != State::Uninit {
             return false;
         }
-        for (cls, (b, &limit)) in c.bins.iter_mut().zip(LIMITS.iter()).enumerate() {
+        let (tiny, mid) = c.bins.split_at_mut(NTINY);
+        for (b, &limit) in tiny.iter_mut().zip(LIMITS.iter()) {
             b.set_limit(limit);
+        }
+        for (b, &limit) in mid.iter_mut().zip(hakmem_mid::limits().iter()) {
+            b.set_limit(limit);
+        }
+        for (cls, b) in c.bins.iter_mut().enumerate() {
             // SAFETY: bin `cls` holds class `cls`.
             unsafe { b.set_block_size(block_size(cls)) };
         }
@@ -224,14 +272,14 @@ pub fn thread_init() -> bool {
         && with_cache(|c| {
             // SAFETY: the thread-local bins do not move, and the exit hook (armed above)
             // unregisters the node before the thread's storage goes away.
-            c.node = unsafe { REGISTRY.register(c.bins.as_ptr(), NTINY, 0) };
+            c.node = unsafe { REGISTRY.register(c.bins.as_ptr(), NCLASS, 0) };
             !c.node.is_null()
         });
     if !ok {
         // No exit hook (the key could not be created or set) or no registry node: a
         // cache would outlive the thread, or escape the stats. Cache nothing instead.
         with_cache(|c| {
-            // SAFETY: `bins[i]` holds class `0 + i`.
+            // SAFETY: `bins[i]` holds class `i`.
             unsafe { drain_all(&mut c.bins, 0, true) };
             c.state = State::Dead;
         });
@@ -239,15 +287,15 @@ pub fn thread_init() -> bool {
     true
 }
 
-/// The slow path of an allocation: initializes the thread if needed, then refills.
-/// Null when out of memory.
+/// The slow path of an allocation of `size <= TINY_MAX` bytes: initializes the thread
+/// if needed, then refills. Null when out of memory.
 #[cold]
 #[inline(never)]
 pub fn alloc_slow(size: usize) -> *mut u8 {
     alloc_slow_class(class::tiny_class(size))
 }
 
-/// [`alloc_slow`] by class (null for a class that is not tiny).
+/// [`alloc_slow`] by class, any class (null for a value that is not a slab class).
 #[cold]
 #[inline(never)]
 pub fn alloc_slow_class(cls: usize) -> *mut u8 {
@@ -273,7 +321,7 @@ pub unsafe fn free_slow(p: *mut u8, size: usize) {
     unsafe { free_slow_class(p, class::tiny_class(size)) }
 }
 
-/// [`free_slow`] by class.
+/// [`free_slow`] by class, any class.
 ///
 /// # Safety
 /// As [`try_free_class`].
@@ -313,18 +361,45 @@ pub unsafe fn tiny_free(p: *mut u8, size: usize) {
     }
 }
 
-/// Give every block cached by the calling thread back to the slabs.
+/// Allocate a block of class `cls` (any slab class; the facade uses it for the mid
+/// classes). Null when out of memory or `cls` is not a slab class.
+#[inline]
+pub fn cache_alloc(cls: usize) -> *mut u8 {
+    let p = try_alloc_class(cls);
+    if !p.is_null() {
+        p
+    } else {
+        alloc_slow_class(cls)
+    }
+}
+
+/// Free a block from [`cache_alloc`] (or any block of class `cls` from this box).
+///
+/// # Safety
+/// As [`try_free_class`].
+#[inline]
+pub unsafe fn cache_free(p: *mut u8, cls: usize) {
+    // SAFETY: forwarded caller guarantee.
+    unsafe {
+        if !try_free_class(p, cls) {
+            free_slow_class(p, cls);
+        }
+    }
+}
+
+/// Give every block cached by the calling thread (all classes) back to the slabs.
 pub fn thread_flush() {
     with_cache(|c| {
-        // SAFETY: `bins[i]` holds class `0 + i`.
+        // SAFETY: `bins[i]` holds class `i`.
         unsafe { drain_all(&mut c.bins, 0, false) };
     })
 }
 
-/// Fill the calling thread's bin of class `cls` (below [`NTINY`]) with up to `n` blocks
-/// (at most its limit); initializes the thread first. False when out of memory.
+/// Fill the calling thread's bin of class `cls` (below `NCLASS`) with up to `n` blocks
+/// (at most its limit); initializes the thread first. False when out of memory or `cls`
+/// is not a slab class.
 pub fn prewarm(cls: usize, n: u32) -> bool {
-    if cls >= NTINY {
+    if cls >= NCLASS {
         return false;
     }
     thread_init();
@@ -343,7 +418,7 @@ pub fn thread_cached_blocks() -> u64 {
 /// call on this thread, from another destructor, must not start a cache).
 fn on_thread_exit() {
     with_cache(|c| {
-        // SAFETY: `bins[i]` holds class `0 + i`.
+        // SAFETY: `bins[i]` holds class `i`.
         unsafe { drain_all(&mut c.bins, 0, true) };
         if !c.node.is_null() {
             // SAFETY: registered by `thread_init`, not unregistered since.
@@ -354,7 +429,7 @@ fn on_thread_exit() {
     })
 }
 
-/// Thread caches of this box registered now (for tests).
+/// Thread caches registered now (one per live thread that used this box; for tests).
 pub fn registered_caches() -> usize {
     REGISTRY.len()
 }
@@ -413,6 +488,59 @@ mod tests {
     }
 
     #[test]
+    fn every_mid_class_round_trips_through_the_same_cache() {
+        std::thread::spawn(|| {
+            let mut v = Vec::new();
+            for cls in NTINY..NCLASS {
+                for _ in 0..3 {
+                    let p = cache_alloc(cls);
+                    assert!(!p.is_null());
+                    // SAFETY: the block holds block_size(cls) bytes.
+                    unsafe { p.write_bytes(cls as u8, block_size(cls)) };
+                    v.push((p, cls));
+                }
+            }
+            for &(p, cls) in &v {
+                // SAFETY: as above.
+                unsafe {
+                    assert_eq!(*p, cls as u8);
+                    assert_eq!(*p.add(block_size(cls) - 1), cls as u8);
+                }
+            }
+            for (p, cls) in v {
+                // SAFETY: from cache_alloc(cls).
+                unsafe { cache_free(p, cls) };
+            }
+            assert!(thread_cached_blocks() > 0);
+            // The mid bins have the mid policy's bounds.
+            for cls in NTINY..NCLASS {
+                assert_eq!(
+                    with_cache(|c| c.bins[cls].limit()),
+                    hakmem_mid::limit_at(cls)
+                );
+            }
+            thread_flush();
+            assert_eq!(thread_cached_blocks(), 0);
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn mid_alignment_up_to_64k() {
+        for align in [32usize, 256, 4096, 65536] {
+            let cls = hakmem_ss_allocation::class::class_for(3000, align).unwrap();
+            let p = cache_alloc(cls);
+            assert_eq!(p as usize % align, 0);
+            // SAFETY: from cache_alloc(cls).
+            unsafe { cache_free(p, cls) };
+        }
+        assert!(try_alloc_class(NCLASS).is_null());
+        assert!(alloc_slow_class(NCLASS).is_null());
+        assert!(cache_alloc(usize::MAX).is_null());
+    }
+
+    #[test]
     fn cross_thread_free_and_thread_exit_return_blocks() {
         let ptrs: Vec<usize> = std::thread::spawn(|| {
             (0..1000)
@@ -439,7 +567,7 @@ mod tests {
             assert_eq!(thread_cached_blocks(), limit_of(3) as u64);
             thread_flush();
             assert_eq!(thread_cached_blocks(), 0);
-            assert!(!prewarm(NTINY, 1));
+            assert!(!prewarm(NCLASS, 1));
         })
         .join()
         .unwrap();

@@ -12,7 +12,7 @@
 //! | request | box |
 //! |---|---|
 //! | up to 1 KiB, alignment up to 16 | `hakmem-tiny-fast` (thread cache, the fast path) |
-//! | up to 256 KiB, alignment up to 64 KiB | `hakmem-tiny-fast` / `hakmem-mid` (thread caches over `hakmem-ss-allocation` slabs) |
+//! | up to 256 KiB, alignment up to 64 KiB | `hakmem-tiny-fast` (the one thread cache, with `hakmem-mid`'s bounds for the mid classes, over `hakmem-ss-allocation` slabs) |
 //! | anything larger | `hakmem-large` (dedicated mappings, cached by `hakmem-release-policy`) |
 //!
 //! **Entry points**: [`HakMem`] (`GlobalAlloc`), [`stats`], [`trim`], [`thread_flush`],
@@ -91,24 +91,29 @@ pub fn route(size: usize, align: usize) -> Route {
 static PROCESS: AtomicU8 = AtomicU8::new(0);
 
 extern "C" fn fork_prepare() {
-    hakmem_tiny_fast::fork_prepare();
-    hakmem_mid::fork_prepare();
-    // SAFETY: the prepare handler, paired with `fork_release` / `fork_child`.
-    unsafe { hakmem_ss_allocation::fork_prepare() };
+    // SAFETY: the prepare handler (installed with `pthread_atfork`, so the forking
+    // thread is in `fork`, inside no box), paired with `fork_release` / `fork_child`.
+    unsafe {
+        hakmem_tiny_fast::fork_prepare();
+        hakmem_ss_allocation::fork_prepare();
+    }
 }
 
 extern "C" fn fork_release() {
     // SAFETY: the parent's handler; this thread took the locks in `fork_prepare`.
-    unsafe { hakmem_ss_allocation::fork_release() };
-    hakmem_mid::fork_release();
-    hakmem_tiny_fast::fork_release();
+    unsafe {
+        hakmem_ss_allocation::fork_release();
+        hakmem_tiny_fast::fork_release();
+    }
 }
 
 extern "C" fn fork_child() {
-    // SAFETY: the child's handler; its only thread took the locks in `fork_prepare`.
-    unsafe { hakmem_ss_allocation::fork_release() };
-    hakmem_mid::fork_child();
-    hakmem_tiny_fast::fork_child();
+    // SAFETY: the child's handler, run once by its only thread, which took the locks in
+    // `fork_prepare`.
+    unsafe {
+        hakmem_ss_allocation::fork_release();
+        hakmem_tiny_fast::fork_child();
+    }
 }
 
 extern "C" fn print_os_stats_at_exit() {
@@ -189,7 +194,7 @@ fn alloc_slow_tiny_passdown(size: usize, cls: usize) -> *mut u8 {
     }
 }
 
-/// The calling thread's first slow path: set up its caches (and the process, once).
+/// The calling thread's first slow path: set up its cache (and the process, once).
 #[inline]
 fn thread_setup() {
     if hakmem_tiny_fast::thread_state() != hakmem_tiny_fast::State::Uninit {
@@ -205,7 +210,6 @@ fn thread_setup_first() {
         process_init();
     }
     hakmem_tiny_fast::thread_init();
-    hakmem_mid::thread_init();
     #[cfg(feature = "hot-prewarm")]
     if hakmem_hot_prewarm::enabled() {
         hakmem_hot_prewarm::prewarm_thread(hakmem_env_gates::gates().prewarm_depth);
@@ -221,7 +225,7 @@ fn alloc_slow(size: usize, align: usize, zeroed: bool) -> *mut u8 {
     thread_setup();
     let p = match route(size, align) {
         Route::Tiny(c) => hakmem_tiny_fast::alloc_slow_class(c),
-        Route::Mid(c) => hakmem_mid::mid_alloc(c),
+        Route::Mid(c) => hakmem_tiny_fast::cache_alloc(c),
         Route::Large => return hakmem_large::large_alloc(size, align, zeroed),
     };
     if zeroed && !p.is_null() {
@@ -241,7 +245,7 @@ unsafe fn dealloc_slow(p: *mut u8, size: usize, align: usize) {
     unsafe {
         match route(size, align) {
             Route::Tiny(c) => hakmem_tiny_fast::free_slow_class(p, c),
-            Route::Mid(c) => hakmem_mid::mid_free(p, c),
+            Route::Mid(c) => hakmem_tiny_fast::cache_free(p, c),
             Route::Large => hakmem_large::large_free(p),
         }
     }
@@ -379,8 +383,7 @@ impl Stats {
 /// The allocator's counters now. Never allocates; costs nothing on the fast path.
 pub fn stats() -> Stats {
     let os = hakmem_os_stats::stats::snapshot();
-    let (_, tiny_cached) = hakmem_tiny_fast::cached();
-    let (_, mid_cached) = hakmem_mid::cached();
+    let (_, thread_cached) = hakmem_tiny_fast::cached();
     let mut out_bytes = 0u64;
     let mut free_bytes = 0u64;
     for c in 0..class::NCLASS {
@@ -388,7 +391,6 @@ pub fn stats() -> Stats {
         out_bytes += out * class::block_size(c) as u64;
         free_bytes += free * class::block_size(c) as u64;
     }
-    let thread_cached = tiny_cached + mid_cached;
     let (_, large_live) = hakmem_large::live();
     Stats {
         allocated_bytes: out_bytes.saturating_sub(thread_cached) + large_live as u64,
@@ -445,7 +447,6 @@ fn process_resident_bytes() -> u64 {
 /// Give the calling thread's cached blocks back to the slabs.
 pub fn thread_flush() {
     hakmem_tiny_fast::thread_flush();
-    hakmem_mid::thread_flush();
 }
 
 /// Return memory to the OS now: the calling thread's caches and the transfer caches go

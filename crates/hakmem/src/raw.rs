@@ -158,14 +158,10 @@ pub unsafe fn free(p: *mut u8) -> Result<(), BadPointer> {
     match owner(p)? {
         Owner::Slab(cls) => {
             // SAFETY: `p` is a live block of class `cls` (validated above).
+            // (One thread cache for every class: a mid block takes the same path.)
             unsafe {
-                if cls < NTINY {
-                    if !hakmem_tiny_fast::try_free_class(p, cls) {
-                        free_slow_class(p, cls);
-                    }
-                } else {
-                    thread_setup();
-                    hakmem_mid::mid_free(p, cls);
+                if !hakmem_tiny_fast::try_free_class(p, cls) {
+                    free_slow_class(p, cls);
                 }
             }
         }
