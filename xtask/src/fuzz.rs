@@ -107,12 +107,7 @@ fn run(args: Vec<OsString>) -> Result<bool, String> {
     let mut presets: Vec<&str> = Vec::new();
     let mut build = true;
     let preset_names: Vec<&str> = PRESETS.iter().map(|p| p.name).collect();
-    let v = |p: &mut lexopt::Parser| -> Result<String, String> {
-        p.value()
-            .map_err(|e| e.to_string())?
-            .into_string()
-            .map_err(|_| "non-UTF-8 argument".to_string())
-    };
+    let v = crate::arg_value;
     while let Some(arg) = p.next().map_err(|e| e.to_string())? {
         match arg {
             Long("secs") => secs = v(&mut p)?.parse::<f64>().map_err(|e| e.to_string())?,

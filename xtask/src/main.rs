@@ -47,6 +47,14 @@ commands:
   help      this text
 ";
 
+/// The value of the option just parsed, as a UTF-8 string (the commands' shared helper).
+pub fn arg_value(p: &mut lexopt::Parser) -> Result<String, String> {
+    p.value()
+        .map_err(|e| e.to_string())?
+        .into_string()
+        .map_err(|_| "non-UTF-8 argument".to_string())
+}
+
 fn main() -> ExitCode {
     let mut args = std::env::args_os().skip(1);
     let cmd = args.next();

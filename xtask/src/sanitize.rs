@@ -141,12 +141,7 @@ fn parse(args: Vec<OsString>) -> Result<Option<Opts>, String> {
         threads: 4,
         toolchain: "nightly".into(),
     };
-    let v = |p: &mut lexopt::Parser| -> Result<String, String> {
-        p.value()
-            .map_err(|e| e.to_string())?
-            .into_string()
-            .map_err(|_| "non-UTF-8 argument".to_string())
-    };
+    let v = crate::arg_value;
     while let Some(arg) = p.next().map_err(|e| e.to_string())? {
         match arg {
             Long("sanitizer" | "sanitizers") => {

@@ -54,12 +54,7 @@ fn run(args: Vec<OsString>) -> Result<bool, String> {
     let mut alloc: Option<String> = None;
     let mut seed: Option<u64> = None;
     let mut build = true;
-    let v = |p: &mut lexopt::Parser| -> Result<String, String> {
-        p.value()
-            .map_err(|e| e.to_string())?
-            .into_string()
-            .map_err(|_| "non-UTF-8 argument".to_string())
-    };
+    let v = crate::arg_value;
     while let Some(arg) = p.next().map_err(|e| e.to_string())? {
         match arg {
             Long("minutes") => secs = v(&mut p)?.parse::<f64>().map_err(|e| e.to_string())? * 60.0,
