@@ -32,6 +32,7 @@
 #![deny(missing_docs)]
 
 use core::cell::UnsafeCell;
+use hakmem_release_policy::lean;
 use hakmem_ss_allocation::bins::{Bin, CacheNode, CacheRegistry, THREAD_EXIT, drain_all};
 use hakmem_ss_allocation::class::{NCLASS, NTINY, block_size};
 
@@ -86,12 +87,17 @@ pub fn fork_child() {
     unsafe { REGISTRY.fork_child(own) };
 }
 
+/// A bin's bound normally and in lean mode: the release policy's rule
+/// ([`lean::mid_bin_bound`]).
+const NORMAL: lean::BinBound = lean::mid_bin_bound(false);
+const LEAN: lean::BinBound = lean::mid_bin_bound(true);
+
 /// [`limit_of`] for every mid class, computed at compile time.
 const LIMITS: [u32; NMID] = {
     let mut t = [0u32; NMID];
     let mut i = 0;
     while i < NMID {
-        t[i] = limit_of(NTINY + i, 256 * 1024, 64);
+        t[i] = limit_of(NTINY + i, NORMAL.bytes, NORMAL.max);
         i += 1;
     }
     t
@@ -102,7 +108,7 @@ const LIMITS_LEAN: [u32; NMID] = {
     let mut t = [0u32; NMID];
     let mut i = 0;
     while i < NMID {
-        t[i] = limit_of(NTINY + i, 64 * 1024, 32);
+        t[i] = limit_of(NTINY + i, LEAN.bytes, LEAN.max);
         i += 1;
     }
     t
@@ -110,7 +116,7 @@ const LIMITS_LEAN: [u32; NMID] = {
 
 /// The bounds of this process's bins (lean mode or not).
 fn limits() -> &'static [u32; NMID] {
-    if hakmem_ss_allocation::lean_mode() {
+    if lean::lean_mode() {
         &LIMITS_LEAN
     } else {
         &LIMITS
