@@ -3,12 +3,19 @@
 //! **Owns** the decision for a region that holds no live block any more (an empty
 //! superslab, a freed large mapping): keep it in a bounded LRU cache for reuse, decommit
 //! its pages (`MADV_FREE` / `MADV_DONTNEED`) while keeping it, or retire it (`munmap`).
-//! It also owns the two caches of such regions ([`SUPERSLABS`] and [`LARGE`]).
+//! It also owns the two caches of such regions ([`SUPERSLABS`] and [`LARGE`]), and lean
+//! mode's rules for memory that is not empty yet ([`lean`]: which empty slab of a class
+//! stays a committed spare, when a class is *shrinking*, the transfer cache's and the mid
+//! bins' bounds in lean mode), which `hakmem-ss-allocation` and `hakmem-mid` ask: every
+//! decision to give memory back is made here.
 //!
 //! **Entry points**: [`ss_maybe_decommit_superslab`] (an empty superslab comes in),
 //! [`slab_maybe_decommit`] (an empty slab inside a live superslab),
 //! [`ss_take_cached`] (a superslab is needed), and the same pair for large mappings:
-//! [`large_release`] / [`large_take_cached`].
+//! [`large_release`] / [`large_take_cached`]; [`decide`] (the rule a release applies);
+//! for slab classes [`lean::SlabSpares`] (an empty slab: spare or decommit) and
+//! [`lean::ShrinkState`] (the shrink signal), [`lean::xfer_max_bytes`],
+//! [`lean::mid_bin_bound`], [`lean::lean_mode`].
 //!
 //! **Gates** (read once, through `hakmem-env-gates`): `HAKMEM_SS_MEM_LEAN` (lean mode:
 //! decommit cached regions per the next gate), `HAKMEM_SS_MEM_LEAN_DECOMMIT` (`FREE`,
@@ -32,6 +39,12 @@
 //!   entry that must go for the new region to fit (a region bigger than the whole byte
 //!   bound is retired itself); large mappings idle for `HAKMEM_LARGE_DECAY_MS` are all
 //!   retired at the next large operation (no background thread), however many they are.
+//! - One lock acquisition per decision: a release decides a region's fate ([`decide`])
+//!   and records it under one acquisition of the cache's lock (a region kept committed,
+//!   maybe as a spare, enters the cache then), so two releases cannot both take the last
+//!   of the spare budget; only a region to decommit leaves the lock for the system call
+//!   and comes back to be stored. The class rules of [`lean`] decide and record in one
+//!   call, under the caller's class lock.
 //! - Every decommit and retire is counted in the OS box: `lean_decommit` and `lean_retire`
 //!   only in lean mode (0 when it is off, as the seed's counters), `retired` always.
 //! - Never allocates; the cache lock is never held across `fork` (see [`fork_prepare`]).
