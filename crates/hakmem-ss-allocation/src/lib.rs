@@ -177,14 +177,9 @@ unsafe impl Send for XferChain {}
 
 /// Most chains one shard of a class's transfer cache holds. Only classes with 64 KiB
 /// slabs (blocks up to 8 KiB) use one: a chain pins every slab it has a block in, and
-/// bigger slabs would pin too much memory.
+/// bigger slabs would pin too much memory. Its bound in bytes is the release policy's
+/// ([`release::lean::xfer_max_bytes`]: smaller in lean mode).
 pub const XFER_MAX: usize = 8;
-/// Most bytes one shard of a class's transfer cache holds (outside lean mode; the
-/// release policy's rule, [`release::lean::xfer_max_bytes`]).
-pub const XFER_MAX_BYTES: usize = release::lean::XFER_MAX_BYTES;
-/// Most bytes one shard holds in lean mode with decommit on: chains there pin their
-/// slabs, which could otherwise empty and be given back.
-pub const XFER_MAX_BYTES_LEAN: usize = release::lean::XFER_MAX_BYTES_LEAN;
 /// Shards of each class's transfer cache, each with its own lock. A thread puts and
 /// takes chains at the shard of the CPU it runs on first, then at the others; the class
 /// lock is not taken. One shared transfer cache per class was the bottleneck of
