@@ -17,12 +17,13 @@
 //! ([`class_for`](hakmem_ss_allocation::class::class_for) picks it, honouring alignment
 //! up to 64 KiB).
 //!
-//! **Gates**: none read here; lean mode comes from `hakmem-ss-allocation`'s
-//! `lean_mode()` (`HAKMEM_SS_MEM_LEAN` with a decommit mode other than `OFF`).
+//! **Gates**: none read here; lean mode and its bounds come from the release policy
+//! (`hakmem_release_policy::lean::lean_mode`, `mid_bin_bound`: `HAKMEM_SS_MEM_LEAN`
+//! with a decommit mode other than `OFF`).
 //! **Features**: none.
 //!
 //! **Invariants**: every bound is between 2 and 64 blocks; a pure function of the class
-//! and the process's lean mode (read once, cached by `hakmem-ss-allocation`); never
+//! and the process's lean mode (the release policy's rule); never
 //! allocates or panics.
 //!
 //! ```
@@ -35,6 +36,7 @@
 #![no_std]
 #![deny(missing_docs)]
 
+use hakmem_release_policy::lean;
 use hakmem_ss_allocation::class::{NCLASS, NTINY, block_size};
 
 /// Largest mid block.
@@ -42,12 +44,17 @@ pub const MID_MAX: usize = hakmem_ss_allocation::class::MAX_SLAB_BLOCK;
 /// Number of mid classes.
 pub const NMID: usize = NCLASS - NTINY;
 
+/// A bin's bound normally and in lean mode: the release policy's rule
+/// ([`lean::mid_bin_bound`]).
+const NORMAL: lean::BinBound = lean::mid_bin_bound(false);
+const LEAN: lean::BinBound = lean::mid_bin_bound(true);
+
 /// [`limit_of`] for every mid class, computed at compile time.
 const LIMITS: [u32; NMID] = {
     let mut t = [0u32; NMID];
     let mut i = 0;
     while i < NMID {
-        t[i] = limit_of(NTINY + i, 256 * 1024, 64);
+        t[i] = limit_of(NTINY + i, NORMAL.bytes, NORMAL.max);
         i += 1;
     }
     t
@@ -58,7 +65,7 @@ const LIMITS_LEAN: [u32; NMID] = {
     let mut t = [0u32; NMID];
     let mut i = 0;
     while i < NMID {
-        t[i] = limit_of(NTINY + i, 64 * 1024, 32);
+        t[i] = limit_of(NTINY + i, LEAN.bytes, LEAN.max);
         i += 1;
     }
     t
@@ -67,7 +74,7 @@ const LIMITS_LEAN: [u32; NMID] = {
 /// The bounds of this process's mid bins (lean mode or not): entry `i` is class
 /// `NTINY + i`.
 pub fn limits() -> &'static [u32; NMID] {
-    if hakmem_ss_allocation::lean_mode() {
+    if lean::lean_mode() {
         &LIMITS_LEAN
     } else {
         &LIMITS

@@ -3,12 +3,19 @@
 //! **Owns** the decision for a region that holds no live block any more (an empty
 //! superslab, a freed large mapping): keep it in a bounded LRU cache for reuse, decommit
 //! its pages (`MADV_FREE` / `MADV_DONTNEED`) while keeping it, or retire it (`munmap`).
-//! It also owns the two caches of such regions ([`SUPERSLABS`] and [`LARGE`]).
+//! It also owns the two caches of such regions ([`SUPERSLABS`] and [`LARGE`]), and lean
+//! mode's rules for memory that is not empty yet ([`lean`]: which empty slab of a class
+//! stays a committed spare, when a class is *shrinking*, the transfer cache's and the mid
+//! bins' bounds in lean mode), which `hakmem-ss-allocation` and `hakmem-mid` ask: every
+//! decision to give memory back is made here.
 //!
 //! **Entry points**: [`ss_maybe_decommit_superslab`] (an empty superslab comes in),
 //! [`slab_maybe_decommit`] (an empty slab inside a live superslab),
 //! [`ss_take_cached`] (a superslab is needed), and the same pair for large mappings:
-//! [`large_release`] / [`large_take_cached`].
+//! [`large_release`] / [`large_take_cached`]; [`decide`] (the rule a release applies);
+//! for slab classes [`lean::SlabSpares`] (an empty slab: spare or decommit) and
+//! [`lean::ShrinkState`] (the shrink signal), [`lean::xfer_max_bytes`],
+//! [`lean::mid_bin_bound`], [`lean::lean_mode`].
 //!
 //! **Gates** (read once, through `hakmem-env-gates`): `HAKMEM_SS_MEM_LEAN` (lean mode:
 //! decommit cached regions per the next gate), `HAKMEM_SS_MEM_LEAN_DECOMMIT` (`FREE`,
@@ -32,6 +39,12 @@
 //!   entry that must go for the new region to fit (a region bigger than the whole byte
 //!   bound is retired itself); large mappings idle for `HAKMEM_LARGE_DECAY_MS` are all
 //!   retired at the next large operation (no background thread), however many they are.
+//! - One lock acquisition per decision: a release decides a region's fate ([`decide`])
+//!   and records it under one acquisition of the cache's lock (a region kept committed,
+//!   maybe as a spare, enters the cache then), so two releases cannot both take the last
+//!   of the spare budget; only a region to decommit leaves the lock for the system call
+//!   and comes back to be stored. The class rules of [`lean`] decide and record in one
+//!   call, under the caller's class lock.
 //! - Every decommit and retire is counted in the OS box: `lean_decommit` and `lean_retire`
 //!   only in lean mode (0 when it is off, as the seed's counters), `retired` always.
 //! - Never allocates; the cache lock is never held across `fork` (see [`fork_prepare`]).
@@ -52,6 +65,8 @@
 //! ```
 #![deny(missing_docs)]
 #![no_std]
+
+pub mod lean;
 
 use hakmem_env_gates::{Decommit, gates};
 use hakmem_os_stats::lock::Locked;
@@ -171,6 +186,15 @@ impl Inner {
         }
     }
 
+    /// The bytes the cache's spares hold committed.
+    fn spare_bytes(&self) -> usize {
+        self.live()
+            .iter()
+            .filter(|e| e.spare)
+            .map(|e| e.weight)
+            .sum()
+    }
+
     /// Remove and return entry `i` (0 = oldest), keeping the order of the others.
     fn remove(&mut self, i: usize) -> Option<Entry> {
         let n = self.n;
@@ -276,6 +300,50 @@ pub struct Limits {
     pub decay_ms: u64,
 }
 
+/// What becomes of a region handed to [`RegionCache::release`] ([`decide`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fate {
+    /// Kept in the cache with its pages committed; `spare`: as one of the cache's
+    /// spares (decommit was asked, but the spare budget had room).
+    Keep {
+        /// Counted against [`Limits::spare_bytes`].
+        spare: bool,
+    },
+    /// Decommitted with this advice, then kept.
+    Decommit(os::Advice),
+    /// Retired (unmapped) at once: the cache keeps nothing, or the region is bigger than
+    /// the whole byte bound.
+    Retire,
+}
+
+/// The rule for a region of `len` bytes handed to a cache with `limits`, whose spares
+/// hold `spare_bytes` committed now: retired when the cache keeps no region or none that
+/// big; else kept as it is when no decommit is asked; else a spare while the spares'
+/// bytes stay within [`Limits::spare_bytes`]; else decommitted.
+///
+/// [`RegionCache::release`] applies it and records its answer under one acquisition of
+/// the cache's lock, so that two releases cannot both take the last spare.
+pub fn decide(limits: &Limits, len: usize, spare_bytes: usize) -> Fate {
+    if limits.max_entries.min(MAX_ENTRIES) == 0 || len > limits.max_bytes {
+        return Fate::Retire;
+    }
+    match limits.decommit {
+        None => Fate::Keep { spare: false },
+        Some(_) if len.saturating_add(spare_bytes) <= limits.spare_bytes => {
+            Fate::Keep { spare: true }
+        }
+        Some(advice) => Fate::Decommit(advice),
+    }
+}
+
+/// Tests only: a point between the two acquisitions of [`RegionCache::release`] (the
+/// decommit path), where a test may stop a thread to let another run its release.
+#[inline(always)]
+fn between_acquisitions() {
+    #[cfg(test)]
+    tests::hook::run();
+}
+
 impl Default for RegionCache {
     fn default() -> Self {
         Self::new()
@@ -317,48 +385,69 @@ impl RegionCache {
         let cutoff = now.saturating_sub(limits.decay_ms);
         let max_entries = limits.max_entries.min(MAX_ENTRIES);
         let mut doomed = Doomed::new();
-        // Decay, and the committed bytes of the spares, in one visit.
-        let spares = self.inner.with(|c| {
+        // One acquisition: decay, the decision, and its record. A region kept as it is
+        // (a spare, or no decommit asked) enters the cache under this very lock, so two
+        // releases cannot both take the last of the spare budget.
+        let fate = self.inner.with(|c| {
             if limits.decay_ms > 0 {
                 c.remove_where(&mut doomed, |e| e.stamp < cutoff);
             }
-            c.live()
-                .iter()
-                .filter(|e| e.spare)
-                .map(|e| e.weight)
-                .sum::<usize>()
-        });
-        if max_entries == 0 || len > limits.max_bytes {
-            doomed.retire_all();
-            retire(base, len);
-            return;
-        }
-        let spare = limits.decommit.is_some() && len.saturating_add(spares) <= limits.spare_bytes;
-        let mut zeroed = false;
-        if let (Some(advice), false) = (limits.decommit, spare) {
-            // SAFETY: the caller guarantees the region is ours and empty.
-            if unsafe { os::decommit(base, len, advice) } {
-                stats::count_lean_decommit();
-                zeroed = advice == os::Advice::DontNeed;
+            let fate = decide(&limits, len, c.spare_bytes());
+            if let Fate::Keep { spare } = fate {
+                let e = Entry {
+                    base,
+                    len,
+                    zeroed: false,
+                    spare,
+                    weight: len,
+                    stamp: now,
+                };
+                if !(c.make_room(&mut doomed, len, max_entries, limits.max_bytes)
+                    && c.push_newest(e))
+                {
+                    return Fate::Retire;
+                }
             }
-        }
-        // A region decommitted with DONTNEED holds nothing resident: it costs only
-        // address space. Otherwise every page of it may be resident (`MADV_FREE` pages
-        // too, until the kernel wants them).
-        let weight = if zeroed { 0 } else { len };
-        let e = Entry {
-            base,
-            len,
-            zeroed,
-            spare,
-            weight,
-            stamp: now,
-        };
-        let kept = self.inner.with(|c| {
-            c.make_room(&mut doomed, weight, max_entries, limits.max_bytes) && c.push_newest(e)
+            fate
         });
-        if !kept {
-            retire(base, len);
+        match fate {
+            Fate::Keep { .. } => {}
+            Fate::Retire => {
+                doomed.retire_all();
+                retire(base, len);
+                return;
+            }
+            Fate::Decommit(advice) => {
+                // The decommit (a system call) runs without the lock; the region is no
+                // spare, so nothing shared was decided on the way.
+                between_acquisitions();
+                // SAFETY: the caller guarantees the region is ours and empty.
+                let zeroed = if unsafe { os::decommit(base, len, advice) } {
+                    stats::count_lean_decommit();
+                    advice == os::Advice::DontNeed
+                } else {
+                    false
+                };
+                // A region decommitted with DONTNEED holds nothing resident: it costs
+                // only address space. Otherwise every page of it may be resident
+                // (`MADV_FREE` pages too, until the kernel wants them).
+                let weight = if zeroed { 0 } else { len };
+                let e = Entry {
+                    base,
+                    len,
+                    zeroed,
+                    spare: false,
+                    weight,
+                    stamp: now,
+                };
+                let kept = self.inner.with(|c| {
+                    c.make_room(&mut doomed, weight, max_entries, limits.max_bytes)
+                        && c.push_newest(e)
+                });
+                if !kept {
+                    retire(base, len);
+                }
+            }
         }
         doomed.retire_all();
     }
@@ -570,6 +659,110 @@ pub unsafe fn fork_release() {
 mod tests {
     use super::*;
     use os::PAGE;
+    extern crate std;
+    use std::boxed::Box;
+    use std::sync::mpsc;
+
+    /// A pause a test sets for one thread at [`between_acquisitions`].
+    pub(super) mod hook {
+        use std::boxed::Box;
+        use std::cell::RefCell;
+        extern crate std;
+
+        std::thread_local! {
+            static HOOK: RefCell<Option<Box<dyn FnOnce()>>> = const { RefCell::new(None) };
+        }
+
+        /// Run `f` when this thread next reaches the point.
+        pub fn set(f: Box<dyn FnOnce()>) {
+            HOOK.with(|h| *h.borrow_mut() = Some(f));
+        }
+
+        pub fn run() {
+            if let Some(f) = HOOK.with(|h| h.borrow_mut().take()) {
+                f();
+            }
+        }
+    }
+
+    fn lean_limits(spare_bytes: usize) -> Limits {
+        Limits {
+            spare_bytes,
+            ..lim(8, usize::MAX, Some(os::Advice::DontNeed))
+        }
+    }
+
+    #[test]
+    fn the_decision_rule() {
+        let l = lean_limits(2 * PAGE);
+        assert_eq!(decide(&l, PAGE, 0), Fate::Keep { spare: true });
+        assert_eq!(decide(&l, PAGE, PAGE), Fate::Keep { spare: true });
+        assert_eq!(
+            decide(&l, PAGE, 2 * PAGE),
+            Fate::Decommit(os::Advice::DontNeed),
+            "the spare budget is spent"
+        );
+        assert_eq!(
+            decide(&l, 3 * PAGE, 0),
+            Fate::Decommit(os::Advice::DontNeed),
+            "bigger than the whole spare budget"
+        );
+        assert_eq!(
+            decide(&lim(8, usize::MAX, None), PAGE, 0),
+            Fate::Keep { spare: false },
+            "no decommit asked: kept as it is, no spare"
+        );
+        assert_eq!(decide(&lim(0, usize::MAX, None), PAGE, 0), Fate::Retire);
+        assert_eq!(decide(&lim(8, PAGE, None), 2 * PAGE, 0), Fate::Retire);
+        assert_eq!(
+            decide(
+                &Limits {
+                    max_entries: 1000,
+                    ..l
+                },
+                PAGE,
+                0
+            ),
+            Fate::Keep { spare: true },
+            "max_entries is capped at MAX_ENTRIES, not zeroed"
+        );
+    }
+
+    #[test]
+    fn two_concurrent_releases_cannot_both_take_the_last_spare() {
+        // A spare budget of one page, two one-page releases. Thread A stops wherever
+        // `release` drops the cache lock between two acquisitions, and B runs its whole
+        // release meanwhile. Were the spare decision made in one acquisition and
+        // recorded in another, A would stop having chosen "spare" unrecorded, B would
+        // choose it too, and both regions would stay committed.
+        let c: &'static RegionCache = Box::leak(Box::new(RegionCache::new()));
+        let l = lean_limits(PAGE);
+        let (a, b) = (os::map(PAGE) as usize, os::map(PAGE) as usize);
+        let (paused_tx, paused_rx) = mpsc::channel::<bool>();
+        let (resume_tx, resume_rx) = mpsc::channel::<()>();
+        let done_tx = paused_tx.clone();
+        let t = std::thread::spawn(move || {
+            hook::set(Box::new(move || {
+                paused_tx.send(true).unwrap();
+                resume_rx.recv().unwrap();
+            }));
+            // SAFETY: a fresh mapping we give up.
+            unsafe { c.release(a as *mut u8, PAGE, l) };
+            let _ = done_tx.send(false);
+        });
+        // A either stopped between acquisitions (true) or finished (false).
+        let paused = paused_rx.recv().unwrap();
+        // SAFETY: a fresh mapping we give up.
+        unsafe { c.release(b as *mut u8, PAGE, l) };
+        if paused {
+            resume_tx.send(()).unwrap();
+        }
+        t.join().unwrap();
+        // Committed regions weigh their length, decommitted (DONTNEED) ones nothing.
+        assert_eq!(c.usage(), (2, PAGE), "exactly one spare stays committed");
+        assert_eq!(c.inner.with(|i| i.spare_bytes()), PAGE);
+        c.drain();
+    }
 
     fn lim(n: usize, bytes: usize, d: Option<os::Advice>) -> Limits {
         Limits {

@@ -86,8 +86,9 @@ pub unsafe fn scrub_fresh(p: *mut u8, bs: usize) {
     }
 }
 
-/// The bound of a bin whose class is shrinking in lean mode (see [`Bin::overflow`]).
-pub const SHRUNK_LIMIT: u32 = 2;
+/// The bound of a bin whose class is shrinking in lean mode (see [`Bin::overflow`]): the
+/// release policy's rule.
+pub const SHRUNK_LIMIT: u32 = hakmem_release_policy::lean::SHRUNK_BIN_LIMIT;
 
 /// Whether double-free detection is compiled in.
 pub const DOUBLE_FREE_CHECK: bool = cfg!(feature = "double-free-check");

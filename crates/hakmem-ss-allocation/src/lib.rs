@@ -20,8 +20,13 @@
 //! [`ss_lookup`] / [`validate_class`] (the superslab, slab and class of any block in
 //! O(1)), [`class_counts`] (stats).
 //!
-//! **Gates**: none read directly; empty superslabs go to `hakmem-release-policy`, which
-//! reads the lean-mode gates.
+//! **Gates**: none read directly. Every decision to give memory back is
+//! `hakmem-release-policy`'s, which reads the lean-mode gates: empty superslabs go to it,
+//! and its lean-mode rules ([`release::lean`]: which empty slab stays a committed spare,
+//! when a class is shrinking, the transfer cache's bound) are asked here, with the
+//! per-class state they need kept where it is cheapest to update (a
+//! [`SlabSpares`](release::lean::SlabSpares) in the class's central state, a
+//! [`ShrinkState`](release::lean::ShrinkState) beside its counters).
 //!
 //! **Features**: `double-free-check` (free marks, see [`bins`]) and `hardened` (free-list
 //! links encoded with a per-process secret and checked on use, shuffled refills, guard
@@ -36,9 +41,9 @@
 //! - `slab.used` counts the blocks handed out by [`refill`] and not yet back in the
 //!   slab's free list (in a user's hands, in a thread cache, or in a chain in the
 //!   transfer cache); a slab with `used == 0` is reset and returned to its superslab at
-//!   once (lean mode decommits all but one spare of a class that churns, see
-//!   [`spares_for`]); a superslab with no slab in use is unregistered and handed to the
-//!   release policy at once.
+//!   once (lean mode decommits all but one spare of a class that churns: the release
+//!   policy decides, see [`release::lean`]); a superslab with no slab in use is
+//!   unregistered and handed to the release policy at once.
 //! - A live superslab is registered as `Kind::Superslab`; a cached one is not.
 //! - Lock order: a class lock, then a transfer-cache shard lock of that class, then the
 //!   release-policy cache lock. A shard lock is a leaf (nothing is locked while it is
@@ -81,7 +86,7 @@ use core::sync::atomic::AtomicUsize as HeaderUsize;
 use hakmem_os_stats::lock::Locked;
 use hakmem_os_stats::os;
 use hakmem_os_stats::sync::Ordering::{self, Relaxed};
-use hakmem_os_stats::sync::{AtomicBool, AtomicU64, AtomicUsize};
+use hakmem_os_stats::sync::{AtomicU64, AtomicUsize};
 use hakmem_os_stats::{loom_const_fn, sync_array, sync_static};
 use hakmem_release_policy as release;
 use registry::Kind;
@@ -153,13 +158,9 @@ struct Central {
     partial: *mut Slab,
     /// Superslabs with a slab not in use.
     avail: *mut SuperSlab,
-    /// Free slabs of this class kept committed (at most [`spares_for`] its slab size).
-    spares: u32,
-    /// Spare hysteresis (lean mode, see [`spares_for`]): the class took a new slab after
-    /// decommitting one, so it churns and keeps a spare.
-    churn: bool,
-    /// A slab was decommitted since the class last took a new slab.
-    decommitted: bool,
+    /// Its spare slabs (free slabs kept committed, marked in `SuperSlab::spare_slabs`)
+    /// and churn: the release policy's rules decide (`release::lean::SlabSpares`).
+    spares: release::lean::SlabSpares,
     /// xorshift state for shuffling refills (hardened builds).
     rng: u64,
 }
@@ -180,13 +181,9 @@ unsafe impl Send for XferChain {}
 
 /// Most chains one shard of a class's transfer cache holds. Only classes with 64 KiB
 /// slabs (blocks up to 8 KiB) use one: a chain pins every slab it has a block in, and
-/// bigger slabs would pin too much memory.
+/// bigger slabs would pin too much memory. Its bound in bytes is the release policy's
+/// ([`release::lean::xfer_max_bytes`]: smaller in lean mode).
 pub const XFER_MAX: usize = 8;
-/// Most bytes one shard of a class's transfer cache holds (outside lean mode).
-pub const XFER_MAX_BYTES: usize = 64 * 1024;
-/// Most bytes one shard holds in lean mode with decommit on: chains there pin their
-/// slabs, which could otherwise empty and be given back.
-pub const XFER_MAX_BYTES_LEAN: usize = 16 * 1024;
 /// Shards of each class's transfer cache, each with its own lock. A thread puts and
 /// takes chains at the shard of the CPU it runs on first, then at the others; the class
 /// lock is not taken. One shared transfer cache per class was the bottleneck of
@@ -301,7 +298,7 @@ fn xfer_put(cls: usize, head: *mut u8, count: u32, bytes: usize) -> bool {
         16,
         "transfer cache of a class with big slabs"
     );
-    let cap = xfer_max_bytes().max(bytes);
+    let cap = release::lean::xfer_max_bytes().max(bytes);
     let fits = |n: usize| n < XFER_MAX && (n + 1) * bytes <= cap;
     let home = home_shard();
     for i in 0..XFER_SHARDS {
@@ -366,21 +363,6 @@ unsafe fn xfer_drain_locked(c: &mut Central, cls: usize) {
     }
 }
 
-/// Whether lean mode gives memory back (`HAKMEM_SS_MEM_LEAN=1` with decommit on): the
-/// caches above size themselves smaller then.
-pub fn lean_mode() -> bool {
-    release::lean_advice().is_some()
-}
-
-#[inline]
-fn xfer_max_bytes() -> usize {
-    if release::lean_advice().is_some() {
-        XFER_MAX_BYTES_LEAN
-    } else {
-        XFER_MAX_BYTES
-    }
-}
-
 /// A class lock and the central state it guards, on a cache line of its own.
 #[repr(align(64))]
 struct Padded(Locked<Central>);
@@ -391,9 +373,7 @@ impl Padded {
             Padded(Locked::new(Central {
                 partial: ptr::null_mut(),
                 avail: ptr::null_mut(),
-                spares: 0,
-                churn: false,
-                decommitted: false,
+                spares: release::lean::SlabSpares::new(),
                 rng: 0,
             }))
         }
@@ -404,54 +384,25 @@ sync_static! {
     static CENTRAL: [Padded; NCLASS] = sync_array!(Padded::new(); NCLASS);
 }
 
-/// Empty slabs a class keeps committed before decommitting more (lean mode): one slab
-/// of up to 256 KiB, none of bigger slabs (they would pin too much memory). Measured in
-/// docs/results/002-idle-release.md.
-///
-/// Only a class that *churns* keeps its spare: one that took a new slab after it had
-/// decommitted one (it gave memory back and needed it again). A class that only grows
-/// keeps none, and one that is *shrinking* (its blocks out fell under an eighth of their
-/// recent peak, a peak that decays by 1/32 per refill; see [`shrink_floor`] and
-/// [`SHRINK_RATIO`]) stops churning and gives its spare back: after a peak, lean mode
-/// gives everything back at once.
-pub const fn spares_for(slab_shift: u32) -> u32 {
-    if slab_shift <= 18 { 1 } else { 0 }
+/// The smallest peak of blocks out of class `cls` from which it may shrink (the release
+/// policy's rule, [`release::lean::shrink_floor`], for this class's slab and block size).
+#[inline]
+const fn shrink_floor(cls: usize) -> u64 {
+    release::lean::shrink_floor(slab_shift(cls), block_size(cls))
 }
 
-/// The smallest peak of blocks out, in blocks of class `cls`, from which a fall under
-/// [`SHRINK_RATIO`] makes the class *shrinking*: four slabs' worth (a class that never
-/// held four slabs has little to give back).
-pub const fn shrink_floor(cls: usize) -> u64 {
-    (4u64 << slab_shift(cls)) / block_size(cls) as u64
-}
-
-/// A class is shrinking when its blocks out fall under `peak / SHRINK_RATIO`.
-pub const SHRINK_RATIO: u64 = 8;
-
-/// A refill of the class, with `out` blocks out after it: the peak follows `out` up at
-/// once and decays by 1/32 per refill, so it tracks the recent high of a class that
-/// keeps allocating (a producer/consumer pair whose blocks in flight vary is not taken
-/// for a phase of frees), while a phase of frees (no refills) leaves it where it was.
-///
-/// (A relaxed load and store: refills under different locks may lose an update of this
-/// heuristic, never corrupt anything.)
+/// A refill of the class: its shrink signal's peak follows its blocks out.
 #[inline]
 fn note_refill(st: &ClassStats) {
-    let p = st.peak.load(Relaxed);
-    st.peak
-        .store((p - p / 32).max(st.out.load(Relaxed)), Relaxed);
+    st.shrink.note_refill(st.out.load(Relaxed));
 }
 
-/// Whether class `cls` should start shrinking: lean mode, a recent peak of at least
-/// [`shrink_floor`] blocks out, and fewer than `peak / SHRINK_RATIO` out now.
+/// Whether class `cls` should start shrinking now (the release policy's rule, see
+/// [`release::lean::ShrinkState::due`]).
 #[inline]
 fn should_shrink(cls: usize) -> bool {
     let st = stats_of(cls);
-    if st.shrinking.load(Relaxed) || !lean_mode() {
-        return false;
-    }
-    let peak = st.peak.load(Relaxed);
-    peak >= shrink_floor(cls) && st.out.load(Relaxed).saturating_mul(SHRINK_RATIO) < peak
+    st.shrink.due(st.out.load(Relaxed), shrink_floor(cls))
 }
 
 /// Per-class counters (for stats, and lean mode's shrink signal). `out` and `xfer` change
@@ -466,11 +417,10 @@ struct ClassStats {
     free: AtomicU64,
     /// Blocks in the transfer cache.
     xfer: AtomicU64,
-    /// The recent peak of `out`: see [`note_refill`].
-    peak: AtomicU64,
-    /// The class is shrinking (lean mode): `out` fell below `peak / SHRINK_RATIO`. Set
-    /// and cleared under the class lock; ends when the class takes a new slab.
-    shrinking: AtomicBool,
+    /// Lean mode's shrink signal (the recent peak of `out`, the shrinking flag), whose
+    /// rules are the release policy's: set and cleared under the class lock; shrinking
+    /// ends when the class takes a new slab.
+    shrink: release::lean::ShrinkState,
 }
 
 impl ClassStats {
@@ -480,8 +430,7 @@ impl ClassStats {
                 out: AtomicU64::new(0),
                 free: AtomicU64::new(0),
                 xfer: AtomicU64::new(0),
-                peak: AtomicU64::new(0),
-                shrinking: AtomicBool::new(false),
+                shrink: release::lean::ShrinkState::new(),
             }
         }
     }
@@ -1043,16 +992,9 @@ unsafe fn new_slab(c: &mut Central, cls: usize) -> *mut Slab {
     // SAFETY: `ss` is a live superslab of this class with a free slab; lock held.
     unsafe {
         debug_check_superslab(ss, cls);
+        // Growing again: a phase of frees is over.
         let st = stats_of(cls);
-        if st.shrinking.load(Relaxed) {
-            // Growing again: the phase of frees is over.
-            st.shrinking.store(false, Relaxed);
-            st.peak.store(st.out.load(Relaxed), Relaxed);
-        }
-        if c.decommitted {
-            c.decommitted = false;
-            c.churn = true;
-        }
+        st.shrink.on_new_slab(st.out.load(Relaxed));
         let free = (*ss).free_slabs.load(Relaxed);
         // Prefer a spare: its pages are still committed.
         debug_assert_ne!(free, 0, "a superslab on the avail list with no free slab");
@@ -1061,9 +1003,9 @@ unsafe fn new_slab(c: &mut Central, cls: usize) -> *mut Slab {
             0,
             "a spare slab that is not free"
         );
-        let idx = if (*ss).spare_slabs != 0 {
-            debug_assert!(c.spares > 0, "a spare slab not counted");
-            c.spares -= 1;
+        let took_spare = (*ss).spare_slabs != 0;
+        c.spares.on_new_slab(took_spare);
+        let idx = if took_spare {
             (*ss).spare_slabs.trailing_zeros() as usize
         } else {
             free.trailing_zeros() as usize
@@ -1125,11 +1067,7 @@ unsafe fn slab_empty(c: &mut Central, s: *mut Slab) {
         let n = (*ss).n_slabs;
         let all = if n == 64 { u64::MAX } else { (1u64 << n) - 1 };
         if free == all {
-            debug_assert!(
-                c.spares >= (*ss).spare_slabs.count_ones(),
-                "spares miscounted"
-            );
-            c.spares -= (*ss).spare_slabs.count_ones();
+            c.spares.forget((*ss).spare_slabs.count_ones());
             (*ss).spare_slabs = 0;
             if (*ss).in_avail {
                 avail_remove(c, ss);
@@ -1154,17 +1092,15 @@ unsafe fn slab_empty(c: &mut Central, s: *mut Slab) {
             if !(*ss).in_avail {
                 avail_push(c, ss);
             }
-            // Keep a few empty slabs per class committed, so a class that empties and
-            // refills a slab repeatedly makes no syscall; decommit the rest (lean mode).
-            let shrinking = stats_of((*ss).class as usize).shrinking.load(Relaxed);
-            if c.churn && !shrinking && c.spares < spares_for((*ss).slab_shift) {
-                c.spares += 1;
+            // The release policy decides: a spare kept committed (so a class that
+            // empties and refills a slab repeatedly makes no syscall), or decommitted
+            // (lean mode). The slab's blocks were all free and it is reset: its pages
+            // hold no data.
+            let shrinking = stats_of((*ss).class as usize).shrink.is_shrinking();
+            if c.spares
+                .empty_slab((*s).start, touched, (*ss).slab_shift, shrinking)
+            {
                 (*ss).spare_slabs |= 1u64 << idx;
-            } else {
-                // The slab's blocks were all free and it is reset: its pages hold no data.
-                if release::slab_maybe_decommit((*s).start, touched) {
-                    c.decommitted = true;
-                }
             }
         }
     }
@@ -1176,22 +1112,21 @@ unsafe fn decommit_spares(c: &mut Central) {
     // SAFETY: the avail list holds live superslabs of this class; lock held. A spare is
     // a free slab (never handed out since it emptied), so its pages hold no block.
     unsafe {
-        while !ss.is_null() && c.spares > 0 {
+        while !ss.is_null() && c.spares.count() > 0 {
             let mut bits = (*ss).spare_slabs;
             while bits != 0 {
                 let idx = bits.trailing_zeros() as usize;
                 bits &= bits - 1;
                 let s = ptr::addr_of_mut!((*ss).slabs).cast::<Slab>().add(idx);
                 let len = (*s).capacity as usize * (*ss).block_size as usize;
-                release::slab_maybe_decommit((*s).start, len);
-                c.spares -= 1;
+                c.spares.give_back_spare((*s).start, len);
             }
             (*ss).spare_slabs = 0;
             ss = (*ss).next;
         }
     }
     // Every spare is a free slab, so its superslab is on the avail list.
-    debug_assert_eq!(c.spares, 0, "a spare slab outside the avail list");
+    debug_assert_eq!(c.spares.count(), 0, "a spare slab outside the avail list");
 }
 
 /// Take up to `want` blocks of class `cls` (`want >= 1`). The chain is shorter only when
@@ -1298,7 +1233,9 @@ pub fn refill_upto(cls: usize, want: u32, max: u32) -> Chain {
 /// null; the caller gives up all of them.
 ///
 /// Returns true when the class is *shrinking* in lean mode (its blocks out fell under
-/// `1 / SHRINK_RATIO` of their recent peak, and the peak was at least [`shrink_floor`];
+/// `1 /` [`SHRINK_RATIO`](release::lean::SHRINK_RATIO) of their recent peak, and the peak
+/// was at least four slabs' worth:
+/// the release policy's rule, [`release::lean::ShrinkState`];
 /// until the class takes a new slab): a thread cache should then give back what it holds of the class
 /// and cache little until its next refill (see [`Bin::overflow`](bins::Bin::overflow)),
 /// so that a phase of frees leaves no slab pinned by a few cached blocks.
@@ -1313,11 +1250,11 @@ pub unsafe fn flush(cls: usize, head: *mut u8, count: u32) -> bool {
     // shrinking: chains there would pin their slabs).
     let cached = count > 1
         && slab_shift(cls) == 16
-        && !st.shrinking.load(Relaxed)
+        && !st.shrink.is_shrinking()
         && xfer_put(cls, head, count, bytes);
     // (A class that started shrinking meanwhile, in another thread, drains the chain
     // just put below, and this bin shrinks too.)
-    if cached && !st.shrinking.load(Relaxed) && !should_shrink(cls) {
+    if cached && !st.shrink.is_shrinking() && !should_shrink(cls) {
         return false;
     }
     let mut g = pc.0.lock();
@@ -1328,12 +1265,14 @@ pub unsafe fn flush(cls: usize, head: *mut u8, count: u32) -> bool {
         if !cached {
             flush_locked(c, cls, head, count);
         }
-        if should_shrink(cls) {
-            st.shrinking.store(true, Relaxed);
-            c.churn = false;
+        if st
+            .shrink
+            .start_if_due(st.out.load(Relaxed), shrink_floor(cls))
+        {
+            c.spares.start_shrinking();
             decommit_spares(c);
         }
-        let shrinking = st.shrinking.load(Relaxed);
+        let shrinking = st.shrink.is_shrinking();
         if shrinking {
             // Chains in the transfer cache would pin their slabs: back to the slabs.
             xfer_drain_locked(c, cls);
