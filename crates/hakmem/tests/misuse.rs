@@ -19,7 +19,12 @@ fn misuse(case: &str) {
                 hakmem::HakMem.dealloc(p, l(40));
             }
             "delayed_double_free" => {
+                // A neighbour stays live, so the block's slab stays in use: in lean mode
+                // an emptied slab is decommitted and its blocks' marks read as zero
+                // (docs/security.md; the C ABI then refuses the pointer by validation).
+                let keep = hakmem::HakMem.alloc(l(100));
                 let p = hakmem::HakMem.alloc(l(100));
+                std::hint::black_box(keep);
                 hakmem::HakMem.dealloc(p, l(100));
                 // Many frees in between push the block out of the thread cache.
                 let v: Vec<*mut u8> = (0..5000).map(|_| hakmem::HakMem.alloc(l(100))).collect();
