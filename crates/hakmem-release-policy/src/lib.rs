@@ -119,14 +119,16 @@ unsafe impl Send for Inner {}
 /// is dropped: room for every entry plus the region being released, so that whatever
 /// the bounds ask is done in one go. On the stack (about 1 KiB), never allocated.
 struct Doomed {
-    regions: [(*mut u8, usize); MAX_ENTRIES + 1],
+    /// The first `n` are initialized. (Uninitialized storage: a release or a purge that
+    /// retires nothing must not pay for clearing a kilobyte of stack.)
+    regions: [core::mem::MaybeUninit<(*mut u8, usize)>; MAX_ENTRIES + 1],
     n: usize,
 }
 
 impl Doomed {
     const fn new() -> Self {
         Doomed {
-            regions: [(core::ptr::null_mut(), 0); MAX_ENTRIES + 1],
+            regions: [const { core::mem::MaybeUninit::uninit() }; MAX_ENTRIES + 1],
             n: 0,
         }
     }
@@ -136,7 +138,7 @@ impl Doomed {
     fn push(&mut self, base: *mut u8, len: usize) -> bool {
         match self.regions.get_mut(self.n) {
             Some(slot) => {
-                *slot = (base, len);
+                slot.write((base, len));
                 self.n += 1;
                 true
             }
@@ -144,9 +146,19 @@ impl Doomed {
         }
     }
 
+    /// The noted regions.
+    fn noted(&self) -> impl Iterator<Item = (*mut u8, usize)> + '_ {
+        self.regions
+            .get(..self.n)
+            .unwrap_or(&[])
+            .iter()
+            // SAFETY: the first `n` slots were written by `push`.
+            .map(|r| unsafe { r.assume_init() })
+    }
+
     /// Retire every noted region (call with no lock held: each is a `munmap`).
     fn retire_all(&self) {
-        for &(base, len) in self.regions.get(..self.n).unwrap_or(&[]) {
+        for (base, len) in self.noted() {
             retire(base, len);
         }
     }
@@ -168,6 +180,7 @@ impl Inner {
         #[cfg(debug_assertions)]
         {
             let mut sum = 0usize;
+            let mut prev_stamp = 0u64;
             for e in self.live() {
                 debug_assert!(!e.base.is_null() && e.len > 0, "an empty cache entry");
                 debug_assert!(
@@ -180,6 +193,11 @@ impl Inner {
                     "a cached region weighs other than its resident bytes"
                 );
                 debug_assert!(!(e.zeroed && e.spare), "a spare that was decommitted");
+                debug_assert!(
+                    e.stamp >= prev_stamp,
+                    "cache entries out of their arrival order"
+                );
+                prev_stamp = e.stamp;
                 sum += e.weight;
             }
             debug_assert_eq!(sum, self.bytes, "the cache's byte count drifted");
@@ -265,11 +283,15 @@ impl Inner {
             k += 1;
             bytes = bytes.saturating_sub(e.weight);
         }
-        let mut i = 0;
-        self.remove_where(out, |_| {
-            i += 1;
-            i <= k
-        });
+        if k > 0 {
+            // Only when something must go: a pass that keeps the rest in order. (A
+            // release that fits, the common case, touches no entry.)
+            let mut i = 0;
+            self.remove_where(out, |_| {
+                i += 1;
+                i <= k
+            });
+        }
         debug_assert!(
             fits(self.n, self.bytes),
             "make_room left too little room ({} entries, {} bytes)",
@@ -389,10 +411,19 @@ impl RegionCache {
         // (a spare, or no decommit asked) enters the cache under this very lock, so two
         // releases cannot both take the last of the spare budget.
         let fate = self.inner.with(|c| {
-            if limits.decay_ms > 0 {
+            // The first entry is the oldest (arrival order): pass over the entries only
+            // when one has decayed.
+            if limits.decay_ms > 0 && c.live().first().is_some_and(|e| e.stamp < cutoff) {
                 c.remove_where(&mut doomed, |e| e.stamp < cutoff);
             }
-            let fate = decide(&limits, len, c.spare_bytes());
+            // Spares exist only where a decommit is asked for (`decide` reads them only
+            // then): no pass over the entries otherwise.
+            let spares = if limits.decommit.is_some() {
+                c.spare_bytes()
+            } else {
+                0
+            };
+            let fate = decide(&limits, len, spares);
             if let Fate::Keep { spare } = fate {
                 let e = Entry {
                     base,
@@ -470,6 +501,15 @@ impl RegionCache {
     /// Retire every region cached before `cutoff` (milliseconds of [`os::now_ms`]), all
     /// at once: the unmaps happen after the lock is dropped.
     pub fn purge_older_than(&self, cutoff: u64) {
+        // Entries stay in the order they came in (stamps non-decreasing, `check`), so the
+        // first is the oldest: a call with nothing to retire costs one comparison, not a
+        // pass over every entry (each large allocation calls this).
+        if !self
+            .inner
+            .with(|c| c.live().first().is_some_and(|e| e.stamp < cutoff))
+        {
+            return;
+        }
         let mut doomed = Doomed::new();
         self.inner
             .with(|c| c.remove_where(&mut doomed, |e| e.stamp < cutoff));
@@ -481,13 +521,7 @@ impl RegionCache {
         let mut doomed = Doomed::new();
         self.inner.with(|c| c.remove_where(&mut doomed, |_| true));
         doomed.retire_all();
-        doomed
-            .regions
-            .get(..doomed.n)
-            .unwrap_or(&[])
-            .iter()
-            .map(|r| r.1)
-            .sum()
+        doomed.noted().map(|r| r.1).sum()
     }
 
     /// Regions and bytes held now.
