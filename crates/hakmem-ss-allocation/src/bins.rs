@@ -1142,7 +1142,8 @@ mod tests {
             limit: 8,
             ..Bin::EMPTY
         };
-        let p = b.refill(cls);
+        // SAFETY: the bin holds blocks of class `cls` only.
+        let p = unsafe { b.refill(cls) };
         assert!(!p.is_null());
         assert!(whole(p, bs), "a block handed out is addressable whole");
         let q = b.head;
@@ -1166,7 +1167,8 @@ mod tests {
         assert!(whole(p, bs));
         // SAFETY: as above.
         unsafe { assert!(b.push(p)) };
-        b.drain(cls);
+        // SAFETY: as above.
+        unsafe { b.drain(cls) };
         crate::drain_transfer_caches();
     }
 }
