@@ -227,7 +227,14 @@ impl Inner {
     }
 
     /// Add `e` as the newest entry (false when full).
-    fn push_newest(&mut self, e: Entry) -> bool {
+    fn push_newest(&mut self, mut e: Entry) -> bool {
+        // Keep the stamps in arrival order (the purge looks at the first entry only): a
+        // release that read the clock before a decommit without the lock may arrive after
+        // one that read it later; it takes the later stamp (younger by at most that
+        // system call's duration).
+        if let Some(last) = self.live().last() {
+            e.stamp = e.stamp.max(last.stamp);
+        }
         match self.entries.get_mut(self.n) {
             Some(slot) => {
                 *slot = e;
