@@ -166,8 +166,28 @@ impl<T> Locked<T> {
     }
 
     /// Wait for the lock; the guard gives the data and unlocks when dropped.
+    ///
+    /// Debug builds abort with a report (`hakmem: lock taken again by its holder ...`)
+    /// instead of waiting forever when the calling thread already holds the lock: the
+    /// way an allocator path re-enters itself under its own lock, typically a failed
+    /// `debug_assert!` whose panic message or backtrace allocates while a cache lock
+    /// is held (the lock is not re-entrant, so release builds would hang).
     #[inline]
     pub fn lock(&self) -> Guard<'_, T> {
+        #[cfg(all(debug_assertions, not(loom)))]
+        if !self.lock.try_lock() {
+            // Only this thread writes its own id into `owner` (after taking the lock)
+            // and clears it (before releasing), so seeing it here means it holds it.
+            if self.owner.load(core::sync::atomic::Ordering::Relaxed) == me() {
+                crate::report::fatal(
+                    "lock taken again by its holder (re-entry under an allocator lock: a \
+                     failed debug assertion that allocates?), lock at",
+                    self as *const Self as usize,
+                );
+            }
+            self.lock.lock();
+        }
+        #[cfg(not(all(debug_assertions, not(loom))))]
         self.lock.lock();
         self.acquired();
         Guard {
