@@ -557,7 +557,7 @@ mod tests {
         assert_eq!(os::page_size(), ps);
         assert_eq!(os::page_size(), ps, "the cached value");
         assert!(os::page_size_supported(ps));
-        assert!(os::PAGE <= ps && ps <= os::MAX_PAGE);
+        assert!((os::PAGE..=os::MAX_PAGE).contains(&ps));
     }
 
     /// The page sizes of the kernels hakmem supports (x86_64: 4 KiB; aarch64: 4, 16 or

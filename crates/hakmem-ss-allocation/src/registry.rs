@@ -76,7 +76,8 @@ pub const VA_BITS: u32 = if cfg!(target_arch = "x86_64") { 47 } else { 48 };
 static TABLE: Table<VA_BITS> = Table::new();
 
 /// A registry of the units below 2^`BITS`: one byte each, in a table mapped on first
-/// use. The process has one, [`TABLE`] (`BITS` = [`VA_BITS`]); tests build others.
+/// use. The process has one (`BITS` = [`VA_BITS`]), read by [`mark`] and [`kind_of`];
+/// tests build others.
 pub struct Table<const BITS: u32> {
     map: AtomicPtr<AtomicU8>,
 }
@@ -198,7 +199,7 @@ impl<const BITS: u32> Default for Table<BITS> {
 }
 
 /// A table built at run time (tests) unmaps its mapping when dropped; the process's
-/// [`TABLE`] is a `static`, never dropped.
+/// table is a `static`, never dropped.
 impl<const BITS: u32> Drop for Table<BITS> {
     fn drop(&mut self) {
         let m = *self.map.get_mut();
