@@ -620,7 +620,11 @@ mod tests {
             p.write_bytes(0xAB, 1 << 20);
             assert!(os::decommit(p, 1 << 20, os::Advice::DontNeed));
             assert_eq!(*p.add(12345), 0, "DONTNEED reads zeros");
-            assert!(os::protect(p, os::PAGE, libc::PROT_READ | libc::PROT_WRITE));
+            assert!(os::protect(
+                p,
+                os::page_size(),
+                libc::PROT_READ | libc::PROT_WRITE
+            ));
             os::unmap(p, 1 << 20);
         }
         let after = stats::snapshot();
@@ -633,18 +637,19 @@ mod tests {
     #[test]
     fn remap_moves_without_losing_contents() {
         let _g = SERIAL.lock().unwrap();
-        let a = os::map(os::PAGE * 2);
-        let b = os::map(os::PAGE * 8);
+        let page = os::page_size();
+        let a = os::map(page * 2);
+        let b = os::map(page * 8);
         assert!(!a.is_null() && !b.is_null());
         // SAFETY: a and b are fresh mappings of the given sizes.
         unsafe {
             a.write(42);
-            a.add(os::PAGE).write(43);
-            assert!(os::remap_fixed(a, os::PAGE * 2, os::PAGE * 8, b));
+            a.add(page).write(43);
+            assert!(os::remap_fixed(a, page * 2, page * 8, b));
             assert_eq!(*b, 42);
-            assert_eq!(*b.add(os::PAGE), 43);
-            assert_eq!(*b.add(os::PAGE * 7), 0);
-            os::unmap(b, os::PAGE * 8);
+            assert_eq!(*b.add(page), 43);
+            assert_eq!(*b.add(page * 7), 0);
+            os::unmap(b, page * 8);
         }
     }
 
