@@ -10,7 +10,8 @@
 //! of [`report`]).
 //!
 //! **Entry points**: [`os::map`], [`os::map_aligned`], [`os::map_sparse`], [`os::unmap`], [`os::decommit`],
-//! [`os::protect`], [`os::remap_fixed`], [`os::grow_in_place`], and [`stats::snapshot`];
+//! [`os::protect`], [`os::remap_fixed`], [`os::grow_in_place`], [`os::page_size`], and
+//! [`stats::snapshot`];
 //! for printing, [`writer::StackWriter`], [`writer::LineWriter`], [`writer::print_line`],
 //! [`writer::eprint_line`], [`report::fatal`].
 //!
@@ -19,6 +20,12 @@
 //!
 //! **Features**: none. Counting is unconditional: it happens only on syscall paths, which
 //! are orders of magnitude slower than a relaxed atomic increment.
+//!
+//! **Targets**: 64-bit Linux (glibc or musl). On any other target the build stops here
+//! with a `compile_error!` naming the supported ones (every box depends on this one).
+//! The OS page size is read at run time ([`os::page_size`]): 4 to 64 KiB are supported
+//! ([`os::MAX_PAGE`]), and the first `mmap` on a kernel with larger pages is a fatal
+//! report.
 //!
 //! **Invariants**
 //! - No other hakmem crate calls `mmap`, `munmap`, `madvise`, `mprotect` or `mremap`.
@@ -47,6 +54,17 @@
 //! ```
 #![deny(missing_docs)]
 #![no_std]
+
+// The one place a build for a target hakmem does not support stops (every box depends
+// on this one, so this error comes first, before the Linux-only calls below fail).
+#[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
+compile_error!(
+    "hakmem supports 64-bit Linux only (x86_64: tested; aarch64 and other 64-bit \
+     architectures: compiles, untested; glibc or musl). To build a program for other \
+     targets too, depend on hakmem only under `[target.'cfg(all(target_os = \"linux\", \
+     target_pointer_width = \"64\"))'.dependencies]` and put the same `cfg` on its \
+     `#[global_allocator]` (README.md, \"Supported platforms\")."
+);
 
 pub mod lock;
 pub mod sync;
@@ -205,10 +223,68 @@ pub mod os {
     use crate::fault;
     use crate::stats::{MADVISE, MAPPED, MMAP, MPROTECT, MREMAP, MUNMAP};
     use core::ptr;
+    use core::sync::atomic::AtomicUsize;
     use core::sync::atomic::Ordering::Relaxed;
 
-    /// The page size hakmem assumes (checked against the OS in tests).
-    pub const PAGE: usize = 4096;
+    /// The smallest page size hakmem supports (4 KiB): the granularity of the lengths and
+    /// addresses this module checks in debug builds, and the bound the superslab header
+    /// fits in. It is *not* the OS page: that is [`page_size`], read at run time.
+    pub const PAGE: usize = MIN_PAGE;
+    /// The smallest OS page size hakmem supports: 4 KiB (x86_64; aarch64 with 4 KiB
+    /// pages).
+    pub const MIN_PAGE: usize = 4 << 10;
+    /// The largest OS page size hakmem supports: 64 KiB (aarch64 or ppc64le kernels with
+    /// 64 KiB pages). Every layout unit above this box (the superslab header and slabs,
+    /// 64 KiB multiples at 64 KiB offsets; superslabs and large mappings, 4 MiB multiples
+    /// aligned to 4 MiB) is a multiple of it, so the layout is the same for 4, 16 and
+    /// 64 KiB pages and nothing on an allocation path needs the run-time page size: a
+    /// region decommitted or protected there covers whole pages of any supported size.
+    pub const MAX_PAGE: usize = 64 << 10;
+
+    /// The OS page size once read (0: not yet).
+    static PAGE_SIZE: AtomicUsize = AtomicUsize::new(0);
+
+    /// Whether hakmem supports OS pages of `size` bytes: a power of two from
+    /// [`MIN_PAGE`] to [`MAX_PAGE`] (4, 8, 16, 32 or 64 KiB).
+    pub const fn page_size_supported(size: usize) -> bool {
+        size.is_power_of_two() && size >= MIN_PAGE && size <= MAX_PAGE
+    }
+
+    /// `len` rounded up to a whole number of `page`-byte pages (`page` a power of two);
+    /// `None` on overflow.
+    pub const fn round_to_page(len: usize, page: usize) -> Option<usize> {
+        match len.checked_add(page - 1) {
+            Some(v) => Some(v & !(page - 1)),
+            None => None,
+        }
+    }
+
+    /// The OS page size (`sysconf(_SC_PAGESIZE)`, read once and cached in an atomic: no
+    /// allocation, one relaxed load after the first call). Every `mmap` reads it first, so
+    /// a process on a kernel whose page size hakmem does not support
+    /// ([`page_size_supported`]: more than 64 KiB) stops at its first mapping with a
+    /// fatal report instead of decommitting its neighbours' data. Never read on an
+    /// allocation's fast path (see [`MAX_PAGE`]).
+    #[inline]
+    pub fn page_size() -> usize {
+        let p = PAGE_SIZE.load(Relaxed);
+        if p != 0 { p } else { page_size_init() }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn page_size_init() -> usize {
+        // SAFETY: sysconf has no preconditions.
+        let r = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        let p = usize::try_from(r).unwrap_or(0);
+        if !page_size_supported(p) {
+            crate::report::fatal_args(format_args!(
+                "unsupported OS page size {p} (4096 to 65536 bytes are supported)"
+            ));
+        }
+        PAGE_SIZE.store(p, Relaxed);
+        p
+    }
 
     /// How a range is given back to the OS while staying mapped.
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -219,14 +295,19 @@ pub mod os {
         DontNeed,
     }
 
-    /// Whether `x` is a multiple of [`PAGE`] (for the debug checks of the arguments).
-    const fn page_aligned(x: usize) -> bool {
-        x & (PAGE - 1) == 0
+    /// Whether `x` is a multiple of the OS page (for the debug checks of the arguments).
+    fn page_aligned(x: usize) -> bool {
+        x & (page_size() - 1) == 0
     }
 
     fn raw_mmap(addr: *mut u8, len: usize, prot: i32, extra: i32) -> *mut u8 {
         debug_assert!(len > 0, "mmap of 0 bytes");
-        debug_assert!(page_aligned(addr as usize), "mmap hint not page-aligned");
+        // Checks (once) that the OS page size is supported before anything is mapped.
+        let page = page_size();
+        debug_assert!(
+            addr as usize & (page - 1) == 0,
+            "mmap hint not page-aligned"
+        );
         MMAP.fetch_add(1, Relaxed);
         if fault::should_fail() {
             return ptr::null_mut();
@@ -264,8 +345,8 @@ pub mod os {
         ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
     }
 
-    /// Map `len` bytes (a multiple of [`PAGE`]) of zeroed, readable and writable memory.
-    /// Returns null when the OS refuses.
+    /// Map `len` bytes (a multiple of [`PAGE`]; the kernel rounds it up to a whole OS
+    /// page) of zeroed, readable and writable memory. Returns null when the OS refuses.
     ///
     /// The mapping is *committed* (no `MAP_NORESERVE`): the kernel applies its overcommit
     /// policy to it exactly as it does to glibc's own `mmap` of a large block, so a
@@ -290,26 +371,50 @@ pub mod os {
         )
     }
 
-    /// Map `len` bytes aligned to `align` (a power of two, a multiple of [`PAGE`]):
-    /// over-maps and trims the excess (up to three syscalls). Null when the OS refuses.
-    /// Committed like [`map`]: the overcommit check sees `len + align - PAGE` bytes.
+    /// How many bytes [`map_aligned`] maps to cut `len` bytes aligned to `align` out of
+    /// them, with OS pages of `page` bytes (`align > page`): `len + align - page` (the
+    /// kernel's mapping starts on a page, so at most `align - page` bytes precede the
+    /// first aligned address); `None` on overflow.
+    pub const fn over_map_len(len: usize, align: usize, page: usize) -> Option<usize> {
+        len.checked_add(align - page)
+    }
+
+    /// Where [`map_aligned`] cuts `len` bytes aligned to `align` out of a mapping of
+    /// `total` bytes ([`over_map_len`]) at `addr`: `(aligned, head, tail)`, the block's
+    /// start and the bytes unmapped before and after it. With `addr` and `len` multiples
+    /// of the OS page and `align` a larger power of two, `head` and `tail` are page
+    /// multiples too (a pure function, so the arithmetic is tested for every supported
+    /// page size on any machine).
+    pub const fn aligned_cut(
+        addr: usize,
+        total: usize,
+        len: usize,
+        align: usize,
+    ) -> (usize, usize, usize) {
+        let aligned = (addr + align - 1) & !(align - 1);
+        let head = aligned - addr;
+        (aligned, head, total - head - len)
+    }
+
+    /// Map `len` bytes (a multiple of the OS page) aligned to `align` (a power of two):
+    /// over-maps and trims the excess (up to three syscalls; [`over_map_len`],
+    /// [`aligned_cut`]). Null when the OS refuses. Committed like [`map`]: the overcommit
+    /// check sees `len + align - page_size()` bytes.
     pub fn map_aligned(len: usize, align: usize) -> *mut u8 {
         debug_assert!(align.is_power_of_two(), "map_aligned to {align}");
         debug_assert!(page_aligned(len), "map_aligned of {len} bytes");
-        if align <= PAGE {
+        let page = page_size();
+        if align <= page {
             return map(len);
         }
-        let Some(total) = len.checked_add(align - PAGE) else {
+        let Some(total) = over_map_len(len, align, page) else {
             return ptr::null_mut();
         };
         let p = map(total);
         if p.is_null() {
             return p;
         }
-        let addr = p as usize;
-        let aligned = (addr + align - 1) & !(align - 1);
-        let head = aligned - addr;
-        let tail = total - head - len;
+        let (aligned, head, tail) = aligned_cut(p as usize, total, len, align);
         // SAFETY: head and tail lie inside the mapping just made and are page multiples.
         unsafe {
             if head > 0 {
@@ -446,10 +551,60 @@ mod tests {
     static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
     #[test]
-    fn page_size_matches_os() {
+    fn page_size_is_the_os_one() {
         // SAFETY: sysconf has no preconditions.
         let ps = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
-        assert_eq!(ps, os::PAGE);
+        assert_eq!(os::page_size(), ps);
+        assert_eq!(os::page_size(), ps, "the cached value");
+        assert!(os::page_size_supported(ps));
+        assert!((os::PAGE..=os::MAX_PAGE).contains(&ps));
+    }
+
+    /// The page sizes of the kernels hakmem supports (x86_64: 4 KiB; aarch64: 4, 16 or
+    /// 64 KiB; ppc64le: 64 KiB) and a few it does not.
+    #[test]
+    fn supported_page_sizes() {
+        for kib in [4usize, 8, 16, 32, 64] {
+            assert!(os::page_size_supported(kib << 10), "{kib} KiB");
+        }
+        for bytes in [0usize, 1, 2048, 3 << 12, 20 << 10, 128 << 10, 2 << 20] {
+            assert!(!os::page_size_supported(bytes), "{bytes} bytes");
+        }
+    }
+
+    #[test]
+    fn rounding_to_pages() {
+        for page in [4usize << 10, 16 << 10, 64 << 10] {
+            assert_eq!(os::round_to_page(0, page), Some(0));
+            assert_eq!(os::round_to_page(1, page), Some(page));
+            assert_eq!(os::round_to_page(page, page), Some(page));
+            assert_eq!(os::round_to_page(page + 1, page), Some(2 * page));
+            assert_eq!(os::round_to_page(usize::MAX, page), None);
+        }
+    }
+
+    /// `map_aligned`'s arithmetic for 4, 16 and 64 KiB pages: whatever page the kernel's
+    /// mapping starts on, the cut is aligned, inside the mapping, and the trimmed head and
+    /// tail are whole pages (what `munmap` needs).
+    #[test]
+    fn aligned_cut_for_every_page_size() {
+        for page in [4usize << 10, 16 << 10, 64 << 10] {
+            for align in [2 * page, 1 << 22, 1 << 23] {
+                for len in [page, 1 << 22, 3 << 22] {
+                    let total = os::over_map_len(len, align, page).unwrap();
+                    // Every page offset the kernel may start the mapping at, modulo `align`.
+                    for k in 0..align / page {
+                        let addr = 0x7f00_0000_0000 + k * page;
+                        let (aligned, head, tail) = os::aligned_cut(addr, total, len, align);
+                        assert_eq!(aligned % align, 0);
+                        assert!(aligned >= addr && aligned + len <= addr + total);
+                        assert_eq!(head + len + tail, total);
+                        assert_eq!((head % page, tail % page), (0, 0), "page {page}");
+                    }
+                }
+            }
+            assert_eq!(os::over_map_len(usize::MAX - 1, 1 << 22, page), None);
+        }
     }
 
     #[test]
@@ -465,7 +620,11 @@ mod tests {
             p.write_bytes(0xAB, 1 << 20);
             assert!(os::decommit(p, 1 << 20, os::Advice::DontNeed));
             assert_eq!(*p.add(12345), 0, "DONTNEED reads zeros");
-            assert!(os::protect(p, os::PAGE, libc::PROT_READ | libc::PROT_WRITE));
+            assert!(os::protect(
+                p,
+                os::page_size(),
+                libc::PROT_READ | libc::PROT_WRITE
+            ));
             os::unmap(p, 1 << 20);
         }
         let after = stats::snapshot();
@@ -478,18 +637,19 @@ mod tests {
     #[test]
     fn remap_moves_without_losing_contents() {
         let _g = SERIAL.lock().unwrap();
-        let a = os::map(os::PAGE * 2);
-        let b = os::map(os::PAGE * 8);
+        let page = os::page_size();
+        let a = os::map(page * 2);
+        let b = os::map(page * 8);
         assert!(!a.is_null() && !b.is_null());
         // SAFETY: a and b are fresh mappings of the given sizes.
         unsafe {
             a.write(42);
-            a.add(os::PAGE).write(43);
-            assert!(os::remap_fixed(a, os::PAGE * 2, os::PAGE * 8, b));
+            a.add(page).write(43);
+            assert!(os::remap_fixed(a, page * 2, page * 8, b));
             assert_eq!(*b, 42);
-            assert_eq!(*b.add(os::PAGE), 43);
-            assert_eq!(*b.add(os::PAGE * 7), 0);
-            os::unmap(b, os::PAGE * 8);
+            assert_eq!(*b.add(page), 43);
+            assert_eq!(*b.add(page * 7), 0);
+            os::unmap(b, page * 8);
         }
     }
 

@@ -627,7 +627,9 @@ pub unsafe fn slab_maybe_decommit(start: *mut u8, len: usize) -> bool {
     let Some(advice) = lean_advice() else {
         return false;
     };
-    let len = (len + os::PAGE - 1) & !(os::PAGE - 1);
+    // Whole OS pages: a slab starts on a 64 KiB multiple and ends on one (or at its
+    // superslab's end), so they stay inside it for every supported page size.
+    let len = os::round_to_page(len, os::page_size()).unwrap_or(0);
     if len == 0 {
         return false;
     }

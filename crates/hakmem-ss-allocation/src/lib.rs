@@ -38,6 +38,10 @@
 //! **Invariants**
 //! - A block's superslab is `addr & !(SS_SIZE - 1)`; its slab index is
 //!   `(addr - ss - SS_HEADER) >> slab_shift`. Both are O(1), without search.
+//! - The layout does not depend on the OS page (4 to 64 KiB): superslabs, the header and
+//!   slabs are multiples of 64 KiB at 64 KiB offsets (const-asserted), so nothing here
+//!   reads the page size but the hardened guard set-up ([`header_guard`]) and the
+//!   release policy's rounding of a decommit.
 //! - `slab.used` counts the blocks handed out by [`refill`] and not yet back in the
 //!   slab's free list (in a user's hands, in a thread cache, or in a chain in the
 //!   transfer cache); a slab with `used == 0` is reset and returned to its superslab at
@@ -97,6 +101,29 @@ pub const SS_SHIFT: u32 = 22;
 pub const SS_SIZE: usize = 1 << SS_SHIFT;
 /// Bytes reserved at the start of a superslab for its header.
 pub const SS_HEADER: usize = 64 * 1024;
+
+// The layout is the same for every supported OS page size (4 to 64 KiB, see
+// `os::MAX_PAGE`): superslabs and the header are multiples of the largest page, and
+// slabs (at least 64 KiB, `class::slab_shift`) start at 64 KiB multiples, so a slab
+// decommitted (its touched bytes rounded up to a page) or a guard protected there covers
+// whole pages of its own. The header itself is written only in its first 4 KiB.
+const _: () = {
+    assert!(SS_SIZE.is_multiple_of(os::MAX_PAGE));
+    assert!(SS_HEADER.is_multiple_of(os::MAX_PAGE));
+    assert!(1usize << class::slab_shift(0) >= os::MAX_PAGE);
+};
+
+/// The guard pages of a hardened superslab with OS pages of `page` bytes: `(offset,
+/// len)` of the range after the header's page up to the first slab, made inaccessible;
+/// `None` when the header's page reaches the first slab (64 KiB pages: no room for a
+/// guard).
+pub const fn header_guard(page: usize) -> Option<(usize, usize)> {
+    if page < SS_HEADER {
+        Some((page, SS_HEADER - page))
+    } else {
+        None
+    }
+}
 /// Most slabs one superslab can hold (64 KiB slabs).
 pub const MAX_SLABS: usize = (SS_SIZE - SS_HEADER) >> 16;
 const MAGIC: usize = 0x4841_4B4D_5353_4C42; // "HAKMSSLB"
@@ -904,12 +931,15 @@ fn new_superslab(cls: usize) -> *mut SuperSlab {
         None => {
             let b = os::map_aligned(SS_SIZE, SS_SIZE);
             // Hardened: the header's page is followed by inaccessible pages up to the
-            // first slab, so an underflow from a block never reaches the metadata.
-            // (A cached superslab keeps the protection it got here.)
+            // first slab, so an underflow from a block never reaches the metadata (with
+            // 64 KiB pages there are none: `header_guard`). (A cached superslab keeps
+            // the protection it got here.)
             if HARDENED
                 && !b.is_null()
-                // SAFETY: `b` is our fresh mapping; the header fits in its first page.
-                && unsafe { !os::protect(b.add(os::PAGE), SS_HEADER - os::PAGE, libc::PROT_NONE) }
+                && let Some((off, len)) = header_guard(os::page_size())
+                // SAFETY: `b` is our fresh mapping; the header fits in its first page,
+                // and `off..off + len` lies inside the header's 64 KiB, on whole pages.
+                && unsafe { !os::protect(b.add(off), len, libc::PROT_NONE) }
             {
                 // SAFETY: unpublished fresh mapping.
                 unsafe { os::unmap(b, SS_SIZE) };

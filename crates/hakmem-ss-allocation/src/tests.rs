@@ -141,3 +141,47 @@ fn transfer_cache_hands_chains_over_whole() {
     drain_transfer_caches();
     assert_eq!(class_counts(cls), (0, 0));
 }
+
+/// The layout is the same for 4, 16 and 64 KiB pages: every slab of every class starts
+/// on a page, an empty slab's decommit (its touched bytes rounded up to a page, as the
+/// release policy does) never reaches past its slab, and the hardened guard covers whole
+/// pages between the header's page and the first slab.
+#[test]
+fn layout_holds_for_every_supported_page_size() {
+    for page in [4usize << 10, 16 << 10, 64 << 10] {
+        assert!(os::page_size_supported(page));
+        for cls in 0..NCLASS {
+            let bs = block_size(cls);
+            let shift = slab_shift(cls);
+            let mut i = 0;
+            while i < MAX_SLABS && SS_HEADER + (i << shift) + bs <= SS_SIZE {
+                let start = SS_HEADER + (i << shift);
+                let len = (1usize << shift).min(SS_SIZE - start);
+                assert_eq!(start % page, 0, "class {cls} slab {i}, page {page}");
+                let capacity = len / bs;
+                for carved in [1, capacity / 2, capacity] {
+                    let touched = os::round_to_page(carved * bs, page).unwrap();
+                    assert!(
+                        touched <= len,
+                        "class {cls} slab {i}: a decommit past the slab with {page}-byte pages"
+                    );
+                }
+                i += 1;
+            }
+        }
+        match header_guard(page) {
+            Some((off, len)) => {
+                assert!(page < SS_HEADER);
+                assert_eq!((off, off + len), (page, SS_HEADER));
+                assert_eq!((off % page, len % page), (0, 0));
+                assert!(
+                    core::mem::size_of::<SuperSlab>() <= off,
+                    "the header fits before it"
+                );
+            }
+            None => assert_eq!(page, SS_HEADER, "no guard only when the header is one page"),
+        }
+    }
+    // This machine's page: what `new_superslab` uses.
+    assert!(os::page_size_supported(os::page_size()));
+}

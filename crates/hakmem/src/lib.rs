@@ -441,7 +441,7 @@ fn process_resident_bytes() -> u64 {
             .take_while(|b| b.is_ascii_digit())
             .fold(0u64, |v, &d| v * 10 + u64::from(d - b'0'))
     });
-    pages * hakmem_os_stats::os::PAGE as u64
+    pages * hakmem_os_stats::os::page_size() as u64
 }
 
 /// Give the calling thread's cached blocks back to the slabs.
