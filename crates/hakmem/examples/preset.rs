@@ -23,7 +23,8 @@
 //! ```
 //!
 //! `preset-safe` or `preset-lean` win over the default `preset-balanced`, so adding one
-//! of them is enough; asking for both is a compile error.
+//! of them is enough; features are additive, and with both LEAN wins (LEAN > SAFE >
+//! BALANCED).
 //!
 //! ```sh
 //! cargo run -p hakmem --example preset                          # BALANCED
@@ -43,6 +44,7 @@ fn main() {
         hakmem::Preset::Lean => "lean mode, decommit DONTNEED: lowest memory",
     };
     println!("hakmem::PRESET = {p:?} ({}): {what}", p.name());
+    println!("hakmem::build_info() = {}", hakmem::build_info());
     let v: Vec<u32> = (0..1000).collect();
     assert_eq!(v.len(), 1000);
 }

@@ -18,8 +18,8 @@
 //! **Entry points**: [`HakMem`] (`GlobalAlloc`), [`stats`], [`trim`], [`thread_flush`],
 //! [`usable_size`].
 //!
-//! **Presets** (Cargo features; `preset-balanced` is the default; `preset-safe` or
-//! `preset-lean` win over it; both together is a compile error): see
+//! **Presets** (Cargo features; `preset-balanced` is the default; features are additive:
+//! when several are enabled, LEAN > SAFE > BALANCED; [`build_info`] says which): see
 //! `hakmem-env-gates` and `docs/env.md`. **Features**: `hot-prewarm` compiles the
 //! prewarm box in (default).
 //!
@@ -44,9 +44,13 @@ pub mod raw;
 #[cfg(feature = "allocator-api2")]
 mod api2;
 
-pub use hakmem_env_gates::{PRESET, Preset};
+pub use hakmem_env_gates::{Config, Decommit, PRESET, Preset};
 
-/// The hakmem global allocator.
+/// The hakmem global allocator, with the [`Config`] it hands to the gates on its first
+/// allocation.
+///
+/// `hakmem::HakMem` is also a constant of this type with no config (the compiled-in
+/// preset, the environment read as usual), so the plain spelling works:
 ///
 /// ```
 /// use std::alloc::{GlobalAlloc, Layout};
@@ -58,8 +62,170 @@ pub use hakmem_env_gates::{PRESET, Preset};
 ///     hakmem::HakMem.dealloc(p, l);
 /// }
 /// ```
-#[derive(Clone, Copy, Debug, Default)]
-pub struct HakMem;
+///
+/// Configured from code (resolved at the first allocation, without allocating;
+/// precedence: environment > config > preset > default, unless the config calls
+/// [`Config::ignore_env`]):
+///
+/// ```
+/// use hakmem::{Config, HakMem};
+///
+/// #[global_allocator]
+/// static GLOBAL: HakMem = HakMem::with_config(Config::BALANCED.large_cache_mib(64));
+/// # fn main() { let v = vec![1u8; 100]; assert_eq!(v.len(), 100); }
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HakMem {
+    cfg: Config,
+}
+
+/// `hakmem::HakMem` as a value: the allocator with no config ([`HakMem::new`]), so that
+/// `static GLOBAL: hakmem::HakMem = hakmem::HakMem;` keeps working.
+#[allow(non_upper_case_globals)]
+pub const HakMem: HakMem = HakMem::new();
+
+impl HakMem {
+    /// The allocator with no config: the compiled-in preset, the environment read as usual.
+    pub const fn new() -> Self {
+        HakMem {
+            cfg: Config::DEFAULT,
+        }
+    }
+
+    /// The allocator with `cfg`, handed to the gates on its first allocation (see
+    /// [`hakmem_env_gates::set_config`]). Only the first allocator to allocate hands its
+    /// config over: one process has one set of gates.
+    pub const fn with_config(cfg: Config) -> Self {
+        HakMem { cfg }
+    }
+
+    /// This allocator's config.
+    pub const fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// The slow path of an allocation through this allocator: on the process's first
+    /// one, hand the config to the gates first.
+    #[cold]
+    #[inline(never)]
+    fn alloc_slow_cfg(&self, size: usize, align: usize, zeroed: bool) -> *mut u8 {
+        if PROCESS.load(Ordering::Acquire) != 2 && !self.cfg.is_default() {
+            hakmem_env_gates::set_config(&self.cfg);
+        }
+        alloc_slow(size, align, zeroed)
+    }
+
+    /// As [`alloc_slow_cfg`](Self::alloc_slow_cfg), for the pass-down variant's miss.
+    #[cold]
+    #[inline(never)]
+    fn alloc_slow_passdown_cfg(&self, size: usize, cls: usize) -> *mut u8 {
+        if PROCESS.load(Ordering::Acquire) != 2 && !self.cfg.is_default() {
+            hakmem_env_gates::set_config(&self.cfg);
+        }
+        alloc_slow_tiny_passdown(size, cls)
+    }
+}
+
+/// What was compiled in: [`build_info`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BuildInfo {
+    /// The facade's version (`CARGO_PKG_VERSION`).
+    pub version: &'static str,
+    /// The preset compiled in ([`PRESET`]); a [`Config`] may choose another at run time
+    /// (the gates' snapshot, `hakmem_env_gates::resolved().preset()`, says which).
+    pub preset: Preset,
+    /// The preset features enabled (SAFE, BALANCED, LEAN): several may be, in one
+    /// dependency graph; the leaner explicit one wins (LEAN > SAFE > BALANCED).
+    pub preset_features: [bool; 3],
+    /// Feature `double-free-check`.
+    pub double_free_check: bool,
+    /// Feature `hardened`.
+    pub hardened: bool,
+    /// Feature `zero-on-free`.
+    pub zero_on_free: bool,
+    /// Feature `passdown-ssot`.
+    pub passdown_ssot: bool,
+    /// Feature `hot-prewarm` (the prewarm box compiled in).
+    pub hot_prewarm: bool,
+    /// Feature `allocator-api2`.
+    pub allocator_api2: bool,
+    /// Built with debug assertions.
+    pub debug_assertions: bool,
+}
+
+impl BuildInfo {
+    /// The compiled-in features, by their Cargo names, in a fixed order.
+    pub fn features(&self) -> impl Iterator<Item = &'static str> {
+        [
+            (self.double_free_check, "double-free-check"),
+            (self.hardened, "hardened"),
+            (self.zero_on_free, "zero-on-free"),
+            (self.passdown_ssot, "passdown-ssot"),
+            (self.hot_prewarm, "hot-prewarm"),
+            (self.allocator_api2, "allocator-api2"),
+            (self.debug_assertions, "debug-assertions"),
+        ]
+        .into_iter()
+        .filter_map(|(on, name)| on.then_some(name))
+    }
+}
+
+/// `hakmem 0.1.0, preset BALANCED (features preset-balanced); double-free-check hot-prewarm`.
+/// Writes without allocating.
+impl core::fmt::Display for BuildInfo {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "hakmem {}, preset {} (features",
+            self.version,
+            self.preset.name()
+        )?;
+        let names = ["preset-safe", "preset-balanced", "preset-lean"];
+        let mut any = false;
+        for (on, name) in self.preset_features.iter().zip(names) {
+            if *on {
+                write!(f, " {name}")?;
+                any = true;
+            }
+        }
+        if !any {
+            f.write_str(" none")?;
+        }
+        f.write_str(");")?;
+        let mut n = 0;
+        for name in self.features() {
+            write!(f, " {name}")?;
+            n += 1;
+        }
+        if n == 0 {
+            f.write_str(" no other feature")?;
+        }
+        Ok(())
+    }
+}
+
+/// What this build of hakmem is: version, preset, compiled features. `HAKMEM_VERBOSE=1`
+/// prints it at start-up.
+///
+/// ```
+/// let b = hakmem::build_info();
+/// assert_eq!(b.preset, hakmem::PRESET);
+/// println!("{b}");
+/// ```
+pub const fn build_info() -> BuildInfo {
+    BuildInfo {
+        version: env!("CARGO_PKG_VERSION"),
+        preset: PRESET,
+        preset_features: hakmem_env_gates::PRESET_FEATURES,
+        double_free_check: cfg!(feature = "double-free-check"),
+        hardened: hakmem_ss_allocation::HARDENED,
+        zero_on_free: cfg!(feature = "zero-on-free"),
+        passdown_ssot: PASSDOWN_SSOT,
+        hot_prewarm: cfg!(feature = "hot-prewarm"),
+        allocator_api2: cfg!(feature = "allocator-api2"),
+        debug_assertions: cfg!(debug_assertions),
+    }
+}
 
 /// Which box serves a request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -164,6 +330,7 @@ fn print_verbose() {
     } else {
         "env-gates os-stats release-policy ss-allocation tiny-fast mid large"
     };
+    hakmem_os_stats::writer::eprint_line(format_args!("hakmem: build: {}", build_info()));
     hakmem_env_gates::print_verbose(boxes);
     if !PASSDOWN_SSOT {
         hakmem_os_stats::writer::eprint_line(format_args!(
@@ -265,14 +432,14 @@ unsafe impl GlobalAlloc for HakMem {
                 if !p.is_null() {
                     return p;
                 }
-                return alloc_slow_tiny_passdown(size, cls);
+                return self.alloc_slow_passdown_cfg(size, cls);
             }
             let p = hakmem_tiny_fast::try_alloc(size);
             if !p.is_null() {
                 return p;
             }
         }
-        alloc_slow(size, align, false)
+        self.alloc_slow_cfg(size, align, false)
     }
 
     #[inline(always)]
@@ -289,7 +456,7 @@ unsafe impl GlobalAlloc for HakMem {
 
     #[inline]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        alloc_slow(layout.size(), layout.align(), true)
+        self.alloc_slow_cfg(layout.size(), layout.align(), true)
     }
 
     #[inline]
@@ -304,7 +471,7 @@ unsafe impl GlobalAlloc for HakMem {
             // SAFETY: `p` is a live large block (the caller's guarantee).
             return unsafe { hakmem_large::large_realloc(p, new_size) };
         }
-        let q = alloc_slow(new_size, align, false);
+        let q = self.alloc_slow_cfg(new_size, align, false);
         if !q.is_null() {
             // SAFETY: both blocks are live and distinct; the copy fits both.
             unsafe {
