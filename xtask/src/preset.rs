@@ -3,7 +3,7 @@
 //! Gate defaults come from `hakmem-env-gates` itself ([`GATES`], [`preset_defaults`]), so
 //! this listing cannot drift from what the allocator compiles in. The facade features a
 //! preset turns on are read from `crates/hakmem/Cargo.toml` (`[features]`), expanded
-//! transitively. `build` runs `cargo build --release -p hakmem --features preset-X` and
+//! transitively. `build` runs `cargo build --release -p hakmem-alloc --features preset-X` and
 //! builds the bench binary of that preset (`target/bench-build/bin/hakmem-X`).
 
 use crate::bench::builder;
@@ -267,7 +267,7 @@ pub fn show_text(root: &Path, p: &PresetDef) -> String {
     );
     let _ = writeln!(
         s,
-        "- build: `cargo build --release -p hakmem --features {}`",
+        "- build: `cargo build --release -p hakmem-alloc --features {}`",
         p.feature
     );
     let c = p.contender();
@@ -319,7 +319,7 @@ pub fn build(root: &Path, p: &PresetDef) -> Result<std::path::PathBuf, String> {
             "build",
             "--release",
             "-p",
-            "hakmem",
+            "hakmem-alloc",
             "--features",
             p.feature,
         ],
@@ -341,7 +341,7 @@ usage: cargo xtask preset <list | show NAME | build NAME>
   show NAME    one preset (safe, balanced, lean) with the doc of each gate
                (NAME may also be the seed's MIXED_TINYV3_C7_SAFE or
                MIXED_TINYV3_C7_BALANCED, any case, in every command that takes a preset)
-  build NAME   cargo build --release -p hakmem --features preset-NAME, and the bench
+  build NAME   cargo build --release -p hakmem-alloc --features preset-NAME, and the bench
                binary of that preset (target/bench-build/bin/hakmem-NAME)
 ";
 

@@ -418,7 +418,7 @@ fn run(args: Vec<OsString>) -> Result<bool, String> {
         for pr in &o.presets {
             // 2. The facade's multi-threaded tests in this preset.
             let mut c = cargo(&o.toolchain);
-            c.args(["test", "-p", "hakmem"]);
+            c.args(["test", "-p", "hakmem-alloc"]);
             if let Some(f) = pr.facade {
                 c.args(["--features", f]);
             }

@@ -27,10 +27,10 @@
 //! BALANCED).
 //!
 //! ```sh
-//! cargo run -p hakmem --example preset                          # BALANCED
-//! cargo run -p hakmem --example preset --features preset-safe   # SAFE
-//! cargo run -p hakmem --example preset --features preset-lean   # LEAN
-//! HAKMEM_VERBOSE=1 cargo run -p hakmem --example preset         # every gate and its source
+//! cargo run -p hakmem-alloc --example preset                          # BALANCED
+//! cargo run -p hakmem-alloc --example preset --features preset-safe   # SAFE
+//! cargo run -p hakmem-alloc --example preset --features preset-lean   # LEAN
+//! HAKMEM_VERBOSE=1 cargo run -p hakmem-alloc --example preset         # every gate and its source
 //! ```
 
 #[global_allocator]
