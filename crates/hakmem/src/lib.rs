@@ -15,7 +15,7 @@
 //! | up to 256 KiB, alignment up to 64 KiB | `hakmem-tiny-fast` (the one thread cache, with `hakmem-mid`'s bounds for the mid classes, over `hakmem-ss-allocation` slabs) |
 //! | anything larger | `hakmem-large` (dedicated mappings, cached by `hakmem-release-policy`) |
 //!
-//! **Entry points**: [`HakMem`] (`GlobalAlloc`), [`stats`], [`trim`], [`thread_flush`],
+//! **Entry points**: [`HakMem`](struct@HakMem) (`GlobalAlloc`), [`stats`], [`trim`], [`thread_flush`],
 //! [`usable_size`].
 //!
 //! **Presets** (Cargo features; `preset-balanced` is the default; features are additive:
@@ -41,7 +41,7 @@ use hakmem_ss_allocation::class::{self, NTINY, TINY_MAX};
 
 pub mod raw;
 
-#[cfg(feature = "allocator-api2")]
+#[cfg(any(feature = "allocator-api2", feature = "allocator-api2-04"))]
 mod api2;
 
 pub use hakmem_env_gates::{Config, Decommit, PRESET, Preset};
@@ -147,8 +147,10 @@ pub struct BuildInfo {
     pub passdown_ssot: bool,
     /// Feature `hot-prewarm` (the prewarm box compiled in).
     pub hot_prewarm: bool,
-    /// Feature `allocator-api2`.
+    /// Feature `allocator-api2` (allocator-api2 0.2).
     pub allocator_api2: bool,
+    /// Feature `allocator-api2-04` (allocator-api2 0.4).
+    pub allocator_api2_04: bool,
     /// Built with debug assertions.
     pub debug_assertions: bool,
 }
@@ -163,6 +165,7 @@ impl BuildInfo {
             (self.passdown_ssot, "passdown-ssot"),
             (self.hot_prewarm, "hot-prewarm"),
             (self.allocator_api2, "allocator-api2"),
+            (self.allocator_api2_04, "allocator-api2-04"),
             (self.debug_assertions, "debug-assertions"),
         ]
         .into_iter()
@@ -223,6 +226,7 @@ pub const fn build_info() -> BuildInfo {
         passdown_ssot: PASSDOWN_SSOT,
         hot_prewarm: cfg!(feature = "hot-prewarm"),
         allocator_api2: cfg!(feature = "allocator-api2"),
+        allocator_api2_04: cfg!(feature = "allocator-api2-04"),
         debug_assertions: cfg!(debug_assertions),
     }
 }
@@ -486,7 +490,7 @@ unsafe impl GlobalAlloc for HakMem {
 /// Bytes usable in a block allocated with `layout` (at least `layout.size()`).
 ///
 /// # Safety
-/// `p` is a live block allocated by [`HakMem`] with `layout`.
+/// `p` is a live block allocated by [`HakMem`](struct@HakMem) with `layout`.
 pub unsafe fn usable_size(p: *mut u8, layout: Layout) -> usize {
     match route(layout.size(), layout.align()) {
         Route::Tiny(c) | Route::Mid(c) => class::block_size(c),
