@@ -389,3 +389,8 @@ mod tests {
         assert!(large_alloc(isize::MAX as usize, 16, false).is_null());
     }
 }
+
+/// The README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

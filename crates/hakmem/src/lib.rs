@@ -632,6 +632,11 @@ pub fn trim() -> usize {
     before.saturating_sub(hakmem_os_stats::stats::snapshot().mapped_bytes) as usize
 }
 
+/// The README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 #[cfg(test)]
 mod tests {
     use super::*;
