@@ -42,6 +42,9 @@ pub struct Config {
     set: u64,
     /// Whether the environment is not read at all.
     ignore_env: bool,
+    /// Whether the program gave it (`set_config` or `hakmem_conf`) even if it sets
+    /// nothing (so `HAKMEM_VERBOSE` says a config was given).
+    given: bool,
 }
 
 impl Default for Config {
@@ -57,6 +60,7 @@ impl Config {
         values: preset_defaults(PRESET),
         set: 0,
         ignore_env: false,
+        given: false,
     };
     /// Preset SAFE's defaults, whatever preset is compiled in.
     pub const SAFE: Config = Config::DEFAULT.preset(Preset::Safe);
@@ -96,7 +100,13 @@ impl Config {
 
     /// Whether this config changes nothing (no preset, no gate, environment read).
     pub const fn is_default(&self) -> bool {
-        self.preset.is_none() && self.set == 0 && !self.ignore_env
+        self.preset.is_none() && self.set == 0 && !self.ignore_env && !self.given
+    }
+
+    /// Marked as the program's (internal: `hakmem_conf` was read).
+    pub(crate) const fn from_program(mut self) -> Self {
+        self.given = true;
+        self
     }
 
     /// The preset the resolution starts from.

@@ -290,6 +290,90 @@ fn offered_config() -> Config {
     Config::DEFAULT
 }
 
+// ---------------------------------------------------------------------------------------
+// `hakmem_conf`: settings baked into a program, as jemalloc's `malloc_conf`.
+//
+// A program (C or Rust) may define `const char *hakmem_conf = "HAKMEM_X=1,...";` (an
+// exported symbol). The allocator reads it at the gates' resolution through a weak
+// undefined reference: its address is 0 when no one defines it. The reference is made in
+// assembly (stable Rust has no weak extern), by a tiny local function that loads the
+// symbol's address from the GOT; no `dlsym` (which may allocate), no lock.
+
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+core::arch::global_asm!(
+    ".weak hakmem_conf",
+    ".pushsection .text.hakmem_env_gates_conf_addr_v0,\"ax\",@progbits",
+    ".p2align 4",
+    ".globl hakmem_env_gates_conf_addr_v0",
+    ".hidden hakmem_env_gates_conf_addr_v0",
+    ".type hakmem_env_gates_conf_addr_v0,@function",
+    "hakmem_env_gates_conf_addr_v0:",
+    "    mov rax, qword ptr [rip + hakmem_conf@GOTPCREL]",
+    "    ret",
+    ".size hakmem_env_gates_conf_addr_v0, . - hakmem_env_gates_conf_addr_v0",
+    ".popsection",
+);
+
+#[cfg(all(target_os = "linux", target_arch = "aarch64"))]
+core::arch::global_asm!(
+    ".weak hakmem_conf",
+    ".pushsection .text.hakmem_env_gates_conf_addr_v0,\"ax\",@progbits",
+    ".p2align 2",
+    ".globl hakmem_env_gates_conf_addr_v0",
+    ".hidden hakmem_env_gates_conf_addr_v0",
+    ".type hakmem_env_gates_conf_addr_v0,@function",
+    "hakmem_env_gates_conf_addr_v0:",
+    "    adrp x0, :got:hakmem_conf",
+    "    ldr x0, [x0, :got_lo12:hakmem_conf]",
+    "    ret",
+    ".size hakmem_env_gates_conf_addr_v0, . - hakmem_env_gates_conf_addr_v0",
+    ".popsection",
+);
+
+#[cfg(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+))]
+unsafe extern "C" {
+    /// The address of the program's `hakmem_conf` (a `const char *`), or null when the
+    /// program defines none (the weak reference above).
+    fn hakmem_env_gates_conf_addr_v0() -> *const *const core::ffi::c_char;
+}
+
+/// The bytes of the program's `hakmem_conf` string, if it defines one (and it is not
+/// null). Targets other than x86_64 and aarch64 Linux have no `hakmem_conf`.
+pub fn program_conf() -> Option<&'static [u8]> {
+    #[cfg(all(
+        target_os = "linux",
+        any(target_arch = "x86_64", target_arch = "aarch64")
+    ))]
+    {
+        // SAFETY: the assembly function above takes no argument, touches nothing but
+        // its return register and returns the address the dynamic linker (or the static
+        // linker) resolved for the weak symbol, or 0.
+        let slot = unsafe { hakmem_env_gates_conf_addr_v0() };
+        if slot.is_null() {
+            return None;
+        }
+        // SAFETY: a defined `hakmem_conf` is, by its documented contract, a `const char
+        // *` variable: a readable pointer-sized slot.
+        let s = unsafe { slot.read() };
+        if s.is_null() {
+            return None;
+        }
+        // SAFETY: by the same contract, a non-null `hakmem_conf` points to a NUL-terminated
+        // string that lives (unmodified) for the whole process.
+        Some(unsafe { core::ffi::CStr::from_ptr(s) }.to_bytes())
+    }
+    #[cfg(not(all(
+        target_os = "linux",
+        any(target_arch = "x86_64", target_arch = "aarch64")
+    )))]
+    {
+        None
+    }
+}
+
 /// The gate snapshot. The first call reads the environment (lock-free, no allocation,
 /// warnings for malformed values on stderr); later calls are one atomic load.
 #[inline]
@@ -329,7 +413,12 @@ fn resolve_once() -> &'static Resolved {
     let envp = unsafe { environ };
     // SAFETY: `environ` is a null-terminated array of NUL-terminated strings. Like
     // `getenv`, this assumes no thread modifies the environment concurrently.
-    let cfg = offered_config();
+    let mut cfg = offered_config();
+    let mut conf_bad = 0;
+    if let Some(conf) = program_conf() {
+        (cfg, conf_bad) = cfg.parse_conf(conf);
+        cfg = cfg.from_program();
+    }
     // SAFETY: as above.
     let snapshot = unsafe { Resolved::from_environ_config(envp, &cfg) };
     let slot: *mut Resolved = cell.get().cast();
@@ -340,6 +429,14 @@ fn resolve_once() -> &'static Resolved {
         Ok(_) => {
             // SAFETY: just written and published; never written again.
             let r = unsafe { &*slot };
+            if conf_bad > 0 {
+                eprint_line(format_args!(
+                    "hakmem: hakmem_conf: {conf_bad} entr{} not understood and left out \
+                     (expected NAME=VALUE of a HAKMEM_* gate, preset=NAME or ignore_env=1, \
+                     separated by commas)",
+                    if conf_bad == 1 { "y" } else { "ies" }
+                ));
+            }
             if r.has_warnings() {
                 // Only the winner prints, so each warning appears once.
                 let mut w = LineWriter::<256>::new(libc::STDERR_FILENO);
