@@ -539,9 +539,9 @@ fn parse_opts(args: Vec<OsString>) -> Result<Option<Opts>, String> {
         criteria.max_tput_loss = x;
     }
     if let Some(b) = &baseline {
-        let dir = out.clone().unwrap_or_else(|| {
-            crate::host::target_dir(&crate::host::workspace_root()).join("soak")
-        });
+        let dir = out
+            .clone()
+            .unwrap_or_else(|| crate::host::target_dir(crate::host::workspace_root()).join("soak"));
         criteria.baseline = Some(Baseline::resolve(b, &dir, w.name)?);
     }
     Ok(Some(Opts {

@@ -104,7 +104,7 @@ impl Config {
     }
 
     /// Marked as the program's (internal: `hakmem_conf` was read).
-    pub(crate) const fn from_program(mut self) -> Self {
+    pub(crate) const fn given_by_program(mut self) -> Self {
         self.given = true;
         self
     }

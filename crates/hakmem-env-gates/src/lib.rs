@@ -417,7 +417,7 @@ fn resolve_once() -> &'static Resolved {
     let mut conf_bad = 0;
     if let Some(conf) = program_conf() {
         (cfg, conf_bad) = cfg.parse_conf(conf);
-        cfg = cfg.from_program();
+        cfg = cfg.given_by_program();
     }
     // SAFETY: as above.
     let snapshot = unsafe { Resolved::from_environ_config(envp, &cfg) };

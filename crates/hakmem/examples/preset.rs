@@ -7,19 +7,19 @@
 //! ```toml
 //! # BALANCED (the default): lean mode with decommit OFF, prewarm suppressed.
 //! [dependencies]
-//! hakmem = "0.1"
+//! hakmem-alloc = "0.1"
 //!
 //! # SAFE: speed first (prewarm on, no lean mode), with double-free detection.
 //! [dependencies]
-//! hakmem = { version = "0.1", features = ["preset-safe"] }
+//! hakmem-alloc = { version = "0.1", features = ["preset-safe"] }
 //!
 //! # LEAN: lean mode with decommit DONTNEED: lowest memory.
 //! [dependencies]
-//! hakmem = { version = "0.1", features = ["preset-lean"] }
+//! hakmem-alloc = { version = "0.1", features = ["preset-lean"] }
 //!
 //! # Without the prewarm box (compiled out), BALANCED:
 //! [dependencies]
-//! hakmem = { version = "0.1", default-features = false, features = ["preset-balanced"] }
+//! hakmem-alloc = { version = "0.1", default-features = false, features = ["preset-balanced"] }
 //! ```
 //!
 //! `preset-safe` or `preset-lean` win over the default `preset-balanced`, so adding one

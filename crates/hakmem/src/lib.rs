@@ -15,7 +15,8 @@
 //! | up to 256 KiB, alignment up to 64 KiB | `hakmem-tiny-fast` (the one thread cache, with `hakmem-mid`'s bounds for the mid classes, over `hakmem-ss-allocation` slabs) |
 //! | anything larger | `hakmem-large` (dedicated mappings, cached by `hakmem-release-policy`) |
 //!
-//! **Entry points**: [`HakMem`](struct@HakMem) (`GlobalAlloc`), [`stats`], [`trim`], [`thread_flush`],
+//! **Entry points**: [`HakMem`](struct@HakMem) (`GlobalAlloc`), [`stats`] (and
+//! [`class_stats`], [`print_stats`]), [`build_info`], [`trim`], [`thread_flush`],
 //! [`usable_size`].
 //!
 //! **Presets** (Cargo features; `preset-balanced` is the default; features are additive:
@@ -542,6 +543,159 @@ pub struct Stats {
     pub superslabs_cached: u64,
     /// Bytes of freed large mappings cached now.
     pub large_cached_bytes: u64,
+    /// The process's peak resident memory (`VmHWM` of `/proc/self/status`: the most the
+    /// kernel ever counted resident for it).
+    pub peak_resident_bytes: u64,
+    /// The most bytes asked for by live large blocks at once so far.
+    pub peak_large_live_bytes: u64,
+    /// The most superslabs live at once so far (each [`SUPERSLAB_BYTES`] of address
+    /// space, resident only where touched).
+    pub peak_superslabs_live: u64,
+    /// An upper bound of the peak of `allocated_bytes`: the peak of the slab memory
+    /// (`peak_superslabs_live` superslabs) plus `peak_large_live_bytes`. (An exact peak
+    /// would cost an atomic update on every thread-cache refill; this costs one per new
+    /// superslab or large block.)
+    pub peak_allocated_bytes_bound: u64,
+    /// The allocator's own resident memory beside the blocks (jemalloc's
+    /// `stats.metadata`), an upper bound: the header page of each live superslab and the
+    /// header page of each live large block. (The address registry's few touched pages
+    /// and the thread caches' TLS are left out.)
+    pub metadata_bytes: u64,
+}
+
+/// The address space of one superslab (4 MiB).
+pub const SUPERSLAB_BYTES: u64 = hakmem_ss_allocation::SS_SIZE as u64;
+
+/// One slab class's figures now: [`class_stats`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ClassStats {
+    /// The class index (`0..`[`NCLASS`]).
+    pub class: usize,
+    /// Its block size in bytes.
+    pub block_size: usize,
+    /// Blocks the program holds now.
+    pub in_use_blocks: u64,
+    /// Free blocks in threads' caches.
+    pub thread_cached_blocks: u64,
+    /// Free blocks held centrally (slab free lists and the transfer cache).
+    pub central_free_blocks: u64,
+    /// Slabs in use (carved from a superslab and not empty).
+    pub slabs: u64,
+}
+
+/// The number of slab classes.
+pub const NCLASS: usize = class::NCLASS;
+
+/// Every slab class's figures now, written into `out` (`out[c]` for class `c`; classes
+/// past `out.len()` are left out). Never allocates.
+///
+/// ```
+/// let mut classes = [hakmem::ClassStats::default(); hakmem::NCLASS];
+/// hakmem::class_stats(&mut classes);
+/// assert!(classes.iter().all(|c| c.block_size > 0));
+/// ```
+pub fn class_stats(out: &mut [ClassStats]) {
+    let mut cached = [0u64; class::NCLASS];
+    hakmem_tiny_fast::cached_by_class(&mut cached);
+    for (c, (o, cached)) in out.iter_mut().zip(cached).enumerate() {
+        let (handed_out, free) = hakmem_ss_allocation::class_counts(c);
+        *o = ClassStats {
+            class: c,
+            block_size: class::block_size(c),
+            in_use_blocks: handed_out.saturating_sub(cached),
+            thread_cached_blocks: cached,
+            central_free_blocks: free,
+            slabs: hakmem_ss_allocation::class_slabs(c),
+        };
+    }
+}
+
+/// `allocated 1.2 MiB, resident 5.0 MiB (peak 7.1 MiB), ...`: every field, on a few
+/// lines, written without allocating (so it may go through `hakmem_os_stats::writer`).
+impl core::fmt::Display for Stats {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let mib = |b: u64| Mib(b);
+        writeln!(
+            f,
+            "hakmem: allocated {}, thread-cached {}, central free {}, large live {}, large cached {}",
+            mib(self.allocated_bytes),
+            mib(self.thread_cached_bytes),
+            mib(self.central_free_bytes),
+            mib(self.large_live_bytes),
+            mib(self.large_cached_bytes),
+        )?;
+        writeln!(
+            f,
+            "hakmem: resident {} (peak {}), mapped {}, metadata {}, superslabs {} live (peak {}), {} cached",
+            mib(self.resident_bytes),
+            mib(self.peak_resident_bytes),
+            mib(self.mapped_bytes),
+            mib(self.metadata_bytes),
+            self.superslabs_live,
+            self.peak_superslabs_live,
+            self.superslabs_cached,
+        )?;
+        writeln!(
+            f,
+            "hakmem: peaks: large live {}, allocated at most {}",
+            mib(self.peak_large_live_bytes),
+            mib(self.peak_allocated_bytes_bound),
+        )?;
+        write!(
+            f,
+            "hakmem: syscalls: mmap {}, munmap {}, madvise {}, mprotect {}, mremap {}; \
+             decommits {}, retires {} (lean {})",
+            self.mmap,
+            self.munmap,
+            self.madvise_calls,
+            self.mprotect,
+            self.mremap,
+            self.lean_decommit,
+            self.retired,
+            self.lean_retire,
+        )
+    }
+}
+
+/// Bytes as MiB with two decimals, without floating point or allocation.
+struct Mib(u64);
+
+impl core::fmt::Display for Mib {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let hundredths = self.0.saturating_mul(100) / (1 << 20);
+        write!(f, "{}.{:02} MiB", hundredths / 100, hundredths % 100)
+    }
+}
+
+/// Writes [`stats`] and the classes in use ([`class_stats`]) to stderr, one `write(2)`
+/// per line from a stack buffer: usable anywhere, even where allocating is not (a signal
+/// handler aside: it takes the thread-cache registry's lock).
+pub fn print_stats() {
+    use core::fmt::Write as _;
+    let mut w = hakmem_os_stats::writer::LineWriter::<256>::new(libc::STDERR_FILENO);
+    let _ = writeln!(w, "{}", stats());
+    let mut classes = [ClassStats::default(); class::NCLASS];
+    class_stats(&mut classes);
+    let _ = writeln!(
+        w,
+        "hakmem: class block_size in_use thread_cached central_free slabs"
+    );
+    for c in classes
+        .iter()
+        .filter(|c| c.in_use_blocks + c.thread_cached_blocks + c.central_free_blocks + c.slabs > 0)
+    {
+        let _ = writeln!(
+            w,
+            "hakmem: {:>5} {:>10} {:>6} {:>13} {:>12} {:>5}",
+            c.class,
+            c.block_size,
+            c.in_use_blocks,
+            c.thread_cached_blocks,
+            c.central_free_blocks,
+            c.slabs
+        );
+    }
+    w.finish();
 }
 
 impl Stats {
@@ -562,7 +716,11 @@ pub fn stats() -> Stats {
         out_bytes += out * class::block_size(c) as u64;
         free_bytes += free * class::block_size(c) as u64;
     }
-    let (_, large_live) = hakmem_large::live();
+    let (large_blocks, large_live) = hakmem_large::live();
+    let superslabs_live = hakmem_ss_allocation::superslabs_live() as u64;
+    let peak_superslabs_live = hakmem_ss_allocation::superslabs_live_peak() as u64;
+    let peak_large_live_bytes = hakmem_large::live_bytes_peak() as u64;
+    let page = hakmem_os_stats::os::PAGE as u64;
     Stats {
         allocated_bytes: out_bytes.saturating_sub(thread_cached) + large_live as u64,
         thread_cached_bytes: thread_cached,
@@ -578,10 +736,51 @@ pub fn stats() -> Stats {
         lean_decommit: os.lean_decommit,
         lean_retire: os.lean_retire,
         retired: os.retired,
-        superslabs_live: hakmem_ss_allocation::superslabs_live() as u64,
+        superslabs_live,
         superslabs_cached: hakmem_release_policy::SUPERSLABS.usage().0 as u64,
         large_cached_bytes: hakmem_release_policy::LARGE.usage().1 as u64,
+        peak_resident_bytes: process_status_kib(b"VmHWM:").saturating_mul(1024),
+        peak_large_live_bytes,
+        peak_superslabs_live,
+        peak_allocated_bytes_bound: peak_superslabs_live
+            .saturating_mul(SUPERSLAB_BYTES)
+            .saturating_add(peak_large_live_bytes),
+        metadata_bytes: (superslabs_live + large_blocks as u64).saturating_mul(page),
     }
+}
+
+/// A `kB` field of `/proc/self/status` (e.g. `VmHWM:`), read without allocating; 0 if
+/// unavailable.
+fn process_status_kib(field: &[u8]) -> u64 {
+    let mut buf = [0u8; 4096];
+    // SAFETY: a NUL-terminated path; the descriptor is closed below; `read` writes at
+    // most `buf.len()` bytes into the stack buffer.
+    let n = unsafe {
+        let fd = libc::open(
+            c"/proc/self/status".as_ptr(),
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        );
+        if fd < 0 {
+            return 0;
+        }
+        let n = libc::read(fd, buf.as_mut_ptr().cast(), buf.len());
+        libc::close(fd);
+        n
+    };
+    let Ok(n) = usize::try_from(n) else {
+        return 0;
+    };
+    buf[..n.min(buf.len())]
+        .split(|&b| b == b'\n')
+        .find_map(|line| line.strip_prefix(field))
+        .map_or(0, |rest| {
+            rest.iter()
+                .skip_while(|b| !b.is_ascii_digit())
+                .take_while(|b| b.is_ascii_digit())
+                .fold(0u64, |v, &d| {
+                    v.saturating_mul(10).saturating_add(u64::from(d - b'0'))
+                })
+        })
 }
 
 /// The process's resident memory from `/proc/self/statm`, read without allocating; 0 if
