@@ -78,7 +78,10 @@ static LIVE_BYTES_PEAK: AtomicUsize = AtomicUsize::new(0);
 #[inline]
 fn live_bytes_add(n: usize) {
     let now = LIVE_BYTES.fetch_add(n, Relaxed).wrapping_add(n);
-    LIVE_BYTES_PEAK.fetch_max(now, Relaxed);
+    // A plain load first: below the peak (the common case) no read-modify-write.
+    if now > LIVE_BYTES_PEAK.load(Relaxed) {
+        LIVE_BYTES_PEAK.fetch_max(now, Relaxed);
+    }
 }
 
 /// The most bytes asked for by live large blocks at once so far.

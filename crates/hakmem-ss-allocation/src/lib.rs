@@ -982,7 +982,9 @@ fn new_superslab(cls: usize) -> *mut SuperSlab {
         return ptr::null_mut();
     }
     let live = SS_LIVE.fetch_add(1, Relaxed) + 1;
-    SS_LIVE_PEAK.fetch_max(live, Relaxed);
+    if live > SS_LIVE_PEAK.load(Relaxed) {
+        SS_LIVE_PEAK.fetch_max(live, Relaxed);
+    }
     // SAFETY: just initialized and registered.
     unsafe { debug_check_superslab(ss, cls) };
     ss

@@ -104,27 +104,6 @@ impl HakMem {
     pub const fn config(&self) -> &Config {
         &self.cfg
     }
-
-    /// The slow path of an allocation through this allocator: on the process's first
-    /// one, hand the config to the gates first.
-    #[cold]
-    #[inline(never)]
-    fn alloc_slow_cfg(&self, size: usize, align: usize, zeroed: bool) -> *mut u8 {
-        if PROCESS.load(Ordering::Acquire) != 2 && !self.cfg.is_default() {
-            hakmem_env_gates::set_config(&self.cfg);
-        }
-        alloc_slow(size, align, zeroed)
-    }
-
-    /// As [`alloc_slow_cfg`](Self::alloc_slow_cfg), for the pass-down variant's miss.
-    #[cold]
-    #[inline(never)]
-    fn alloc_slow_passdown_cfg(&self, size: usize, cls: usize) -> *mut u8 {
-        if PROCESS.load(Ordering::Acquire) != 2 && !self.cfg.is_default() {
-            hakmem_env_gates::set_config(&self.cfg);
-        }
-        alloc_slow_tiny_passdown(size, cls)
-    }
 }
 
 /// What was compiled in: [`build_info`].
@@ -357,28 +336,39 @@ const PASSDOWN_SSOT: bool = cfg!(feature = "passdown-ssot");
 /// follows), never on the fast path.
 #[cold]
 #[inline(never)]
-fn alloc_slow_tiny_passdown(size: usize, cls: usize) -> *mut u8 {
+fn alloc_slow_tiny_passdown(size: usize, cls: usize, cfg: &Config) -> *mut u8 {
+    // Set up first: the gate below is read after the config was handed over.
+    thread_setup_with(cfg);
     if hakmem_env_gates::gates().alloc_passdown_ssot {
-        thread_setup();
         hakmem_tiny_fast::alloc_slow_class(cls)
     } else {
-        alloc_slow(size, raw::MALLOC_ALIGN, false)
+        alloc_slow_with(size, raw::MALLOC_ALIGN, false, cfg)
     }
 }
 
 /// The calling thread's first slow path: set up its cache (and the process, once).
 #[inline]
 fn thread_setup() {
+    thread_setup_with(&Config::DEFAULT);
+}
+
+/// [`thread_setup`] by an allocator with a config: on the process's first slow path,
+/// `cfg` is handed to the gates before they are resolved.
+#[inline]
+fn thread_setup_with(cfg: &Config) {
     if hakmem_tiny_fast::thread_state() != hakmem_tiny_fast::State::Uninit {
         return;
     }
-    thread_setup_first();
+    thread_setup_first(cfg);
 }
 
 #[cold]
 #[inline(never)]
-fn thread_setup_first() {
+fn thread_setup_first(cfg: &Config) {
     if PROCESS.load(Ordering::Acquire) != 2 {
+        if !cfg.is_default() {
+            hakmem_env_gates::set_config(cfg);
+        }
         process_init();
     }
     hakmem_tiny_fast::thread_init();
@@ -391,10 +381,18 @@ fn thread_setup_first() {
 // ---------------------------------------------------------------------------------------
 // Slow paths.
 
+/// [`alloc_slow_with`] without a config (the `raw` API and the C ABI).
+#[inline]
+fn alloc_slow(size: usize, align: usize, zeroed: bool) -> *mut u8 {
+    alloc_slow_with(size, align, zeroed, &Config::DEFAULT)
+}
+
+/// An allocation's slow path; `cfg` is the allocator's config, handed to the gates if
+/// this is the process's first slow path.
 #[cold]
 #[inline(never)]
-fn alloc_slow(size: usize, align: usize, zeroed: bool) -> *mut u8 {
-    thread_setup();
+fn alloc_slow_with(size: usize, align: usize, zeroed: bool, cfg: &Config) -> *mut u8 {
+    thread_setup_with(cfg);
     let p = match route(size, align) {
         Route::Tiny(c) => hakmem_tiny_fast::alloc_slow_class(c),
         Route::Mid(c) => hakmem_tiny_fast::cache_alloc(c),
@@ -437,14 +435,14 @@ unsafe impl GlobalAlloc for HakMem {
                 if !p.is_null() {
                     return p;
                 }
-                return self.alloc_slow_passdown_cfg(size, cls);
+                return alloc_slow_tiny_passdown(size, cls, &self.cfg);
             }
             let p = hakmem_tiny_fast::try_alloc(size);
             if !p.is_null() {
                 return p;
             }
         }
-        self.alloc_slow_cfg(size, align, false)
+        alloc_slow_with(size, align, false, &self.cfg)
     }
 
     #[inline(always)]
@@ -461,7 +459,7 @@ unsafe impl GlobalAlloc for HakMem {
 
     #[inline]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        self.alloc_slow_cfg(layout.size(), layout.align(), true)
+        alloc_slow_with(layout.size(), layout.align(), true, &self.cfg)
     }
 
     #[inline]
@@ -476,7 +474,7 @@ unsafe impl GlobalAlloc for HakMem {
             // SAFETY: `p` is a live large block (the caller's guarantee).
             return unsafe { hakmem_large::large_realloc(p, new_size) };
         }
-        let q = self.alloc_slow_cfg(new_size, align, false);
+        let q = alloc_slow_with(new_size, align, false, &self.cfg);
         if !q.is_null() {
             // SAFETY: both blocks are live and distinct; the copy fits both.
             unsafe {
