@@ -1,7 +1,7 @@
 //! A multi-threaded stress test of the global allocator, with every block's contents
 //! verified before it is freed: the one implementation, run two ways. The binary
 //! `hakmem-stress` (driven by `cargo xtask stress`, for minutes, in every preset) runs it
-//! for a time; the facade's test `crates/hakmem/tests/stress.rs` (`cargo test -p hakmem
+//! for a time; the facade's test `crates/hakmem/tests/stress.rs` (`cargo test -p hakmem-alloc
 //! --test stress`, in every preset of CI) compiles this very file into itself with
 //! `#[path]` (the bench crate depends on hakmem, so hakmem cannot depend on it) and runs it
 //! for a number of ops with hakmem as the global allocator. For that, this file uses

@@ -309,11 +309,13 @@ fn parse_opts(args: Vec<OsString>) -> Result<Option<Opts>, String> {
             Long("b-alloc") => set_build(&mut b, Build::Contender(one(&s_val(&mut p)?)?))?,
             Long("preset") => default_preset = preset::find(&s_val(&mut p)?)?.name,
             Long("workload") | Short('w') => workload = s_val(&mut p)?,
-            Long("runs") => runs = n_val(&mut p)?,
-            Long("ops") => ops = Some(n_val(&mut p)?),
-            Long("threads") => threads = Some(n_val(&mut p)?),
-            Long("ws") => ws = Some(n_val(&mut p)?),
-            Long("seed") => seed = Some(n_val(&mut p)?),
+            Long("runs") => runs = n_val(&mut p).map_err(|e| format!("--runs: {e}"))?,
+            Long("ops") => ops = Some(n_val(&mut p).map_err(|e| format!("--ops: {e}"))?),
+            Long("threads") => {
+                threads = Some(n_val(&mut p).map_err(|e| format!("--threads: {e}"))?)
+            }
+            Long("ws") => ws = Some(n_val(&mut p).map_err(|e| format!("--ws: {e}"))?),
+            Long("seed") => seed = Some(n_val(&mut p).map_err(|e| format!("--seed: {e}"))?),
             Long("criteria") => set = Set::parse(&s_val(&mut p)?)?,
             Long("metric") => {
                 cpu = match s_val(&mut p)?.as_str() {
@@ -322,13 +324,21 @@ fn parse_opts(args: Vec<OsString>) -> Result<Option<Opts>, String> {
                     o => return Err(format!("--metric {o:?}: cpu or wall")),
                 }
             }
-            Long("go-above") => go_above = Some(n_val(&mut p)?),
-            Long("nogo-below") => nogo_below = Some(n_val(&mut p)?),
-            Long("max-rss-worse") => max_rss_worse = Some(n_val(&mut p)?),
-            Long("target-within") => target = Some(n_val(&mut p)?),
+            Long("go-above") => {
+                go_above = Some(n_val(&mut p).map_err(|e| format!("--go-above: {e}"))?)
+            }
+            Long("nogo-below") => {
+                nogo_below = Some(n_val(&mut p).map_err(|e| format!("--nogo-below: {e}"))?)
+            }
+            Long("max-rss-worse") => {
+                max_rss_worse = Some(n_val(&mut p).map_err(|e| format!("--max-rss-worse: {e}"))?)
+            }
+            Long("target-within") => {
+                target = Some(n_val(&mut p).map_err(|e| format!("--target-within: {e}"))?)
+            }
             Long("label") => label = Some(s_val(&mut p)?),
             Long("no-build") => build = false,
-            Long("timeout") => timeout = n_val(&mut p)?,
+            Long("timeout") => timeout = n_val(&mut p).map_err(|e| format!("--timeout: {e}"))?,
             Short('h') | Long("help") => {
                 print!("{HELP}");
                 return Ok(None);
@@ -767,7 +777,7 @@ fn run(o: &Opts) -> Result<&'static str, String> {
         &[false, true, true],
     ));
     println!("\n{md}");
-    let dir = root.join("target").join("ab");
+    let dir = crate::host::target_dir(&root).join("ab");
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let base = format!("{}-{label}", host.stamp);
     let js = json!({

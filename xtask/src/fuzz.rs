@@ -110,11 +110,22 @@ fn run(args: Vec<OsString>) -> Result<bool, String> {
     let v = crate::arg_value;
     while let Some(arg) = p.next().map_err(|e| e.to_string())? {
         match arg {
-            Long("secs") => secs = v(&mut p)?.parse::<f64>().map_err(|e| e.to_string())?,
-            Long("minutes") => secs = v(&mut p)?.parse::<f64>().map_err(|e| e.to_string())? * 60.0,
-            Long("threads") => threads = v(&mut p)?.parse().map_err(|e| format!("{e}"))?,
-            Long("seed") => seed = Some(v(&mut p)?.parse().map_err(|e| format!("{e}"))?),
-            Long("ops") => ops = Some(v(&mut p)?.parse().map_err(|e| format!("{e}"))?),
+            Long("secs") => {
+                secs = v(&mut p)?
+                    .parse::<f64>()
+                    .map_err(|e| format!("--secs: {e}"))?
+            }
+            Long("minutes") => {
+                secs = v(&mut p)?
+                    .parse::<f64>()
+                    .map_err(|e| format!("--minutes: {e}"))?
+                    * 60.0
+            }
+            Long("threads") => {
+                threads = v(&mut p)?.parse().map_err(|e| format!("--threads: {e}"))?
+            }
+            Long("seed") => seed = Some(v(&mut p)?.parse().map_err(|e| format!("--seed: {e}"))?),
+            Long("ops") => ops = Some(v(&mut p)?.parse().map_err(|e| format!("--ops: {e}"))?),
             Long("target" | "targets") => targets.extend(list(&v(&mut p)?, &TARGETS, "target")?),
             Long("preset" | "presets") => {
                 presets.extend(list(&v(&mut p)?, &preset_names, "preset")?)
@@ -141,7 +152,7 @@ fn run(args: Vec<OsString>) -> Result<bool, String> {
         (t ^ u64::from(std::process::id()).rotate_left(32)) % 1_000_000_007
     });
     let root = host::workspace_root();
-    let dir = root.join("target").join("fuzz-build");
+    let dir = crate::host::target_dir(&root).join("fuzz-build");
     let runs = (presets.len() * targets.len()).max(1);
     let each = secs / runs as f64;
     eprintln!(

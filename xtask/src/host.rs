@@ -16,6 +16,42 @@ pub fn workspace_root() -> PathBuf {
     std::env::current_dir().unwrap_or_else(|_| root.to_path_buf())
 }
 
+/// The target directory: `CARGO_TARGET_DIR` when set (relative to the workspace root if
+/// relative, as cargo reads it), else `<root>/target`. Every path xtask computes under
+/// the target directory starts here.
+pub fn target_dir(root: impl AsRef<Path>) -> PathBuf {
+    target_dir_from(root.as_ref(), std::env::var_os("CARGO_TARGET_DIR"))
+}
+
+/// [`target_dir`] with the variable's value given.
+fn target_dir_from(root: &Path, var: Option<std::ffi::OsString>) -> PathBuf {
+    match var {
+        // `join` keeps an absolute path as it is.
+        Some(d) if !d.is_empty() => root.join(d),
+        _ => root.join("target"),
+    }
+}
+
+#[cfg(test)]
+mod target_dir_tests {
+    use super::*;
+
+    #[test]
+    fn target_dir_honours_cargo_target_dir() {
+        let root = Path::new("/w");
+        assert_eq!(target_dir_from(root, None), Path::new("/w/target"));
+        assert_eq!(
+            target_dir_from(root, Some("".into())),
+            Path::new("/w/target")
+        );
+        assert_eq!(target_dir_from(root, Some("t2".into())), Path::new("/w/t2"));
+        assert_eq!(
+            target_dir_from(root, Some("/tmp/t".into())),
+            Path::new("/tmp/t")
+        );
+    }
+}
+
 /// Facts about the machine and the checkout.
 #[derive(Clone, Debug)]
 pub struct Host {

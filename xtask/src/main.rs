@@ -44,7 +44,11 @@ commands:
   fastpath  instructions on the fast path of alloc/dealloc vs a budget (--help)
   fuzz      differential fuzzer of the Rust and C APIs, every preset (--help)
   sanitize  the multi-threaded tests under TSan / ASan, if a nightly allows (--help)
-  help      this text
+  help      this text (also --help, -h)
+  version   the version of xtask and of the hakmem workspace (also --version, -V)
+
+Options are spelled --name VALUE or --name=VALUE; a bad value names its flag.
+CARGO_TARGET_DIR is honoured for every path under the target directory.
 ";
 
 /// The value of the option just parsed, as a UTF-8 string (the commands' shared helper).
@@ -67,6 +71,14 @@ fn main() -> ExitCode {
         Some("fastpath") => fastpath::main(args.collect()),
         Some("fuzz") => fuzz::main(args.collect()),
         Some("sanitize") => sanitize::main(args.collect()),
+        Some("version" | "--version" | "-V") => {
+            println!(
+                "xtask {} (hakmem workspace at {})",
+                env!("CARGO_PKG_VERSION"),
+                host::workspace_root().display()
+            );
+            ExitCode::SUCCESS
+        }
         None | Some("help" | "--help" | "-h") => {
             print!("{HELP}");
             ExitCode::SUCCESS

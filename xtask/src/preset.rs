@@ -3,7 +3,7 @@
 //! Gate defaults come from `hakmem-env-gates` itself ([`GATES`], [`preset_defaults`]), so
 //! this listing cannot drift from what the allocator compiles in. The facade features a
 //! preset turns on are read from `crates/hakmem/Cargo.toml` (`[features]`), expanded
-//! transitively. `build` runs `cargo build --release -p hakmem --features preset-X` and
+//! transitively. `build` runs `cargo build --release -p hakmem-alloc --features preset-X` and
 //! builds the bench binary of that preset (`target/bench-build/bin/hakmem-X`).
 
 use crate::bench::builder;
@@ -233,9 +233,14 @@ fn gates_table(presets: &[&PresetDef], doc: bool) -> String {
                 !g.default_for(p.preset)
                     .const_eq(g.default_for(Preset::Balanced))
             });
+            let ty = match g.ty {
+                hakmem_env_gates::GateType::Bool => "0/1",
+                hakmem_env_gates::GateType::Decommit => "FREE/DONTNEED/OFF",
+                hakmem_env_gates::GateType::U32 => "u32",
+            };
             let mut r = vec![
                 format!("{}{}", g.name, if differs { " *" } else { "" }),
-                g.ty.expected().to_string(),
+                ty.to_string(),
             ];
             r.extend(presets.iter().map(|p| g.default_for(p.preset).to_string()));
             if doc {
@@ -262,20 +267,33 @@ pub fn show_text(root: &Path, p: &PresetDef) -> String {
     let _ = writeln!(s, "- facade feature: `{}`", p.feature);
     let _ = writeln!(
         s,
-        "- features enabled (with the facade's defaults): {}",
-        enabled(&feats, p).join(", ")
+        "{}",
+        wrap(
+            &format!(
+                "- features enabled (with the facade's defaults): {}",
+                enabled(&feats, p).join(", ")
+            ),
+            "  "
+        )
     );
     let _ = writeln!(
         s,
-        "- build: `cargo build --release -p hakmem --features {}`",
+        "- build: `cargo build --release -p hakmem-alloc --features {}`",
         p.feature
     );
     let c = p.contender();
     let _ = writeln!(
         s,
-        "- bench binary: `target/bench-build/bin/{}` (hakmem-bench --no-default-features --features {})",
-        c.name,
-        c.features.join(",")
+        "{}",
+        wrap(
+            &format!(
+                "- bench binary: `target/bench-build/bin/{}` (hakmem-bench \
+                 --no-default-features --features {})",
+                c.name,
+                c.features.join(",")
+            ),
+            "  "
+        )
     );
     let _ = writeln!(
         s,
@@ -292,8 +310,37 @@ pub fn show_text(root: &Path, p: &PresetDef) -> String {
         s,
         "\ngate defaults (the environment overrides any of them at run time):\n"
     );
-    s.push_str(&gates_table(&[p], true));
+    s.push_str(&gates_table(&[p], false));
+    s.push_str("\n(* : the presets differ on this gate)\n\nwhat each gate does:\n\n");
+    for g in GATES.iter() {
+        s.push_str(&wrap(&format!("{}: {}", g.name, g.doc), "    "));
+        s.push('\n');
+    }
     s
+}
+
+/// `preset show` fits in this many columns.
+const WIDTH: usize = 100;
+
+/// Words of `text` in lines of at most [`WIDTH`] columns (a longer word alone on its
+/// line), the lines after the first indented by `indent`.
+fn wrap(text: &str, indent: &str) -> String {
+    let mut out = String::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        let len = line.chars().count();
+        if len > 0 && len + 1 + word.chars().count() > WIDTH {
+            out.push_str(&line);
+            out.push('\n');
+            line = indent.to_string();
+        }
+        if !line.is_empty() && !line.ends_with(' ') {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    out.push_str(&line);
+    out
 }
 
 fn run_cargo(root: &Path, args: &[&str]) -> Result<(), String> {
@@ -319,7 +366,7 @@ pub fn build(root: &Path, p: &PresetDef) -> Result<std::path::PathBuf, String> {
             "build",
             "--release",
             "-p",
-            "hakmem",
+            "hakmem-alloc",
             "--features",
             p.feature,
         ],
@@ -341,7 +388,7 @@ usage: cargo xtask preset <list | show NAME | build NAME>
   show NAME    one preset (safe, balanced, lean) with the doc of each gate
                (NAME may also be the seed's MIXED_TINYV3_C7_SAFE or
                MIXED_TINYV3_C7_BALANCED, any case, in every command that takes a preset)
-  build NAME   cargo build --release -p hakmem --features preset-NAME, and the bench
+  build NAME   cargo build --release -p hakmem-alloc --features preset-NAME, and the bench
                binary of that preset (target/bench-build/bin/hakmem-NAME)
 ";
 
@@ -421,8 +468,13 @@ mod tests {
     #[test]
     fn show_has_every_gate_with_its_doc() {
         let s = show_text(&host::workspace_root(), find("LEAN").unwrap());
+        let flat = s.split_whitespace().collect::<Vec<_>>().join(" ");
         for g in GATES.iter() {
-            assert!(s.contains(g.name) && s.contains(g.doc), "{}", g.name);
+            let doc = g.doc.split_whitespace().collect::<Vec<_>>().join(" ");
+            assert!(flat.contains(g.name) && flat.contains(&doc), "{}", g.name);
+        }
+        for line in s.lines() {
+            assert!(line.chars().count() <= WIDTH, "wider than {WIDTH}: {line}");
         }
         assert!(find("preset-safe").is_ok() && find("hakmem-balanced").is_ok());
         assert!(find("fast").is_err());

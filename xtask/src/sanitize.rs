@@ -153,9 +153,19 @@ fn parse(args: Vec<OsString>) -> Result<Option<Opts>, String> {
                     _ => return Err(format!("unknown sanitizer {s:?} (thread|address|all)")),
                 };
             }
-            Long("secs") => o.secs = v(&mut p)?.parse::<f64>().map_err(|e| e.to_string())?,
-            Long("scale") => o.scale = v(&mut p)?.parse::<f64>().map_err(|e| e.to_string())?,
-            Long("threads") => o.threads = v(&mut p)?.parse().map_err(|e| format!("{e}"))?,
+            Long("secs") => {
+                o.secs = v(&mut p)?
+                    .parse::<f64>()
+                    .map_err(|e| format!("--secs: {e}"))?
+            }
+            Long("scale") => {
+                o.scale = v(&mut p)?
+                    .parse::<f64>()
+                    .map_err(|e| format!("--scale: {e}"))?
+            }
+            Long("threads") => {
+                o.threads = v(&mut p)?.parse().map_err(|e| format!("--threads: {e}"))?
+            }
             Long("toolchain") => o.toolchain = v(&mut p)?,
             Long("preset" | "presets") => {
                 o.presets = v(&mut p)?
@@ -380,7 +390,7 @@ fn run(args: Vec<OsString>) -> Result<bool, String> {
     let channel_msgs = ((30_000.0 * o.scale) as u64).max(60);
     let mut failures: Vec<String> = Vec::new();
     for san in &o.sans {
-        let dir = root.join("target").join(format!("san-{}", san.name));
+        let dir = crate::host::target_dir(&root).join(format!("san-{}", san.name));
         let flags = format!(
             "-Zsanitizer={} -Cforce-frame-pointers=yes{}",
             san.name, san.flags
@@ -418,7 +428,7 @@ fn run(args: Vec<OsString>) -> Result<bool, String> {
         for pr in &o.presets {
             // 2. The facade's multi-threaded tests in this preset.
             let mut c = cargo(&o.toolchain);
-            c.args(["test", "-p", "hakmem"]);
+            c.args(["test", "-p", "hakmem-alloc"]);
             if let Some(f) = pr.facade {
                 c.args(["--features", f]);
             }

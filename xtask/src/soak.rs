@@ -435,21 +435,37 @@ fn parse_opts(args: Vec<OsString>) -> Result<Option<Opts>, String> {
         match arg {
             Long("preset") => preset_name = sval(&mut p)?,
             Long("alloc") => alloc = Some(sval(&mut p)?),
-            Long("minutes") => minutes = val(&mut p)?,
+            Long("minutes") => minutes = val(&mut p).map_err(|e| format!("--minutes: {e}"))?,
             Long("workload") | Short('w') => workload = sval(&mut p)?,
-            Long("ws") => ws = Some(val(&mut p)?),
-            Long("epoch-ops") => epoch_ops = Some(val(&mut p)?),
-            Long("seed") => seed = Some(val(&mut p)?),
+            Long("ws") => ws = Some(val(&mut p).map_err(|e| format!("--ws: {e}"))?),
+            Long("epoch-ops") => {
+                epoch_ops = Some(val(&mut p).map_err(|e| format!("--epoch-ops: {e}"))?)
+            }
+            Long("seed") => seed = Some(val(&mut p).map_err(|e| format!("--seed: {e}"))?),
             Long("env") => env.push(env_pair(&sval(&mut p)?)?),
-            Long("warmup") => warmup = val(&mut p)?,
-            Long("max-cv") => max_cv = Some(val(&mut p)?),
-            Long("max-drift") => max_drift = Some(val(&mut p)?),
-            Long("max-syscalls-per-op") => max_sys = Some(val(&mut p)?),
-            Long("nogo-drift") => nogo_drift = Some(val(&mut p)?),
-            Long("nogo-syscalls-per-op") => nogo_sys = Some(val(&mut p)?),
-            Long("max-peak-rss-mib") => max_peak = Some(off_or(&mut p)?),
-            Long("min-rss-reduction") => min_red = Some(off_or(&mut p)?),
-            Long("max-tput-loss") => max_loss = Some(val(&mut p)?),
+            Long("warmup") => warmup = val(&mut p).map_err(|e| format!("--warmup: {e}"))?,
+            Long("max-cv") => max_cv = Some(val(&mut p).map_err(|e| format!("--max-cv: {e}"))?),
+            Long("max-drift") => {
+                max_drift = Some(val(&mut p).map_err(|e| format!("--max-drift: {e}"))?)
+            }
+            Long("max-syscalls-per-op") => {
+                max_sys = Some(val(&mut p).map_err(|e| format!("--max-syscalls-per-op: {e}"))?)
+            }
+            Long("nogo-drift") => {
+                nogo_drift = Some(val(&mut p).map_err(|e| format!("--nogo-drift: {e}"))?)
+            }
+            Long("nogo-syscalls-per-op") => {
+                nogo_sys = Some(val(&mut p).map_err(|e| format!("--nogo-syscalls-per-op: {e}"))?)
+            }
+            Long("max-peak-rss-mib") => {
+                max_peak = Some(off_or(&mut p).map_err(|e| format!("--max-peak-rss-mib: {e}"))?)
+            }
+            Long("min-rss-reduction") => {
+                min_red = Some(off_or(&mut p).map_err(|e| format!("--min-rss-reduction: {e}"))?)
+            }
+            Long("max-tput-loss") => {
+                max_loss = Some(val(&mut p).map_err(|e| format!("--max-tput-loss: {e}"))?)
+            }
             Long("baseline") => baseline = Some(sval(&mut p)?),
             Long("cv-basis") => {
                 cv_on_cpu = match sval(&mut p)?.as_str() {
@@ -525,7 +541,7 @@ fn parse_opts(args: Vec<OsString>) -> Result<Option<Opts>, String> {
     if let Some(b) = &baseline {
         let dir = out
             .clone()
-            .unwrap_or_else(|| host::workspace_root().join("target").join("soak"));
+            .unwrap_or_else(|| crate::host::target_dir(crate::host::workspace_root()).join("soak"));
         criteria.baseline = Some(Baseline::resolve(b, &dir, w.name)?);
     }
     Ok(Some(Opts {
@@ -1340,6 +1356,16 @@ pub fn svg(title: &str, rows: &[Epoch], warmup: usize) -> String {
 
 /// Entry point of `cargo xtask soak`.
 pub fn main(args: Vec<OsString>) -> ExitCode {
+    // With no argument, the usage: a soak runs for minutes, so it is never started by
+    // accident (`cargo xtask soak --preset balanced` runs one with the defaults).
+    if args.is_empty() {
+        print!("{HELP}");
+        eprintln!(
+            "xtask soak: no options given; to run a soak with the defaults, name at least \
+             one, e.g. `cargo xtask soak --preset balanced --minutes 10`"
+        );
+        return ExitCode::from(2);
+    }
     let opts = match parse_opts(args) {
         Ok(Some(o)) => o,
         Ok(None) => return ExitCode::SUCCESS,
@@ -1378,7 +1404,7 @@ fn run(o: &Opts) -> Result<&'static str, String> {
     let out_dir = o
         .out
         .clone()
-        .unwrap_or_else(|| root.join("target").join("soak"));
+        .unwrap_or_else(|| crate::host::target_dir(&root).join("soak"));
     std::fs::create_dir_all(out_dir.join("bin")).map_err(|e| e.to_string())?;
     let base = format!("{}-{}", host.stamp, o.label);
     // A private copy: a later `cargo xtask bench` may replace the shared binary.

@@ -57,9 +57,20 @@ fn run(args: Vec<OsString>) -> Result<bool, String> {
     let v = crate::arg_value;
     while let Some(arg) = p.next().map_err(|e| e.to_string())? {
         match arg {
-            Long("minutes") => secs = v(&mut p)?.parse::<f64>().map_err(|e| e.to_string())? * 60.0,
-            Long("secs") => secs = v(&mut p)?.parse::<f64>().map_err(|e| e.to_string())?,
-            Long("threads") => threads = v(&mut p)?.parse().map_err(|e| format!("{e}"))?,
+            Long("minutes") => {
+                secs = v(&mut p)?
+                    .parse::<f64>()
+                    .map_err(|e| format!("--minutes: {e}"))?
+                    * 60.0
+            }
+            Long("secs") => {
+                secs = v(&mut p)?
+                    .parse::<f64>()
+                    .map_err(|e| format!("--secs: {e}"))?
+            }
+            Long("threads") => {
+                threads = v(&mut p)?.parse().map_err(|e| format!("--threads: {e}"))?
+            }
             Long("preset" | "presets") => presets.extend(
                 v(&mut p)?
                     .split(',')
@@ -67,7 +78,7 @@ fn run(args: Vec<OsString>) -> Result<bool, String> {
                     .map(str::to_string),
             ),
             Long("alloc") => alloc = Some(v(&mut p)?),
-            Long("seed") => seed = Some(v(&mut p)?.parse().map_err(|e| format!("{e}"))?),
+            Long("seed") => seed = Some(v(&mut p)?.parse().map_err(|e| format!("--seed: {e}"))?),
             Long("no-build") => build = false,
             Short('h') | Long("help") => {
                 print!("{HELP}");

@@ -20,11 +20,13 @@ pub fn write_env_md<W: fmt::Write + ?Sized>(w: &mut W) -> fmt::Result {
          the first call to `hakmem_env_gates::gates()`), without allocating. Changing the\n\
          environment later has no effect.\n\
          \n\
-         **Precedence**: environment > preset > default. Each gate has a default per preset;\n\
-         the preset is chosen at build time with a Cargo feature of the `hakmem` crate\n\
-         (`preset-safe`, `preset-balanced` (the default), `preset-lean`; SAFE or LEAN win over\n\
-         BALANCED, and SAFE with LEAN does not compile). A valid value in the environment\n\
-         overrides the preset's default at run time.\n\
+         **Precedence**: environment > config > preset > default. Each gate has a default per\n\
+         preset; the preset is chosen at build time with a Cargo feature of the facade\n\
+         (`preset-safe`, `preset-balanced` (the default), `preset-lean`; features are additive:\n\
+         when several are enabled, LEAN > SAFE > BALANCED). A program may set gates in code\n\
+         (`HakMem::with_config(Config::LEAN.large_cache_mib(64))` in Rust, the `hakmem_conf`\n\
+         string in C: docs/rust-api.md, docs/c-abi.md); a valid value in the environment\n\
+         overrides both at run time, unless the config says `ignore_env`.\n\
          \n\
          **Values**: booleans are `0` or `1`; words are matched without regard to case\n\
          (`free`, `FREE`); numbers are decimal, `0` to `4294967295`; surrounding blanks are\n\

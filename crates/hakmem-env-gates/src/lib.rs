@@ -46,7 +46,7 @@
 //! # Presets and features
 //!
 //! A preset picks the default of each gate; the environment still overrides it at run
-//! time (precedence: environment > preset > default). It is chosen with one of the
+//! time (precedence: environment > [config](Config) > preset > default). It is chosen with one of the
 //! features `preset-safe`, `preset-balanced`, `preset-lean` (the facade `hakmem` turns on
 //! `preset-balanced` by default and forwards the others):
 //!
@@ -54,11 +54,20 @@
 //! |---|---|
 //! | none, or `preset-balanced` | [`Preset::Balanced`] |
 //! | `preset-safe` (with or without `preset-balanced`) | [`Preset::Safe`] |
-//! | `preset-lean` (with or without `preset-balanced`) | [`Preset::Lean`] |
-//! | `preset-safe` and `preset-lean` | `compile_error!` |
+//! | `preset-lean` (with any other) | [`Preset::Lean`] |
 //!
-//! SAFE and LEAN win over BALANCED so that `--features preset-lean` works without
-//! `--no-default-features` on the facade. The crate has no other features.
+//! Features are additive (two crates in one build asking for different presets both
+//! build): LEAN > SAFE > BALANCED. SAFE and LEAN win over BALANCED so that
+//! `--features preset-lean` works without `--no-default-features` on the facade; LEAN
+//! wins over SAFE because it is the leaner. The crate has no other features.
+//!
+//! # Configuration from the program
+//!
+//! A program may also choose its settings in code: a [`Config`] (a preset and gate
+//! values, built in `const` context) handed to [`set_config`] before the first
+//! [`gates()`] call (the facade does it from `HakMem::with_config`). Precedence:
+//! environment > config > preset > default, unless the config calls
+//! [`Config::ignore_env`] (then the environment is not read at all).
 //!
 //! # Invariants
 //!
@@ -87,12 +96,7 @@
 #![deny(missing_docs)]
 #![no_std]
 
-#[cfg(all(feature = "preset-safe", feature = "preset-lean"))]
-compile_error!(
-    "hakmem-env-gates: features `preset-safe` and `preset-lean` are mutually exclusive; \
-     enable at most one of them (either one wins over the default `preset-balanced`)"
-);
-
+mod config;
 mod env_md;
 mod resolve;
 mod table;
@@ -100,10 +104,11 @@ mod table;
 use core::cell::UnsafeCell;
 use core::mem::MaybeUninit;
 use core::ptr;
-use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicU8, AtomicUsize, Ordering};
 
 use hakmem_os_stats::writer::{LineWriter, eprint_line};
 
+pub use config::Config;
 pub use env_md::write_env_md;
 pub use resolve::{Resolved, Source};
 pub use table::{GATE_COUNT, GATES, GateId, GateSpec, GateType, GateValue, Gates, preset_defaults};
@@ -128,17 +133,35 @@ impl Preset {
             Preset::Lean => "LEAN",
         }
     }
+
+    /// `SAFE`, `BALANCED` or `LEAN`, in any case; `None` for anything else.
+    pub fn parse(s: &[u8]) -> Option<Preset> {
+        let s = s.trim_ascii();
+        [Preset::Safe, Preset::Balanced, Preset::Lean]
+            .into_iter()
+            .find(|p| s.eq_ignore_ascii_case(p.name().as_bytes()))
+    }
 }
 
-/// The preset selected by Cargo features (SAFE or LEAN win over BALANCED; both SAFE and
-/// LEAN do not compile).
-pub const PRESET: Preset = if cfg!(feature = "preset-safe") {
-    Preset::Safe
-} else if cfg!(feature = "preset-lean") {
+/// The preset selected by Cargo features. Features are additive: when several preset
+/// features are enabled (two dependents of the allocator asking for different ones), the
+/// leaner explicit choice wins: LEAN > SAFE > BALANCED (BALANCED is the facade's default
+/// feature, so naming another preset never needs `default-features = false`).
+pub const PRESET: Preset = if cfg!(feature = "preset-lean") {
     Preset::Lean
+} else if cfg!(feature = "preset-safe") {
+    Preset::Safe
 } else {
     Preset::Balanced
 };
+
+/// The preset features enabled in this build, SAFE, BALANCED, LEAN (several may be: see
+/// [`PRESET`] for which wins).
+pub const PRESET_FEATURES: [bool; 3] = [
+    cfg!(feature = "preset-safe"),
+    cfg!(feature = "preset-balanced"),
+    cfg!(feature = "preset-lean"),
+];
 
 /// `HAKMEM_SS_MEM_LEAN_DECOMMIT`: how lean mode gives memory back.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -210,6 +233,147 @@ static PUBLISHED: AtomicPtr<Resolved> = AtomicPtr::new(ptr::null_mut());
 /// first `SLOTS` finishes within the wait (see `wait_for_published`).
 static FALLBACK: Resolved = Resolved::defaults(PRESET);
 
+/// The program's [`Config`]: 0 none, 1 being written, 2 written (never written again).
+static CONFIG_STATE: AtomicU8 = AtomicU8::new(0);
+
+/// Storage for the program's [`Config`], written once by the [`set_config`] caller that
+/// moved `CONFIG_STATE` from 0 to 1.
+struct ConfigSlot(UnsafeCell<MaybeUninit<Config>>);
+
+// SAFETY: the slot is written only by the one thread that moved `CONFIG_STATE` from 0 to 1
+// (a compare-and-swap), and read only after `CONFIG_STATE` was seen at 2 (Acquire, paired
+// with the writer's Release store); it is never written again.
+unsafe impl Sync for ConfigSlot {}
+
+static CONFIG: ConfigSlot = ConfigSlot(UnsafeCell::new(MaybeUninit::uninit()));
+
+/// Hands the program's configuration to the gates' resolution: the first [`gates()`] call
+/// resolves `cfg`'s preset, then `cfg`'s values, then (unless `cfg` ignores it) the
+/// environment over them. Precedence: environment > config > preset > default.
+///
+/// Only the first config offered is kept, and only if offered before the gates are
+/// resolved. Returns whether this call's config was kept and the gates were not yet
+/// resolved (a resolution racing with this call may still miss it; it then behaves as
+/// if no config had been given, and [`Resolved::has_config`] says so). Never allocates,
+/// takes no lock. The facade calls it on its first allocation
+/// (`hakmem::HakMem::with_config`); libhakmem calls it with its `hakmem_conf` string.
+pub fn set_config(cfg: &Config) -> bool {
+    if !PUBLISHED.load(Ordering::Acquire).is_null() {
+        return false;
+    }
+    if CONFIG_STATE
+        .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
+        .is_err()
+    {
+        return false;
+    }
+    // SAFETY: this thread moved the state from 0 to 1, so it alone writes the slot, and no
+    // one reads it before the Release store of 2 below.
+    unsafe { CONFIG.0.get().cast::<Config>().write(*cfg) };
+    CONFIG_STATE.store(2, Ordering::Release);
+    PUBLISHED.load(Ordering::Acquire).is_null()
+}
+
+/// The config given with [`set_config`], if any. A config being written by another
+/// thread is waited for, boundedly (it is a copy of a few dozen bytes; a writer
+/// interrupted by a signal handler that allocates would otherwise deadlock it).
+fn offered_config() -> Config {
+    for _ in 0..(1u32 << 16) {
+        match CONFIG_STATE.load(Ordering::Acquire) {
+            0 => return Config::DEFAULT,
+            // SAFETY: state 2 was stored with Release after the slot was written; it is
+            // never written again.
+            2 => return unsafe { CONFIG.0.get().cast::<Config>().read() },
+            _ => core::hint::spin_loop(),
+        }
+    }
+    Config::DEFAULT
+}
+
+// ---------------------------------------------------------------------------------------
+// `hakmem_conf`: settings baked into a program, as jemalloc's `malloc_conf`.
+//
+// A program (C or Rust) may define `const char *hakmem_conf = "HAKMEM_X=1,...";` (an
+// exported symbol). The allocator reads it at the gates' resolution through a weak
+// undefined reference: its address is 0 when no one defines it. The reference is made in
+// assembly (stable Rust has no weak extern), by a tiny local function that loads the
+// symbol's address from the GOT; no `dlsym` (which may allocate), no lock.
+
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+core::arch::global_asm!(
+    ".weak hakmem_conf",
+    ".pushsection .text.hakmem_env_gates_conf_addr_v0,\"ax\",@progbits",
+    ".p2align 4",
+    ".globl hakmem_env_gates_conf_addr_v0",
+    ".hidden hakmem_env_gates_conf_addr_v0",
+    ".type hakmem_env_gates_conf_addr_v0,@function",
+    "hakmem_env_gates_conf_addr_v0:",
+    "    mov rax, qword ptr [rip + hakmem_conf@GOTPCREL]",
+    "    ret",
+    ".size hakmem_env_gates_conf_addr_v0, . - hakmem_env_gates_conf_addr_v0",
+    ".popsection",
+);
+
+#[cfg(all(target_os = "linux", target_arch = "aarch64"))]
+core::arch::global_asm!(
+    ".weak hakmem_conf",
+    ".pushsection .text.hakmem_env_gates_conf_addr_v0,\"ax\",@progbits",
+    ".p2align 2",
+    ".globl hakmem_env_gates_conf_addr_v0",
+    ".hidden hakmem_env_gates_conf_addr_v0",
+    ".type hakmem_env_gates_conf_addr_v0,@function",
+    "hakmem_env_gates_conf_addr_v0:",
+    "    adrp x0, :got:hakmem_conf",
+    "    ldr x0, [x0, :got_lo12:hakmem_conf]",
+    "    ret",
+    ".size hakmem_env_gates_conf_addr_v0, . - hakmem_env_gates_conf_addr_v0",
+    ".popsection",
+);
+
+#[cfg(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+))]
+unsafe extern "C" {
+    /// The address of the program's `hakmem_conf` (a `const char *`), or null when the
+    /// program defines none (the weak reference above).
+    fn hakmem_env_gates_conf_addr_v0() -> *const *const core::ffi::c_char;
+}
+
+/// The bytes of the program's `hakmem_conf` string, if it defines one (and it is not
+/// null). Targets other than x86_64 and aarch64 Linux have no `hakmem_conf`.
+pub fn program_conf() -> Option<&'static [u8]> {
+    #[cfg(all(
+        target_os = "linux",
+        any(target_arch = "x86_64", target_arch = "aarch64")
+    ))]
+    {
+        // SAFETY: the assembly function above takes no argument, touches nothing but
+        // its return register and returns the address the dynamic linker (or the static
+        // linker) resolved for the weak symbol, or 0.
+        let slot = unsafe { hakmem_env_gates_conf_addr_v0() };
+        if slot.is_null() {
+            return None;
+        }
+        // SAFETY: a defined `hakmem_conf` is, by its documented contract, a `const char
+        // *` variable: a readable pointer-sized slot.
+        let s = unsafe { slot.read() };
+        if s.is_null() {
+            return None;
+        }
+        // SAFETY: by the same contract, a non-null `hakmem_conf` points to a NUL-terminated
+        // string that lives (unmodified) for the whole process.
+        Some(unsafe { core::ffi::CStr::from_ptr(s) }.to_bytes())
+    }
+    #[cfg(not(all(
+        target_os = "linux",
+        any(target_arch = "x86_64", target_arch = "aarch64")
+    )))]
+    {
+        None
+    }
+}
+
 /// The gate snapshot. The first call reads the environment (lock-free, no allocation,
 /// warnings for malformed values on stderr); later calls are one atomic load.
 #[inline]
@@ -249,7 +413,14 @@ fn resolve_once() -> &'static Resolved {
     let envp = unsafe { environ };
     // SAFETY: `environ` is a null-terminated array of NUL-terminated strings. Like
     // `getenv`, this assumes no thread modifies the environment concurrently.
-    let snapshot = unsafe { Resolved::from_environ(envp, PRESET) };
+    let mut cfg = offered_config();
+    let mut conf_bad = 0;
+    if let Some(conf) = program_conf() {
+        (cfg, conf_bad) = cfg.parse_conf(conf);
+        cfg = cfg.given_by_program();
+    }
+    // SAFETY: as above.
+    let snapshot = unsafe { Resolved::from_environ_config(envp, &cfg) };
     let slot: *mut Resolved = cell.get().cast();
     // SAFETY: `idx` came from fetch_add, so this thread alone owns slot `idx` and no one
     // else reads it until it is published below.
@@ -258,6 +429,14 @@ fn resolve_once() -> &'static Resolved {
         Ok(_) => {
             // SAFETY: just written and published; never written again.
             let r = unsafe { &*slot };
+            if conf_bad > 0 {
+                eprint_line(format_args!(
+                    "hakmem: hakmem_conf: {conf_bad} entr{} not understood and left out \
+                     (expected NAME=VALUE of a HAKMEM_* gate, preset=NAME or ignore_env=1, \
+                     separated by commas)",
+                    if conf_bad == 1 { "y" } else { "ies" }
+                ));
+            }
             if r.has_warnings() {
                 // Only the winner prints, so each warning appears once.
                 let mut w = LineWriter::<256>::new(libc::STDERR_FILENO);
@@ -795,6 +974,75 @@ mod tests {
     }
 
     #[test]
+    fn config_sits_between_preset_and_environment() {
+        const CFG: Config = Config::LEAN.large_cache_mib(7).ss_cache_max(3);
+        let r =
+            Resolved::from_vars_config([&b"HAKMEM_SS_CACHE_MAX=9"[..], b"HAKMEM_VERBOSE=1"], &CFG);
+        assert_eq!(r.preset(), Preset::Lean);
+        assert!(r.has_config() && !r.ignored_env());
+        assert_eq!(r.gates().large_cache_mib, 7);
+        assert_eq!(r.source(GateId::LargeCacheMib), Source::Config);
+        // The environment overrides the config.
+        assert_eq!(r.gates().ss_cache_max, 9);
+        assert_eq!(r.source(GateId::SsCacheMax), Source::Environment);
+        // Gates the config leaves alone keep the config's preset's defaults.
+        let lean = Resolved::defaults(Preset::Lean);
+        assert_eq!(r.gates().ss_mem_lean_decommit, Decommit::DontNeed);
+        assert_eq!(
+            r.source(GateId::SsMemLeanDecommit),
+            lean.source(GateId::SsMemLeanDecommit)
+        );
+        // ignore_env: the environment is not read at all.
+        let r = Resolved::from_vars_config([&b"HAKMEM_SS_CACHE_MAX=9"[..]], &CFG.ignore_env());
+        assert_eq!(r.gates().ss_cache_max, 3);
+        assert!(r.ignored_env() && !r.has_warnings());
+        // The default config is the compiled-in preset and nothing else.
+        let r = Resolved::from_vars_config([], &Config::DEFAULT);
+        assert!(!r.has_config());
+        assert_eq!(*r.gates(), preset_defaults(PRESET));
+        // A caller-chosen preset is not a program's config.
+        assert!(!env(&[], Preset::Safe).has_config());
+    }
+
+    #[test]
+    fn config_verbose_names_the_config() {
+        let r = Resolved::from_vars_config([], &Config::SAFE.large_cache_mib(5));
+        let mut s = String::new();
+        r.write_verbose("", &mut s).unwrap();
+        assert!(
+            s.contains("hakmem: config from the program (the environment overrides it)\n"),
+            "{s}"
+        );
+        let d = preset_defaults(Preset::Safe).large_cache_mib;
+        assert!(
+            s.contains(&std::format!(
+                "HAKMEM_LARGE_CACHE_MIB=5 (config; default {d})"
+            )),
+            "{s}"
+        );
+    }
+
+    #[test]
+    fn conf_strings_parse_like_the_environment() {
+        let (c, bad) = Config::DEFAULT.parse_conf(
+            b"HAKMEM_LARGE_CACHE_MIB=64,HAKMEM_SS_MEM_LEAN=1 HAKMEM_SS_MEM_LEAN_DECOMMIT=dontneed,,",
+        );
+        assert_eq!(bad, 0);
+        assert_eq!(
+            c,
+            Config::DEFAULT
+                .large_cache_mib(64)
+                .ss_mem_lean(true)
+                .ss_mem_lean_decommit(Decommit::DontNeed)
+        );
+        let (c, bad) =
+            Config::DEFAULT.parse_conf(b"HAKMEM_SS_MEM_LEAN=2,junk,preset=tiny,ignore_env=1");
+        assert_eq!(bad, 3);
+        assert_eq!(c, Config::DEFAULT.ignore_env());
+        assert_eq!(Preset::parse(b" Balanced "), Some(Preset::Balanced));
+    }
+
+    #[test]
     fn env_md_mentions_every_gate() {
         let mut s = String::new();
         write_env_md(&mut s).unwrap();
@@ -803,3 +1051,8 @@ mod tests {
         }
     }
 }
+
+/// The README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

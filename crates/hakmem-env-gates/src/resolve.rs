@@ -8,7 +8,7 @@ use core::ffi::{CStr, c_char};
 use core::fmt;
 
 use crate::table::{GATE_COUNT, GATES, GateId, GateSpec};
-use crate::{Gates, Preset, preset_defaults};
+use crate::{Config, Gates, Preset, preset_defaults};
 
 /// Where a gate's value came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -19,6 +19,9 @@ pub enum Source {
     /// The compiled-in preset's value, which differs from the gate's own default (the
     /// preset sets the gate).
     Preset,
+    /// The program's [`Config`] (given with [`set_config`](crate::set_config), e.g. by
+    /// `HakMem::with_config` or libhakmem's `hakmem_conf`).
+    Config,
     /// The environment variable (a valid value was set).
     Environment,
 }
@@ -29,6 +32,7 @@ impl Source {
         match self {
             Source::Default => "default",
             Source::Preset => "preset",
+            Source::Config => "config",
             Source::Environment => "environment",
         }
     }
@@ -97,6 +101,10 @@ impl fmt::Display for Escaped<'_> {
 #[derive(Clone, Copy)]
 pub struct Resolved {
     preset: Preset,
+    /// Whether a [`Config`] other than the default was applied, and whether it ignored
+    /// the environment.
+    config: bool,
+    ignore_env: bool,
     gates: Gates,
     sources: [Source; GATE_COUNT],
     rejected: [Option<Rejected>; GATE_COUNT],
@@ -131,10 +139,29 @@ impl Resolved {
         }
         Resolved {
             preset,
+            config: false,
+            ignore_env: false,
             gates: preset_defaults(preset),
             sources,
             rejected: [Rejected::NONE; GATE_COUNT],
         }
+    }
+
+    /// The defaults of `cfg`'s preset with `cfg`'s values over them, nothing read from
+    /// any environment.
+    pub fn from_config(cfg: &Config) -> Self {
+        let mut r = Resolved::defaults(cfg.effective_preset());
+        r.config = !cfg.is_default();
+        r.ignore_env = cfg.ignores_env();
+        for spec in &GATES {
+            if let Some(v) = cfg.get(spec.id) {
+                r.gates.set(spec.id, v);
+                if let Some(src) = r.sources.get_mut(spec.id.index()) {
+                    *src = Source::Config;
+                }
+            }
+        }
+        r
     }
 
     /// Resolves the gates of `preset` against an environment given as `NAME=value` byte
@@ -147,7 +174,21 @@ impl Resolved {
     where
         I: IntoIterator<Item = &'a [u8]>,
     {
-        let mut r = Resolved::defaults(preset);
+        let mut r = Self::from_vars_config(vars, &Config::DEFAULT.preset(preset));
+        r.config = false; // a preset chosen by the caller, not a program's config
+        r
+    }
+
+    /// As [`from_vars`](Self::from_vars), over a [`Config`]: the config's preset and
+    /// values first, then the environment over them (unless the config ignores it).
+    pub fn from_vars_config<'a, I>(vars: I, cfg: &Config) -> Self
+    where
+        I: IntoIterator<Item = &'a [u8]>,
+    {
+        let mut r = Resolved::from_config(cfg);
+        if cfg.ignores_env() {
+            return r;
+        }
         let mut seen = [false; GATE_COUNT];
         for var in vars {
             if !var.starts_with(b"HAKMEM_") {
@@ -167,10 +208,23 @@ impl Resolved {
     /// pointing to a NUL-terminated string; the array and the strings stay valid and
     /// unmodified for the duration of the call (no concurrent `setenv`/`putenv`).
     pub unsafe fn from_environ(envp: *const *const c_char, preset: Preset) -> Self {
-        let mut r = Resolved::defaults(preset);
+        // SAFETY: forwarded caller contract.
+        let mut r = unsafe { Self::from_environ_config(envp, &Config::DEFAULT.preset(preset)) };
+        r.config = false; // a preset chosen by the caller, not a program's config
+        r
+    }
+
+    /// As [`from_environ`](Self::from_environ), over a [`Config`] (see
+    /// [`from_vars_config`](Self::from_vars_config)).
+    ///
+    /// # Safety
+    ///
+    /// As for [`from_environ`](Self::from_environ).
+    pub unsafe fn from_environ_config(envp: *const *const c_char, cfg: &Config) -> Self {
+        let mut r = Resolved::from_config(cfg);
         let mut seen = [false; GATE_COUNT];
         let mut cur = envp;
-        if cur.is_null() {
+        if cur.is_null() || cfg.ignores_env() {
             return r;
         }
         loop {
@@ -229,10 +283,22 @@ impl Resolved {
         }
     }
 
-    /// The preset these defaults came from.
+    /// The preset these defaults came from (the compiled-in one, or the config's).
     #[inline]
     pub const fn preset(&self) -> Preset {
         self.preset
+    }
+
+    /// Whether a [`Config`] (other than [`Config::DEFAULT`]) was applied.
+    #[inline]
+    pub const fn has_config(&self) -> bool {
+        self.config
+    }
+
+    /// Whether the applied [`Config`] ignored the environment.
+    #[inline]
+    pub const fn ignored_env(&self) -> bool {
+        self.ignore_env
     }
 
     /// The gate values.
@@ -292,6 +358,17 @@ impl Resolved {
     /// lists them), then one line per gate with its value and source.
     pub fn write_verbose<W: fmt::Write + ?Sized>(&self, boxes: &str, w: &mut W) -> fmt::Result {
         writeln!(w, "hakmem: preset {}", self.preset.name())?;
+        if self.config {
+            writeln!(
+                w,
+                "hakmem: config from the program{}",
+                if self.ignore_env {
+                    " (environment ignored)"
+                } else {
+                    " (the environment overrides it)"
+                }
+            )?;
+        }
         writeln!(w, "hakmem: boxes: {boxes}")?;
         for (spec, source) in GATES.iter().zip(self.sources.iter()) {
             self.write_gate_line(spec, *source, w)?;
@@ -311,7 +388,7 @@ impl Resolved {
             write!(w, " {}", self.preset.name())?;
         }
         let default = spec.default_for(self.preset);
-        if source == Source::Environment && !value.const_eq(default) {
+        if matches!(source, Source::Environment | Source::Config) && !value.const_eq(default) {
             write!(w, "; default {default}")?;
         }
         if spec.id == GateId::Prewarm && self.gates.prewarm && self.gates.ss_mem_lean {
@@ -328,6 +405,8 @@ impl fmt::Debug for Resolved {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Resolved")
             .field("preset", &self.preset)
+            .field("config", &self.config)
+            .field("ignore_env", &self.ignore_env)
             .field("gates", &self.gates)
             .field("sources", &self.sources)
             .field("has_warnings", &self.has_warnings())

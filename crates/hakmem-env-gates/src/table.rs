@@ -147,6 +147,17 @@ macro_rules! gate_table {
             }
         }
 
+        /// One setter per gate, generated from the gate table.
+        impl crate::Config {
+            $(
+                #[doc = concat!("Sets `", $name, "` (field [`Gates::", stringify!($field), "`]): ", $doc)]
+                #[must_use]
+                pub const fn $field(self, v: gate_rust_type!($ty)) -> Self {
+                    self.with(GateId::$id, GateValue::$ty(v))
+                }
+            )*
+        }
+
         // A preset column is written only where the preset sets the gate (its value
         // differs from the gate's own default): the table says what each preset sets.
         $(

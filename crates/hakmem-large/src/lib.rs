@@ -71,6 +71,23 @@ struct Header {
 static LIVE_BYTES: AtomicUsize = AtomicUsize::new(0);
 /// Live large blocks.
 static LIVE_BLOCKS: AtomicUsize = AtomicUsize::new(0);
+/// The most bytes asked for by live large blocks at once so far.
+static LIVE_BYTES_PEAK: AtomicUsize = AtomicUsize::new(0);
+
+/// Adds `n` to the live bytes and raises their peak.
+#[inline]
+fn live_bytes_add(n: usize) {
+    let now = LIVE_BYTES.fetch_add(n, Relaxed).wrapping_add(n);
+    // A plain load first: below the peak (the common case) no read-modify-write.
+    if now > LIVE_BYTES_PEAK.load(Relaxed) {
+        LIVE_BYTES_PEAK.fetch_max(now, Relaxed);
+    }
+}
+
+/// The most bytes asked for by live large blocks at once so far.
+pub fn live_bytes_peak() -> usize {
+    LIVE_BYTES_PEAK.load(Relaxed)
+}
 
 /// Live large blocks and the bytes asked for them.
 pub fn live() -> (usize, usize) {
@@ -159,7 +176,7 @@ pub fn large_alloc(size: usize, align: usize, zeroed: bool) -> *mut u8 {
             os::unmap(base, len);
             return ptr::null_mut();
         }
-        LIVE_BYTES.fetch_add(size, Relaxed);
+        live_bytes_add(size);
         LIVE_BLOCKS.fetch_add(1, Relaxed);
         if zeroed && dirty {
             ptr::write_bytes(p, 0, size);
@@ -281,7 +298,7 @@ pub unsafe fn large_realloc(p: *mut u8, new_size: usize) -> *mut u8 {
         (*header(q)).user = q;
         (*header(q)).magic = MAGIC;
         // The copy is a new live block; the old one is freed (stats follow both).
-        LIVE_BYTES.fetch_add((*header(q)).size, Relaxed);
+        live_bytes_add((*header(q)).size);
         LIVE_BLOCKS.fetch_add(1, Relaxed);
         resize_stat(header(q), new_size);
         large_free(p);
@@ -295,7 +312,7 @@ unsafe fn resize_stat(h: *mut Header, new_size: usize) {
     // SAFETY: the caller guarantees a live header.
     unsafe {
         LIVE_BYTES.fetch_sub((*h).size, Relaxed);
-        LIVE_BYTES.fetch_add(new_size, Relaxed);
+        live_bytes_add(new_size);
         (*h).size = new_size;
     }
 }
@@ -389,3 +406,8 @@ mod tests {
         assert!(large_alloc(isize::MAX as usize, 16, false).is_null());
     }
 }
+
+/// The README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -125,3 +125,8 @@ mod tests {
         assert_eq!(limit_at(NTINY), limits()[0]);
     }
 }
+
+/// The README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

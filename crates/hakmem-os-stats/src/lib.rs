@@ -713,3 +713,8 @@ pub mod report {
         unsafe { libc::abort() }
     }
 }
+
+/// The README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

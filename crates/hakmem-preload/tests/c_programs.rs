@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{compile, run, run_ok, so, src};
+use common::{compile, compile_with, run, run_ok, so, src};
 use std::process::Command;
 use std::time::Duration;
 
@@ -83,6 +83,43 @@ fn before_main_constructors_threads_atexit_destructors() {
             );
         }
     }
+}
+
+/// A program's `hakmem_conf` string (as jemalloc's `malloc_conf`) sets gates at the
+/// first allocation; the environment still overrides it; an entry that is not a gate is
+/// left out with one line on stderr.
+#[test]
+fn hakmem_conf_bakes_settings_into_a_program() {
+    let Some(exe) = compile_with("tests/c/conf.c", "conf", "hakmem_conf", &["-rdynamic"]) else {
+        return;
+    };
+    let mut c = Command::new(&exe);
+    c.env("HAKMEM_VERBOSE", "1");
+    let r = run_ok(c, "conf", T);
+    assert!(r.stdout.contains("conf: ok"), "{}", r.describe("conf"));
+    for want in [
+        "hakmem: config from the program (the environment overrides it)\n",
+        "HAKMEM_LARGE_CACHE_MIB=3 (config; default ",
+        "HAKMEM_SS_CACHE_MAX=2 (config; default ",
+        "hakmem: hakmem_conf: 1 entry not understood and left out",
+    ] {
+        assert!(
+            r.stderr.contains(want),
+            "{want:?} missing: {}",
+            r.describe("conf")
+        );
+    }
+    let mut c = Command::new(&exe);
+    c.env("HAKMEM_VERBOSE", "1").env("HAKMEM_SS_CACHE_MAX", "7");
+    let r = run_ok(c, "conf with the environment", T);
+    assert!(
+        r.stderr
+            .contains("HAKMEM_SS_CACHE_MAX=7 (environment; default ")
+            && r.stderr
+                .contains("HAKMEM_LARGE_CACHE_MIB=3 (config; default "),
+        "{}",
+        r.describe("conf with the environment")
+    );
 }
 
 #[test]

@@ -1012,3 +1012,8 @@ mod decay_tests {
         unsafe { os::unmap(b, os::PAGE) };
     }
 }
+
+/// The README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

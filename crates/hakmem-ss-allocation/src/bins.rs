@@ -771,6 +771,20 @@ impl CacheRegistry {
         (blocks, bytes)
     }
 
+    /// Blocks cached per class, summed over the registered threads' caches into
+    /// `out[class]` (added to what `out` holds; classes past its end are left out).
+    pub fn cached_by_class(&self, out: &mut [u64]) {
+        self.nodes.lock().for_each(|node| {
+            for i in 0..node.n {
+                // SAFETY: as in `cached`.
+                let c = unsafe { (*node.bins.add(i)).count() } as u64;
+                if let Some(o) = out.get_mut(node.first_class + i) {
+                    *o += c;
+                }
+            }
+        });
+    }
+
     /// Fork handler (`pthread_atfork` prepare): take the lock, so that no other thread
     /// holds it across the `fork`.
     ///

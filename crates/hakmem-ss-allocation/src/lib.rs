@@ -444,6 +444,8 @@ struct ClassStats {
     free: AtomicU64,
     /// Blocks in the transfer cache.
     xfer: AtomicU64,
+    /// Slabs of the class in use (carved from a superslab and not yet empty), for stats.
+    slabs: AtomicU64,
     /// Lean mode's shrink signal (the recent peak of `out`, the shrinking flag), whose
     /// rules are the release policy's: set and cleared under the class lock; shrinking
     /// ends when the class takes a new slab.
@@ -457,6 +459,7 @@ impl ClassStats {
                 out: AtomicU64::new(0),
                 free: AtomicU64::new(0),
                 xfer: AtomicU64::new(0),
+                slabs: AtomicU64::new(0),
                 shrink: release::lean::ShrinkState::new(),
             }
         }
@@ -534,9 +537,16 @@ pub fn class_counts(cls: usize) -> (u64, u64) {
     }
 }
 
+/// Slabs of class `cls` in use now (carved from a superslab and not empty), for stats.
+pub fn class_slabs(cls: usize) -> u64 {
+    CLASS_STATS.get(cls).map_or(0, |st| st.slabs.load(Relaxed))
+}
+
 sync_static! {
     /// Live superslabs (for stats).
     static SS_LIVE: AtomicUsize = AtomicUsize::new(0);
+    /// The most superslabs live at once so far (for stats).
+    static SS_LIVE_PEAK: AtomicUsize = AtomicUsize::new(0);
 }
 
 /// A singly linked chain of free blocks (through their first word), `count` long; the
@@ -1001,7 +1011,10 @@ fn new_superslab(cls: usize) -> *mut SuperSlab {
         unsafe { os::unmap(base, SS_SIZE) };
         return ptr::null_mut();
     }
-    SS_LIVE.fetch_add(1, Relaxed);
+    let live = SS_LIVE.fetch_add(1, Relaxed) + 1;
+    if live > SS_LIVE_PEAK.load(Relaxed) {
+        SS_LIVE_PEAK.fetch_max(live, Relaxed);
+    }
     // SAFETY: just initialized and registered.
     unsafe { debug_check_superslab(ss, cls) };
     ss
@@ -1025,6 +1038,7 @@ unsafe fn new_slab(c: &mut Central, cls: usize) -> *mut Slab {
         // Growing again: a phase of frees is over.
         let st = stats_of(cls);
         st.shrink.on_new_slab(st.out.load(Relaxed));
+        stat_add(&st.slabs, 1);
         let free = (*ss).free_slabs.load(Relaxed);
         // Prefer a spare: its pages are still committed.
         debug_assert_ne!(free, 0, "a superslab on the avail list with no free slab");
@@ -1078,10 +1092,9 @@ unsafe fn slab_empty(c: &mut Central, s: *mut Slab) {
         (*s).free = ptr::null_mut();
         let carved = (*s).carved.load(Relaxed);
         // Every carved block of an empty slab was in its free list: they go with the reset.
-        stat_add(
-            &stats_of((*ss_of((*s).start)).class as usize).free,
-            -(carved as i64),
-        );
+        let st = stats_of((*ss_of((*s).start)).class as usize);
+        stat_add(&st.free, -(carved as i64));
+        stat_add_nonneg(&st.slabs, -1);
         let touched = carved as usize * (*ss_of((*s).start)).block_size as usize;
         (*s).carved.store(0, Relaxed);
         let ss = ss_of((*s).start);
@@ -1413,6 +1426,11 @@ pub fn superslabs_live() -> usize {
     SS_LIVE.load(Relaxed)
 }
 
+/// The most superslabs live at once so far.
+pub fn superslabs_live_peak() -> usize {
+    SS_LIVE_PEAK.load(Relaxed)
+}
+
 /// Fork handler: take every class lock (in class order), then every transfer-cache
 /// shard lock, then the release-policy locks.
 ///
@@ -1452,3 +1470,8 @@ pub unsafe fn fork_release() {
 
 #[cfg(test)]
 mod tests;
+
+/// The README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -129,6 +129,16 @@ fn doc_path() -> PathBuf {
 #[test]
 fn size_class_table_is_up_to_date() {
     let path = doc_path();
+    // Inside a packaged crate (`cargo package`, crates.io) there is no repository around
+    // it: the comparison with the repository's doc is skipped there (the waste bound is
+    // still checked by the other test).
+    if !path.exists() && !path.parent().is_some_and(|d| d.join("env.md").exists()) {
+        eprintln!(
+            "SKIPPED: {} not found (a packaged crate, outside the hakmem repository)",
+            path.display()
+        );
+        return;
+    }
     let doc = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
     let (Some(b), Some(e)) = (doc.find(BEGIN), doc.find(END)) else {

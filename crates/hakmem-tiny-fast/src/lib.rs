@@ -114,6 +114,11 @@ pub fn cached() -> (u64, u64) {
     REGISTRY.cached()
 }
 
+/// Blocks cached in every thread's cache, per class, added into `out[class]`.
+pub fn cached_by_class(out: &mut [u64]) {
+    REGISTRY.cached_by_class(out)
+}
+
 /// Fork handler (`pthread_atfork` prepare): take the registry lock.
 ///
 /// # Safety
@@ -573,3 +578,8 @@ mod tests {
         .unwrap();
     }
 }
+
+/// The README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

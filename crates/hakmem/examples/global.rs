@@ -1,7 +1,7 @@
 //! hakmem as the global allocator: three lines, then ordinary Rust.
 //!
 //! ```sh
-//! cargo run --release -p hakmem --example global
+//! cargo run --release -p hakmem-alloc --example global
 //! ```
 
 #[global_allocator]

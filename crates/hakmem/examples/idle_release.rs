@@ -6,9 +6,9 @@
 //! LazyFree, after MADV_FREE) is printed over the next second.
 //!
 //! ```sh
-//! cargo run --release -p hakmem --example idle_release                      # BALANCED
-//! cargo run --release -p hakmem --example idle_release --features preset-lean
-//! HAKMEM_SS_MEM_LEAN_DECOMMIT=DONTNEED cargo run --release -p hakmem --example idle_release --features preset-lean
+//! cargo run --release -p hakmem-alloc --example idle_release                      # BALANCED
+//! cargo run --release -p hakmem-alloc --example idle_release --features preset-lean
+//! HAKMEM_SS_MEM_LEAN_DECOMMIT=DONTNEED cargo run --release -p hakmem-alloc --example idle_release --features preset-lean
 //! ```
 
 use std::alloc::{GlobalAlloc, Layout};

@@ -7,29 +7,30 @@
 //! ```toml
 //! # BALANCED (the default): lean mode with decommit OFF, prewarm suppressed.
 //! [dependencies]
-//! hakmem = "0.1"
+//! hakmem-alloc = "0.1"
 //!
 //! # SAFE: speed first (prewarm on, no lean mode), with double-free detection.
 //! [dependencies]
-//! hakmem = { version = "0.1", features = ["preset-safe"] }
+//! hakmem-alloc = { version = "0.1", features = ["preset-safe"] }
 //!
 //! # LEAN: lean mode with decommit DONTNEED: lowest memory.
 //! [dependencies]
-//! hakmem = { version = "0.1", features = ["preset-lean"] }
+//! hakmem-alloc = { version = "0.1", features = ["preset-lean"] }
 //!
 //! # Without the prewarm box (compiled out), BALANCED:
 //! [dependencies]
-//! hakmem = { version = "0.1", default-features = false, features = ["preset-balanced"] }
+//! hakmem-alloc = { version = "0.1", default-features = false, features = ["preset-balanced"] }
 //! ```
 //!
 //! `preset-safe` or `preset-lean` win over the default `preset-balanced`, so adding one
-//! of them is enough; asking for both is a compile error.
+//! of them is enough; features are additive, and with both LEAN wins (LEAN > SAFE >
+//! BALANCED).
 //!
 //! ```sh
-//! cargo run -p hakmem --example preset                          # BALANCED
-//! cargo run -p hakmem --example preset --features preset-safe   # SAFE
-//! cargo run -p hakmem --example preset --features preset-lean   # LEAN
-//! HAKMEM_VERBOSE=1 cargo run -p hakmem --example preset         # every gate and its source
+//! cargo run -p hakmem-alloc --example preset                          # BALANCED
+//! cargo run -p hakmem-alloc --example preset --features preset-safe   # SAFE
+//! cargo run -p hakmem-alloc --example preset --features preset-lean   # LEAN
+//! HAKMEM_VERBOSE=1 cargo run -p hakmem-alloc --example preset         # every gate and its source
 //! ```
 
 #[global_allocator]
@@ -43,6 +44,7 @@ fn main() {
         hakmem::Preset::Lean => "lean mode, decommit DONTNEED: lowest memory",
     };
     println!("hakmem::PRESET = {p:?} ({}): {what}", p.name());
+    println!("hakmem::build_info() = {}", hakmem::build_info());
     let v: Vec<u32> = (0..1000).collect();
     assert_eq!(v.len(), 1000);
 }

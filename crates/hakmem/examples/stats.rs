@@ -2,8 +2,8 @@
 //! caches hold, what the allocator mapped and which syscalls it made.
 //!
 //! ```sh
-//! cargo run --release -p hakmem --example stats
-//! cargo run --release -p hakmem --example stats --features preset-lean
+//! cargo run --release -p hakmem-alloc --example stats
+//! cargo run --release -p hakmem-alloc --example stats --features preset-lean
 //! ```
 
 #[global_allocator]

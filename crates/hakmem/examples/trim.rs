@@ -2,9 +2,9 @@
 //! mid and large), free them all, then print RSS (VmRSS) before and after `trim()`.
 //!
 //! ```sh
-//! cargo run --release -p hakmem --example trim                          # BALANCED
-//! cargo run --release -p hakmem --example trim --features preset-safe
-//! cargo run --release -p hakmem --example trim --features preset-lean
+//! cargo run --release -p hakmem-alloc --example trim                          # BALANCED
+//! cargo run --release -p hakmem-alloc --example trim --features preset-safe
+//! cargo run --release -p hakmem-alloc --example trim --features preset-lean
 //! ```
 //!
 //! The run exits with status 1 if RSS did not go down after `trim()`.

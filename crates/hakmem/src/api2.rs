@@ -1,4 +1,5 @@
-//! `allocator_api2::alloc::Allocator` for [`HakMem`] (feature `allocator-api2`), so
+//! `allocator_api2::alloc::Allocator` for [`HakMem`](struct@HakMem) (feature `allocator-api2` for
+//! allocator-api2 0.2, `allocator-api2-04` for 0.4, the current release; both may be on), so
 //! `allocator_api2::vec::Vec<T, HakMem>`, `allocator_api2::boxed::Box<T, HakMem>` and the
 //! collections built on `allocator-api2` (hashbrown, bumpalo, ...) use hakmem on stable
 //! Rust without making it the global allocator.
@@ -12,14 +13,13 @@
 //! unsafe { hakmem::HakMem.deallocate(block.cast(), l) };
 //! ```
 //!
-//! With allocator-api2's `alloc` feature (on by default), `Vec::new_in(hakmem::HakMem)`
+//! With allocator-api2's `alloc` feature (on by default), `Vec::new_in(struct@hakmem::HakMem)`
 //! and `Box::new_in(x, hakmem::HakMem)` (see `docs/rust-api.md`).
 //!
 //! **Contract** (allocator-api2's, the same as `core::alloc::Allocator`'s):
 //! - A zero-size layout gets a dangling pointer aligned to `layout.align()`; nothing is
 //!   allocated, and deallocating a zero-size layout does nothing.
-//! - [`allocate`](Allocator::allocate), [`grow`](Allocator::grow) and
-//!   [`shrink`](Allocator::shrink) report the block's real length
+//! - `allocate`, `grow` and `shrink` report the block's real length
 //!   ([`usable_size`](crate::usable_size)): the whole size class for slab blocks, the
 //!   mapping's tail for large ones. That is sound because any layout size between the
 //!   requested size and the reported length ("memory fitting") routes to the same box and
@@ -32,180 +32,199 @@
 //!   the class does not change; `mremap` for large blocks); a change of alignment
 //!   allocates, copies and frees.
 
-use crate::HakMem;
-use allocator_api2::alloc::{AllocError, Allocator};
-use core::alloc::{GlobalAlloc, Layout};
-use core::ptr::{self, NonNull};
+/// The implementation, for one release of allocator-api2 (`$krate`: the crate's name in
+/// this build): 0.2 (feature `allocator-api2`) and 0.4 (feature `allocator-api2-04`).
+macro_rules! impl_allocator {
+    ($krate:ident) => {
+        use crate::HakMem;
+        use core::alloc::{GlobalAlloc, Layout};
+        use core::ptr::{self, NonNull};
+        use $krate::alloc::{AllocError, Allocator};
 
-/// A dangling, non-null pointer aligned to `align`, as an empty slice (zero-size layouts).
-#[inline]
-fn dangling(align: usize) -> NonNull<[u8]> {
-    // SAFETY: an alignment is a power of two, never zero.
-    let p = unsafe { NonNull::new_unchecked(ptr::without_provenance_mut::<u8>(align)) };
-    NonNull::slice_from_raw_parts(p, 0)
+        /// A dangling, non-null pointer aligned to `align`, as an empty slice (zero-size layouts).
+        #[inline]
+        fn dangling(align: usize) -> NonNull<[u8]> {
+            // SAFETY: an alignment is a power of two, never zero.
+            let p = unsafe { NonNull::new_unchecked(ptr::without_provenance_mut::<u8>(align)) };
+            NonNull::slice_from_raw_parts(p, 0)
+        }
+
+        /// `p` (non-null on success) with `len` bytes, or the error for null.
+        #[inline]
+        fn block(p: *mut u8, len: usize) -> Result<NonNull<[u8]>, AllocError> {
+            match NonNull::new(p) {
+                Some(p) => Ok(NonNull::slice_from_raw_parts(p, len)),
+                None => Err(AllocError),
+            }
+        }
+
+        /// `p` with its real length under `layout`, or the error for null.
+        ///
+        /// # Safety
+        /// `p` is null or a live block just allocated (or reallocated) by [`HakMem`](struct@HakMem) with
+        /// `layout`.
+        #[inline]
+        unsafe fn with_usable(p: *mut u8, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
+            if p.is_null() {
+                return Err(AllocError);
+            }
+            // SAFETY: `p` is a live block of `layout` (the caller's guarantee).
+            let len = unsafe { crate::usable_size(p, layout) };
+            block(p, len)
+        }
+
+        /// Resize at any alignment: `realloc` when the alignment is unchanged (and the old
+        /// block is not zero-size), else allocate, copy the first `min` bytes, free.
+        ///
+        /// # Safety
+        /// `ptr` is a block currently allocated by `a` that `old` fits; `new` is non-zero.
+        #[inline]
+        unsafe fn resize(
+            a: &HakMem,
+            ptr: NonNull<u8>,
+            old: Layout,
+            new: Layout,
+        ) -> Result<NonNull<[u8]>, AllocError> {
+            debug_assert!(new.size() != 0);
+            if old.size() == 0 {
+                return a.allocate(new);
+            }
+            if old.align() == new.align() {
+                // SAFETY: `ptr` is live with a layout that routes like `old` (memory
+                // fitting); `new.size()` is non-zero and, rounded to the alignment, fits
+                // `isize` (a `Layout` guarantees it). On success the block has layout `new`.
+                unsafe {
+                    let p = GlobalAlloc::realloc(a, ptr.as_ptr(), old, new.size());
+                    return with_usable(p, new);
+                }
+            }
+            let fresh = a.allocate(new)?;
+            // SAFETY: both blocks are live and distinct; the copy fits both; `ptr` is given
+            // up with a layout that fits it (the caller's guarantee).
+            unsafe {
+                ptr::copy_nonoverlapping(
+                    ptr.as_ptr(),
+                    fresh.as_ptr().cast::<u8>(),
+                    old.size().min(new.size()),
+                );
+                a.deallocate(ptr, old);
+            }
+            Ok(fresh)
+        }
+
+        // SAFETY: blocks come from the `GlobalAlloc` impl, which hands out blocks that are valid,
+        // aligned, sized and exclusively the caller's until freed, and `HakMem` is a handle to
+        // one process-wide heap (its config matters only at the process's first allocation), so copies and moves of it never invalidate a block and
+        // any block may be passed to any method. Reported lengths keep every fitting layout on the
+        // block's box and class (see the module documentation and the tests below).
+        unsafe impl Allocator for HakMem {
+            #[inline]
+            fn allocate(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
+                if layout.size() == 0 {
+                    return Ok(dangling(layout.align()));
+                }
+                // SAFETY: a non-zero layout; the result is null or a live block of `layout`.
+                unsafe { with_usable(GlobalAlloc::alloc(self, layout), layout) }
+            }
+
+            #[inline]
+            fn allocate_zeroed(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
+                if layout.size() == 0 {
+                    return Ok(dangling(layout.align()));
+                }
+                // SAFETY: a non-zero layout.
+                let p = unsafe { GlobalAlloc::alloc_zeroed(self, layout) };
+                block(p, layout.size())
+            }
+
+            #[inline]
+            unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
+                if layout.size() != 0 {
+                    // SAFETY: `ptr` is currently allocated and `layout` fits it (the caller's
+                    // guarantee); a fitting layout routes to the block's box and class.
+                    unsafe { GlobalAlloc::dealloc(self, ptr.as_ptr(), layout) }
+                }
+            }
+
+            #[inline]
+            unsafe fn grow(
+                &self,
+                ptr: NonNull<u8>,
+                old_layout: Layout,
+                new_layout: Layout,
+            ) -> Result<NonNull<[u8]>, AllocError> {
+                debug_assert!(new_layout.size() >= old_layout.size());
+                if new_layout.size() == 0 {
+                    // Both sizes are zero: nothing was allocated and nothing is.
+                    return Ok(dangling(new_layout.align()));
+                }
+                // SAFETY: forwarded caller guarantees; `new_layout` is non-zero.
+                unsafe { resize(self, ptr, old_layout, new_layout) }
+            }
+
+            #[inline]
+            unsafe fn grow_zeroed(
+                &self,
+                ptr: NonNull<u8>,
+                old_layout: Layout,
+                new_layout: Layout,
+            ) -> Result<NonNull<[u8]>, AllocError> {
+                debug_assert!(new_layout.size() >= old_layout.size());
+                let (old, new) = (old_layout.size(), new_layout.size());
+                if new == 0 {
+                    return Ok(dangling(new_layout.align()));
+                }
+                if old == 0 {
+                    return self.allocate_zeroed(new_layout);
+                }
+                // SAFETY: forwarded caller guarantees; `new_layout` is non-zero.
+                let p = unsafe { resize(self, ptr, old_layout, new_layout)? };
+                // SAFETY: the block holds at least `new` bytes; zero the grown part only, and
+                // report exactly `new` bytes (every byte of the reported block past `old` is zero).
+                unsafe {
+                    p.as_ptr().cast::<u8>().add(old).write_bytes(0, new - old);
+                }
+                Ok(NonNull::slice_from_raw_parts(p.cast::<u8>(), new))
+            }
+
+            #[inline]
+            unsafe fn shrink(
+                &self,
+                ptr: NonNull<u8>,
+                old_layout: Layout,
+                new_layout: Layout,
+            ) -> Result<NonNull<[u8]>, AllocError> {
+                debug_assert!(new_layout.size() <= old_layout.size());
+                if new_layout.size() == 0 {
+                    // SAFETY: `ptr` is currently allocated and `old_layout` fits it.
+                    unsafe { self.deallocate(ptr, old_layout) };
+                    return Ok(dangling(new_layout.align()));
+                }
+                // SAFETY: forwarded caller guarantees; `new_layout` is non-zero (so `old_layout`
+                // is too, and `ptr` is a real block).
+                unsafe { resize(self, ptr, old_layout, new_layout) }
+            }
+        }
+    };
 }
 
-/// `p` (non-null on success) with `len` bytes, or the error for null.
-#[inline]
-fn block(p: *mut u8, len: usize) -> Result<NonNull<[u8]>, AllocError> {
-    match NonNull::new(p) {
-        Some(p) => Ok(NonNull::slice_from_raw_parts(p, len)),
-        None => Err(AllocError),
-    }
+/// For allocator-api2 0.2 (feature `allocator-api2`).
+#[cfg(feature = "allocator-api2")]
+mod v02 {
+    impl_allocator!(allocator_api2);
 }
 
-/// `p` with its real length under `layout`, or the error for null.
-///
-/// # Safety
-/// `p` is null or a live block just allocated (or reallocated) by [`HakMem`] with
-/// `layout`.
-#[inline]
-unsafe fn with_usable(p: *mut u8, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
-    if p.is_null() {
-        return Err(AllocError);
-    }
-    // SAFETY: `p` is a live block of `layout` (the caller's guarantee).
-    let len = unsafe { crate::usable_size(p, layout) };
-    block(p, len)
+/// For allocator-api2 0.4 (feature `allocator-api2-04`).
+#[cfg(feature = "allocator-api2-04")]
+mod v04 {
+    impl_allocator!(allocator_api2_04);
 }
 
-/// Resize at any alignment: `realloc` when the alignment is unchanged (and the old
-/// block is not zero-size), else allocate, copy the first `min` bytes, free.
-///
-/// # Safety
-/// `ptr` is a block currently allocated by `a` that `old` fits; `new` is non-zero.
-#[inline]
-unsafe fn resize(
-    a: &HakMem,
-    ptr: NonNull<u8>,
-    old: Layout,
-    new: Layout,
-) -> Result<NonNull<[u8]>, AllocError> {
-    debug_assert!(new.size() != 0);
-    if old.size() == 0 {
-        return a.allocate(new);
-    }
-    if old.align() == new.align() {
-        // SAFETY: `ptr` is live with a layout that routes like `old` (memory
-        // fitting); `new.size()` is non-zero and, rounded to the alignment, fits
-        // `isize` (a `Layout` guarantees it). On success the block has layout `new`.
-        unsafe {
-            let p = GlobalAlloc::realloc(a, ptr.as_ptr(), old, new.size());
-            return with_usable(p, new);
-        }
-    }
-    let fresh = a.allocate(new)?;
-    // SAFETY: both blocks are live and distinct; the copy fits both; `ptr` is given
-    // up with a layout that fits it (the caller's guarantee).
-    unsafe {
-        ptr::copy_nonoverlapping(
-            ptr.as_ptr(),
-            fresh.as_ptr().cast::<u8>(),
-            old.size().min(new.size()),
-        );
-        a.deallocate(ptr, old);
-    }
-    Ok(fresh)
-}
-
-// SAFETY: blocks come from the `GlobalAlloc` impl, which hands out blocks that are valid,
-// aligned, sized and exclusively the caller's until freed, and `HakMem` is a stateless
-// handle to one process-wide heap, so copies and moves of it never invalidate a block and
-// any block may be passed to any method. Reported lengths keep every fitting layout on the
-// block's box and class (see the module documentation and the tests below).
-unsafe impl Allocator for HakMem {
-    #[inline]
-    fn allocate(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
-        if layout.size() == 0 {
-            return Ok(dangling(layout.align()));
-        }
-        // SAFETY: a non-zero layout; the result is null or a live block of `layout`.
-        unsafe { with_usable(GlobalAlloc::alloc(self, layout), layout) }
-    }
-
-    #[inline]
-    fn allocate_zeroed(&self, layout: Layout) -> Result<NonNull<[u8]>, AllocError> {
-        if layout.size() == 0 {
-            return Ok(dangling(layout.align()));
-        }
-        // SAFETY: a non-zero layout.
-        let p = unsafe { GlobalAlloc::alloc_zeroed(self, layout) };
-        block(p, layout.size())
-    }
-
-    #[inline]
-    unsafe fn deallocate(&self, ptr: NonNull<u8>, layout: Layout) {
-        if layout.size() != 0 {
-            // SAFETY: `ptr` is currently allocated and `layout` fits it (the caller's
-            // guarantee); a fitting layout routes to the block's box and class.
-            unsafe { GlobalAlloc::dealloc(self, ptr.as_ptr(), layout) }
-        }
-    }
-
-    #[inline]
-    unsafe fn grow(
-        &self,
-        ptr: NonNull<u8>,
-        old_layout: Layout,
-        new_layout: Layout,
-    ) -> Result<NonNull<[u8]>, AllocError> {
-        debug_assert!(new_layout.size() >= old_layout.size());
-        if new_layout.size() == 0 {
-            // Both sizes are zero: nothing was allocated and nothing is.
-            return Ok(dangling(new_layout.align()));
-        }
-        // SAFETY: forwarded caller guarantees; `new_layout` is non-zero.
-        unsafe { resize(self, ptr, old_layout, new_layout) }
-    }
-
-    #[inline]
-    unsafe fn grow_zeroed(
-        &self,
-        ptr: NonNull<u8>,
-        old_layout: Layout,
-        new_layout: Layout,
-    ) -> Result<NonNull<[u8]>, AllocError> {
-        debug_assert!(new_layout.size() >= old_layout.size());
-        let (old, new) = (old_layout.size(), new_layout.size());
-        if new == 0 {
-            return Ok(dangling(new_layout.align()));
-        }
-        if old == 0 {
-            return self.allocate_zeroed(new_layout);
-        }
-        // SAFETY: forwarded caller guarantees; `new_layout` is non-zero.
-        let p = unsafe { resize(self, ptr, old_layout, new_layout)? };
-        // SAFETY: the block holds at least `new` bytes; zero the grown part only, and
-        // report exactly `new` bytes (every byte of the reported block past `old` is zero).
-        unsafe {
-            p.as_ptr().cast::<u8>().add(old).write_bytes(0, new - old);
-        }
-        Ok(NonNull::slice_from_raw_parts(p.cast::<u8>(), new))
-    }
-
-    #[inline]
-    unsafe fn shrink(
-        &self,
-        ptr: NonNull<u8>,
-        old_layout: Layout,
-        new_layout: Layout,
-    ) -> Result<NonNull<[u8]>, AllocError> {
-        debug_assert!(new_layout.size() <= old_layout.size());
-        if new_layout.size() == 0 {
-            // SAFETY: `ptr` is currently allocated and `old_layout` fits it.
-            unsafe { self.deallocate(ptr, old_layout) };
-            return Ok(dangling(new_layout.align()));
-        }
-        // SAFETY: forwarded caller guarantees; `new_layout` is non-zero (so `old_layout`
-        // is too, and `ptr` is a real block).
-        unsafe { resize(self, ptr, old_layout, new_layout) }
-    }
-}
-
-#[cfg(test)]
+#[cfg(all(test, feature = "allocator-api2"))]
 mod tests {
-    use super::*;
-    use crate::{Route, route};
+    use crate::{HakMem, Route, route};
+    use allocator_api2::alloc::Allocator;
+    use core::alloc::Layout;
     use hakmem_ss_allocation::class::{self, MAX_SLAB_ALIGN, MAX_SLAB_BLOCK};
 
     /// Memory fitting: for every alignment a slab class can serve and every size up to

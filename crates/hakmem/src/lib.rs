@@ -15,11 +15,12 @@
 //! | up to 256 KiB, alignment up to 64 KiB | `hakmem-tiny-fast` (the one thread cache, with `hakmem-mid`'s bounds for the mid classes, over `hakmem-ss-allocation` slabs) |
 //! | anything larger | `hakmem-large` (dedicated mappings, cached by `hakmem-release-policy`) |
 //!
-//! **Entry points**: [`HakMem`] (`GlobalAlloc`), [`stats`], [`trim`], [`thread_flush`],
+//! **Entry points**: [`HakMem`](struct@HakMem) (`GlobalAlloc`), [`stats`] (and
+//! [`class_stats`], [`print_stats`]), [`build_info`], [`trim`], [`thread_flush`],
 //! [`usable_size`].
 //!
-//! **Presets** (Cargo features; `preset-balanced` is the default; `preset-safe` or
-//! `preset-lean` win over it; both together is a compile error): see
+//! **Presets** (Cargo features; `preset-balanced` is the default; features are additive:
+//! when several are enabled, LEAN > SAFE > BALANCED; [`build_info`] says which): see
 //! `hakmem-env-gates` and `docs/env.md`. **Features**: `hot-prewarm` compiles the
 //! prewarm box in (default).
 //!
@@ -41,12 +42,16 @@ use hakmem_ss_allocation::class::{self, NTINY, TINY_MAX};
 
 pub mod raw;
 
-#[cfg(feature = "allocator-api2")]
+#[cfg(any(feature = "allocator-api2", feature = "allocator-api2-04"))]
 mod api2;
 
-pub use hakmem_env_gates::{PRESET, Preset};
+pub use hakmem_env_gates::{Config, Decommit, PRESET, Preset};
 
-/// The hakmem global allocator.
+/// The hakmem global allocator, with the [`Config`] it hands to the gates on its first
+/// allocation.
+///
+/// `hakmem::HakMem` is also a constant of this type with no config (the compiled-in
+/// preset, the environment read as usual), so the plain spelling works:
 ///
 /// ```
 /// use std::alloc::{GlobalAlloc, Layout};
@@ -58,8 +63,153 @@ pub use hakmem_env_gates::{PRESET, Preset};
 ///     hakmem::HakMem.dealloc(p, l);
 /// }
 /// ```
-#[derive(Clone, Copy, Debug, Default)]
-pub struct HakMem;
+///
+/// Configured from code (resolved at the first allocation, without allocating;
+/// precedence: environment > config > preset > default, unless the config calls
+/// [`Config::ignore_env`]):
+///
+/// ```
+/// use hakmem::{Config, HakMem};
+///
+/// #[global_allocator]
+/// static GLOBAL: HakMem = HakMem::with_config(Config::BALANCED.large_cache_mib(64));
+/// # fn main() { let v = vec![1u8; 100]; assert_eq!(v.len(), 100); }
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HakMem {
+    cfg: Config,
+}
+
+/// `hakmem::HakMem` as a value: the allocator with no config ([`HakMem::new`]), so that
+/// `static GLOBAL: hakmem::HakMem = hakmem::HakMem;` keeps working.
+#[allow(non_upper_case_globals)]
+pub const HakMem: HakMem = HakMem::new();
+
+impl HakMem {
+    /// The allocator with no config: the compiled-in preset, the environment read as usual.
+    pub const fn new() -> Self {
+        HakMem {
+            cfg: Config::DEFAULT,
+        }
+    }
+
+    /// The allocator with `cfg`, handed to the gates on its first allocation (see
+    /// [`hakmem_env_gates::set_config`]). Only the first allocator to allocate hands its
+    /// config over: one process has one set of gates.
+    pub const fn with_config(cfg: Config) -> Self {
+        HakMem { cfg }
+    }
+
+    /// This allocator's config.
+    pub const fn config(&self) -> &Config {
+        &self.cfg
+    }
+}
+
+/// What was compiled in: [`build_info`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BuildInfo {
+    /// The facade's version (`CARGO_PKG_VERSION`).
+    pub version: &'static str,
+    /// The preset compiled in ([`PRESET`]); a [`Config`] may choose another at run time
+    /// (the gates' snapshot, `hakmem_env_gates::resolved().preset()`, says which).
+    pub preset: Preset,
+    /// The preset features enabled (SAFE, BALANCED, LEAN): several may be, in one
+    /// dependency graph; the leaner explicit one wins (LEAN > SAFE > BALANCED).
+    pub preset_features: [bool; 3],
+    /// Feature `double-free-check`.
+    pub double_free_check: bool,
+    /// Feature `hardened`.
+    pub hardened: bool,
+    /// Feature `zero-on-free`.
+    pub zero_on_free: bool,
+    /// Feature `passdown-ssot`.
+    pub passdown_ssot: bool,
+    /// Feature `hot-prewarm` (the prewarm box compiled in).
+    pub hot_prewarm: bool,
+    /// Feature `allocator-api2` (allocator-api2 0.2).
+    pub allocator_api2: bool,
+    /// Feature `allocator-api2-04` (allocator-api2 0.4).
+    pub allocator_api2_04: bool,
+    /// Built with debug assertions.
+    pub debug_assertions: bool,
+}
+
+impl BuildInfo {
+    /// The compiled-in features, by their Cargo names, in a fixed order.
+    pub fn features(&self) -> impl Iterator<Item = &'static str> {
+        [
+            (self.double_free_check, "double-free-check"),
+            (self.hardened, "hardened"),
+            (self.zero_on_free, "zero-on-free"),
+            (self.passdown_ssot, "passdown-ssot"),
+            (self.hot_prewarm, "hot-prewarm"),
+            (self.allocator_api2, "allocator-api2"),
+            (self.allocator_api2_04, "allocator-api2-04"),
+            (self.debug_assertions, "debug-assertions"),
+        ]
+        .into_iter()
+        .filter_map(|(on, name)| on.then_some(name))
+    }
+}
+
+/// `hakmem 0.1.0, preset BALANCED (features preset-balanced); double-free-check hot-prewarm`.
+/// Writes without allocating.
+impl core::fmt::Display for BuildInfo {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "hakmem {}, preset {} (features",
+            self.version,
+            self.preset.name()
+        )?;
+        let names = ["preset-safe", "preset-balanced", "preset-lean"];
+        let mut any = false;
+        for (on, name) in self.preset_features.iter().zip(names) {
+            if *on {
+                write!(f, " {name}")?;
+                any = true;
+            }
+        }
+        if !any {
+            f.write_str(" none")?;
+        }
+        f.write_str(");")?;
+        let mut n = 0;
+        for name in self.features() {
+            write!(f, " {name}")?;
+            n += 1;
+        }
+        if n == 0 {
+            f.write_str(" no other feature")?;
+        }
+        Ok(())
+    }
+}
+
+/// What this build of hakmem is: version, preset, compiled features. `HAKMEM_VERBOSE=1`
+/// prints it at start-up.
+///
+/// ```
+/// let b = hakmem::build_info();
+/// assert_eq!(b.preset, hakmem::PRESET);
+/// println!("{b}");
+/// ```
+pub const fn build_info() -> BuildInfo {
+    BuildInfo {
+        version: env!("CARGO_PKG_VERSION"),
+        preset: PRESET,
+        preset_features: hakmem_env_gates::PRESET_FEATURES,
+        double_free_check: cfg!(feature = "double-free-check"),
+        hardened: hakmem_ss_allocation::HARDENED,
+        zero_on_free: cfg!(feature = "zero-on-free"),
+        passdown_ssot: PASSDOWN_SSOT,
+        hot_prewarm: cfg!(feature = "hot-prewarm"),
+        allocator_api2: cfg!(feature = "allocator-api2"),
+        allocator_api2_04: cfg!(feature = "allocator-api2-04"),
+        debug_assertions: cfg!(debug_assertions),
+    }
+}
 
 /// Which box serves a request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -164,6 +314,7 @@ fn print_verbose() {
     } else {
         "env-gates os-stats release-policy ss-allocation tiny-fast mid large"
     };
+    hakmem_os_stats::writer::eprint_line(format_args!("hakmem: build: {}", build_info()));
     hakmem_env_gates::print_verbose(boxes);
     if !PASSDOWN_SSOT {
         hakmem_os_stats::writer::eprint_line(format_args!(
@@ -185,28 +336,39 @@ const PASSDOWN_SSOT: bool = cfg!(feature = "passdown-ssot");
 /// follows), never on the fast path.
 #[cold]
 #[inline(never)]
-fn alloc_slow_tiny_passdown(size: usize, cls: usize) -> *mut u8 {
+fn alloc_slow_tiny_passdown(size: usize, cls: usize, cfg: &Config) -> *mut u8 {
+    // Set up first: the gate below is read after the config was handed over.
+    thread_setup_with(cfg);
     if hakmem_env_gates::gates().alloc_passdown_ssot {
-        thread_setup();
         hakmem_tiny_fast::alloc_slow_class(cls)
     } else {
-        alloc_slow(size, raw::MALLOC_ALIGN, false)
+        alloc_slow_with(size, raw::MALLOC_ALIGN, false, cfg)
     }
 }
 
 /// The calling thread's first slow path: set up its cache (and the process, once).
 #[inline]
 fn thread_setup() {
+    thread_setup_with(&Config::DEFAULT);
+}
+
+/// [`thread_setup`] by an allocator with a config: on the process's first slow path,
+/// `cfg` is handed to the gates before they are resolved.
+#[inline]
+fn thread_setup_with(cfg: &Config) {
     if hakmem_tiny_fast::thread_state() != hakmem_tiny_fast::State::Uninit {
         return;
     }
-    thread_setup_first();
+    thread_setup_first(cfg);
 }
 
 #[cold]
 #[inline(never)]
-fn thread_setup_first() {
+fn thread_setup_first(cfg: &Config) {
     if PROCESS.load(Ordering::Acquire) != 2 {
+        if !cfg.is_default() {
+            hakmem_env_gates::set_config(cfg);
+        }
         process_init();
     }
     hakmem_tiny_fast::thread_init();
@@ -219,10 +381,18 @@ fn thread_setup_first() {
 // ---------------------------------------------------------------------------------------
 // Slow paths.
 
+/// [`alloc_slow_with`] without a config (the `raw` API and the C ABI).
+#[inline]
+fn alloc_slow(size: usize, align: usize, zeroed: bool) -> *mut u8 {
+    alloc_slow_with(size, align, zeroed, &Config::DEFAULT)
+}
+
+/// An allocation's slow path; `cfg` is the allocator's config, handed to the gates if
+/// this is the process's first slow path.
 #[cold]
 #[inline(never)]
-fn alloc_slow(size: usize, align: usize, zeroed: bool) -> *mut u8 {
-    thread_setup();
+fn alloc_slow_with(size: usize, align: usize, zeroed: bool, cfg: &Config) -> *mut u8 {
+    thread_setup_with(cfg);
     let p = match route(size, align) {
         Route::Tiny(c) => hakmem_tiny_fast::alloc_slow_class(c),
         Route::Mid(c) => hakmem_tiny_fast::cache_alloc(c),
@@ -265,14 +435,14 @@ unsafe impl GlobalAlloc for HakMem {
                 if !p.is_null() {
                     return p;
                 }
-                return alloc_slow_tiny_passdown(size, cls);
+                return alloc_slow_tiny_passdown(size, cls, &self.cfg);
             }
             let p = hakmem_tiny_fast::try_alloc(size);
             if !p.is_null() {
                 return p;
             }
         }
-        alloc_slow(size, align, false)
+        alloc_slow_with(size, align, false, &self.cfg)
     }
 
     #[inline(always)]
@@ -289,7 +459,7 @@ unsafe impl GlobalAlloc for HakMem {
 
     #[inline]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        alloc_slow(layout.size(), layout.align(), true)
+        alloc_slow_with(layout.size(), layout.align(), true, &self.cfg)
     }
 
     #[inline]
@@ -304,7 +474,7 @@ unsafe impl GlobalAlloc for HakMem {
             // SAFETY: `p` is a live large block (the caller's guarantee).
             return unsafe { hakmem_large::large_realloc(p, new_size) };
         }
-        let q = alloc_slow(new_size, align, false);
+        let q = alloc_slow_with(new_size, align, false, &self.cfg);
         if !q.is_null() {
             // SAFETY: both blocks are live and distinct; the copy fits both.
             unsafe {
@@ -319,7 +489,7 @@ unsafe impl GlobalAlloc for HakMem {
 /// Bytes usable in a block allocated with `layout` (at least `layout.size()`).
 ///
 /// # Safety
-/// `p` is a live block allocated by [`HakMem`] with `layout`.
+/// `p` is a live block allocated by [`HakMem`](struct@HakMem) with `layout`.
 pub unsafe fn usable_size(p: *mut u8, layout: Layout) -> usize {
     match route(layout.size(), layout.align()) {
         Route::Tiny(c) | Route::Mid(c) => class::block_size(c),
@@ -371,6 +541,159 @@ pub struct Stats {
     pub superslabs_cached: u64,
     /// Bytes of freed large mappings cached now.
     pub large_cached_bytes: u64,
+    /// The process's peak resident memory (`VmHWM` of `/proc/self/status`: the most the
+    /// kernel ever counted resident for it).
+    pub peak_resident_bytes: u64,
+    /// The most bytes asked for by live large blocks at once so far.
+    pub peak_large_live_bytes: u64,
+    /// The most superslabs live at once so far (each [`SUPERSLAB_BYTES`] of address
+    /// space, resident only where touched).
+    pub peak_superslabs_live: u64,
+    /// An upper bound of the peak of `allocated_bytes`: the peak of the slab memory
+    /// (`peak_superslabs_live` superslabs) plus `peak_large_live_bytes`. (An exact peak
+    /// would cost an atomic update on every thread-cache refill; this costs one per new
+    /// superslab or large block.)
+    pub peak_allocated_bytes_bound: u64,
+    /// The allocator's own resident memory beside the blocks (jemalloc's
+    /// `stats.metadata`), an upper bound: the header page of each live superslab and the
+    /// header page of each live large block. (The address registry's few touched pages
+    /// and the thread caches' TLS are left out.)
+    pub metadata_bytes: u64,
+}
+
+/// The address space of one superslab (4 MiB).
+pub const SUPERSLAB_BYTES: u64 = hakmem_ss_allocation::SS_SIZE as u64;
+
+/// One slab class's figures now: [`class_stats`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ClassStats {
+    /// The class index (`0..`[`NCLASS`]).
+    pub class: usize,
+    /// Its block size in bytes.
+    pub block_size: usize,
+    /// Blocks the program holds now.
+    pub in_use_blocks: u64,
+    /// Free blocks in threads' caches.
+    pub thread_cached_blocks: u64,
+    /// Free blocks held centrally (slab free lists and the transfer cache).
+    pub central_free_blocks: u64,
+    /// Slabs in use (carved from a superslab and not empty).
+    pub slabs: u64,
+}
+
+/// The number of slab classes.
+pub const NCLASS: usize = class::NCLASS;
+
+/// Every slab class's figures now, written into `out` (`out[c]` for class `c`; classes
+/// past `out.len()` are left out). Never allocates.
+///
+/// ```
+/// let mut classes = [hakmem::ClassStats::default(); hakmem::NCLASS];
+/// hakmem::class_stats(&mut classes);
+/// assert!(classes.iter().all(|c| c.block_size > 0));
+/// ```
+pub fn class_stats(out: &mut [ClassStats]) {
+    let mut cached = [0u64; class::NCLASS];
+    hakmem_tiny_fast::cached_by_class(&mut cached);
+    for (c, (o, cached)) in out.iter_mut().zip(cached).enumerate() {
+        let (handed_out, free) = hakmem_ss_allocation::class_counts(c);
+        *o = ClassStats {
+            class: c,
+            block_size: class::block_size(c),
+            in_use_blocks: handed_out.saturating_sub(cached),
+            thread_cached_blocks: cached,
+            central_free_blocks: free,
+            slabs: hakmem_ss_allocation::class_slabs(c),
+        };
+    }
+}
+
+/// `allocated 1.2 MiB, resident 5.0 MiB (peak 7.1 MiB), ...`: every field, on a few
+/// lines, written without allocating (so it may go through `hakmem_os_stats::writer`).
+impl core::fmt::Display for Stats {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let mib = |b: u64| Mib(b);
+        writeln!(
+            f,
+            "hakmem: allocated {}, thread-cached {}, central free {}, large live {}, large cached {}",
+            mib(self.allocated_bytes),
+            mib(self.thread_cached_bytes),
+            mib(self.central_free_bytes),
+            mib(self.large_live_bytes),
+            mib(self.large_cached_bytes),
+        )?;
+        writeln!(
+            f,
+            "hakmem: resident {} (peak {}), mapped {}, metadata {}, superslabs {} live (peak {}), {} cached",
+            mib(self.resident_bytes),
+            mib(self.peak_resident_bytes),
+            mib(self.mapped_bytes),
+            mib(self.metadata_bytes),
+            self.superslabs_live,
+            self.peak_superslabs_live,
+            self.superslabs_cached,
+        )?;
+        writeln!(
+            f,
+            "hakmem: peaks: large live {}, allocated at most {}",
+            mib(self.peak_large_live_bytes),
+            mib(self.peak_allocated_bytes_bound),
+        )?;
+        write!(
+            f,
+            "hakmem: syscalls: mmap {}, munmap {}, madvise {}, mprotect {}, mremap {}; \
+             decommits {}, retires {} (lean {})",
+            self.mmap,
+            self.munmap,
+            self.madvise_calls,
+            self.mprotect,
+            self.mremap,
+            self.lean_decommit,
+            self.retired,
+            self.lean_retire,
+        )
+    }
+}
+
+/// Bytes as MiB with two decimals, without floating point or allocation.
+struct Mib(u64);
+
+impl core::fmt::Display for Mib {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let hundredths = self.0.saturating_mul(100) / (1 << 20);
+        write!(f, "{}.{:02} MiB", hundredths / 100, hundredths % 100)
+    }
+}
+
+/// Writes [`stats`] and the classes in use ([`class_stats`]) to stderr, one `write(2)`
+/// per line from a stack buffer: usable anywhere, even where allocating is not (a signal
+/// handler aside: it takes the thread-cache registry's lock).
+pub fn print_stats() {
+    use core::fmt::Write as _;
+    let mut w = hakmem_os_stats::writer::LineWriter::<256>::new(libc::STDERR_FILENO);
+    let _ = writeln!(w, "{}", stats());
+    let mut classes = [ClassStats::default(); class::NCLASS];
+    class_stats(&mut classes);
+    let _ = writeln!(
+        w,
+        "hakmem: class block_size in_use thread_cached central_free slabs"
+    );
+    for c in classes
+        .iter()
+        .filter(|c| c.in_use_blocks + c.thread_cached_blocks + c.central_free_blocks + c.slabs > 0)
+    {
+        let _ = writeln!(
+            w,
+            "hakmem: {:>5} {:>10} {:>6} {:>13} {:>12} {:>5}",
+            c.class,
+            c.block_size,
+            c.in_use_blocks,
+            c.thread_cached_blocks,
+            c.central_free_blocks,
+            c.slabs
+        );
+    }
+    w.finish();
 }
 
 impl Stats {
@@ -391,7 +714,11 @@ pub fn stats() -> Stats {
         out_bytes += out * class::block_size(c) as u64;
         free_bytes += free * class::block_size(c) as u64;
     }
-    let (_, large_live) = hakmem_large::live();
+    let (large_blocks, large_live) = hakmem_large::live();
+    let superslabs_live = hakmem_ss_allocation::superslabs_live() as u64;
+    let peak_superslabs_live = hakmem_ss_allocation::superslabs_live_peak() as u64;
+    let peak_large_live_bytes = hakmem_large::live_bytes_peak() as u64;
+    let page = hakmem_os_stats::os::PAGE as u64;
     Stats {
         allocated_bytes: out_bytes.saturating_sub(thread_cached) + large_live as u64,
         thread_cached_bytes: thread_cached,
@@ -407,10 +734,51 @@ pub fn stats() -> Stats {
         lean_decommit: os.lean_decommit,
         lean_retire: os.lean_retire,
         retired: os.retired,
-        superslabs_live: hakmem_ss_allocation::superslabs_live() as u64,
+        superslabs_live,
         superslabs_cached: hakmem_release_policy::SUPERSLABS.usage().0 as u64,
         large_cached_bytes: hakmem_release_policy::LARGE.usage().1 as u64,
+        peak_resident_bytes: process_status_kib(b"VmHWM:").saturating_mul(1024),
+        peak_large_live_bytes,
+        peak_superslabs_live,
+        peak_allocated_bytes_bound: peak_superslabs_live
+            .saturating_mul(SUPERSLAB_BYTES)
+            .saturating_add(peak_large_live_bytes),
+        metadata_bytes: (superslabs_live + large_blocks as u64).saturating_mul(page),
     }
+}
+
+/// A `kB` field of `/proc/self/status` (e.g. `VmHWM:`), read without allocating; 0 if
+/// unavailable.
+fn process_status_kib(field: &[u8]) -> u64 {
+    let mut buf = [0u8; 4096];
+    // SAFETY: a NUL-terminated path; the descriptor is closed below; `read` writes at
+    // most `buf.len()` bytes into the stack buffer.
+    let n = unsafe {
+        let fd = libc::open(
+            c"/proc/self/status".as_ptr(),
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        );
+        if fd < 0 {
+            return 0;
+        }
+        let n = libc::read(fd, buf.as_mut_ptr().cast(), buf.len());
+        libc::close(fd);
+        n
+    };
+    let Ok(n) = usize::try_from(n) else {
+        return 0;
+    };
+    buf[..n.min(buf.len())]
+        .split(|&b| b == b'\n')
+        .find_map(|line| line.strip_prefix(field))
+        .map_or(0, |rest| {
+            rest.iter()
+                .skip_while(|b| !b.is_ascii_digit())
+                .take_while(|b| b.is_ascii_digit())
+                .fold(0u64, |v, &d| {
+                    v.saturating_mul(10).saturating_add(u64::from(d - b'0'))
+                })
+        })
 }
 
 /// The process's resident memory from `/proc/self/statm`, read without allocating; 0 if
@@ -460,6 +828,11 @@ pub fn trim() -> usize {
     hakmem_release_policy::trim();
     before.saturating_sub(hakmem_os_stats::stats::snapshot().mapped_bytes) as usize
 }
+
+/// The README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 
 #[cfg(test)]
 mod tests {

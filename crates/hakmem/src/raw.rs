@@ -145,7 +145,7 @@ pub fn aligned(align: usize, size: usize) -> *mut u8 {
 /// the thread-cache push.
 ///
 /// # Safety
-/// If `p` is a live block from this module (or from [`HakMem`](crate::HakMem)), the
+/// If `p` is a live block from this module (or from [`HakMem`](struct@crate::HakMem)), the
 /// caller gives it up. Any other pointer is refused without touching the heap, as long
 /// as it does not point into a block that is still live elsewhere in a way that aliases
 /// a block start (that is, a double free of a block that was reallocated meanwhile is

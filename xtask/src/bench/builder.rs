@@ -28,7 +28,7 @@ pub struct Built {
 
 /// The directory of the bench builds.
 pub fn build_dir(root: &Path) -> PathBuf {
-    root.join("target").join("bench-build")
+    crate::host::target_dir(root).join("bench-build")
 }
 
 /// The first error of a cargo log, in one line.

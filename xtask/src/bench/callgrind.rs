@@ -109,7 +109,7 @@ pub fn main(
     }
     progress.clear();
     println!("{md}");
-    let dir = root.join("target").join("bench");
+    let dir = crate::host::target_dir(root).join("bench");
     let base = format!("{}-{}-callgrind", host.stamp, host.rev_label());
     let doc = json!({
         "date": host.date,

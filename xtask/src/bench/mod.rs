@@ -114,7 +114,7 @@ fn parse_opts(args: Vec<OsString>) -> Result<Option<Opts>, String> {
                     p.value()
                         .map_err(|e| e.to_string())?
                         .parse::<usize>()
-                        .map_err(|e| e.to_string())?,
+                        .map_err(|e| format!("--runs: {e}"))?,
                 )
             }
             Long("threads") => {
@@ -122,7 +122,7 @@ fn parse_opts(args: Vec<OsString>) -> Result<Option<Opts>, String> {
                     p.value()
                         .map_err(|e| e.to_string())?
                         .parse::<usize>()
-                        .map_err(|e| e.to_string())?,
+                        .map_err(|e| format!("--threads: {e}"))?,
                 )
             }
             Long("ops-scale") => {
@@ -130,7 +130,7 @@ fn parse_opts(args: Vec<OsString>) -> Result<Option<Opts>, String> {
                     p.value()
                         .map_err(|e| e.to_string())?
                         .parse::<f64>()
-                        .map_err(|e| e.to_string())?,
+                        .map_err(|e| format!("--ops-scale: {e}"))?,
                 )
             }
             Long("seed") => {
@@ -138,7 +138,7 @@ fn parse_opts(args: Vec<OsString>) -> Result<Option<Opts>, String> {
                     p.value()
                         .map_err(|e| e.to_string())?
                         .parse::<u64>()
-                        .map_err(|e| e.to_string())?,
+                        .map_err(|e| format!("--seed: {e}"))?,
                 )
             }
             Long("timeout") => {
@@ -146,14 +146,14 @@ fn parse_opts(args: Vec<OsString>) -> Result<Option<Opts>, String> {
                     .value()
                     .map_err(|e| e.to_string())?
                     .parse::<u64>()
-                    .map_err(|e| e.to_string())?
+                    .map_err(|e| format!("--timeout: {e}"))?
             }
             Long("max-secs") => {
                 max_secs = Some(
                     p.value()
                         .map_err(|e| e.to_string())?
                         .parse::<f64>()
-                        .map_err(|e| e.to_string())?,
+                        .map_err(|e| format!("--max-secs: {e}"))?,
                 )
             }
             Long("no-strace") => strace = false,
@@ -422,7 +422,7 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
         return callgrind::main(&opts, &host, &root, &built, &mut progress);
     }
     let results = run_all(opts, host, built, &mut progress);
-    let out_dir = root.join("target").join("bench");
+    let out_dir = crate::host::target_dir(&root).join("bench");
     match render::write_all(&results, &out_dir) {
         Ok((table, files)) => {
             println!("{table}");

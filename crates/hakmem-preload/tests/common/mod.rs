@@ -112,6 +112,11 @@ pub fn src(rel: &str) -> PathBuf {
 /// Compile `rel` (relative to the crate) into an executable named `name`. `None` when
 /// there is no C compiler (and tools are not required).
 pub fn compile(rel: &str, name: &str, test: &str) -> Option<PathBuf> {
+    compile_with(rel, name, test, &[])
+}
+
+/// [`compile`], with more flags for the compiler (e.g. `-rdynamic`).
+pub fn compile_with(rel: &str, name: &str, test: &str, flags: &[&str]) -> Option<PathBuf> {
     let cc = cc(test)?;
     let exe = out_dir().join(name);
     let out = Command::new(&cc)
@@ -126,6 +131,7 @@ pub fn compile(rel: &str, name: &str, test: &str) -> Option<PathBuf> {
             "-o",
         ])
         .arg(&exe)
+        .args(flags)
         .arg(src(rel))
         .arg("-ldl")
         .output()
