@@ -971,7 +971,8 @@ fn new_superslab(cls: usize) -> *mut SuperSlab {
         unsafe { os::unmap(base, SS_SIZE) };
         return ptr::null_mut();
     }
-    SS_LIVE.fetch_add(1, Relaxed);
+    let live = SS_LIVE.fetch_add(1, Relaxed) + 1;
+    release::ss_note_live(live * SS_SIZE);
     // SAFETY: just initialized and registered.
     unsafe { debug_check_superslab(ss, cls) };
     ss
@@ -1082,7 +1083,8 @@ unsafe fn slab_empty(c: &mut Central, s: *mut Slab) {
             if !late {
                 registry::mark(ss.cast(), 1, Kind::None);
             }
-            SS_LIVE.fetch_sub(1, Relaxed);
+            let live = SS_LIVE.fetch_sub(1, Relaxed) - 1;
+            release::ss_note_live(live * SS_SIZE);
             asan::superslab_released(ss.cast(), SS_SIZE);
             release::ss_maybe_decommit_superslab(ss.cast(), SS_SIZE);
             if late {
