@@ -66,6 +66,7 @@
 #![deny(missing_docs)]
 #![no_std]
 
+pub mod background;
 pub mod lean;
 
 use hakmem_env_gates::{Decommit, gates};
@@ -137,20 +138,28 @@ impl DecayingPeak {
         }
     }
 
+    /// The bytes in use now; a new peak restarts the decay clock (stamp 0: the next
+    /// [`at`](Self::at) starts it, so this needs no clock read).
     fn note_live(&self, bytes: usize) {
         self.live.store(bytes, Relaxed);
         if bytes > self.peak.load(Relaxed) {
             self.peak.store(bytes, Relaxed);
+            self.stamp.store(0, Relaxed);
         }
     }
 
-    /// The peak at `now`, halved once per `decay_ms` elapsed since it last decayed.
+    /// The peak at `now`, halved once per `decay_ms` elapsed since it was last set or
+    /// decayed (never under the bytes in use).
     fn at(&self, now: u64, decay_ms: u64) -> usize {
         let peak = self.peak.load(Relaxed);
         if decay_ms == 0 {
             return peak;
         }
         let stamp = self.stamp.load(Relaxed);
+        if stamp == 0 {
+            self.stamp.store(now.max(1), Relaxed);
+            return peak;
+        }
         let halvings = now.saturating_sub(stamp) / decay_ms;
         if halvings == 0 {
             return peak;
@@ -1220,6 +1229,129 @@ mod decay_tests {
         );
         std::thread::sleep(std::time::Duration::from_millis(80));
         c.purge_older_than(os::now_ms() - 30);
+        assert_eq!(c.usage(), (0, 0));
+    }
+
+    fn decaying(idle_entries: usize, idle_fraction: usize) -> Limits {
+        Limits {
+            max_entries: MAX_ENTRIES,
+            max_bytes: usize::MAX,
+            decommit: None,
+            spare_bytes: 0,
+            decay_ms: 40,
+            idle_entries,
+            idle_fraction,
+        }
+    }
+
+    fn sleep_ms(ms: u64) {
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+    }
+
+    #[test]
+    fn past_the_decay_a_cache_keeps_its_idle_target_only() {
+        use os::PAGE;
+        let c = RegionCache::new();
+        let l = decaying(3, 4);
+        // A peak of 32 pages in use, all freed: a quarter of it may stay idle.
+        c.note_live(32 * PAGE);
+        c.note_live(0);
+        let regions: std::vec::Vec<*mut u8> = (0..6).map(|_| os::map(PAGE)).collect();
+        for &r in &regions {
+            // SAFETY: fresh mappings given up.
+            unsafe { c.release(r, PAGE, l) };
+        }
+        assert!(c.purge_due(u64::MAX - 1), "something to purge later");
+        assert!(!c.purge_due(os::now_ms()), "nothing due yet");
+        c.purge(&l, os::now_ms());
+        assert_eq!(
+            c.usage(),
+            (6, 6 * PAGE),
+            "regions within the interval all stay"
+        );
+        // Two intervals and a half: the peak halves twice (32 -> 8 pages), and the
+        // regions past the interval go down to the idle target: at most 3 regions and a
+        // quarter of the peak, 2 pages. (The clock is read once: a slow machine that
+        // sleeps longer sees the peak halve once more, and keeps one region.)
+        sleep_ms(100);
+        let now = os::now_ms();
+        assert!(c.purge_due(now));
+        c.purge(&l, now);
+        let kept = (c.recent_peak() / 4 / PAGE).min(3);
+        assert!(kept >= 1, "peak {}", c.recent_peak());
+        assert_eq!(
+            c.usage(),
+            (kept, kept * PAGE),
+            "the idle target: a quarter of the decayed peak"
+        );
+        assert!(
+            !c.purge_due(os::now_ms()),
+            "kept regions are not due at once"
+        );
+        // The newest stay.
+        for &r in regions.iter().rev().take(kept) {
+            assert_eq!(c.take(PAGE, PAGE).map(|e| e.0), Some(r));
+            // SAFETY: ours again.
+            unsafe { os::unmap(r, PAGE) };
+        }
+    }
+
+    #[test]
+    fn a_region_reused_within_the_interval_stays() {
+        use os::PAGE;
+        let c = RegionCache::new();
+        let l = decaying(0, 0);
+        let (a, b) = (os::map(PAGE), os::map(PAGE));
+        // SAFETY: fresh mappings given up.
+        unsafe {
+            c.release(a, PAGE, l);
+            c.release(b, PAGE, l);
+        }
+        sleep_ms(25);
+        // `b` is taken and freed again within the interval: a fresh stamp.
+        let (q, _, _) = c.take(PAGE, PAGE).unwrap();
+        assert_eq!(q, b);
+        // SAFETY: ours again, given up.
+        unsafe { c.release(q, PAGE, l) };
+        sleep_ms(25);
+        // `a` has been idle 50 ms (> 40): gone at the next purge; `b` only 25 ms.
+        c.purge(&l, os::now_ms());
+        assert_eq!(c.usage(), (1, PAGE));
+        assert_eq!(c.take(PAGE, PAGE).map(|e| e.0), Some(b));
+        // SAFETY: ours again.
+        unsafe { os::unmap(b, PAGE) };
+    }
+
+    #[test]
+    fn the_peak_halves_per_interval_never_under_the_live_bytes() {
+        let p = DecayingPeak::new();
+        p.note_live(1000);
+        p.note_live(100);
+        assert_eq!(p.at(10_000, 100), 1000, "a new peak starts its clock");
+        assert_eq!(p.at(10_050, 100), 1000);
+        assert_eq!(p.at(10_100, 100), 500);
+        p.note_live(300);
+        assert_eq!(p.at(10_300, 100), 300, "halved twice, but 300 are in use");
+        p.note_live(0);
+        assert_eq!(p.at(20_000, 100), 0);
+        assert_eq!(p.at(30_000, 0), 0, "no decay: as it is");
+    }
+
+    #[test]
+    fn take_finds_the_best_fit() {
+        use os::PAGE;
+        let c = RegionCache::new();
+        let l = decaying(0, 0);
+        let lens = [4 * PAGE, 2 * PAGE, 8 * PAGE, 3 * PAGE];
+        for len in lens {
+            // SAFETY: fresh mappings given up.
+            unsafe { c.release(os::map(len), len, l) };
+        }
+        let got: std::vec::Vec<usize> = [2, 3, 3, 2]
+            .iter()
+            .map(|&min| c.take(min * PAGE, 16 * PAGE).unwrap().1)
+            .collect();
+        assert_eq!(got, [2 * PAGE, 3 * PAGE, 4 * PAGE, 8 * PAGE]);
         assert_eq!(c.usage(), (0, 0));
     }
 

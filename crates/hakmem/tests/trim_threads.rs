@@ -1,0 +1,43 @@
+//! `hakmem::trim()` flushes other threads' caches too (issue 15), not only the calling
+//! thread's: each thread gives its cache back at its next slow path after a `trim`.
+//!
+//! Its own test binary with a single test, so that nothing else allocates meanwhile.
+
+use std::sync::mpsc;
+
+#[global_allocator]
+static GLOBAL: hakmem::HakMem = hakmem::HakMem;
+
+#[test]
+fn trim_flushes_another_threads_cache() {
+    let (to_main, from_worker) = mpsc::channel::<u64>();
+    let (to_worker, from_main) = mpsc::channel::<()>();
+    let worker = std::thread::spawn(move || {
+        // Fill this thread's bin of 64-byte blocks: allocate, then free them all (the
+        // last frees stay in its cache).
+        let blocks: Vec<Box<[u8; 64]>> = (0..4096).map(|i| Box::new([i as u8; 64])).collect();
+        drop(blocks);
+        to_main
+            .send(hakmem_tiny_fast::thread_cached_blocks())
+            .unwrap();
+        from_main.recv().unwrap();
+        // A slow path: the first block of a class this thread never used (its bin is
+        // empty). It honours the flush request first, then refills that one bin.
+        let big = vec![7u8; 60 << 10];
+        let after = hakmem_tiny_fast::thread_cached_blocks();
+        drop(big);
+        to_main.send(after).unwrap();
+    });
+    let before = from_worker.recv().unwrap();
+    assert!(before >= 32, "the worker cached {before} blocks");
+    hakmem::trim();
+    to_worker.send(()).unwrap();
+    let after = from_worker.recv().unwrap();
+    worker.join().unwrap();
+    eprintln!("worker's cache: {before} blocks before the trim, {after} after its next slow path");
+    // What is left is the one refill of the new class (a few 60 KiB blocks).
+    assert!(
+        after < 8,
+        "the worker kept {after} of its {before} cached blocks after a trim"
+    );
+}
