@@ -632,19 +632,20 @@ impl RegionCache {
     /// old bytes (it was not decommitted with `DONTNEED`); a region is never zeroed here.
     pub fn take(&self, min_len: usize, max_len: usize) -> Option<(*mut u8, usize, bool)> {
         self.inner.with(|c| {
-            let mut best: Option<(usize, usize)> = None;
-            for (i, e) in c.live().iter().enumerate().rev() {
-                if e.len < min_len || e.len > max_len {
-                    continue;
-                }
-                if best.is_none_or(|(_, len)| e.len < len) {
-                    best = Some((i, e.len));
+            // One comparison per entry: `len - min_len < best - min_len` (wrapping) holds
+            // exactly for a length in `min_len..best`, and `best` starts one past
+            // `max_len`.
+            let live = c.live();
+            let (mut best, mut best_len) = (usize::MAX, max_len.saturating_add(1));
+            for (i, e) in live.iter().enumerate().rev() {
+                if e.len.wrapping_sub(min_len) < best_len.wrapping_sub(min_len) {
+                    (best, best_len) = (i, e.len);
                     if e.len == min_len {
                         break;
                     }
                 }
             }
-            let (i, _) = best?;
+            let i = best;
             let e = c.remove(i)?;
             debug_assert!(e.len >= min_len && e.len <= max_len);
             Some((e.base, e.len, !e.zeroed))
