@@ -5,11 +5,15 @@
 //! registry stays unambiguous) and a whole number of 4 MiB units long (address space
 //! only: untouched pages cost no memory). A 64-byte header sits just before the block.
 //! Freed mappings go to the release policy's cache of large mappings, and are reused by
-//! later requests of a similar size.
+//! later requests that fit (the shortest cached mapping of one to four times the
+//! length needed).
 //!
 //! **Entry points**: [`large_alloc`], [`large_free`], [`large_realloc`] (grows in place
-//! when the mapping has room or the address space after it is free, else moves the
-//! pages with `mremap` instead of copying), [`usable_size`], [`validate`].
+//! when the mapping has room; else copies into a cached mapping that fits, whose pages
+//! are resident already, and hands the old mapping to the cache, so a buffer grown by
+//! doubling round after round reuses its pages; else grows the mapping in place when
+//! the address space after it is free; else moves the pages with `mremap` instead of
+//! copying), [`usable_size`], [`validate`].
 //!
 //! **Gates**: none read directly (the cache bound `HAKMEM_LARGE_CACHE_MIB` and lean
 //! decommit belong to `hakmem-release-policy`). **Features**: none.

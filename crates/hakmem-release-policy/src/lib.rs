@@ -11,17 +11,41 @@
 //!
 //! **Entry points**: [`ss_maybe_decommit_superslab`] (an empty superslab comes in),
 //! [`slab_maybe_decommit`] (an empty slab inside a live superslab),
-//! [`ss_take_cached`] (a superslab is needed), and the same pair for large mappings:
-//! [`large_release`] / [`large_take_cached`]; [`decide`] (the rule a release applies);
-//! for slab classes [`lean::SlabSpares`] (an empty slab: spare or decommit) and
-//! [`lean::ShrinkState`] (the shrink signal), [`lean::xfer_max_bytes`],
-//! [`lean::mid_bin_bound`], [`lean::lean_mode`].
+//! [`ss_take_cached`] (a superslab is needed), [`ss_note_live`] (superslabs in use, for
+//! the decaying peak), and the same pair for large mappings: [`large_release`] /
+//! [`large_take_cached`]; [`decide`] (the rule a release applies); [`tick`] (the decay
+//! check of the slow paths); [`background`] (the opt-in purge thread); for slab classes
+//! [`lean::SlabSpares`] (an empty slab: spare or decommit) and [`lean::ShrinkState`]
+//! (the shrink signal), [`lean::xfer_max_bytes`], [`lean::mid_bin_bound`],
+//! [`lean::lean_mode`].
+//!
+//! **Decay** (issue 17): empty memory that was in use a moment ago is kept for a decay
+//! interval and given back only when it stays unused, so a program that frees its
+//! working set and builds it again (a request loop, a batch job, a compiler pass) maps
+//! and faults nothing after the first round. Each cache has a decay interval
+//! ([`Limits::decay_ms`]: `HAKMEM_SS_DECAY_MS`, `HAKMEM_LARGE_DECAY_MS`) and an *idle
+//! target*: what it may keep past the interval ([`Limits::idle_entries`], and
+//! [`Limits::idle_fraction`] of the recent peak of its kind in use, a high-water mark
+//! that halves per interval: [`RegionCache::note_live`]). Within the interval the
+//! superslab cache keeps up to [`MAX_ENTRIES`] superslabs (256 MiB), the large cache up
+//! to `HAKMEM_LARGE_CACHE_MIB`; past it, the oldest regions go down to the idle target:
+//! at most `HAKMEM_SS_CACHE_MAX` superslabs and a quarter ([`IDLE_FRACTION`]) of the
+//! recent peak of superslabs in use; no large mapping. The check runs on slow paths
+//! only ([`tick`]: one relaxed load per cache when nothing is due, the coarse clock
+//! `CLOCK_MONOTONIC_COARSE` and the lock only when a purge is due): every entry point
+//! here, the facade's `thread_flush` and `trim`, and the background thread when
+//! `HAKMEM_BG_PURGE_MS` asks for one. Without that thread a process that makes no call
+//! keeps its caches until its next slow path. Large mappings are taken by best fit (the
+//! shortest that fits, newest first), so blocks of several sizes rebuilt round after
+//! round each find their own mapping again. Measured in docs/results/120-decay.md.
 //!
 //! **Gates** (read once, through `hakmem-env-gates`): `HAKMEM_SS_MEM_LEAN` (lean mode:
 //! decommit cached regions per the next gate), `HAKMEM_SS_MEM_LEAN_DECOMMIT` (`FREE`,
-//! `DONTNEED`, `OFF`), `HAKMEM_SS_CACHE_MAX` (empty superslabs kept),
-//! `HAKMEM_LARGE_CACHE_MIB` (bytes of freed large mappings kept),
-//! `HAKMEM_LARGE_DECAY_MS` (how long a freed large mapping may stay unused).
+//! `DONTNEED`, `OFF`), `HAKMEM_SS_CACHE_MAX` (empty superslabs kept past the decay
+//! interval, or at all times without one), `HAKMEM_SS_DECAY_MS` (the superslab cache's
+//! decay interval), `HAKMEM_LARGE_CACHE_MIB` (bytes of freed large mappings kept),
+//! `HAKMEM_LARGE_DECAY_MS` (how long a freed large mapping may stay unused),
+//! `HAKMEM_BG_PURGE_MS` (the background thread's period; 0, the default: no thread).
 //!
 //! **Features**: none; the policy is chosen at run time by the gates above, whose
 //! defaults the preset sets.
@@ -33,12 +57,13 @@
 //!   its mapping, and one shrunk in place keeps the pages it touched; `MADV_FREE` pages
 //!   stay resident until the kernel wants them), or nothing once decommitted with
 //!   `MADV_DONTNEED`. Callers hand over `(base, len)` only: this box alone decides.
-//! - The caches never exceed their bounds: at most `HAKMEM_SS_CACHE_MAX` superslabs and
-//!   at most `HAKMEM_LARGE_CACHE_MIB` MiB (counted as above) and [`MAX_ENTRIES`]
-//!   entries of large mappings. A release retires, at once and oldest first, every
-//!   entry that must go for the new region to fit (a region bigger than the whole byte
-//!   bound is retired itself); large mappings idle for `HAKMEM_LARGE_DECAY_MS` are all
-//!   retired at the next large operation (no background thread), however many they are.
+//! - The caches never exceed their bounds: at most [`MAX_ENTRIES`] superslabs (at most
+//!   `HAKMEM_SS_CACHE_MAX` with `HAKMEM_SS_DECAY_MS=0`) and at most
+//!   `HAKMEM_LARGE_CACHE_MIB` MiB (counted as above) and [`MAX_ENTRIES`] entries of
+//!   large mappings. A release retires, at once and oldest first, every entry that must
+//!   go for the new region to fit (a region bigger than the whole byte bound is retired
+//!   itself); regions idle past their decay interval are retired at the next purge,
+//!   oldest first and all at once, down to the idle target.
 //! - One lock acquisition per decision: a release decides a region's fate ([`decide`])
 //!   and records it under one acquisition of the cache's lock (a region kept committed,
 //!   maybe as a spare, enters the cache then), so two releases cannot both take the last

@@ -239,11 +239,18 @@ fn alloc_slow(size: usize, align: usize, zeroed: bool) -> *mut u8 {
     let p = match route(size, align) {
         Route::Tiny(c) => hakmem_tiny_fast::alloc_slow_class(c),
         Route::Mid(c) => hakmem_tiny_fast::cache_alloc(c),
+        // (`large_alloc` runs the release policy's decay check itself.)
         Route::Large => hakmem_large::large_alloc(size, align, zeroed),
     };
-    if zeroed && !p.is_null() && !matches!(route(size, align), Route::Large) {
-        // SAFETY: the block holds at least `size` bytes.
-        unsafe { ptr::write_bytes(p, 0, size) };
+    if !matches!(route(size, align), Route::Large) {
+        if zeroed && !p.is_null() {
+            // SAFETY: the block holds at least `size` bytes.
+            unsafe { ptr::write_bytes(p, 0, size) };
+        }
+        // The release policy's decay check (one relaxed load per cache when nothing is
+        // cached, else a coarse clock read; a purge only when one is due), so that a
+        // program that keeps allocating small blocks still gives back what decayed.
+        hakmem_release_policy::tick();
     }
     // The opt-in background purge starts here, at the end of a slow path (no hakmem
     // lock held, the process set up): one relaxed load once it runs or when it is off.
