@@ -251,9 +251,12 @@ pub unsafe fn large_realloc(p: *mut u8, new_size: usize) -> *mut u8 {
         // (Growing in place or moving the pages onto it with `mremap` would leave the
         // new pages to fault in, and a move unmaps the old range, which the next round
         // would map and fault in again.) Tried first: it costs no system call.
+        // (Only a mapping whose pages are there: onto one decommitted with `DONTNEED`,
+        // as lean mode keeps most, the copy would fault every page in, and moving the
+        // pages with `mremap` below costs less.)
         if (*h).base_align == SS_SIZE
-            && let Some((dst, len, _)) =
-                release::large_take_cached(new_len, new_len.saturating_mul(2))
+            && let Some((dst, len)) =
+                release::large_take_committed(new_len, new_len.saturating_mul(2))
         {
             return copy_to(p, dst, len, new_size);
         }

@@ -656,6 +656,17 @@ impl RegionCache {
     /// Returns `(base, len, maybe_dirty)`: `maybe_dirty` is true when the region may hold
     /// old bytes (it was not decommitted with `DONTNEED`); a region is never zeroed here.
     pub fn take(&self, min_len: usize, max_len: usize) -> Option<(*mut u8, usize, bool)> {
+        self.take_fit(min_len, max_len, false)
+    }
+
+    /// [`take`](Self::take) among the regions whose pages were not decommitted with
+    /// `DONTNEED` only (`committed_only`), or among all.
+    fn take_fit(
+        &self,
+        min_len: usize,
+        max_len: usize,
+        committed_only: bool,
+    ) -> Option<(*mut u8, usize, bool)> {
         self.inner.with(|c| {
             // One comparison per entry: `len - min_len < best - min_len` (wrapping) holds
             // exactly for a length in `min_len..best`, and `best` starts one past
@@ -663,7 +674,9 @@ impl RegionCache {
             let live = c.live();
             let (mut best, mut best_len) = (usize::MAX, max_len.saturating_add(1));
             for (i, e) in live.iter().enumerate().rev() {
-                if e.len.wrapping_sub(min_len) < best_len.wrapping_sub(min_len) {
+                if e.len.wrapping_sub(min_len) < best_len.wrapping_sub(min_len)
+                    && !(committed_only && e.zeroed)
+                {
                     (best, best_len) = (i, e.len);
                     if e.len == min_len {
                         break;
@@ -931,6 +944,16 @@ pub unsafe fn large_release(base: *mut u8, len: usize) {
 pub fn large_take_cached(min_len: usize, max_len: usize) -> Option<(*mut u8, usize, bool)> {
     tick();
     LARGE.take(min_len, max_len)
+}
+
+/// [`large_take_cached`] among the mappings whose pages are still there (not
+/// decommitted with `DONTNEED`): for a copy that should land on resident pages (a
+/// `realloc` that outgrows its mapping). A slow path: it first runs a purge that is due.
+pub fn large_take_committed(min_len: usize, max_len: usize) -> Option<(*mut u8, usize)> {
+    tick();
+    LARGE
+        .take_fit(min_len, max_len, true)
+        .map(|(b, l, _)| (b, l))
 }
 
 /// Retire every cached region (both caches). Returns the bytes unmapped.
@@ -1379,6 +1402,35 @@ mod decay_tests {
             .collect();
         assert_eq!(got, [2 * PAGE, 3 * PAGE, 4 * PAGE, 8 * PAGE]);
         assert_eq!(c.usage(), (0, 0));
+    }
+
+    #[test]
+    fn a_copy_target_is_taken_among_committed_regions_only() {
+        use os::PAGE;
+        let c = RegionCache::new();
+        // One spare page committed; the next region is decommitted (DONTNEED).
+        let l = Limits {
+            spare_bytes: 2 * PAGE,
+            decommit: Some(os::Advice::DontNeed),
+            ..decaying(0, 0)
+        };
+        let (a, b) = (os::map(2 * PAGE), os::map(2 * PAGE));
+        // SAFETY: fresh mappings given up.
+        unsafe {
+            c.release(a, 2 * PAGE, l);
+            c.release(b, 2 * PAGE, l);
+        }
+        assert_eq!(c.take_fit(PAGE, 4 * PAGE, true).map(|e| e.0), Some(a));
+        assert!(
+            c.take_fit(PAGE, 4 * PAGE, true).is_none(),
+            "b was decommitted"
+        );
+        assert_eq!(c.take_fit(PAGE, 4 * PAGE, false).map(|e| e.0), Some(b));
+        // SAFETY: ours again.
+        unsafe {
+            os::unmap(a, 2 * PAGE);
+            os::unmap(b, 2 * PAGE);
+        }
     }
 
     #[test]
