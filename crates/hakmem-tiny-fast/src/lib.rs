@@ -16,7 +16,9 @@
 //! then [`alloc_slow`] / [`free_slow`]. By class, for every class (tiny or mid):
 //! [`cache_alloc`] / [`cache_free`], [`try_alloc_class`] / [`try_free_class`],
 //! [`alloc_slow_class`] / [`free_slow_class`]. [`thread_init`], [`thread_state`],
-//! [`thread_flush`], [`prewarm`], [`cached`]; the fork handlers [`fork_prepare`],
+//! [`thread_flush`], [`request_flush_all`] (every thread gives its cache back at its
+//! next slow path: `hakmem::trim` and the background purge), [`prewarm`], [`cached`];
+//! the fork handlers [`fork_prepare`],
 //! [`fork_release`], [`fork_child`] (unsafe: they must pair up around `fork`).
 //!
 //! **Gates**: none read here. The fast path reads no gate; the bounds are set per bin
@@ -46,6 +48,8 @@
 //!   TLS: registering or unregistering never touches a dead thread's memory.
 //! - A block freed by another thread than its allocator goes into the freeing thread's
 //!   bin, then back to its slab by a flush, where its owner's refill finds it.
+//! - The slow paths (never the fast path) honour a flush request ([`request_flush_all`]):
+//!   a thread that sees the flush epoch moved gives its whole cache back first.
 //! - Nothing here allocates through the global allocator or panics.
 //!
 //! ```

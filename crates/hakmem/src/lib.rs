@@ -32,6 +32,10 @@
 //!   met returns null; a failed `realloc` leaves the old block intact.
 //! - A thread's first call initializes it (and the process, once): fork handlers, gates,
 //!   prewarm. No lock is held across `fork`.
+//! - Every tiny/mid slow-path allocation runs the release policy's decay check
+//!   (`hakmem_release_policy::tick`) and, when `HAKMEM_BG_PURGE_MS` asks for it, starts
+//!   the background purge thread (once per process; again in a forked child), whose hook
+//!   here asks every thread cache to flush and drains the transfer caches.
 #![deny(missing_docs)]
 
 use core::alloc::{GlobalAlloc, Layout};
