@@ -14,8 +14,10 @@ fn trim_flushes_another_threads_cache() {
     let (to_worker, from_main) = mpsc::channel::<()>();
     let worker = std::thread::spawn(move || {
         // Fill this thread's bin of 64-byte blocks: allocate, then free them all (the
-        // last frees stay in its cache).
-        let blocks: Vec<Box<[u8; 64]>> = (0..4096).map(|i| Box::new([i as u8; 64])).collect();
+        // last frees stay in its cache). 1,000 blocks: under the four slabs' worth from
+        // which lean mode takes a phase of frees for a shrinking class (whose bins then
+        // give everything back by themselves).
+        let blocks: Vec<Box<[u8; 64]>> = (0..1000).map(|i| Box::new([i as u8; 64])).collect();
         drop(blocks);
         to_main
             .send(hakmem_tiny_fast::thread_cached_blocks())
@@ -35,9 +37,11 @@ fn trim_flushes_another_threads_cache() {
     let after = from_worker.recv().unwrap();
     worker.join().unwrap();
     eprintln!("worker's cache: {before} blocks before the trim, {after} after its next slow path");
-    // What is left is the one refill of the new class (a few 60 KiB blocks).
+    // What is left is the one refill of the new class (a few 60 KiB blocks) and what
+    // the channel's wake-up may have cached; an unflushed cache keeps its 64-byte bin
+    // (over 200 blocks).
     assert!(
-        after < 8,
+        after < 32,
         "the worker kept {after} of its {before} cached blocks after a trim"
     );
 }
