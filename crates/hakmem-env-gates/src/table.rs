@@ -367,7 +367,7 @@ gate_table! {
         default: 8,
         safe: 16,
         lean: 4,
-        doc: "Empty superslabs (4 MiB each) kept in the LRU cache before they are unmapped; lean mode decommits the cached ones.",
+        doc: "Empty superslabs (4 MiB each) the cache keeps past its decay interval (`HAKMEM_SS_DECAY_MS`; and at most a quarter of the recent peak of superslabs in use), or at all times when that interval is 0; within the interval it keeps up to 64. Lean mode decommits the cached ones.",
     }
     LargeCacheMib large_cache_mib: U32 = "HAKMEM_LARGE_CACHE_MIB" {
         default: 1024,
