@@ -6,6 +6,7 @@
 //! or `mremap`, and (almost) no minor page faults (`getrusage`).
 //!
 //! Its own test binary with a single test, so that nothing else allocates meanwhile.
+//! `REALLOC_TRACE=1` prints the counters after each round (with `--nocapture`).
 
 #[global_allocator]
 static GLOBAL: hakmem::HakMem = hakmem::HakMem;

@@ -8,6 +8,7 @@
 //! printed, not judged.
 //!
 //! Its own test binary with a single test, so that nothing else allocates meanwhile.
+//! `REBUILD_TRACE=1` prints the counters after each round (with `--nocapture`).
 
 use std::alloc::{GlobalAlloc, Layout};
 
