@@ -1,5 +1,6 @@
-//! A program that rebuilds its working set round after round (issue 17): about 40 MB of
-//! mixed tiny, mid and large blocks plus a few vectors grown by doubling to several MiB,
+//! A program that rebuilds its working set round after round (issue 17): about 60 MB of
+//! fixed-size and mixed tiny, mid and large blocks plus strings grown by doubling to 3-5
+//! MiB, the same every round,
 //! all freed at the end of each round and built again in the next. Empty memory that
 //! was in use a moment ago is kept for the decay interval (`HAKMEM_SS_DECAY_MS`,
 //! `HAKMEM_LARGE_DECAY_MS`), so after the first round BALANCED makes no `munmap` and
