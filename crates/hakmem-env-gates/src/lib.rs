@@ -650,10 +650,12 @@ mod tests {
             assert!(less.ss_cache_max <= more.ss_cache_max);
             assert!(less.large_cache_mib <= more.large_cache_mib);
             assert!(less.large_decay_ms <= more.large_decay_ms);
+            assert!(less.ss_decay_ms <= more.ss_decay_ms);
         }
-        // Diagnostics are off unless asked for.
+        // Diagnostics are off unless asked for; so is the background purge thread.
         for g in [s, b, l] {
             assert!(!g.verbose && !g.ss_os_stats);
+            assert_eq!(g.bg_purge_ms, 0, "no thread unless asked for");
         }
     }
 

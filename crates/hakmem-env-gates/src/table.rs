@@ -378,7 +378,7 @@ gate_table! {
         default: 8,
         safe: 16,
         lean: 4,
-        doc: "Empty superslabs (4 MiB each) kept in the LRU cache before they are unmapped; lean mode decommits the cached ones.",
+        doc: "Empty superslabs (4 MiB each) the cache keeps past its decay interval (`HAKMEM_SS_DECAY_MS`; and at most a quarter of the recent peak of superslabs in use), or at all times when that interval is 0; within the interval it keeps up to 64. Lean mode decommits the cached ones.",
     }
     LargeCacheMib large_cache_mib: U32 = "HAKMEM_LARGE_CACHE_MIB" {
         default: 1024,
@@ -393,7 +393,16 @@ gate_table! {
     LargeDecayMs large_decay_ms: U32 = "HAKMEM_LARGE_DECAY_MS" {
         default: 1000,
         lean: 250,
-        doc: "A freed large mapping left unused this long (milliseconds) is unmapped at the next large allocation or free (all such mappings at once; no background thread); 0 keeps them until the cache bound.",
+        doc: "A freed large mapping left unused this long (milliseconds) is unmapped at the next slow-path purge (a large allocation or free, a superslab taken or released, `trim`/`thread_flush`) or by the background thread (`HAKMEM_BG_PURGE_MS`), all such mappings at once; 0 keeps them until the cache bound.",
+    }
+    SsDecayMs ss_decay_ms: U32 = "HAKMEM_SS_DECAY_MS" {
+        default: 1000,
+        lean: 250,
+        doc: "The superslab cache's decay interval (milliseconds): an empty superslab is kept (up to 64, committed, or decommitted in lean mode) this long, so a program that frees its working set and builds it again maps nothing; past it, at most `HAKMEM_SS_CACHE_MAX` stay and no more than a quarter of the recent (decaying) peak of superslabs in use. 0: `HAKMEM_SS_CACHE_MAX` at all times (the seed's rule).",
+    }
+    BgPurgeMs bg_purge_ms: U32 = "HAKMEM_BG_PURGE_MS" {
+        default: 0,
+        doc: "Opt-in background purge: every this many milliseconds one thread (started at the first allocation, on a stack mapped by hakmem; none when 0, the default) retires what stayed unused past its decay interval in the superslab and large caches, asks every thread to flush its cache at its next slow path, and drains the transfer caches, so an idle process returns to its idle target within the decay interval plus this period. A forked child restarts it at its first allocation.",
     }
 }
 

@@ -5,11 +5,15 @@
 //! registry stays unambiguous) and a whole number of 4 MiB units long (address space
 //! only: untouched pages cost no memory). A 64-byte header sits just before the block.
 //! Freed mappings go to the release policy's cache of large mappings, and are reused by
-//! later requests of a similar size.
+//! later requests that fit (the shortest cached mapping of one to four times the
+//! length needed).
 //!
 //! **Entry points**: [`large_alloc`], [`large_free`], [`large_realloc`] (grows in place
-//! when the mapping has room or the address space after it is free, else moves the
-//! pages with `mremap` instead of copying), [`usable_size`], [`validate`].
+//! when the mapping has room; else copies into a cached mapping that fits, whose pages
+//! are resident already, and hands the old mapping to the cache, so a buffer grown by
+//! doubling round after round reuses its pages; else grows the mapping in place when
+//! the address space after it is free; else moves the pages with `mremap` instead of
+//! copying), [`usable_size`], [`validate`].
 //!
 //! **Gates**: none read directly (the cache bound `HAKMEM_LARGE_CACHE_MIB` and lean
 //! decommit belong to `hakmem-release-policy`). **Features**: none.
@@ -146,7 +150,7 @@ pub fn large_alloc(size: usize, align: usize, zeroed: bool) -> *mut u8 {
     let mut base = ptr::null_mut();
     let mut len = map_len;
     if base_align == SS_SIZE
-        && let Some((b, l, d)) = release::large_take_cached(map_len, map_len.saturating_mul(2))
+        && let Some((b, l, d)) = release::large_take_cached(map_len, map_len.saturating_mul(4))
     {
         base = b;
         len = l;
@@ -257,6 +261,22 @@ pub unsafe fn large_realloc(p: *mut u8, new_size: usize) -> *mut u8 {
         if new_len > isize::MAX as usize {
             return ptr::null_mut();
         }
+        // A cached mapping that fits: copy the block there and hand its old mapping to
+        // the cache. A block grown round after round to the same sizes (a `String` or
+        // `Vec` doubling to several MiB, freed, built again) then finds the mappings it
+        // left last time, whose pages are resident: no fault, no system call (issue 17).
+        // (Growing in place or moving the pages onto it with `mremap` would leave the
+        // new pages to fault in, and a move unmaps the old range, which the next round
+        // would map and fault in again.) Tried first: it costs no system call.
+        // (Only a mapping whose pages are there: onto one decommitted with `DONTNEED`,
+        // as lean mode keeps most, the copy would fault every page in, and moving the
+        // pages with `mremap` below costs less.)
+        if (*h).base_align == SS_SIZE
+            && let Some((dst, len)) =
+                release::large_take_committed(new_len, new_len.saturating_mul(2))
+        {
+            return copy_to(p, dst, len, new_size);
+        }
         if os::grow_in_place(base, old_len, new_len) {
             // The marked units (header and first byte) do not change.
             (*h).map_len = new_len;
@@ -299,6 +319,46 @@ pub unsafe fn large_realloc(p: *mut u8, new_size: usize) -> *mut u8 {
         (*header(q)).magic = MAGIC;
         // The copy is a new live block; the old one is freed (stats follow both).
         live_bytes_add((*header(q)).size);
+        LIVE_BLOCKS.fetch_add(1, Relaxed);
+        resize_stat(header(q), new_size);
+        large_free(p);
+        q
+    }
+}
+
+/// Move the live block `p` into the mapping `dst..dst+len` (ours, at least as long as
+/// the block's needs at the same offset, aligned like its own): its header and the
+/// `size` bytes last asked for are copied (the contents `realloc` keeps), the new block
+/// is registered, and `p`'s mapping is freed. Returns the new block (null, `p` intact,
+/// when the registry refuses, and `dst` is unmapped).
+///
+/// # Safety
+/// `p` is a live block from this box; `dst..dst+len` is a whole mapping we own that no
+/// one else uses, aligned to `p`'s `base_align`, with room for `new_size` bytes at
+/// `p`'s offset.
+unsafe fn copy_to(p: *mut u8, dst: *mut u8, len: usize, new_size: usize) -> *mut u8 {
+    // SAFETY: the caller's guarantees: `p`'s header is live, `dst` is ours and holds the
+    // header and the block at the same offset, and the two mappings are distinct.
+    unsafe {
+        let h = header(p);
+        let offset = p as usize - (*h).base as usize;
+        let q = dst.add(offset);
+        ptr::copy_nonoverlapping(
+            header(p).cast::<u8>(),
+            header(q).cast::<u8>(),
+            HEADER + (*h).size,
+        );
+        (*header(q)).base = dst;
+        (*header(q)).map_len = len;
+        (*header(q)).user = q;
+        (*header(q)).magic = MAGIC;
+        // The ordering rule: the header is written, then the units are marked.
+        if !register(q, Kind::Large) {
+            os::unmap(dst, len);
+            return ptr::null_mut();
+        }
+        // The copy is a new live block; the old one is freed (stats follow both).
+        LIVE_BYTES.fetch_add((*header(q)).size, Relaxed);
         LIVE_BLOCKS.fetch_add(1, Relaxed);
         resize_stat(header(q), new_size);
         large_free(p);

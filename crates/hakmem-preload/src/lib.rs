@@ -311,7 +311,8 @@ pub unsafe fn free_aligned_sized(p: *mut c_void, _align: usize, _size: usize) {
     unsafe { free(p) }
 }
 
-/// `malloc_trim(pad)`: give the calling thread's cached blocks back, and every cached
+/// `malloc_trim(pad)`: `hakmem::trim()`: give the calling thread's cached blocks back,
+/// ask every other thread to give its own back at its next slow path, and every cached
 /// empty region to the OS; 1 if memory was returned, else 0. `pad` is ignored.
 #[inline]
 pub fn malloc_trim(_pad: usize) -> c_int {

@@ -11,17 +11,41 @@
 //!
 //! **Entry points**: [`ss_maybe_decommit_superslab`] (an empty superslab comes in),
 //! [`slab_maybe_decommit`] (an empty slab inside a live superslab),
-//! [`ss_take_cached`] (a superslab is needed), and the same pair for large mappings:
-//! [`large_release`] / [`large_take_cached`]; [`decide`] (the rule a release applies);
-//! for slab classes [`lean::SlabSpares`] (an empty slab: spare or decommit) and
-//! [`lean::ShrinkState`] (the shrink signal), [`lean::xfer_max_bytes`],
-//! [`lean::mid_bin_bound`], [`lean::lean_mode`].
+//! [`ss_take_cached`] (a superslab is needed), [`ss_note_live`] (superslabs in use, for
+//! the decaying peak), and the same pair for large mappings: [`large_release`] /
+//! [`large_take_cached`]; [`decide`] (the rule a release applies); [`tick`] (the decay
+//! check of the slow paths); [`background`] (the opt-in purge thread); for slab classes
+//! [`lean::SlabSpares`] (an empty slab: spare or decommit) and [`lean::ShrinkState`]
+//! (the shrink signal), [`lean::xfer_max_bytes`], [`lean::mid_bin_bound`],
+//! [`lean::lean_mode`].
+//!
+//! **Decay** (issue 17): empty memory that was in use a moment ago is kept for a decay
+//! interval and given back only when it stays unused, so a program that frees its
+//! working set and builds it again (a request loop, a batch job, a compiler pass) maps
+//! and faults nothing after the first round. Each cache has a decay interval
+//! ([`Limits::decay_ms`]: `HAKMEM_SS_DECAY_MS`, `HAKMEM_LARGE_DECAY_MS`) and an *idle
+//! target*: what it may keep past the interval ([`Limits::idle_entries`], and
+//! [`Limits::idle_fraction`] of the recent peak of its kind in use, a high-water mark
+//! that halves per interval: [`RegionCache::note_live`]). Within the interval the
+//! superslab cache keeps up to [`MAX_ENTRIES`] superslabs (256 MiB), the large cache up
+//! to `HAKMEM_LARGE_CACHE_MIB`; past it, the oldest regions go down to the idle target:
+//! at most `HAKMEM_SS_CACHE_MAX` superslabs and a quarter ([`IDLE_FRACTION`]) of the
+//! recent peak of superslabs in use; no large mapping. The check runs on slow paths
+//! only ([`tick`]: one relaxed load per cache when nothing is due, the coarse clock
+//! `CLOCK_MONOTONIC_COARSE` and the lock only when a purge is due): every entry point
+//! here, the facade's `thread_flush` and `trim`, and the background thread when
+//! `HAKMEM_BG_PURGE_MS` asks for one. Without that thread a process that makes no call
+//! keeps its caches until its next slow path. Large mappings are taken by best fit (the
+//! shortest that fits, newest first), so blocks of several sizes rebuilt round after
+//! round each find their own mapping again. Measured in docs/results/120-decay.md.
 //!
 //! **Gates** (read once, through `hakmem-env-gates`): `HAKMEM_SS_MEM_LEAN` (lean mode:
 //! decommit cached regions per the next gate), `HAKMEM_SS_MEM_LEAN_DECOMMIT` (`FREE`,
-//! `DONTNEED`, `OFF`), `HAKMEM_SS_CACHE_MAX` (empty superslabs kept),
-//! `HAKMEM_LARGE_CACHE_MIB` (bytes of freed large mappings kept),
-//! `HAKMEM_LARGE_DECAY_MS` (how long a freed large mapping may stay unused).
+//! `DONTNEED`, `OFF`), `HAKMEM_SS_CACHE_MAX` (empty superslabs kept past the decay
+//! interval, or at all times without one), `HAKMEM_SS_DECAY_MS` (the superslab cache's
+//! decay interval), `HAKMEM_LARGE_CACHE_MIB` (bytes of freed large mappings kept),
+//! `HAKMEM_LARGE_DECAY_MS` (how long a freed large mapping may stay unused),
+//! `HAKMEM_BG_PURGE_MS` (the background thread's period; 0, the default: no thread).
 //!
 //! **Features**: none; the policy is chosen at run time by the gates above, whose
 //! defaults the preset sets.
@@ -33,12 +57,13 @@
 //!   its mapping, and one shrunk in place keeps the pages it touched; `MADV_FREE` pages
 //!   stay resident until the kernel wants them), or nothing once decommitted with
 //!   `MADV_DONTNEED`. Callers hand over `(base, len)` only: this box alone decides.
-//! - The caches never exceed their bounds: at most `HAKMEM_SS_CACHE_MAX` superslabs and
-//!   at most `HAKMEM_LARGE_CACHE_MIB` MiB (counted as above) and [`MAX_ENTRIES`]
-//!   entries of large mappings. A release retires, at once and oldest first, every
-//!   entry that must go for the new region to fit (a region bigger than the whole byte
-//!   bound is retired itself); large mappings idle for `HAKMEM_LARGE_DECAY_MS` are all
-//!   retired at the next large operation (no background thread), however many they are.
+//! - The caches never exceed their bounds: at most [`MAX_ENTRIES`] superslabs (at most
+//!   `HAKMEM_SS_CACHE_MAX` with `HAKMEM_SS_DECAY_MS=0`) and at most
+//!   `HAKMEM_LARGE_CACHE_MIB` MiB (counted as above) and [`MAX_ENTRIES`] entries of
+//!   large mappings. A release retires, at once and oldest first, every entry that must
+//!   go for the new region to fit (a region bigger than the whole byte bound is retired
+//!   itself); regions idle past their decay interval are retired at the next purge,
+//!   oldest first and all at once, down to the idle target.
 //! - One lock acquisition per decision: a release decides a region's fate ([`decide`])
 //!   and records it under one acquisition of the cache's lock (a region kept committed,
 //!   maybe as a spare, enters the cache then), so two releases cannot both take the last
@@ -66,10 +91,13 @@
 #![deny(missing_docs)]
 #![no_std]
 
+pub mod background;
 pub mod lean;
 
 use hakmem_env_gates::{Decommit, gates};
 use hakmem_os_stats::lock::Locked;
+use hakmem_os_stats::sync::Ordering::Relaxed;
+use hakmem_os_stats::sync::{AtomicU64, AtomicUsize};
 use hakmem_os_stats::{os, stats};
 
 /// Most regions one cache can hold, whatever the gates say.
@@ -102,6 +130,74 @@ const EMPTY: Entry = Entry {
 /// A bounded LRU cache of empty regions; index 0 is the oldest.
 pub struct RegionCache {
     inner: Locked<Inner>,
+    /// The earliest [`os::now_ms`] at which a purge may find something to retire
+    /// (`u64::MAX`: nothing cached), read without the lock by [`RegionCache::purge_due`]
+    /// so that a slow path with nothing to purge reads neither the clock nor the lock.
+    /// Relaxed: a stale value costs a purge one call late or one lock taken for nothing.
+    due: AtomicU64,
+    /// The recent peak of bytes of this kind in use ([`RegionCache::note_live`]).
+    peak: DecayingPeak,
+}
+
+/// A decaying high-water mark: the most bytes of one region kind in use lately. It
+/// follows the bytes in use up at once and halves once per decay interval that passes
+/// (never under the bytes in use now), so a cache may keep, past its decay interval, a
+/// share of what the program needed recently ([`Limits::idle_fraction`]), and an idle
+/// program's share shrinks with time. Relaxed atomics: a lost update of this heuristic
+/// keeps a region a little longer or shorter, never breaks a bound.
+struct DecayingPeak {
+    live: AtomicUsize,
+    peak: AtomicUsize,
+    /// When the peak last decayed ([`os::now_ms`]).
+    stamp: AtomicU64,
+}
+
+impl DecayingPeak {
+    hakmem_os_stats::loom_const_fn! {
+        fn new() -> Self {
+            DecayingPeak {
+                live: AtomicUsize::new(0),
+                peak: AtomicUsize::new(0),
+                stamp: AtomicU64::new(0),
+            }
+        }
+    }
+
+    /// The bytes in use now; a new peak restarts the decay clock (stamp 0: the next
+    /// [`at`](Self::at) starts it, so this needs no clock read).
+    fn note_live(&self, bytes: usize) {
+        self.live.store(bytes, Relaxed);
+        if bytes > self.peak.load(Relaxed) {
+            self.peak.store(bytes, Relaxed);
+            self.stamp.store(0, Relaxed);
+        }
+    }
+
+    /// The peak at `now`, halved once per `decay_ms` elapsed since it was last set or
+    /// decayed (never under the bytes in use).
+    fn at(&self, now: u64, decay_ms: u64) -> usize {
+        let peak = self.peak.load(Relaxed);
+        if decay_ms == 0 {
+            return peak;
+        }
+        let stamp = self.stamp.load(Relaxed);
+        if stamp == 0 {
+            self.stamp.store(now.max(1), Relaxed);
+            return peak;
+        }
+        let halvings = now.saturating_sub(stamp) / decay_ms;
+        if halvings == 0 {
+            return peak;
+        }
+        let live = self.live.load(Relaxed);
+        let decayed = peak
+            .checked_shr(halvings.min(63) as u32)
+            .unwrap_or(0)
+            .max(live);
+        self.peak.store(decayed, Relaxed);
+        self.stamp.store(now, Relaxed);
+        decayed
+    }
 }
 
 struct Inner {
@@ -267,6 +363,58 @@ impl Inner {
         self.check();
     }
 
+    /// Move the `k` oldest entries into `out` (nothing when `k` is 0).
+    fn remove_oldest(&mut self, out: &mut Doomed, k: usize) {
+        if k > 0 {
+            let mut i = 0;
+            self.remove_where(out, |_| {
+                i += 1;
+                i <= k
+            });
+        }
+    }
+
+    /// Decay: move into `out` the oldest entries cached before `cutoff`, as long as the
+    /// cache holds more than `keep_entries` entries or `keep_bytes` bytes (its idle
+    /// target); younger entries all stay. One pass, and none when the oldest entry is
+    /// young (the entries are in arrival order).
+    fn purge_aged(
+        &mut self,
+        out: &mut Doomed,
+        cutoff: u64,
+        keep_entries: usize,
+        keep_bytes: usize,
+    ) {
+        let (mut k, mut n, mut bytes) = (0, self.n, self.bytes);
+        for e in self.live() {
+            if e.stamp >= cutoff || (n <= keep_entries && bytes <= keep_bytes) {
+                break;
+            }
+            k += 1;
+            n -= 1;
+            bytes = bytes.saturating_sub(e.weight);
+        }
+        self.remove_oldest(out, k);
+    }
+
+    /// When a purge may next find something to retire, at `now`, with `decay_ms`: never
+    /// when nothing is cached or there is no decay; when the oldest entry ages; and when
+    /// the oldest has aged already but stays (the idle target keeps it), one interval
+    /// from now, when the peak behind that target has decayed again.
+    fn due(&self, now: u64, decay_ms: u64) -> u64 {
+        match self.live().first() {
+            Some(e) if decay_ms > 0 => {
+                let aged = e.stamp.saturating_add(decay_ms);
+                if aged > now {
+                    aged
+                } else {
+                    now.saturating_add(decay_ms)
+                }
+            }
+            _ => u64::MAX,
+        }
+    }
+
     /// Move the oldest entries into `out`, as many as it takes for one more entry of
     /// `weight` bytes to fit in `max_entries` entries and `max_bytes` bytes (all of
     /// them at once, in one pass). Returns whether it fits now.
@@ -290,15 +438,9 @@ impl Inner {
             k += 1;
             bytes = bytes.saturating_sub(e.weight);
         }
-        if k > 0 {
-            // Only when something must go: a pass that keeps the rest in order. (A
-            // release that fits, the common case, touches no entry.)
-            let mut i = 0;
-            self.remove_where(out, |_| {
-                i += 1;
-                i <= k
-            });
-        }
+        // Only when something must go: a pass that keeps the rest in order. (A release
+        // that fits, the common case, touches no entry.)
+        self.remove_oldest(out, k);
         debug_assert!(
             fits(self.n, self.bytes),
             "make_room left too little room ({} entries, {} bytes)",
@@ -324,9 +466,18 @@ pub struct Limits {
     /// reallocates a few blocks in a loop does not pay a decommit and page faults every
     /// time. 0: no spare.
     pub spare_bytes: usize,
-    /// Regions cached longer than this many milliseconds are retired at the next
-    /// `release` or `take`, all of them at once (0: no decay).
+    /// The decay interval: regions cached longer than this many milliseconds are
+    /// retired at the next purge (a `release`, a [`RegionCache::purge_due`] on a slow
+    /// path, or the background thread), oldest first, down to the cache's idle target
+    /// (`idle_entries`, `idle_fraction`); all of them at once however many (0: no decay,
+    /// only the bounds above).
     pub decay_ms: u64,
+    /// The idle target's count: most regions kept past the decay interval.
+    pub idle_entries: usize,
+    /// The idle target's bytes: past the decay interval the cache keeps at most
+    /// `1 / idle_fraction` of the recent peak of bytes of its kind in use (the decaying
+    /// high-water mark of [`RegionCache::note_live`]); 0: nothing is kept past it.
+    pub idle_fraction: usize,
 }
 
 /// What becomes of a region handed to [`RegionCache::release`] ([`decide`]).
@@ -389,6 +540,8 @@ impl RegionCache {
                     n: 0,
                     bytes: 0,
                 }),
+                due: AtomicU64::new(u64::MAX),
+                peak: DecayingPeak::new(),
             }
         }
     }
@@ -421,7 +574,8 @@ impl RegionCache {
             // The first entry is the oldest (arrival order): pass over the entries only
             // when one has decayed.
             if limits.decay_ms > 0 && c.live().first().is_some_and(|e| e.stamp < cutoff) {
-                c.remove_where(&mut doomed, |e| e.stamp < cutoff);
+                let (ke, kb) = self.idle_target(&limits, now);
+                c.purge_aged(&mut doomed, cutoff, ke, kb);
             }
             // Spares exist only where a decommit is asked for (`decide` reads them only
             // then): no pass over the entries otherwise.
@@ -443,9 +597,11 @@ impl RegionCache {
                 if !(c.make_room(&mut doomed, len, max_entries, limits.max_bytes)
                     && c.push_newest(e))
                 {
+                    self.due.store(c.due(now, limits.decay_ms), Relaxed);
                     return Fate::Retire;
                 }
             }
+            self.due.store(c.due(now, limits.decay_ms), Relaxed);
             fate
         });
         match fate {
@@ -479,8 +635,10 @@ impl RegionCache {
                     stamp: now,
                 };
                 let kept = self.inner.with(|c| {
-                    c.make_room(&mut doomed, weight, max_entries, limits.max_bytes)
-                        && c.push_newest(e)
+                    let kept = c.make_room(&mut doomed, weight, max_entries, limits.max_bytes)
+                        && c.push_newest(e);
+                    self.due.store(c.due(now, limits.decay_ms), Relaxed);
+                    kept
                 });
                 if !kept {
                     retire(base, len);
@@ -490,19 +648,92 @@ impl RegionCache {
         doomed.retire_all();
     }
 
-    /// Take the most recently cached region whose length is in `min_len..=max_len`.
+    /// Take the cached region that fits best: the shortest whose length is in
+    /// `min_len..=max_len`, the most recently cached of those (the newest region of
+    /// exactly `min_len` bytes ends the search at once). Best fit keeps the bigger
+    /// regions for the bigger requests: a program that rebuilds blocks of several sizes
+    /// finds each its own region again, round after round.
     /// Returns `(base, len, maybe_dirty)`: `maybe_dirty` is true when the region may hold
     /// old bytes (it was not decommitted with `DONTNEED`); a region is never zeroed here.
     pub fn take(&self, min_len: usize, max_len: usize) -> Option<(*mut u8, usize, bool)> {
+        self.take_fit(min_len, max_len, false)
+    }
+
+    /// [`take`](Self::take) among the regions whose pages were not decommitted with
+    /// `DONTNEED` only (`committed_only`), or among all.
+    fn take_fit(
+        &self,
+        min_len: usize,
+        max_len: usize,
+        committed_only: bool,
+    ) -> Option<(*mut u8, usize, bool)> {
         self.inner.with(|c| {
-            let i = c
-                .live()
-                .iter()
-                .rposition(|e| e.len >= min_len && e.len <= max_len)?;
+            // One comparison per entry: `len - min_len < best - min_len` (wrapping) holds
+            // exactly for a length in `min_len..best`, and `best` starts one past
+            // `max_len`.
+            let live = c.live();
+            let (mut best, mut best_len) = (usize::MAX, max_len.saturating_add(1));
+            for (i, e) in live.iter().enumerate().rev() {
+                if e.len.wrapping_sub(min_len) < best_len.wrapping_sub(min_len)
+                    && !(committed_only && e.zeroed)
+                {
+                    (best, best_len) = (i, e.len);
+                    if e.len == min_len {
+                        break;
+                    }
+                }
+            }
+            let i = best;
             let e = c.remove(i)?;
             debug_assert!(e.len >= min_len && e.len <= max_len);
             Some((e.base, e.len, !e.zeroed))
         })
+    }
+
+    /// The idle target at `now`: `(entries, bytes)` a purge keeps past the decay.
+    fn idle_target(&self, limits: &Limits, now: u64) -> (usize, usize) {
+        if limits.idle_fraction == 0 || limits.idle_entries == 0 {
+            return (0, 0);
+        }
+        let peak = self.peak.at(now, limits.decay_ms);
+        (limits.idle_entries, peak / limits.idle_fraction)
+    }
+
+    /// Note the bytes of this cache's kind in use now (regions handed out and not
+    /// returned), for the decaying peak behind the idle target. Cheap (two relaxed
+    /// atomics): callers call it where a region is mapped or taken.
+    pub fn note_live(&self, bytes: usize) {
+        self.peak.note_live(bytes);
+    }
+
+    /// The recent (decaying) peak of bytes in use, as last decayed.
+    pub fn recent_peak(&self) -> usize {
+        self.peak.peak.load(Relaxed)
+    }
+
+    /// Whether a purge is due at `now` (one relaxed load; no clock, no lock).
+    #[inline]
+    pub fn purge_due(&self, now: u64) -> bool {
+        self.due.load(Relaxed) <= now
+    }
+
+    /// Decay: retire the regions cached longer than `limits.decay_ms` at `now`, oldest
+    /// first, down to the idle target (see [`Limits::idle_fraction`]). The unmaps happen
+    /// after the lock is dropped. Nothing when no decay is set.
+    pub fn purge(&self, limits: &Limits, now: u64) {
+        if limits.decay_ms == 0 {
+            return;
+        }
+        let cutoff = now.saturating_sub(limits.decay_ms);
+        let (ke, kb) = self.idle_target(limits, now);
+        let mut doomed = Doomed::new();
+        self.inner.with(|c| {
+            if c.live().first().is_some_and(|e| e.stamp < cutoff) {
+                c.purge_aged(&mut doomed, cutoff, ke, kb);
+            }
+            self.due.store(c.due(now, limits.decay_ms), Relaxed);
+        });
+        doomed.retire_all();
     }
 
     /// Retire every region cached before `cutoff` (milliseconds of [`os::now_ms`]), all
@@ -526,7 +757,10 @@ impl RegionCache {
     /// Retire every cached region now (for `trim`). Returns the bytes unmapped.
     pub fn drain(&self) -> usize {
         let mut doomed = Doomed::new();
-        self.inner.with(|c| c.remove_where(&mut doomed, |_| true));
+        self.inner.with(|c| {
+            c.remove_where(&mut doomed, |_| true);
+            self.due.store(u64::MAX, Relaxed);
+        });
         doomed.retire_all();
         doomed.noted().map(|r| r.1).sum()
     }
@@ -578,15 +812,32 @@ pub fn lean_advice() -> Option<os::Advice> {
     }
 }
 
-/// The limits of the superslab cache, from the gates.
+/// The idle target's share of a recent peak: past the decay interval a cache keeps at
+/// most a quarter of the recent peak of its kind in use (issue 15: an idle process holds
+/// at most 25% of its recent peak above its live data).
+pub const IDLE_FRACTION: usize = 4;
+
+/// The limits of the superslab cache, from the gates. With a decay interval
+/// (`HAKMEM_SS_DECAY_MS`, the default) it keeps up to [`MAX_ENTRIES`] empty superslabs
+/// for the interval (a program that frees its working set and builds it again maps
+/// nothing), and past it at most `HAKMEM_SS_CACHE_MAX` of them and a quarter of the
+/// recent peak of superslab bytes in use; without one, `HAKMEM_SS_CACHE_MAX` at all
+/// times (the seed's rule).
 pub fn superslab_limits() -> Limits {
     let g = gates();
+    let decay_ms = g.ss_decay_ms as u64;
     Limits {
-        max_entries: g.ss_cache_max as usize,
+        max_entries: if decay_ms > 0 {
+            MAX_ENTRIES
+        } else {
+            g.ss_cache_max as usize
+        },
         max_bytes: usize::MAX,
         decommit: lean_advice(),
         spare_bytes: 0,
-        decay_ms: 0,
+        decay_ms,
+        idle_entries: g.ss_cache_max as usize,
+        idle_fraction: IDLE_FRACTION,
     }
 }
 
@@ -602,6 +853,10 @@ pub fn large_limits() -> Limits {
         decommit: lean_advice(),
         spare_bytes: LARGE_SPARE_BYTES,
         decay_ms: g.large_decay_ms as u64,
+        // Past the decay interval nothing stays: an idle process holds no freed large
+        // mapping (results/002's figures, `tests/large_cache.rs`).
+        idle_entries: 0,
+        idle_fraction: 0,
     }
 }
 
@@ -641,9 +896,38 @@ pub unsafe fn slab_maybe_decommit(start: *mut u8, len: usize) -> bool {
     ok
 }
 
-/// A cached superslab of exactly `len` bytes, if any: `(base, maybe_dirty)`.
+/// A cached superslab of exactly `len` bytes, if any: `(base, maybe_dirty)`. A slow
+/// path: it first runs a purge that is due ([`tick`]).
 pub fn ss_take_cached(len: usize) -> Option<(*mut u8, bool)> {
+    tick();
     SUPERSLABS.take(len, len).map(|(b, _, d)| (b, d))
+}
+
+/// Note the bytes of superslabs in use now (for the decaying peak behind the superslab
+/// cache's idle target): `hakmem-ss-allocation` calls it when its count changes.
+#[inline]
+pub fn ss_note_live(bytes: usize) {
+    SUPERSLABS.note_live(bytes);
+}
+
+/// The decay check of the slow paths: retire what has stayed unused past its decay
+/// interval in either cache, down to each cache's idle target. Reads the (coarse) clock
+/// only when a cache holds something, and takes a cache's lock only when its purge is
+/// due; never on a fast path. Called by the release policy's own entry points, by the
+/// facade's slow paths (`trim`, `thread_flush`) and by the background thread
+/// ([`background`]).
+pub fn tick() {
+    let (s, l) = (&SUPERSLABS, &LARGE);
+    if !s.purge_due(u64::MAX - 1) && !l.purge_due(u64::MAX - 1) {
+        return;
+    }
+    let now = os::now_ms();
+    if s.purge_due(now) {
+        s.purge(&superslab_limits(), now);
+    }
+    if l.purge_due(now) {
+        l.purge(&large_limits(), now);
+    }
 }
 
 /// Hand over a freed large mapping of `len` bytes: cached within
@@ -660,11 +944,18 @@ pub unsafe fn large_release(base: *mut u8, len: usize) {
 
 /// A cached large mapping with length in `min_len..=max_len`: `(base, len, maybe_dirty)`.
 pub fn large_take_cached(min_len: usize, max_len: usize) -> Option<(*mut u8, usize, bool)> {
-    let decay = gates().large_decay_ms as u64;
-    if decay > 0 {
-        LARGE.purge_older_than(os::now_ms().saturating_sub(decay));
-    }
+    tick();
     LARGE.take(min_len, max_len)
+}
+
+/// [`large_take_cached`] among the mappings whose pages are still there (not
+/// decommitted with `DONTNEED`): for a copy that should land on resident pages (a
+/// `realloc` that outgrows its mapping). A slow path: it first runs a purge that is due.
+pub fn large_take_committed(min_len: usize, max_len: usize) -> Option<(*mut u8, usize)> {
+    tick();
+    LARGE
+        .take_fit(min_len, max_len, true)
+        .map(|(b, l, _)| (b, l))
 }
 
 /// Retire every cached region (both caches). Returns the bytes unmapped.
@@ -814,6 +1105,8 @@ mod tests {
             decommit: d,
             spare_bytes: 0,
             decay_ms: 0,
+            idle_entries: 0,
+            idle_fraction: 0,
         }
     }
 
@@ -968,6 +1261,8 @@ mod decay_tests {
             decommit: None,
             spare_bytes: 0,
             decay_ms: 30,
+            idle_entries: 0,
+            idle_fraction: 0,
         };
         for _ in 0..20 {
             // SAFETY: fresh mappings given up.
@@ -988,6 +1283,158 @@ mod decay_tests {
         assert_eq!(c.usage(), (0, 0));
     }
 
+    fn decaying(idle_entries: usize, idle_fraction: usize) -> Limits {
+        Limits {
+            max_entries: MAX_ENTRIES,
+            max_bytes: usize::MAX,
+            decommit: None,
+            spare_bytes: 0,
+            decay_ms: 40,
+            idle_entries,
+            idle_fraction,
+        }
+    }
+
+    fn sleep_ms(ms: u64) {
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+    }
+
+    #[test]
+    fn past_the_decay_a_cache_keeps_its_idle_target_only() {
+        use os::PAGE;
+        let c = RegionCache::new();
+        let l = decaying(3, 4);
+        // A peak of 32 pages in use, all freed: a quarter of it may stay idle.
+        c.note_live(32 * PAGE);
+        c.note_live(0);
+        let regions: std::vec::Vec<*mut u8> = (0..6).map(|_| os::map(PAGE)).collect();
+        for &r in &regions {
+            // SAFETY: fresh mappings given up.
+            unsafe { c.release(r, PAGE, l) };
+        }
+        assert!(c.purge_due(u64::MAX - 1), "something to purge later");
+        assert!(!c.purge_due(os::now_ms()), "nothing due yet");
+        c.purge(&l, os::now_ms());
+        assert_eq!(
+            c.usage(),
+            (6, 6 * PAGE),
+            "regions within the interval all stay"
+        );
+        // Two intervals and a half: the peak halves twice (32 -> 8 pages), and the
+        // regions past the interval go down to the idle target: at most 3 regions and a
+        // quarter of the peak, 2 pages. (The clock is read once: a slow machine that
+        // sleeps longer sees the peak halve once more, and keeps one region.)
+        sleep_ms(100);
+        let now = os::now_ms();
+        assert!(c.purge_due(now));
+        c.purge(&l, now);
+        let kept = (c.recent_peak() / 4 / PAGE).min(3);
+        assert!(kept >= 1, "peak {}", c.recent_peak());
+        assert_eq!(
+            c.usage(),
+            (kept, kept * PAGE),
+            "the idle target: a quarter of the decayed peak"
+        );
+        assert!(
+            !c.purge_due(os::now_ms()),
+            "kept regions are not due at once"
+        );
+        // The newest stay.
+        for &r in regions.iter().rev().take(kept) {
+            assert_eq!(c.take(PAGE, PAGE).map(|e| e.0), Some(r));
+            // SAFETY: ours again.
+            unsafe { os::unmap(r, PAGE) };
+        }
+    }
+
+    #[test]
+    fn a_region_reused_within_the_interval_stays() {
+        use os::PAGE;
+        let c = RegionCache::new();
+        let l = decaying(0, 0);
+        let (a, b) = (os::map(PAGE), os::map(PAGE));
+        // SAFETY: fresh mappings given up.
+        unsafe {
+            c.release(a, PAGE, l);
+            c.release(b, PAGE, l);
+        }
+        sleep_ms(25);
+        // `b` is taken and freed again within the interval: a fresh stamp.
+        let (q, _, _) = c.take(PAGE, PAGE).unwrap();
+        assert_eq!(q, b);
+        // SAFETY: ours again, given up.
+        unsafe { c.release(q, PAGE, l) };
+        sleep_ms(25);
+        // `a` has been idle 50 ms (> 40): gone at the next purge; `b` only 25 ms.
+        c.purge(&l, os::now_ms());
+        assert_eq!(c.usage(), (1, PAGE));
+        assert_eq!(c.take(PAGE, PAGE).map(|e| e.0), Some(b));
+        // SAFETY: ours again.
+        unsafe { os::unmap(b, PAGE) };
+    }
+
+    #[test]
+    fn the_peak_halves_per_interval_never_under_the_live_bytes() {
+        let p = DecayingPeak::new();
+        p.note_live(1000);
+        p.note_live(100);
+        assert_eq!(p.at(10_000, 100), 1000, "a new peak starts its clock");
+        assert_eq!(p.at(10_050, 100), 1000);
+        assert_eq!(p.at(10_100, 100), 500);
+        p.note_live(300);
+        assert_eq!(p.at(10_300, 100), 300, "halved twice, but 300 are in use");
+        p.note_live(0);
+        assert_eq!(p.at(20_000, 100), 0);
+        assert_eq!(p.at(30_000, 0), 0, "no decay: as it is");
+    }
+
+    #[test]
+    fn take_finds_the_best_fit() {
+        use os::PAGE;
+        let c = RegionCache::new();
+        let l = decaying(0, 0);
+        let lens = [4 * PAGE, 2 * PAGE, 8 * PAGE, 3 * PAGE];
+        for len in lens {
+            // SAFETY: fresh mappings given up.
+            unsafe { c.release(os::map(len), len, l) };
+        }
+        let got: std::vec::Vec<usize> = [2, 3, 3, 2]
+            .iter()
+            .map(|&min| c.take(min * PAGE, 16 * PAGE).unwrap().1)
+            .collect();
+        assert_eq!(got, [2 * PAGE, 3 * PAGE, 4 * PAGE, 8 * PAGE]);
+        assert_eq!(c.usage(), (0, 0));
+    }
+
+    #[test]
+    fn a_copy_target_is_taken_among_committed_regions_only() {
+        use os::PAGE;
+        let c = RegionCache::new();
+        // One spare page committed; the next region is decommitted (DONTNEED).
+        let l = Limits {
+            spare_bytes: 2 * PAGE,
+            decommit: Some(os::Advice::DontNeed),
+            ..decaying(0, 0)
+        };
+        let (a, b) = (os::map(2 * PAGE), os::map(2 * PAGE));
+        // SAFETY: fresh mappings given up.
+        unsafe {
+            c.release(a, 2 * PAGE, l);
+            c.release(b, 2 * PAGE, l);
+        }
+        assert_eq!(c.take_fit(PAGE, 4 * PAGE, true).map(|e| e.0), Some(a));
+        assert!(
+            c.take_fit(PAGE, 4 * PAGE, true).is_none(),
+            "b was decommitted"
+        );
+        assert_eq!(c.take_fit(PAGE, 4 * PAGE, false).map(|e| e.0), Some(b));
+        // SAFETY: ours again.
+        unsafe {
+            os::unmap(a, 2 * PAGE);
+            os::unmap(b, 2 * PAGE);
+        }
+    }
+
     #[test]
     fn old_regions_are_retired_at_the_next_release() {
         let c = RegionCache::new();
@@ -997,6 +1444,8 @@ mod decay_tests {
             decommit: None,
             spare_bytes: 0,
             decay_ms: 30,
+            idle_entries: 0,
+            idle_fraction: 0,
         };
         let a = os::map(os::PAGE);
         // SAFETY: fresh mapping given up.

@@ -1015,6 +1015,7 @@ fn new_superslab(cls: usize) -> *mut SuperSlab {
     if live > SS_LIVE_PEAK.load(Relaxed) {
         SS_LIVE_PEAK.fetch_max(live, Relaxed);
     }
+    release::ss_note_live(live * SS_SIZE);
     // SAFETY: just initialized and registered.
     unsafe { debug_check_superslab(ss, cls) };
     ss
@@ -1125,7 +1126,8 @@ unsafe fn slab_empty(c: &mut Central, s: *mut Slab) {
             if !late {
                 registry::mark(ss.cast(), 1, Kind::None);
             }
-            SS_LIVE.fetch_sub(1, Relaxed);
+            let live = SS_LIVE.fetch_sub(1, Relaxed) - 1;
+            release::ss_note_live(live * SS_SIZE);
             asan::superslab_released(ss.cast(), SS_SIZE);
             release::ss_maybe_decommit_superslab(ss.cast(), SS_SIZE);
             if late {

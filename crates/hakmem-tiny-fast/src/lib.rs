@@ -16,7 +16,9 @@
 //! then [`alloc_slow`] / [`free_slow`]. By class, for every class (tiny or mid):
 //! [`cache_alloc`] / [`cache_free`], [`try_alloc_class`] / [`try_free_class`],
 //! [`alloc_slow_class`] / [`free_slow_class`]. [`thread_init`], [`thread_state`],
-//! [`thread_flush`], [`prewarm`], [`cached`]; the fork handlers [`fork_prepare`],
+//! [`thread_flush`], [`request_flush_all`] (every thread gives its cache back at its
+//! next slow path: `hakmem::trim` and the background purge), [`prewarm`], [`cached`];
+//! the fork handlers [`fork_prepare`],
 //! [`fork_release`], [`fork_child`] (unsafe: they must pair up around `fork`).
 //!
 //! **Gates**: none read here. The fast path reads no gate; the bounds are set per bin
@@ -46,6 +48,8 @@
 //!   TLS: registering or unregistering never touches a dead thread's memory.
 //! - A block freed by another thread than its allocator goes into the freeing thread's
 //!   bin, then back to its slab by a flush, where its owner's refill finds it.
+//! - The slow paths (never the fast path) honour a flush request ([`request_flush_all`]):
+//!   a thread that sees the flush epoch moved gives its whole cache back first.
 //! - Nothing here allocates through the global allocator or panics.
 //!
 //! ```
@@ -66,6 +70,7 @@
 #![deny(missing_docs)]
 
 use core::cell::UnsafeCell;
+use core::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use hakmem_ss_allocation::bins::{Bin, CacheNode, CacheRegistry, THREAD_EXIT, drain_all};
 use hakmem_ss_allocation::class::{self, NCLASS, NTINY, block_size};
 
@@ -93,6 +98,37 @@ struct Cache {
     /// The thread's node in [`REGISTRY`] (null: not registered).
     node: *mut CacheNode,
     state: State,
+    /// The last [`FLUSH_EPOCH`] this thread honoured.
+    flush_seen: u32,
+}
+
+/// Flush requests for every thread's cache ([`request_flush_all`]): each thread compares
+/// it with the last one it honoured at its slow paths (never on the fast path) and, when
+/// it moved, gives its whole cache back first. An epoch rather than a flag per thread:
+/// a request is one atomic add, whatever the number of threads, and a thread that
+/// registers later has nothing to honour.
+static FLUSH_EPOCH: AtomicU32 = AtomicU32::new(0);
+
+/// Ask every thread to give its cached blocks back to the slabs: each does at its next
+/// slow path (a bin that misses or overflows); the calling thread too. A thread that
+/// makes no more calls keeps its cache until it exits.
+pub fn request_flush_all() {
+    FLUSH_EPOCH.fetch_add(1, Relaxed);
+}
+
+/// At a slow path: honour a flush request made since this thread last looked.
+#[inline]
+fn honour_flush_request() {
+    let epoch = FLUSH_EPOCH.load(Relaxed);
+    with_cache(|c| {
+        if c.flush_seen != epoch {
+            c.flush_seen = epoch;
+            if c.state == State::Active {
+                // SAFETY: `bins[i]` holds class `i`.
+                unsafe { drain_all(&mut c.bins, 0, false) };
+            }
+        }
+    })
 }
 
 thread_local! {
@@ -101,6 +137,7 @@ thread_local! {
             bins: [const { Bin::EMPTY }; NCLASS],
             node: core::ptr::null_mut(),
             state: State::Uninit,
+            flush_seen: 0,
         })
     };
 }
@@ -266,6 +303,7 @@ pub fn thread_init() -> bool {
             unsafe { b.set_block_size(block_size(cls)) };
         }
         c.state = State::Active;
+        c.flush_seen = FLUSH_EPOCH.load(Relaxed);
         true
     });
     if !first {
@@ -307,6 +345,7 @@ pub fn alloc_slow_class(cls: usize) -> *mut u8 {
     if thread_state() == State::Uninit {
         thread_init();
     }
+    honour_flush_request();
     with_cache(|c| match c.bins.get_mut(cls) {
         // SAFETY: the bin of class `cls` holds class `cls`.
         Some(b) => unsafe { b.pop_or_refill(cls, limit_at(cls)) },
@@ -336,6 +375,7 @@ pub unsafe fn free_slow_class(p: *mut u8, cls: usize) {
     if thread_state() == State::Uninit {
         thread_init();
     }
+    honour_flush_request();
     with_cache(|c| {
         if let Some(b) = c.bins.get_mut(cls) {
             // SAFETY: the caller gives `p` up.

@@ -90,13 +90,15 @@ fn main() {
     }
     let s = hakmem::stats();
     println!(
-        "lean_decommit {} lean_retire {} madvise_calls {} munmap {} superslabs live {} cached {}",
+        "lean_decommit {} lean_retire {} madvise_calls {} munmap {} superslabs live {} cached {}, \
+         large cached {} KiB",
         s.lean_decommit,
         s.lean_retire,
         s.madvise_calls,
         s.munmap,
         s.superslabs_live,
-        s.superslabs_cached
+        s.superslabs_cached,
+        s.large_cached_bytes >> 10
     );
     println!(
         "allocated {} KiB, thread caches {} KiB, central free {} KiB, large live {} KiB",

@@ -33,6 +33,10 @@
 //!   met returns null; a failed `realloc` leaves the old block intact.
 //! - A thread's first call initializes it (and the process, once): fork handlers, gates,
 //!   prewarm. No lock is held across `fork`.
+//! - Every tiny/mid slow-path allocation runs the release policy's decay check
+//!   (`hakmem_release_policy::tick`) and, when `HAKMEM_BG_PURGE_MS` asks for it, starts
+//!   the background purge thread (once per process; again in a forked child), whose hook
+//!   here asks every thread cache to flush and drains the transfer caches.
 #![deny(missing_docs)]
 
 use core::alloc::{GlobalAlloc, Layout};
@@ -264,6 +268,18 @@ extern "C" fn fork_child() {
         hakmem_ss_allocation::fork_release();
         hakmem_tiny_fast::fork_child();
     }
+    // The background purge thread (if any) does not exist in the child: it starts its
+    // own at its next slow-path allocation.
+    hakmem_release_policy::background::fork_child();
+}
+
+/// The background purge's hook (`HAKMEM_BG_PURGE_MS`), run on its thread after each
+/// decay of the region caches: every thread gives its cache back at its next slow path,
+/// and the transfer caches go back to their slabs now (what empties goes to the region
+/// caches, to decay in turn). Allocates nothing.
+fn background_hook() {
+    hakmem_tiny_fast::request_flush_all();
+    hakmem_ss_allocation::drain_transfer_caches();
 }
 
 extern "C" fn print_os_stats_at_exit() {
@@ -289,6 +305,7 @@ fn process_init() {
     }
     IN_PROCESS_INIT.with(|f| f.set(true));
     let g = hakmem_env_gates::gates();
+    hakmem_release_policy::background::set_hook(background_hook);
     // SAFETY: registering plain `extern "C"` functions with no captured state.
     unsafe {
         libc::pthread_atfork(Some(fork_prepare), Some(fork_release), Some(fork_child));
@@ -396,11 +413,23 @@ fn alloc_slow_with(size: usize, align: usize, zeroed: bool, cfg: &Config) -> *mu
     let p = match route(size, align) {
         Route::Tiny(c) => hakmem_tiny_fast::alloc_slow_class(c),
         Route::Mid(c) => hakmem_tiny_fast::cache_alloc(c),
-        Route::Large => return hakmem_large::large_alloc(size, align, zeroed),
+        // (`large_alloc` runs the release policy's decay check itself.)
+        Route::Large => hakmem_large::large_alloc(size, align, zeroed),
     };
-    if zeroed && !p.is_null() {
-        // SAFETY: the block holds at least `size` bytes.
-        unsafe { ptr::write_bytes(p, 0, size) };
+    if !matches!(route(size, align), Route::Large) {
+        if zeroed && !p.is_null() {
+            // SAFETY: the block holds at least `size` bytes.
+            unsafe { ptr::write_bytes(p, 0, size) };
+        }
+        // The release policy's decay check (one relaxed load per cache when nothing is
+        // cached, else a coarse clock read; a purge only when one is due), so that a
+        // program that keeps allocating small blocks still gives back what decayed.
+        hakmem_release_policy::tick();
+    }
+    // The opt-in background purge starts here, at the end of a slow path (no hakmem
+    // lock held, the process set up): one relaxed load once it runs or when it is off.
+    if PROCESS.load(Ordering::Relaxed) == 2 {
+        hakmem_release_policy::background::ensure_started();
     }
     p
 }
@@ -812,17 +841,23 @@ fn process_resident_bytes() -> u64 {
     pages * hakmem_os_stats::os::page_size() as u64
 }
 
-/// Give the calling thread's cached blocks back to the slabs.
+/// Give the calling thread's cached blocks back to the slabs (and run the release
+/// policy's decay, a slow path).
 pub fn thread_flush() {
     hakmem_tiny_fast::thread_flush();
+    hakmem_release_policy::tick();
 }
 
 /// Return memory to the OS now: the calling thread's caches and the transfer caches go
 /// back to their slabs, then every cached empty superslab and large mapping is unmapped.
-/// Returns how many bytes of address space this unmapped, including superslabs that
-/// emptied during the flush. (Other threads' caches stay theirs.)
+/// Every other thread is asked to give its cache back too, which it does at its next
+/// slow path (a cache miss or overflow: `hakmem_tiny_fast::request_flush_all`); what
+/// they give back then goes to the region caches, and from there back to the OS after
+/// the decay interval (or at the next `trim`). Returns how many bytes of address space
+/// this call unmapped, including superslabs that emptied during the flush.
 pub fn trim() -> usize {
     let before = hakmem_os_stats::stats::snapshot().mapped_bytes;
+    hakmem_tiny_fast::request_flush_all();
     thread_flush();
     hakmem_ss_allocation::drain_transfer_caches();
     hakmem_release_policy::trim();

@@ -45,6 +45,7 @@ fn run(env: &[(&str, &str)]) -> (u64, u64, u64, u64, String) {
         "HAKMEM_SS_MEM_LEAN_DECOMMIT",
         "HAKMEM_SS_OS_STATS",
         "HAKMEM_SS_CACHE_MAX",
+        "HAKMEM_SS_DECAY_MS",
     ] {
         c.env_remove(k);
     }
@@ -99,9 +100,13 @@ fn lean_on_decommits_with_the_seeds_default() {
 
 #[test]
 fn lean_off_counts_nothing_lean() {
-    // A small superslab cache, so that empty superslabs are unmapped (retired).
-    let (_, decommit, lean_retire, retired, _) =
-        run(&[("HAKMEM_SS_MEM_LEAN", "0"), ("HAKMEM_SS_CACHE_MAX", "1")]);
+    // A small superslab cache without a decay interval (the seed's rule: the bound holds
+    // at all times), so that empty superslabs are unmapped (retired).
+    let (_, decommit, lean_retire, retired, _) = run(&[
+        ("HAKMEM_SS_MEM_LEAN", "0"),
+        ("HAKMEM_SS_CACHE_MAX", "1"),
+        ("HAKMEM_SS_DECAY_MS", "0"),
+    ]);
     assert_eq!(
         (decommit, lean_retire),
         (0, 0),
