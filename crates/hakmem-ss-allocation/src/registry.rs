@@ -151,6 +151,23 @@ pub fn kind_of(p: *const u8) -> Kind {
     }
 }
 
+/// Whether the unit holding `p` is a live superslab (`kind_of(p) == Kind::Superslab`,
+/// written for the `free` hit path: two tests and a byte compare).
+#[inline(always)]
+pub fn is_superslab(p: *const u8) -> bool {
+    loom_switch_point();
+    let i = p as usize >> crate::SS_SHIFT;
+    if i >= ENTRIES {
+        return false;
+    }
+    let m = MAP.load(Ordering::Acquire);
+    if m.is_null() {
+        return false;
+    }
+    // SAFETY: i < ENTRIES, inside the registry mapping.
+    unsafe { (*m.add(i)).load(Ordering::Acquire) == Kind::Superslab as u8 }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

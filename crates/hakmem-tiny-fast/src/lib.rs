@@ -65,7 +65,6 @@
 //! ```
 #![deny(missing_docs)]
 
-use core::cell::UnsafeCell;
 use hakmem_ss_allocation::bins::{Bin, CacheNode, CacheRegistry, THREAD_EXIT, drain_all};
 use hakmem_ss_allocation::class::{self, NCLASS, NTINY, block_size};
 
@@ -95,14 +94,80 @@ struct Cache {
     state: State,
 }
 
-thread_local! {
-    static CACHE: UnsafeCell<Cache> = const {
-        UnsafeCell::new(Cache {
-            bins: [const { Bin::EMPTY }; NCLASS],
-            node: core::ptr::null_mut(),
-            state: State::Uninit,
-        })
+/// The calling thread's cache, by the initial-exec TLS model: a zero-filled `.tbss`
+/// symbol of the size of a [`Cache`] (an all-zero `Cache` is the `Uninit` one: null
+/// heads, counts and limits 0, no node, state 0), reached with `mov
+/// sym@GOTTPOFF(%rip), %reg; add %fs:0, %reg`. Rust's `thread_local!` in a shared
+/// object uses descriptors or `__tls_get_addr` (a call per access, docs/c-abi.md "The
+/// TLS model"); `-Z tls-model` is unstable, so the access is written by hand. In an
+/// executable the linker turns the GOT load into a constant (local exec); in a shared
+/// object it gets one `R_X86_64_TPOFF64` and the flag `DF_STATIC_TLS` (a late
+/// `dlopen` takes the block from glibc's static TLS surplus, or fails cleanly).
+#[cfg(hakmem_ie_tls)]
+mod tls {
+    use super::{Bin, Cache, State};
+
+    // The zero-filled image must be the `Uninit` cache.
+    const _: () = {
+        assert!(State::Uninit as u8 == 0);
+        assert!(core::mem::align_of::<Cache>() <= 64);
+        let _ = Bin::EMPTY;
     };
+
+    core::arch::global_asm!(
+        ".pushsection .tbss,\"awT\",@nobits",
+        ".p2align 6",
+        ".globl __hakmem_tiny_fast_cache",
+        ".hidden __hakmem_tiny_fast_cache",
+        ".type __hakmem_tiny_fast_cache,@object",
+        ".size __hakmem_tiny_fast_cache, {size}",
+        "__hakmem_tiny_fast_cache:",
+        ".zero {size}",
+        ".popsection",
+        size = const core::mem::size_of::<Cache>(),
+    );
+
+    /// The calling thread's cache (two instructions; one in an executable).
+    #[inline(always)]
+    pub(super) fn cache() -> *mut Cache {
+        let p: *mut Cache;
+        // SAFETY: reads the thread pointer (`%fs:0`, the TCB's pointer to itself, as the
+        // x86_64 TLS ABI defines it) and the GOT slot of a TLS offset the dynamic
+        // linker (or the static linker) filled in; writes only the output register.
+        // `pure, nomem`: the result is the same for every call on a thread.
+        unsafe {
+            core::arch::asm!(
+                "mov {p}, qword ptr [rip + __hakmem_tiny_fast_cache@GOTTPOFF]",
+                "add {p}, qword ptr fs:[0]",
+                p = out(reg) p,
+                options(pure, nomem, nostack),
+            );
+        }
+        p
+    }
+}
+
+/// The portable variant: Rust's `thread_local!` (`const`-initialized, no `Drop`).
+#[cfg(not(hakmem_ie_tls))]
+mod tls {
+    use super::{Bin, Cache, NCLASS, State};
+    use core::cell::UnsafeCell;
+
+    thread_local! {
+        static CACHE: UnsafeCell<Cache> = const {
+            UnsafeCell::new(Cache {
+                bins: [const { Bin::EMPTY }; NCLASS],
+                node: core::ptr::null_mut(),
+                state: State::Uninit,
+            })
+        };
+    }
+
+    /// The calling thread's cache.
+    #[inline(always)]
+    pub(super) fn cache() -> *mut Cache {
+        CACHE.with(|c| c.get())
+    }
 }
 
 /// The process's one registry of thread caches (one node per thread).
@@ -188,7 +253,7 @@ fn limit_at(cls: usize) -> u32 {
 fn with_cache<R>(f: impl FnOnce(&mut Cache) -> R) -> R {
     // SAFETY: the cache is only touched by its own thread, and no reference to it
     // outlives this call or is created re-entrantly (nothing inside calls back here).
-    CACHE.with(|c| f(unsafe { &mut *c.get() }))
+    f(unsafe { &mut *tls::cache() })
 }
 
 /// The fast path of an allocation of `size <= TINY_MAX` bytes: a block from the
