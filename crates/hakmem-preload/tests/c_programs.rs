@@ -1,7 +1,8 @@
 //! C programs (`tests/c/*.c`) run under `LD_PRELOAD=libhakmem.so`: the semantics of
 //! every exported function, threads with cross-thread frees, fork in a threaded program,
 //! thread churn, threads whose first allocation comes during their own teardown,
-//! allocation before and after `main`, many pthread keys, bad pointers,
+//! allocation before and after `main`, many pthread keys, bad pointers (and interior
+//! pointers of every class),
 //! `dlopen` of libhakmem.so, `dlopen` of many modules with TLS, and the reference
 //! benchmark's smoke run.
 
@@ -192,6 +193,20 @@ fn bad_pointers_are_reported_then_abort() {
         assert_eq!(lines, [want.as_str()], "{}", r.describe(mode));
         assert!(!r.stdout.contains("survived"));
     }
+}
+
+/// The free path's validation table (docs/c-abi.md, "The free path"), class by class:
+/// pointers inside a live block, into a superslab's header, into a slab not in use and
+/// past a slab's carved part are refused with the one-line report; `free_sized` with a
+/// wrong size frees the block into its own class.
+#[test]
+fn interior_and_uncarved_pointers_of_every_class_abort() {
+    let Some(exe) = compile("tests/c/interior.c", "interior", "interior") else {
+        return;
+    };
+    let r = run_ok(Command::new(&exe), "interior", T);
+    assert!(r.stdout.contains("cases ok"), "{}", r.describe("interior"));
+    println!("{}", r.stdout.trim());
 }
 
 #[test]
