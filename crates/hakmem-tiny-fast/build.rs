@@ -7,7 +7,9 @@ fn main() {
     println!("cargo::rerun-if-changed=build.rs");
     let var = |k: &str| std::env::var(k).unwrap_or_default();
     let cfgs = var("CARGO_ENCODED_RUSTFLAGS");
-    let asan = cfgs.split('\x1f').any(|f| f.contains("hakmem_asan") || f.contains("sanitizer"));
+    let asan = cfgs
+        .split('\x1f')
+        .any(|f| f.contains("hakmem_asan") || f.contains("sanitizer"));
     if var("CARGO_CFG_TARGET_ARCH") == "x86_64"
         && var("CARGO_CFG_TARGET_OS") == "linux"
         && var("CARGO_CFG_TARGET_ENV") == "gnu"

@@ -788,8 +788,9 @@ static DIV_MAGIC: [u64; NCLASS] = {
 };
 
 /// The class of `p` if it is the start of a block handed out from a live superslab's
-/// slab (carved, in a slab in use), else `None`. O(1), no division: a registry load, the
-/// header, the slab's carve count and a multiply. It cannot tell a live block from a
+/// slab (carved, in a slab in use), else `None`. O(1), no division: a registry load,
+/// then the superslab's validation table (the entry of `p`'s 64 KiB granule: its slab's
+/// first block and carved bytes) and a multiply. It cannot tell a live block from a
 /// free one (that is the hardening layer's job).
 #[inline]
 // Safe on purpose: validating arbitrary pointers is the job; memory is read only after

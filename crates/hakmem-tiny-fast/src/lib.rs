@@ -4,8 +4,10 @@
 //! LIFO [`Bin`] per class (the tiny classes `0..NTINY`, 16 B to 1 KiB, first, so that
 //! the fast path's offsets stay small; then the mid classes `NTINY..NCLASS`, up to 256
 //! KiB, its slower bins), a state ([`State`]: `Uninit`, `Active`, `Dead`) and the
-//! thread's node in the process's one [`CacheRegistry`], all in one `const`-initialized
-//! `thread_local!` without `Drop`; the bins' refill from and flush to the slabs of
+//! thread's node in the process's one [`CacheRegistry`], all in one zero-initialized
+//! thread-local without `Drop` (on x86_64 Linux with glibc a `.tbss` symbol reached by
+//! hand-written initial-exec TLS, so that a shared object makes no TLS call: see `tls`;
+//! elsewhere a `const`-initialized `thread_local!`); the bins' refill from and flush to the slabs of
 //! `hakmem-ss-allocation`; the return of every cached block to the slabs when the thread
 //! exits (one hook of the process's exit key); and the registry's fork handlers. One
 //! thread: one TLS block, one state, one registry node, one exit hook.
