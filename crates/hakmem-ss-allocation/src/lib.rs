@@ -147,6 +147,9 @@ struct SuperSlab {
     spare_slabs: u64,
     /// `DIV_MAGIC[class]`, here so that validation reads it beside the granules.
     div_magic: u64,
+    /// `class * size_of::<Bin>()`: the byte offset of the class's bin in an array of
+    /// bins indexed by class (a thread cache), so that `free` does not scale the class.
+    bin_offset: u32,
     /// The validation table: one entry per 64 KiB granule of the superslab (see
     /// [`Granule`]).
     granules: [Granule; GRANULES],
@@ -814,6 +817,19 @@ pub fn validate_class(p: *const u8) -> Option<usize> {
 /// which the caller's use of `p` rules out.
 #[inline(always)]
 pub unsafe fn validate_class_in_superslab(p: *const u8) -> Option<usize> {
+    // SAFETY: forwarded caller guarantee.
+    unsafe { validate_bin_in_superslab(p) }.map(|off| off / core::mem::size_of::<bins::Bin>())
+}
+
+/// [`validate_class_in_superslab`], giving the class as the byte offset of its bin in an
+/// array of [`Bin`](bins::Bin)s indexed by class (`class * size_of::<Bin>()`, below
+/// `NCLASS * size_of::<Bin>()`): what a thread cache's `free` needs, read from the
+/// header as it is.
+///
+/// # Safety
+/// As [`validate_class_in_superslab`].
+#[inline(always)]
+pub unsafe fn validate_bin_in_superslab(p: *const u8) -> Option<usize> {
     let ss = ss_of(p);
     // The validation table (see `Granule`): the granule's slab start, its carved bytes
     // (0 unless `p` is in a carved part of a slab in use), one multiply for the block
@@ -831,10 +847,10 @@ pub unsafe fn validate_class_in_superslab(p: *const u8) -> Option<usize> {
         if (rel as u64).wrapping_mul(m) >= m {
             return None;
         }
-        let cls = (*ss).class as usize;
+        let bin = (*ss).bin_offset as usize;
         // A live superslab's class is a slab class (set once, from `class_for`).
-        core::hint::assert_unchecked(cls < NCLASS);
-        Some(cls)
+        core::hint::assert_unchecked(bin < NCLASS * core::mem::size_of::<bins::Bin>());
+        Some(bin)
     }
 }
 
@@ -1000,6 +1016,7 @@ fn new_superslab(cls: usize) -> *mut SuperSlab {
         (*ss).slab_shift = shift;
         (*ss).n_slabs = n as u32;
         (*ss).div_magic = DIV_MAGIC[cls];
+        (*ss).bin_offset = (cls * core::mem::size_of::<bins::Bin>()) as u32;
         (*ss)
             .free_slabs
             .store(if n == 64 { u64::MAX } else { (1u64 << n) - 1 }, Relaxed);

@@ -262,7 +262,35 @@ fn with_cache<R>(f: impl FnOnce(&mut Cache) -> R) -> R {
 /// thread's bin, or null on a miss (then call [`alloc_slow`]).
 #[inline(always)]
 pub fn try_alloc(size: usize) -> *mut u8 {
-    try_alloc_class(class::tiny_class(size))
+    with_cache(|c| match bin_of_size(c, size) {
+        // SAFETY: `bin_of_size` gives a bin of `c`.
+        Some(b) => unsafe { (*b).pop() },
+        None => core::ptr::null_mut(),
+    })
+}
+
+/// `BIN_AT[size]` (`size <= TINY_MAX`): the byte offset in a [`Cache`] of the bin of
+/// `size`'s class. Indexed by the size itself, so the fast path spends no instruction
+/// on rounding it or on scaling a class number (2 KiB, read-only).
+static BIN_AT: [u16; TINY_MAX + 1] = {
+    let mut t = [0u16; TINY_MAX + 1];
+    let mut size = 0;
+    while size <= TINY_MAX {
+        let off = core::mem::offset_of!(Cache, bins)
+            + class::class_of(size) * core::mem::size_of::<Bin>();
+        assert!(off <= u16::MAX as usize);
+        t[size] = off as u16;
+        size += 1;
+    }
+    t
+};
+
+/// The bin of the class of `size` in `c` (None above `TINY_MAX`).
+#[inline(always)]
+fn bin_of_size(c: &mut Cache, size: usize) -> Option<*mut Bin> {
+    let off = *BIN_AT.get(size)?;
+    // SAFETY: `off` is the offset of an element of `c.bins` (the table's construction).
+    Some(unsafe { core::ptr::from_mut(c).cast::<u8>().add(off as usize).cast::<Bin>() })
 }
 
 /// [`try_alloc`] by class (any class below `NCLASS`; other values miss).
@@ -282,8 +310,11 @@ pub fn try_alloc_class(cls: usize) -> *mut u8 {
 /// the same class) and is not used any more.
 #[inline(always)]
 pub unsafe fn try_free(p: *mut u8, size: usize) -> bool {
-    // SAFETY: forwarded caller guarantee.
-    unsafe { try_free_class(p, class::tiny_class(size)) }
+    with_cache(|c| match bin_of_size(c, size) {
+        // SAFETY: a bin of `c`, of `p`'s class; the caller gives `p` up.
+        Some(b) => unsafe { (*b).push(p) },
+        None => false,
+    })
 }
 
 /// [`try_free`] by class (any class below `NCLASS`; other values miss).
@@ -296,6 +327,32 @@ pub unsafe fn try_free_class(p: *mut u8, cls: usize) -> bool {
         // SAFETY: the caller gives `p` up.
         Some(b) => unsafe { b.push(p) },
         None => false,
+    })
+}
+
+/// [`try_free_class`] with the class given as the byte offset of its bin in an array of
+/// bins indexed by class (`cls * size_of::<Bin>()`, as
+/// `hakmem_ss_allocation::validate_bin_in_superslab` gives it): the C `free`'s push,
+/// without scaling the class. Offsets past the last class miss.
+///
+/// # Safety
+/// `p` was returned by this box for the class of that bin and is not used any more.
+#[inline(always)]
+pub unsafe fn try_free_bin(p: *mut u8, bin_offset: usize) -> bool {
+    with_cache(|c| {
+        if bin_offset >= NCLASS * core::mem::size_of::<Bin>() {
+            return false;
+        }
+        // SAFETY: `bin_offset` is the offset of an element of `c.bins` (checked above; the
+        // offsets of `bins` are multiples of its element size by the caller's contract).
+        let b = unsafe {
+            core::ptr::from_mut(c)
+                .cast::<u8>()
+                .add(core::mem::offset_of!(Cache, bins) + bin_offset)
+                .cast::<Bin>()
+        };
+        // SAFETY: the caller gives `p`, a block of this bin's class, up.
+        unsafe { (*b).push(p) }
     })
 }
 

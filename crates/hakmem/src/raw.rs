@@ -186,14 +186,15 @@ pub unsafe fn try_free_fast(p: *mut u8) -> bool {
         return false;
     }
     // SAFETY: the registry just said `p`'s unit is a live superslab.
-    let Some(cls) = (unsafe { hakmem_ss_allocation::validate_class_in_superslab(p) }) else {
+    let Some(bin) = (unsafe { hakmem_ss_allocation::validate_bin_in_superslab(p) }) else {
         return false;
     };
-    // SAFETY: `p` is a live block of class `cls` (validated above), which the caller
-    // gives up. (One thread cache for every class: a mid block takes the same path.)
+    // SAFETY: `p` is a live block of the class of bin offset `bin` (validated above),
+    // which the caller gives up. (One thread cache for every class: a mid block takes
+    // the same path.)
     unsafe {
-        if !hakmem_tiny_fast::try_free_class(p, cls) {
-            free_slow_class(p, cls);
+        if !hakmem_tiny_fast::try_free_bin(p, bin) {
+            free_slow_class(p, bin / core::mem::size_of::<hakmem_ss_allocation::bins::Bin>());
         }
     }
     true
