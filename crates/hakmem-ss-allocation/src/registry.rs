@@ -33,7 +33,7 @@
 //! mutation that unmarks late and must fail; `crates/hakmem/tests/large_race.rs` checks
 //! the real large move. [`mark`] is `unsafe`: safe code trusts what it says.
 use core::ptr;
-use core::sync::atomic::{AtomicPtr, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicU8, AtomicUsize, Ordering};
 use hakmem_os_stats::os;
 
 /// What a unit of address space is.
@@ -52,6 +52,10 @@ const VA_BITS: u32 = 47;
 const ENTRIES: usize = 1 << (VA_BITS - crate::SS_SHIFT);
 
 static MAP: AtomicPtr<AtomicU8> = AtomicPtr::new(ptr::null_mut());
+/// Entries readable at `MAP`: 0 until the table is mapped, then `ENTRIES` (stored after
+/// `MAP`, with release). One compare against it is both the bounds check and the "is the
+/// table there" test of [`is_superslab`].
+static LEN: AtomicUsize = AtomicUsize::new(0);
 
 // Under loom: the table's bytes live in a mapping, out of loom's sight, so every mark
 // and lookup also touches this loom atomic, which makes it a point where loom may switch
@@ -73,14 +77,17 @@ fn init() -> *mut AtomicU8 {
     if p.is_null() {
         return p;
     }
-    match MAP.compare_exchange(ptr::null_mut(), p, Ordering::AcqRel, Ordering::Acquire) {
+    let m = match MAP.compare_exchange(ptr::null_mut(), p, Ordering::AcqRel, Ordering::Acquire) {
         Ok(_) => p,
         Err(winner) => {
             // SAFETY: `p` is our own fresh mapping, never published.
             unsafe { os::unmap(p.cast(), ENTRIES) };
             winner
         }
-    }
+    };
+    // After `MAP` is set (as this thread has seen it): a reader that sees `LEN` sees it.
+    LEN.store(ENTRIES, Ordering::Release);
+    m
 }
 
 #[inline]
@@ -152,19 +159,19 @@ pub fn kind_of(p: *const u8) -> Kind {
 }
 
 /// Whether the unit holding `p` is a live superslab (`kind_of(p) == Kind::Superslab`,
-/// written for the `free` hit path: two tests and a byte compare).
+/// written for the `free` hit path: one bounds test, which also says whether the table
+/// exists, and a byte compare).
 #[inline(always)]
 pub fn is_superslab(p: *const u8) -> bool {
     loom_switch_point();
     let i = p as usize >> crate::SS_SHIFT;
-    if i >= ENTRIES {
+    // One compare: out of the table, or no table yet (`LEN` is 0 until `MAP` is set).
+    if i >= LEN.load(Ordering::Acquire) {
         return false;
     }
     let m = MAP.load(Ordering::Acquire);
-    if m.is_null() {
-        return false;
-    }
-    // SAFETY: i < ENTRIES, inside the registry mapping.
+    // SAFETY: `LEN` is nonzero only once `MAP` holds the table (stored before `LEN`, and
+    // the acquire load above sees it), and i < LEN = ENTRIES, inside it.
     unsafe { (*m.add(i)).load(Ordering::Acquire) == Kind::Superslab as u8 }
 }
 
