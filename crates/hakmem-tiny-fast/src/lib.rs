@@ -290,7 +290,12 @@ static BIN_AT: [u16; TINY_MAX + 1] = {
 fn bin_of_size(c: &mut Cache, size: usize) -> Option<*mut Bin> {
     let off = *BIN_AT.get(size)?;
     // SAFETY: `off` is the offset of an element of `c.bins` (the table's construction).
-    Some(unsafe { core::ptr::from_mut(c).cast::<u8>().add(off as usize).cast::<Bin>() })
+    Some(unsafe {
+        core::ptr::from_mut(c)
+            .cast::<u8>()
+            .add(off as usize)
+            .cast::<Bin>()
+    })
 }
 
 /// [`try_alloc`] by class (any class below `NCLASS`; other values miss).

@@ -194,7 +194,10 @@ pub unsafe fn try_free_fast(p: *mut u8) -> bool {
     // the same path.)
     unsafe {
         if !hakmem_tiny_fast::try_free_bin(p, bin) {
-            free_slow_class(p, bin / core::mem::size_of::<hakmem_ss_allocation::bins::Bin>());
+            free_slow_class(
+                p,
+                bin / core::mem::size_of::<hakmem_ss_allocation::bins::Bin>(),
+            );
         }
     }
     true
