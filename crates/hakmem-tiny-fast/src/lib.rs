@@ -5,10 +5,10 @@
 //! the fast path's offsets stay small; then the mid classes `NTINY..NCLASS`, up to 256
 //! KiB, its slower bins), a state ([`State`]: `Uninit`, `Active`, `Dead`) and the
 //! thread's node in the process's one [`CacheRegistry`], all in one zero-initialized
-//! thread-local without `Drop` (on x86_64 Linux with glibc a `.tbss` symbol reached by
-//! hand-written initial-exec TLS, so that a shared object makes no TLS call: see `tls`;
-//! elsewhere a `const`-initialized `thread_local!`); the bins' refill from and flush to the slabs of
-//! `hakmem-ss-allocation`; the return of every cached block to the slabs when the thread
+//! thread-local without `Drop` (a `const`-initialized `thread_local!`; with the feature
+//! `initial-exec-tls` on x86_64 Linux with glibc, a `.tbss` symbol reached by
+//! hand-written initial-exec TLS, so that a shared object makes no TLS call); the bins'
+//! refill from and flush to the slabs of `hakmem-ss-allocation`; the return of every cached block to the slabs when the thread
 //! exits (one hook of the process's exit key); and the registry's fork handlers. One
 //! thread: one TLS block, one state, one registry node, one exit hook.
 //!
@@ -16,7 +16,8 @@
 //! sizes), and for a facade that wants its own slow path: [`try_alloc`] / [`try_free`]
 //! (the fast path alone; they miss on an empty or full bin and on a thread's first call),
 //! then [`alloc_slow`] / [`free_slow`]. By class, for every class (tiny or mid):
-//! [`cache_alloc`] / [`cache_free`], [`try_alloc_class`] / [`try_free_class`],
+//! [`cache_alloc`] / [`cache_free`], [`try_alloc_class`] / [`try_free_class`] (and
+//! [`try_free_bin`], the class as its bin's byte offset, for the C `free`),
 //! [`alloc_slow_class`] / [`free_slow_class`]. [`thread_init`], [`thread_state`],
 //! [`thread_flush`], [`prewarm`], [`cached`]; the fork handlers [`fork_prepare`],
 //! [`fork_release`], [`fork_child`] (unsafe: they must pair up around `fork`).
@@ -27,12 +28,14 @@
 //! of a class that is giving slabs back in lean mode (`hakmem-ss-allocation` reads its
 //! gates) caches at most two blocks until the class grows again or the bin refills.
 //!
-//! **Features**: none. The facade compiles the whole box in (it is the tiny path).
+//! **Features**: `initial-exec-tls` (the thread cache by hand-written initial-exec TLS
+//! on x86_64 Linux with glibc; for a shared object: `hakmem-preload` turns it on through
+//! the facade). The facade compiles the whole box in (it is the tiny path).
 //!
 //! **Invariants**
-//! - The fast path ([`try_alloc`], [`try_free`]) takes no lock, does no atomic
-//!   read-modify-write, reads no gate and makes no call: one TLS access, one table
-//!   lookup, a load, a test, and two stores.
+//! - The fast path ([`try_alloc`], [`try_free`], [`try_free_bin`]) takes no lock, does
+//!   no atomic read-modify-write, reads no gate and makes no call: one TLS access, one
+//!   table lookup (`BIN_AT`, the bin's offset by size), a load, a test, and two stores.
 //! - A thread starts with empty bins whose limit is 0, so its first allocation and its
 //!   first free (of any class) miss and go to the slow path, which initializes the
 //!   thread (no "initialized?" test on the fast path).
@@ -104,16 +107,18 @@ struct Cache {
 /// TLS model"); `-Z tls-model` is unstable, so the access is written by hand. In an
 /// executable the linker turns the GOT load into a constant (local exec); in a shared
 /// object it gets one `R_X86_64_TPOFF64` and the flag `DF_STATIC_TLS` (a late
-/// `dlopen` takes the block from glibc's static TLS surplus, or fails cleanly).
+/// `dlopen` takes the block from glibc's static TLS surplus, or fails cleanly). With
+/// the feature `initial-exec-tls` only (`hakmem-preload` turns it on): in an executable
+/// `thread_local!` is local exec, which the compiler folds into the accesses.
 #[cfg(hakmem_ie_tls)]
 mod tls {
-    use super::{Bin, Cache, State};
+    use super::{Cache, State};
 
-    // The zero-filled image must be the `Uninit` cache.
+    // The zero-filled image must be the `Uninit` cache (`Bin::EMPTY` is all zero too: a
+    // new thread's first call misses, `tests::first_call_misses_then_hits`).
     const _: () = {
         assert!(State::Uninit as u8 == 0);
         assert!(core::mem::align_of::<Cache>() <= 64);
-        let _ = Bin::EMPTY;
     };
 
     core::arch::global_asm!(
