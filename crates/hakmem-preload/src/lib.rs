@@ -137,6 +137,19 @@ fn aligned_or_enomem(align: usize, size: usize) -> *mut c_void {
 /// pointer. Null with `errno = ENOMEM` when out of memory.
 #[inline(always)]
 pub fn malloc(size: usize) -> *mut c_void {
+    let p = raw::try_malloc_fast(size);
+    if !p.is_null() {
+        return p.cast();
+    }
+    malloc_cold(size)
+}
+
+/// [`malloc`] past its hit path (a tail call: the hit path needs no stack frame).
+/// `extern "C"` so that calling it cannot unwind: the caller then needs no landing pad
+/// (nor the stack frame that comes with one).
+#[cold]
+#[inline(never)]
+extern "C" fn malloc_cold(size: usize) -> *mut c_void {
     let p = raw::malloc(size);
     if p.is_null() { enomem() } else { p.cast() }
 }
@@ -148,6 +161,22 @@ pub fn malloc(size: usize) -> *mut c_void {
 /// `p` is null or a live block from this allocator, which the caller gives up.
 #[inline(always)]
 pub unsafe fn free(p: *mut c_void) {
+    // SAFETY: forwarded caller guarantee; a bad pointer is refused without touching the
+    // heap.
+    if unsafe { !raw::try_free_fast(p.cast()) } {
+        // SAFETY: as above.
+        unsafe { free_cold(p) }
+    }
+}
+
+/// [`free`] past its hit path: null, a large block, a bad pointer (a tail call;
+/// `extern "C"` as [`malloc_cold`]).
+///
+/// # Safety
+/// As [`free`].
+#[cold]
+#[inline(never)]
+unsafe extern "C" fn free_cold(p: *mut c_void) {
     // SAFETY: forwarded caller guarantee; a bad pointer is refused without touching the
     // heap.
     if let Err(why) = unsafe { raw::free(p.cast()) } {

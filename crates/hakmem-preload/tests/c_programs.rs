@@ -1,9 +1,10 @@
 //! C programs (`tests/c/*.c`) run under `LD_PRELOAD=libhakmem.so`: the semantics of
 //! every exported function, threads with cross-thread frees, fork in a threaded program,
 //! thread churn, threads whose first allocation comes during their own teardown,
-//! allocation before and after `main`, many pthread keys, bad pointers,
-//! `dlopen` of libhakmem.so, `dlopen` of many modules with TLS, and the reference
-//! benchmark's smoke run.
+//! allocation before and after `main`, many pthread keys, bad pointers (and interior
+//! pointers of every class), `dlopen` of libhakmem.so (and of copies beyond glibc's
+//! static TLS surplus), `dlopen` of many modules with TLS, and the reference benchmark's
+//! smoke run.
 
 mod common;
 
@@ -231,6 +232,20 @@ fn bad_pointers_are_reported_then_abort() {
     }
 }
 
+/// The free path's validation table (docs/c-abi.md, "The free path"), class by class:
+/// pointers inside a live block, into a superslab's header, into a slab not in use and
+/// past a slab's carved part are refused with the one-line report; `free_sized` with a
+/// wrong size frees the block into its own class.
+#[test]
+fn interior_and_uncarved_pointers_of_every_class_abort() {
+    let Some(exe) = compile("tests/c/interior.c", "interior", "interior") else {
+        return;
+    };
+    let r = run_ok(Command::new(&exe), "interior", T);
+    assert!(r.stdout.contains("cases ok"), "{}", r.describe("interior"));
+    println!("{}", r.stdout.trim());
+}
+
 #[test]
 fn dlopen_as_a_second_allocator() {
     let Some(exe) = compile("tests/c/dlopen.c", "dlopen", "dlopen") else {
@@ -241,6 +256,30 @@ fn dlopen_as_a_second_allocator() {
     let r = run(c, false, T);
     assert!(r.ok(), "{}", r.describe("dlopen"));
     assert!(r.stdout.contains("dlopen: ok"));
+}
+
+/// The initial-exec TLS of libhakmem.so: late `dlopen`s of several copies (each needs a
+/// block of glibc's static TLS surplus) either work or fail cleanly with glibc's
+/// "cannot allocate memory in static TLS block", and the process carries on.
+#[test]
+fn dlopen_beyond_the_static_tls_surplus_fails_cleanly() {
+    let test = "dlopen_static_tls";
+    let Some(exe) = compile("tests/c/dlopen_static_tls.c", test, test) else {
+        return;
+    };
+    let dir = common::out_dir().join("static-tls-copies");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut c = Command::new(&exe);
+    for i in 1..=6 {
+        let copy = dir.join(format!("libhakmem-copy{i}.so"));
+        std::fs::copy(so(), &copy).unwrap();
+        c.arg(&copy);
+    }
+    // Not preloaded: the process's malloc is glibc's, as in `dlopen_as_a_second_allocator`.
+    let r = run(c, false, T);
+    assert!(r.ok(), "{}", r.describe(test));
+    assert!(r.stdout.contains("loaded"), "{}", r.describe(test));
+    println!("{}", r.stdout.trim());
 }
 
 #[test]

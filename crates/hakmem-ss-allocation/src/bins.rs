@@ -125,7 +125,7 @@ unsafe fn free_block(p: *mut u8, next: *mut u8) {
             if DOUBLE_FREE_CHECK {
                 let w = p.cast::<usize>().add(1);
                 if w.read() == k {
-                    report::fatal("free(): double free of block", p as usize);
+                    double_free(p);
                 }
                 w.write(k);
             }
@@ -138,6 +138,14 @@ unsafe fn free_block(p: *mut u8, next: *mut u8) {
             set_next(p, next);
         }
     }
+}
+
+/// Report a double free of `p` and abort. `extern "C"`: a call to it cannot unwind, so
+/// the free paths that check the mark need no landing pad (nor a stack frame) for it.
+#[cold]
+#[inline(never)]
+extern "C" fn double_free(p: *mut u8) -> ! {
+    report::fatal("free(): double free of block", p as usize)
 }
 
 /// Whether `p` carries its free mark.
@@ -163,7 +171,7 @@ pub unsafe fn mark_free(p: *mut u8) {
     unsafe {
         let w = p.cast::<usize>().add(1);
         if w.read() == mark_of(p) {
-            report::fatal("free(): double free of block", p as usize);
+            double_free(p);
         }
         w.write(mark_of(p));
     }

@@ -172,10 +172,41 @@ struct SuperSlab {
     in_avail: bool,
     /// Bit i set: slab i is free but its pages were not decommitted (a class spare).
     spare_slabs: u64,
+    /// `DIV_MAGIC[class]`, here so that validation reads it beside the granules.
+    div_magic: u64,
+    /// `class * size_of::<Bin>()`: the byte offset of the class's bin in an array of
+    /// bins indexed by class (a thread cache), so that `free` does not scale the class.
+    bin_offset: u32,
+    /// The validation table: one entry per 64 KiB granule of the superslab (see
+    /// [`Granule`]).
+    granules: [Granule; GRANULES],
     slabs: [Slab; MAX_SLABS],
 }
 
+/// 64 KiB granules per superslab (slabs start on granule boundaries and span whole
+/// granules, except the last one, cut at the superslab's end).
+const GRANULES: usize = SS_SIZE >> GRANULE_SHIFT;
+const GRANULE_SHIFT: u32 = 16;
+
+/// What validation needs about the granule of a pointer, in one 8-byte entry: a block
+/// start `p` in this granule satisfies `(p & (SS_SIZE - 1)) - start < carved` (unsigned)
+/// and `((p & (SS_SIZE - 1)) - start)` divisible by the block size. `carved` is 0 for the
+/// header's granule, the granules past the last slab and those of a slab not in use, so
+/// one comparison covers "in a slab", "slab in use" and "carved".
+#[repr(C)]
+struct Granule {
+    /// Offset in the superslab of the first block of the slab this granule belongs to
+    /// (constant while the superslab lives).
+    start: u32,
+    /// Bytes of that slab carved so far (`Slab::carved * block_size`; 0 for a free
+    /// slab). Written under the class lock with `Slab::carved`; read without it by
+    /// validation (hence atomic, relaxed).
+    carved: AtomicU32,
+}
+
 static_assertions::const_assert!(core::mem::size_of::<SuperSlab>() <= SS_HEADER);
+static_assertions::const_assert!(core::mem::size_of::<Granule>() == 8);
+static_assertions::const_assert!(SS_HEADER == 1 << GRANULE_SHIFT);
 static_assertions::const_assert!(core::mem::size_of::<SuperSlab>() <= os::PAGE);
 static_assertions::const_assert!(MAX_SLABS <= 64);
 
@@ -696,6 +727,31 @@ unsafe fn slab_of(p: *const u8) -> *mut Slab {
     }
 }
 
+/// Set slab `s`'s carve count, and the validation table's `carved` bytes of each of its
+/// granules with it.
+///
+/// # Safety
+/// `s` is a slab of a live superslab; the class lock is held.
+#[inline]
+unsafe fn set_carved(s: *mut Slab, carved: u32) {
+    // SAFETY: the caller guarantees `s` lies in a live superslab's header (a `Slab` is
+    // inside its superslab's first granule, so `ss_of` finds the header).
+    unsafe {
+        (*s).carved.store(carved, Relaxed);
+        let ss = ss_of(s.cast());
+        let slabs = ptr::addr_of_mut!((*ss).slabs).cast::<Slab>();
+        let idx = s.offset_from(slabs) as usize;
+        let shift = (*ss).slab_shift;
+        let bytes = carved * (*ss).block_size;
+        let g0 = (SS_HEADER + (idx << shift)) >> GRANULE_SHIFT;
+        let g1 = (g0 + (1 << (shift - GRANULE_SHIFT))).min(GRANULES);
+        let granules = ptr::addr_of!((*ss).granules).cast::<Granule>();
+        for g in g0..g1 {
+            (*granules.add(g)).carved.store(bytes, Relaxed);
+        }
+    }
+}
+
 /// What [`ss_lookup`] finds about a block.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BlockInfo {
@@ -772,8 +828,9 @@ static DIV_MAGIC: [u64; NCLASS] = {
 };
 
 /// The class of `p` if it is the start of a block handed out from a live superslab's
-/// slab (carved, in a slab in use), else `None`. O(1), no division: a registry load, the
-/// header, the slab's carve count and a multiply. It cannot tell a live block from a
+/// slab (carved, in a slab in use), else `None`. O(1), no division: a registry load,
+/// then the superslab's validation table (the entry of `p`'s 64 KiB granule: its slab's
+/// first block and carved bytes) and a multiply. It cannot tell a live block from a
 /// free one (that is the hardening layer's job).
 #[inline]
 // Safe on purpose: validating arbitrary pointers is the job; memory is read only after
@@ -795,34 +852,42 @@ pub fn validate_class(p: *const u8) -> Option<usize> {
 /// without checking the registry again); as for [`validate_class`], the superslab may
 /// be released meanwhile only by a free of one of its blocks racing with this call,
 /// which the caller's use of `p` rules out.
-#[inline]
+#[inline(always)]
 pub unsafe fn validate_class_in_superslab(p: *const u8) -> Option<usize> {
+    // SAFETY: forwarded caller guarantee.
+    unsafe { validate_bin_in_superslab(p) }.map(|off| off / core::mem::size_of::<bins::Bin>())
+}
+
+/// [`validate_class_in_superslab`], giving the class as the byte offset of its bin in an
+/// array of [`Bin`](bins::Bin)s indexed by class (`class * size_of::<Bin>()`, below
+/// `NCLASS * size_of::<Bin>()`): what a thread cache's `free` needs, read from the
+/// header as it is.
+///
+/// # Safety
+/// As [`validate_class_in_superslab`].
+#[inline(always)]
+pub unsafe fn validate_bin_in_superslab(p: *const u8) -> Option<usize> {
     let ss = ss_of(p);
+    // The validation table (see `Granule`): the granule's slab start, its carved bytes
+    // (0 unless `p` is in a carved part of a slab in use), one multiply for the block
+    // start. No magic check: a released superslab has every `carved` at 0.
+    let off = p as usize & (SS_SIZE - 1);
     // SAFETY: the caller says the registry marks the unit holding `p` as a live
     // superslab: its header is mapped and initialized (racy fields are atomics).
     unsafe {
-        if (*ss).magic.load(Relaxed) != MAGIC {
+        let g = &(*ss).granules[off >> GRANULE_SHIFT];
+        let rel = (off as u32).wrapping_sub(g.start);
+        if rel >= g.carved.load(Relaxed) {
             return None;
         }
-        let off = (p as usize)
-            .wrapping_sub(ss as usize)
-            .wrapping_sub(SS_HEADER);
-        if off >= SS_SIZE - SS_HEADER {
+        let m = (*ss).div_magic;
+        if (rel as u64).wrapping_mul(m) >= m {
             return None;
         }
-        let idx = off >> (*ss).slab_shift;
-        if idx >= (*ss).n_slabs as usize || (*ss).free_slabs.load(Relaxed) & (1 << idx) != 0 {
-            return None;
-        }
-        let slab = &*slab_of(p);
-        let cls = (*ss).class as usize;
-        let rel = (p as usize - slab.start as usize) as u64;
-        let carved_bytes = slab.carved.load(Relaxed) as u64 * (*ss).block_size as u64;
-        let m = *DIV_MAGIC.get(cls)?;
-        if rel >= carved_bytes || rel.wrapping_mul(m) >= m {
-            return None;
-        }
-        Some(cls)
+        let bin = (*ss).bin_offset as usize;
+        // A live superslab's class is a slab class (set once, from `class_for`).
+        core::hint::assert_unchecked(bin < NCLASS * core::mem::size_of::<bins::Bin>());
+        Some(bin)
     }
 }
 
@@ -990,6 +1055,8 @@ fn new_superslab(cls: usize) -> *mut SuperSlab {
         (*ss).block_size = bs as u32;
         (*ss).slab_shift = shift;
         (*ss).n_slabs = n as u32;
+        (*ss).div_magic = DIV_MAGIC[cls];
+        (*ss).bin_offset = (cls * core::mem::size_of::<bins::Bin>()) as u32;
         (*ss)
             .free_slabs
             .store(if n == 64 { u64::MAX } else { (1u64 << n) - 1 }, Relaxed);
@@ -1000,6 +1067,13 @@ fn new_superslab(cls: usize) -> *mut SuperSlab {
             let s = slabs.add(i);
             (*s).start = base.add(start);
             (*s).capacity = (len / bs) as u32;
+            // The slab's granules point at its first block (their `carved` stays 0, as
+            // zeroed above, until the slab is carved).
+            let g0 = start >> GRANULE_SHIFT;
+            let g1 = (g0 + (slab_size >> GRANULE_SHIFT)).min(GRANULES);
+            for g in g0..g1 {
+                (*ss).granules[g].start = start as u32;
+            }
         }
     }
     // SAFETY: the header is initialized; publish it (the registry store is a release
@@ -1068,7 +1142,7 @@ unsafe fn new_slab(c: &mut Central, cls: usize) -> *mut Slab {
         let s = ptr::addr_of_mut!((*ss).slabs).cast::<Slab>().add(idx);
         (*s).free = ptr::null_mut();
         (*s).used = 0;
-        (*s).carved.store(0, Relaxed);
+        set_carved(s, 0);
         if asan::ENABLED {
             let start = (*s).start;
             let end = ss.cast::<u8>().add(SS_SIZE);
@@ -1097,7 +1171,7 @@ unsafe fn slab_empty(c: &mut Central, s: *mut Slab) {
         stat_add(&st.free, -(carved as i64));
         stat_add_nonneg(&st.slabs, -1);
         let touched = carved as usize * (*ss_of((*s).start)).block_size as usize;
-        (*s).carved.store(0, Relaxed);
+        set_carved(s, 0);
         let ss = ss_of((*s).start);
         let slabs = ptr::addr_of_mut!((*ss).slabs).cast::<Slab>();
         let idx = s.offset_from(slabs) as usize;
@@ -1240,7 +1314,7 @@ pub fn refill_upto(cls: usize, want: u32, max: u32) -> Chain {
                 carved += 1;
                 sl.used += 1;
             }
-            sl.carved.store(carved, Relaxed);
+            set_carved(ptr::from_mut(sl), carved);
             debug_assert!(carved <= sl.capacity && sl.used <= carved, "slab counts");
             if sl.free.is_null() && carved == sl.capacity {
                 partial_remove(c, s);

@@ -53,7 +53,7 @@
 //! mutation that unmarks late and must fail; `crates/hakmem/tests/large_race.rs` checks
 //! the real large move. [`mark`] is `unsafe`: safe code trusts what it says.
 use core::ptr;
-use core::sync::atomic::{AtomicPtr, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicU8, AtomicUsize, Ordering};
 use hakmem_os_stats::os;
 
 /// What a unit of address space is.
@@ -80,6 +80,10 @@ static TABLE: Table<VA_BITS> = Table::new();
 /// tests build others.
 pub struct Table<const BITS: u32> {
     map: AtomicPtr<AtomicU8>,
+    /// Entries readable at `map`: 0 until the table is mapped, then `ENTRIES` (stored
+    /// after `map`, with release). One compare against it is both the bounds check and
+    /// the "is the table there" test of [`is_superslab`](Self::is_superslab).
+    len: AtomicUsize,
 }
 
 // Under loom: the table's bytes live in a mapping, out of loom's sight, so every mark
@@ -104,6 +108,7 @@ impl<const BITS: u32> Table<BITS> {
     pub const fn new() -> Self {
         Table {
             map: AtomicPtr::new(ptr::null_mut()),
+            len: AtomicUsize::new(0),
         }
     }
 
@@ -113,7 +118,7 @@ impl<const BITS: u32> Table<BITS> {
         if p.is_null() {
             return p;
         }
-        match self
+        let m = match self
             .map
             .compare_exchange(ptr::null_mut(), p, Ordering::AcqRel, Ordering::Acquire)
         {
@@ -123,7 +128,10 @@ impl<const BITS: u32> Table<BITS> {
                 unsafe { os::unmap(p.cast(), Self::ENTRIES) };
                 winner
             }
-        }
+        };
+        // After `map` is set (as this thread has seen it): a reader that sees `len` sees it.
+        self.len.store(Self::ENTRIES, Ordering::Release);
+        m
     }
 
     #[inline]
@@ -192,6 +200,23 @@ impl<const BITS: u32> Table<BITS> {
     }
 }
 
+impl<const BITS: u32> Table<BITS> {
+    /// [`is_superslab`] on this table.
+    #[inline(always)]
+    pub fn is_superslab(&self, p: *const u8) -> bool {
+        loom_switch_point();
+        let i = p as usize >> crate::SS_SHIFT;
+        // One compare: out of the table, or no table yet (`len` is 0 until `map` is set).
+        if i >= self.len.load(Ordering::Acquire) {
+            return false;
+        }
+        let m = self.map.load(Ordering::Acquire);
+        // SAFETY: `len` is nonzero only once `map` holds the table (stored before `len`,
+        // and the acquire load above sees it), and i < len = ENTRIES, inside it.
+        unsafe { (*m.add(i)).load(Ordering::Acquire) == Kind::Superslab as u8 }
+    }
+}
+
 impl<const BITS: u32> Default for Table<BITS> {
     fn default() -> Self {
         Self::new()
@@ -231,6 +256,14 @@ pub unsafe fn mark(base: *mut u8, units: usize, kind: Kind) -> bool {
 #[inline]
 pub fn kind_of(p: *const u8) -> Kind {
     TABLE.kind_of(p)
+}
+
+/// Whether the unit holding `p` is a live superslab (`kind_of(p) == Kind::Superslab`,
+/// written for the `free` hit path: one bounds test, which also says whether the table
+/// exists, and a byte compare).
+#[inline(always)]
+pub fn is_superslab(p: *const u8) -> bool {
+    TABLE.is_superslab(p)
 }
 
 #[cfg(test)]

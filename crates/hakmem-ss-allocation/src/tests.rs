@@ -185,3 +185,69 @@ fn layout_holds_for_every_supported_page_size() {
     // This machine's page: what `new_superslab` uses.
     assert!(os::page_size_supported(os::page_size()));
 }
+
+/// The validation table (`Granule`: slab start and carved bytes per 64 KiB granule,
+/// one multiply) says exactly what the division-based `validate` (`ss_lookup`: magic,
+/// slab index, free-slab mask, carve count, block start by division) says, for every
+/// 8-byte-aligned address of a superslab: classes with 64 KiB, 64 KiB (mid) and 2 MiB
+/// slabs, with blocks out in two slabs, then after the second slab emptied (its
+/// granules must read "nothing carved" again), then with everything back.
+#[test]
+fn validation_table_agrees_with_the_division_everywhere() {
+    fn give_back(v: &[*mut u8], cls: usize) {
+        if v.is_empty() {
+            return;
+        }
+        for w in v.windows(2) {
+            // SAFETY: our blocks.
+            unsafe { set_next(w[0], w[1]) };
+        }
+        // SAFETY: our block; a flushed chain is null-terminated.
+        unsafe { set_next(v[v.len() - 1], ptr::null_mut()) };
+        // SAFETY: returning exactly blocks we took.
+        unsafe { flush(cls, v[0], v.len() as u32) };
+        drain_transfer_caches();
+    }
+    // Classes used by no other test here (160 B; 7 KiB; 192 KiB blocks).
+    for cls in [9, 30, 49] {
+        let bs = block_size(cls);
+        let per_slab = (1usize << slab_shift(cls)) / bs;
+        let v = collect(refill(cls, per_slab as u32 + 3));
+        let ss = v[0] as usize & !(SS_SIZE - 1);
+        let check = |what: &str| {
+            if registry::kind_of(ss as *const u8) != Kind::Superslab {
+                return;
+            }
+            for a in (ss..ss + SS_SIZE).step_by(8) {
+                let q = a as *const u8;
+                assert_eq!(
+                    validate_class(q).is_some(),
+                    validate(q).is_some(),
+                    "class {cls}, {what}: {:#x} (offset {:#x})",
+                    a,
+                    a - ss
+                );
+            }
+        };
+        assert!(v.iter().all(|&b| b as usize & !(SS_SIZE - 1) == ss));
+        assert!(v.iter().all(|&b| validate_class(b) == Some(cls)));
+        check("blocks out in two slabs");
+        let first = v.iter().map(|&b| b as usize).min().unwrap();
+        let slab0 = (first - ss - SS_HEADER) >> slab_shift(cls);
+        let (keep, back): (Vec<*mut u8>, Vec<*mut u8>) = v
+            .iter()
+            .partition(|&&b| (b as usize - ss - SS_HEADER) >> slab_shift(cls) == slab0);
+        assert!(
+            !keep.is_empty() && !back.is_empty(),
+            "class {cls}: one slab only"
+        );
+        give_back(&back, cls);
+        assert!(
+            back.iter().all(|&b| validate_class(b).is_none()),
+            "class {cls}"
+        );
+        check("second slab emptied");
+        give_back(&keep, cls);
+        check("everything back");
+    }
+}

@@ -4,9 +4,11 @@
 //! LIFO [`Bin`] per class (the tiny classes `0..NTINY`, 16 B to 1 KiB, first, so that
 //! the fast path's offsets stay small; then the mid classes `NTINY..NCLASS`, up to 256
 //! KiB, its slower bins), a state ([`State`]: `Uninit`, `Active`, `Dead`) and the
-//! thread's node in the process's one [`CacheRegistry`], all in one `const`-initialized
-//! `thread_local!` without `Drop`; the bins' refill from and flush to the slabs of
-//! `hakmem-ss-allocation`; the return of every cached block to the slabs when the thread
+//! thread's node in the process's one [`CacheRegistry`], all in one zero-initialized
+//! thread-local without `Drop` (a `const`-initialized `thread_local!`; with the feature
+//! `initial-exec-tls` on x86_64 Linux with glibc, a `.tbss` symbol reached by
+//! hand-written initial-exec TLS, so that a shared object makes no TLS call); the bins'
+//! refill from and flush to the slabs of `hakmem-ss-allocation`; the return of every cached block to the slabs when the thread
 //! exits (one hook of the process's exit key); and the registry's fork handlers. One
 //! thread: one TLS block, one state, one registry node, one exit hook.
 //!
@@ -14,7 +16,8 @@
 //! sizes), and for a facade that wants its own slow path: [`try_alloc`] / [`try_free`]
 //! (the fast path alone; they miss on an empty or full bin and on a thread's first call),
 //! then [`alloc_slow`] / [`free_slow`]. By class, for every class (tiny or mid):
-//! [`cache_alloc`] / [`cache_free`], [`try_alloc_class`] / [`try_free_class`],
+//! [`cache_alloc`] / [`cache_free`], [`try_alloc_class`] / [`try_free_class`] (and
+//! [`try_free_bin`], the class as its bin's byte offset, for the C `free`),
 //! [`alloc_slow_class`] / [`free_slow_class`]. [`thread_init`], [`thread_state`],
 //! [`thread_flush`], [`request_flush_all`] (every thread gives its cache back at its
 //! next slow path: `hakmem::trim` and the background purge), [`prewarm`], [`cached`];
@@ -27,12 +30,14 @@
 //! of a class that is giving slabs back in lean mode (`hakmem-ss-allocation` reads its
 //! gates) caches at most two blocks until the class grows again or the bin refills.
 //!
-//! **Features**: none. The facade compiles the whole box in (it is the tiny path).
+//! **Features**: `initial-exec-tls` (the thread cache by hand-written initial-exec TLS
+//! on x86_64 Linux with glibc; for a shared object: `hakmem-preload` turns it on through
+//! the facade). The facade compiles the whole box in (it is the tiny path).
 //!
 //! **Invariants**
-//! - The fast path ([`try_alloc`], [`try_free`]) takes no lock, does no atomic
-//!   read-modify-write, reads no gate and makes no call: one TLS access, one table
-//!   lookup, a load, a test, and two stores.
+//! - The fast path ([`try_alloc`], [`try_free`], [`try_free_bin`]) takes no lock, does
+//!   no atomic read-modify-write, reads no gate and makes no call: one TLS access, one
+//!   table lookup (`BIN_AT`, the bin's offset by size), a load, a test, and two stores.
 //! - A thread starts with empty bins whose limit is 0, so its first allocation and its
 //!   first free (of any class) miss and go to the slow path, which initializes the
 //!   thread (no "initialized?" test on the fast path).
@@ -69,7 +74,6 @@
 //! ```
 #![deny(missing_docs)]
 
-use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use hakmem_ss_allocation::bins::{Bin, CacheNode, CacheRegistry, THREAD_EXIT, drain_all};
 use hakmem_ss_allocation::class::{self, NCLASS, NTINY, block_size};
@@ -131,15 +135,83 @@ fn honour_flush_request() {
     })
 }
 
-thread_local! {
-    static CACHE: UnsafeCell<Cache> = const {
-        UnsafeCell::new(Cache {
-            bins: [const { Bin::EMPTY }; NCLASS],
-            node: core::ptr::null_mut(),
-            state: State::Uninit,
-            flush_seen: 0,
-        })
+/// The calling thread's cache, by the initial-exec TLS model: a zero-filled `.tbss`
+/// symbol of the size of a [`Cache`] (an all-zero `Cache` is the `Uninit` one: null
+/// heads, counts and limits 0, no node, state 0), reached with `mov
+/// sym@GOTTPOFF(%rip), %reg; add %fs:0, %reg`. Rust's `thread_local!` in a shared
+/// object uses descriptors or `__tls_get_addr` (a call per access, docs/c-abi.md "The
+/// TLS model"); `-Z tls-model` is unstable, so the access is written by hand. In an
+/// executable the linker turns the GOT load into a constant (local exec); in a shared
+/// object it gets one `R_X86_64_TPOFF64` and the flag `DF_STATIC_TLS` (a late
+/// `dlopen` takes the block from glibc's static TLS surplus, or fails cleanly). With
+/// the feature `initial-exec-tls` only (`hakmem-preload` turns it on): in an executable
+/// `thread_local!` is local exec, which the compiler folds into the accesses.
+#[cfg(hakmem_ie_tls)]
+mod tls {
+    use super::{Cache, State};
+
+    // The zero-filled image must be the `Uninit` cache (`Bin::EMPTY` is all zero too: a
+    // new thread's first call misses, `tests::first_call_misses_then_hits`).
+    const _: () = {
+        assert!(State::Uninit as u8 == 0);
+        assert!(core::mem::align_of::<Cache>() <= 64);
     };
+
+    core::arch::global_asm!(
+        ".pushsection .tbss,\"awT\",@nobits",
+        ".p2align 6",
+        ".globl __hakmem_tiny_fast_cache",
+        ".hidden __hakmem_tiny_fast_cache",
+        ".type __hakmem_tiny_fast_cache,@object",
+        ".size __hakmem_tiny_fast_cache, {size}",
+        "__hakmem_tiny_fast_cache:",
+        ".zero {size}",
+        ".popsection",
+        size = const core::mem::size_of::<Cache>(),
+    );
+
+    /// The calling thread's cache (two instructions; one in an executable).
+    #[inline(always)]
+    pub(super) fn cache() -> *mut Cache {
+        let p: *mut Cache;
+        // SAFETY: reads the thread pointer (`%fs:0`, the TCB's pointer to itself, as the
+        // x86_64 TLS ABI defines it) and the GOT slot of a TLS offset the dynamic
+        // linker (or the static linker) filled in; writes only the output register.
+        // `pure, nomem`: the result is the same for every call on a thread.
+        unsafe {
+            core::arch::asm!(
+                "mov {p}, qword ptr [rip + __hakmem_tiny_fast_cache@GOTTPOFF]",
+                "add {p}, qword ptr fs:[0]",
+                p = out(reg) p,
+                options(pure, nomem, nostack),
+            );
+        }
+        p
+    }
+}
+
+/// The portable variant: Rust's `thread_local!` (`const`-initialized, no `Drop`).
+#[cfg(not(hakmem_ie_tls))]
+mod tls {
+    use super::{Bin, Cache, NCLASS, State};
+    use core::cell::UnsafeCell;
+
+    thread_local! {
+        static CACHE: UnsafeCell<Cache> = const {
+            UnsafeCell::new(Cache {
+                bins: [const { Bin::EMPTY }; NCLASS],
+                node: core::ptr::null_mut(),
+                state: State::Uninit,
+                flush_seen: 0,
+            })
+        };
+    }
+
+    /// The calling thread's cache.
+    #[inline(always)]
+    pub(super) fn cache() -> *mut Cache {
+        CACHE.with(|c| c.get())
+    }
 }
 
 /// The process's one registry of thread caches (one node per thread).
@@ -230,14 +302,47 @@ fn limit_at(cls: usize) -> u32 {
 fn with_cache<R>(f: impl FnOnce(&mut Cache) -> R) -> R {
     // SAFETY: the cache is only touched by its own thread, and no reference to it
     // outlives this call or is created re-entrantly (nothing inside calls back here).
-    CACHE.with(|c| f(unsafe { &mut *c.get() }))
+    f(unsafe { &mut *tls::cache() })
 }
 
 /// The fast path of an allocation of `size <= TINY_MAX` bytes: a block from the
 /// thread's bin, or null on a miss (then call [`alloc_slow`]).
 #[inline(always)]
 pub fn try_alloc(size: usize) -> *mut u8 {
-    try_alloc_class(class::tiny_class(size))
+    with_cache(|c| match bin_of_size(c, size) {
+        // SAFETY: `bin_of_size` gives a bin of `c`.
+        Some(b) => unsafe { (*b).pop() },
+        None => core::ptr::null_mut(),
+    })
+}
+
+/// `BIN_AT[size]` (`size <= TINY_MAX`): the byte offset in a [`Cache`] of the bin of
+/// `size`'s class. Indexed by the size itself, so the fast path spends no instruction
+/// on rounding it or on scaling a class number (2 KiB, read-only).
+static BIN_AT: [u16; TINY_MAX + 1] = {
+    let mut t = [0u16; TINY_MAX + 1];
+    let mut size = 0;
+    while size <= TINY_MAX {
+        let off = core::mem::offset_of!(Cache, bins)
+            + class::class_of(size) * core::mem::size_of::<Bin>();
+        assert!(off <= u16::MAX as usize);
+        t[size] = off as u16;
+        size += 1;
+    }
+    t
+};
+
+/// The bin of the class of `size` in `c` (None above `TINY_MAX`).
+#[inline(always)]
+fn bin_of_size(c: &mut Cache, size: usize) -> Option<*mut Bin> {
+    let off = *BIN_AT.get(size)?;
+    // SAFETY: `off` is the offset of an element of `c.bins` (the table's construction).
+    Some(unsafe {
+        core::ptr::from_mut(c)
+            .cast::<u8>()
+            .add(off as usize)
+            .cast::<Bin>()
+    })
 }
 
 /// [`try_alloc`] by class (any class below `NCLASS`; other values miss).
@@ -257,8 +362,11 @@ pub fn try_alloc_class(cls: usize) -> *mut u8 {
 /// the same class) and is not used any more.
 #[inline(always)]
 pub unsafe fn try_free(p: *mut u8, size: usize) -> bool {
-    // SAFETY: forwarded caller guarantee.
-    unsafe { try_free_class(p, class::tiny_class(size)) }
+    with_cache(|c| match bin_of_size(c, size) {
+        // SAFETY: a bin of `c`, of `p`'s class; the caller gives `p` up.
+        Some(b) => unsafe { (*b).push(p) },
+        None => false,
+    })
 }
 
 /// [`try_free`] by class (any class below `NCLASS`; other values miss).
@@ -271,6 +379,32 @@ pub unsafe fn try_free_class(p: *mut u8, cls: usize) -> bool {
         // SAFETY: the caller gives `p` up.
         Some(b) => unsafe { b.push(p) },
         None => false,
+    })
+}
+
+/// [`try_free_class`] with the class given as the byte offset of its bin in an array of
+/// bins indexed by class (`cls * size_of::<Bin>()`, as
+/// `hakmem_ss_allocation::validate_bin_in_superslab` gives it): the C `free`'s push,
+/// without scaling the class. Offsets past the last class miss.
+///
+/// # Safety
+/// `p` was returned by this box for the class of that bin and is not used any more.
+#[inline(always)]
+pub unsafe fn try_free_bin(p: *mut u8, bin_offset: usize) -> bool {
+    with_cache(|c| {
+        if bin_offset >= NCLASS * core::mem::size_of::<Bin>() {
+            return false;
+        }
+        // SAFETY: `bin_offset` is the offset of an element of `c.bins` (checked above; the
+        // offsets of `bins` are multiples of its element size by the caller's contract).
+        let b = unsafe {
+            core::ptr::from_mut(c)
+                .cast::<u8>()
+                .add(core::mem::offset_of!(Cache, bins) + bin_offset)
+                .cast::<Bin>()
+        };
+        // SAFETY: the caller gives `p`, a block of this bin's class, up.
+        unsafe { (*b).push(p) }
     })
 }
 

@@ -112,13 +112,23 @@ fn owner(p: *mut u8) -> Result<Owner, BadPointer> {
 /// of memory.
 #[inline]
 pub fn malloc(size: usize) -> *mut u8 {
-    if size <= class::TINY_MAX {
-        let p = hakmem_tiny_fast::try_alloc(size);
-        if !p.is_null() {
-            return p;
-        }
+    let p = try_malloc_fast(size);
+    if !p.is_null() {
+        return p;
     }
     alloc_slow(size, MALLOC_ALIGN, false)
+}
+
+/// The hit path of [`malloc`] alone: a tiny block from the thread's bin, or null (a
+/// larger size, an empty bin, the thread's first call); then call [`malloc`]. For a C
+/// entry point that wants its whole slow path out of line (no stack frame on the hit).
+#[inline(always)]
+pub fn try_malloc_fast(size: usize) -> *mut u8 {
+    if size <= class::TINY_MAX {
+        hakmem_tiny_fast::try_alloc(size)
+    } else {
+        ptr::null_mut()
+    }
 }
 
 /// `calloc(n, size)`: zeroed; null on overflow or out of memory.
@@ -140,9 +150,12 @@ pub fn aligned(align: usize, size: usize) -> *mut u8 {
 
 /// `free(p)`. Null does nothing.
 ///
-/// The tiny hit path: a registry byte, the superslab header (magic, class, slab shift,
-/// free-slab mask), the slab's carve count, a divisibility test by multiplication, then
-/// the thread-cache push.
+/// The hit path, with no division and no call: the registry byte of `p`'s 4 MiB unit
+/// (a live superslab?), then the superslab's validation table (the 4 MiB mask gives the
+/// header, `p`'s 64 KiB granule gives its slab's first block and carved bytes: one
+/// subtraction and compare, and a multiply for the block-start test), the class from
+/// the header, then the thread-cache push (with its double-free check). Anything else
+/// (null, a large block, a bad pointer) takes the cold path, which finds out which.
 ///
 /// # Safety
 /// If `p` is a live block from this module (or from [`HakMem`](struct@crate::HakMem)), the
@@ -150,15 +163,59 @@ pub fn aligned(align: usize, size: usize) -> *mut u8 {
 /// as it does not point into a block that is still live elsewhere in a way that aliases
 /// a block start (that is, a double free of a block that was reallocated meanwhile is
 /// not detected here).
-#[inline]
+#[inline(always)]
 pub unsafe fn free(p: *mut u8) -> Result<(), BadPointer> {
+    // SAFETY: forwarded caller guarantee.
+    if unsafe { try_free_fast(p) } {
+        return Ok(());
+    }
+    // SAFETY: forwarded caller guarantee.
+    unsafe { free_other(p) }
+}
+
+/// The hit path of [`free`] alone: true when `p` was a valid slab block, now freed (to
+/// the thread cache, or through its slow path when the bin is full); false for anything
+/// else (null, a large block, a bad pointer), which [`free`] then sorts out. For a C
+/// entry point that wants its whole slow path out of line.
+///
+/// # Safety
+/// As [`free`].
+#[inline(always)]
+pub unsafe fn try_free_fast(p: *mut u8) -> bool {
+    if !registry::is_superslab(p) {
+        return false;
+    }
+    // SAFETY: the registry just said `p`'s unit is a live superslab.
+    let Some(bin) = (unsafe { hakmem_ss_allocation::validate_bin_in_superslab(p) }) else {
+        return false;
+    };
+    // SAFETY: `p` is a live block of the class of bin offset `bin` (validated above),
+    // which the caller gives up. (One thread cache for every class: a mid block takes
+    // the same path.)
+    unsafe {
+        if !hakmem_tiny_fast::try_free_bin(p, bin) {
+            free_slow_class(
+                p,
+                bin / core::mem::size_of::<hakmem_ss_allocation::bins::Bin>(),
+            );
+        }
+    }
+    true
+}
+
+/// [`free`] of anything but a valid slab block: null, a large block, or a bad pointer.
+///
+/// # Safety
+/// As [`free`].
+#[cold]
+#[inline(never)]
+unsafe fn free_other(p: *mut u8) -> Result<(), BadPointer> {
     if p.is_null() {
         return Ok(());
     }
     match owner(p)? {
         Owner::Slab(cls) => {
             // SAFETY: `p` is a live block of class `cls` (validated above).
-            // (One thread cache for every class: a mid block takes the same path.)
             unsafe {
                 if !hakmem_tiny_fast::try_free_class(p, cls) {
                     free_slow_class(p, cls);
@@ -171,9 +228,11 @@ pub unsafe fn free(p: *mut u8) -> Result<(), BadPointer> {
     Ok(())
 }
 
+/// `extern "C"`: a call to it cannot unwind, so the hit path of a C `free` needs no
+/// landing pad (and no stack frame).
 #[cold]
 #[inline(never)]
-unsafe fn free_slow_class(p: *mut u8, cls: usize) {
+unsafe extern "C" fn free_slow_class(p: *mut u8, cls: usize) {
     thread_setup();
     // SAFETY: forwarded caller guarantee.
     unsafe { hakmem_tiny_fast::free_slow_class(p, cls) }
