@@ -118,17 +118,18 @@ impl<const BITS: u32> Table<BITS> {
         if p.is_null() {
             return p;
         }
-        let m = match self
-            .map
-            .compare_exchange(ptr::null_mut(), p, Ordering::AcqRel, Ordering::Acquire)
-        {
-            Ok(_) => p,
-            Err(winner) => {
-                // SAFETY: `p` is our own fresh mapping, never published.
-                unsafe { os::unmap(p.cast(), Self::ENTRIES) };
-                winner
-            }
-        };
+        let m =
+            match self
+                .map
+                .compare_exchange(ptr::null_mut(), p, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => p,
+                Err(winner) => {
+                    // SAFETY: `p` is our own fresh mapping, never published.
+                    unsafe { os::unmap(p.cast(), Self::ENTRIES) };
+                    winner
+                }
+            };
         // After `map` is set (as this thread has seen it): a reader that sees `len` sees it.
         self.len.store(Self::ENTRIES, Ordering::Release);
         m
