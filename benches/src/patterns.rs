@@ -16,8 +16,7 @@ use crate::measure::{Elapsed, Probe, Timer};
 use crate::rng::{Rng, below};
 use crate::soak::Statm;
 use crate::workloads::{
-    EMPTY, Gate, Outcome, Params, Ring, STOP, Slot, free_block, log_uniform, new_block, share,
-    wall,
+    EMPTY, Gate, Outcome, Params, Ring, STOP, Slot, free_block, log_uniform, new_block, share, wall,
 };
 
 /// Page size used for writing every page of a large block.
@@ -55,7 +54,7 @@ pub fn run_prodcons(p: &Params, probe: Probe) -> Outcome {
                 while n < blocks {
                     ring.push(new_block(size, n as u8) as usize);
                     n += 1;
-                    if n % 4096 == 0 && deadline.passed() {
+                    if n.is_multiple_of(4096) && deadline.passed() {
                         break;
                     }
                 }

@@ -357,11 +357,12 @@ impl Params {
 
     /// The ops a run does when it is not cut short: `ops`, rounded down to even for the
     /// workloads whose ops come in pairs (`xfree`, `larson`, `prodcons`), up to whole
-    /// bursts for `burst-*`.
+    /// bursts for `burst-*` and whole documents for `json` and `text`.
     pub fn expected_ops(&self) -> u64 {
         match self.kind {
             Kind::Xfree | Kind::Larson | Kind::ProdCons => self.ops / 2 * 2,
             Kind::Burst => crate::patterns::burst_ops(self),
+            Kind::Json | Kind::Text => crate::real::document_ops(self),
             _ => self.ops,
         }
     }

@@ -28,7 +28,13 @@ fn new_workloads_run_under_hakmem() {
         let p = tiny(name);
         let o = run(&p, no_probe);
         assert_eq!(o.ops, p.expected_ops(), "{name}: ops");
-        assert_eq!(o.live(), 0, "{name}: {} allocs, {} frees", o.allocs, o.frees);
+        assert_eq!(
+            o.live(),
+            0,
+            "{name}: {} allocs, {} frees",
+            o.allocs,
+            o.frees
+        );
         if let Some(&(_, want)) = CHECKSUMS.iter().find(|c| c.0 == name) {
             assert_eq!(o.checksum, Some(want), "{name}: checksum under hakmem");
         } else {

@@ -8,7 +8,6 @@ use common::{CHECKSUMS, tiny};
 use hakmem_bench::measure::no_probe;
 use hakmem_bench::{Kind, WORKLOADS, run};
 
-
 #[test]
 fn every_workload_counts_its_ops_and_frees_every_block() {
     for w in WORKLOADS {
@@ -25,7 +24,11 @@ fn every_workload_counts_its_ops_and_frees_every_block() {
             o.frees
         );
         if w.kind.is_realistic() {
-            let want = CHECKSUMS.iter().find(|c| c.0 == w.name).expect("a checksum").1;
+            let want = CHECKSUMS
+                .iter()
+                .find(|c| c.0 == w.name)
+                .expect("a checksum")
+                .1;
             assert_eq!(o.checksum, Some(want), "{}: checksum", w.name);
         } else {
             assert!(o.allocs > 0, "{}: nothing allocated", w.name);
@@ -33,7 +36,11 @@ fn every_workload_counts_its_ops_and_frees_every_block() {
         }
         if w.kind == Kind::Burst {
             let (free, idle) = (o.rss_after_free_kib, o.rss_after_idle_kib);
-            assert!(free.is_some_and(|k| k > 0) && idle.is_some_and(|k| k > 0), "{}", w.name);
+            assert!(
+                free.is_some_and(|k| k > 0) && idle.is_some_and(|k| k > 0),
+                "{}",
+                w.name
+            );
         }
         assert!(
             o.elapsed.secs >= 0.0 && o.elapsed.probe_delta == 0,
@@ -51,7 +58,9 @@ fn every_workload_counts_its_ops_and_frees_every_block() {
 
 #[test]
 fn runs_are_deterministic() {
-    for name in ["mixed", "realloc", "large", "json", "text", "btree", "arena"] {
+    for name in [
+        "mixed", "realloc", "large", "json", "text", "btree", "arena",
+    ] {
         let p = tiny(name);
         let a = run(&p, no_probe);
         let b = run(&p, no_probe);

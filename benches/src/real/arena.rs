@@ -41,7 +41,7 @@ fn request(rng: &mut Rng, id: u64) -> u64 {
         let chunk = (body_len - body.len()).min(512);
         body.extend((0..chunk).map(|_| {
             c = c.wrapping_add(31);
-            if c % 9 == 0 { b',' } else { b'a' + c % 26 }
+            if c.is_multiple_of(9) { b',' } else { b'a' + c % 26 }
         }));
     }
     let nscratch = 2 + below(r >> 20, 8) as usize;
@@ -67,7 +67,10 @@ fn request(rng: &mut Rng, id: u64) -> u64 {
         response.push_str(f);
         response.push('\n');
     }
-    let scratch_sum: u64 = scratch.iter().map(|s| s.len() as u64 + u64::from(s[0])).sum();
+    let scratch_sum: u64 = scratch
+        .iter()
+        .map(|s| s.len() as u64 + u64::from(s[0]))
+        .sum();
     mix(fnv(response.as_bytes()), body.len() as u64 ^ scratch_sum)
 }
 
@@ -81,7 +84,7 @@ pub fn run(p: &Params, probe: Probe) -> Outcome {
     while done < p.ops {
         h = h.wrapping_add(request(&mut rng, done));
         done += 1;
-        if done % 64 == 0 && deadline.passed() {
+        if done.is_multiple_of(64) && deadline.passed() {
             break;
         }
     }

@@ -44,7 +44,9 @@ pub fn run(p: &Params, probe: Probe) -> Outcome {
         let r = rng.next_u64();
         let key = below(r, keys);
         if let Some(it) = map.remove(&key) {
-            h = h.wrapping_add(fnv(it.name.as_bytes()) ^ it.data.iter().map(|&x| u64::from(x)).sum::<u64>());
+            h = h.wrapping_add(
+                fnv(it.name.as_bytes()) ^ it.data.iter().map(|&x| u64::from(x)).sum::<u64>(),
+            );
         } else {
             let len = below(r >> 32, 64) as usize;
             let mut data = Vec::new();
@@ -64,14 +66,14 @@ pub fn run(p: &Params, probe: Probe) -> Outcome {
                 .drain(..)
                 .fold(h, |a, e| a.wrapping_add(e.key ^ e.seq));
         }
-        if done % 16 == 0 {
+        if done.is_multiple_of(16) {
             let i = below(r >> 16, LONG as u64) as usize;
             let size = 64 + below(r >> 24, 4096 - 64) as usize;
             h = h.wrapping_add(long[i].len() as u64);
             long[i] = vec![(r >> 8) as u8; size].into_boxed_slice();
         }
         done += 1;
-        if done % 4096 == 0 && deadline.passed() {
+        if done.is_multiple_of(4096) && deadline.passed() {
             break;
         }
     }

@@ -20,7 +20,10 @@ fn record(i: usize, rng: &mut Rng, tags: &[String], words: &[String]) -> Value {
     let first = &words[skewed(r, words.len())];
     let last = &words[skewed(r.rotate_left(17), words.len())];
     user.insert("name".into(), Value::String(format!("{first} {last}")));
-    user.insert("email".into(), Value::String(format!("{first}.{i}@example.org")));
+    user.insert(
+        "email".into(),
+        Value::String(format!("{first}.{i}@example.org")),
+    );
     user.insert("age".into(), Value::from(18 + below(r >> 7, 70)));
     let ntags = 1 + below(rng.next_u64(), 5) as usize;
     let tag_list: Vec<Value> = (0..ntags)

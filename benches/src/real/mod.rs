@@ -63,18 +63,25 @@ pub fn skewed(r: u64, n: usize) -> usize {
     below(r >> 32, top) as usize
 }
 
+/// The ops of a document workload asked for `p.ops`: whole documents of `p.ws` items, at
+/// least one unless `p.ops` is 0 (so that `--quick` still builds a full document).
+pub fn document_ops(p: &Params) -> u64 {
+    let per = p.ws.max(1) as u64;
+    p.ops.div_ceil(per) * per
+}
+
 /// Runs a workload made of *documents*: `round(seed, index, items)` builds, uses and drops
-/// one document of `items` work items and returns its checksum. `p.ops` items in all, at
-/// most `p.ws` per document; the time cap is looked at between documents.
+/// one document of `items` work items and returns its checksum: [`document_ops`] items in
+/// all, `p.ws` per document; the time cap is looked at between documents.
 pub fn run_rounds(p: &Params, probe: Probe, round: fn(u64, u64, usize) -> u64) -> Outcome {
     let per = p.ws.max(1) as u64;
+    let total = document_ops(p);
     let deadline = p.deadline();
     let t = Timer::start(probe);
     let (mut done, mut sum, mut k) = (0u64, 0u64, 0u64);
-    while done < p.ops {
-        let n = (p.ops - done).min(per);
-        sum = mix(sum, round(p.seed, k, n as usize));
-        done += n;
+    while done < total {
+        sum = mix(sum, round(p.seed, k, per as usize));
+        done += per;
         k += 1;
         if deadline.passed() {
             break;

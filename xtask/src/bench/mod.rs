@@ -652,7 +652,11 @@ mod tests {
     fn a_different_checksum_is_an_error() {
         let mut row = vec![Cell::default(), Cell::default(), Cell::default()];
         row[0].runs = vec![sample(10, Some(1)), sample(20, Some(9))];
-        row[1].runs = vec![sample(10, Some(2)), sample(20, Some(9)), sample(30, Some(5))];
+        row[1].runs = vec![
+            sample(10, Some(2)),
+            sample(20, Some(9)),
+            sample(30, Some(5)),
+        ];
         row[2].runs = vec![sample(10, Some(1)), sample(30, Some(6))];
         check_checksums(&mut row, Some(1), "json");
         // Contender 1 is the reference: its checksum for 10 ops is the one to match.

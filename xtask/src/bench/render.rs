@@ -158,7 +158,10 @@ fn workload_table(r: &Results, wi: usize) -> String {
     .map(|s| s.to_string())
     .collect();
     if burst {
-        header.splice(6..6, ["RSS after free".to_string(), "RSS after idle".to_string()]);
+        header.splice(
+            6..6,
+            ["RSS after free".to_string(), "RSS after idle".to_string()],
+        );
     }
     let mut rows = Vec::new();
     for (ci, c) in r.opts.contenders.iter().enumerate() {
