@@ -134,7 +134,7 @@ pub fn run_large_mt(p: &Params, probe: Probe) -> Outcome {
                             *s = EMPTY;
                         }
                         done += 1;
-                        if done % 64 == 0 && deadline.passed() {
+                        if done.is_multiple_of(64) && deadline.passed() {
                             break;
                         }
                     }
