@@ -41,7 +41,11 @@ fn request(rng: &mut Rng, id: u64) -> u64 {
         let chunk = (body_len - body.len()).min(512);
         body.extend((0..chunk).map(|_| {
             c = c.wrapping_add(31);
-            if c.is_multiple_of(9) { b',' } else { b'a' + c % 26 }
+            if c.is_multiple_of(9) {
+                b','
+            } else {
+                b'a' + c % 26
+            }
         }));
     }
     let nscratch = 2 + below(r >> 20, 8) as usize;

@@ -257,9 +257,18 @@ impl Opts {
         self.idle_ms.unwrap_or(if self.quick { 250 } else { 1000 })
     }
 
-    /// Ops of a timed run of `w`.
+    /// Ops of a timed run of `w`: the default scaled, rounded up to what the workload runs
+    /// whole (documents of `json` and `text`, bursts of `burst-*`).
     fn ops(&self, w: &Spec) -> u64 {
-        ((w.ops as f64 * self.ops_scale).round() as u64).max(1)
+        let scaled = ((w.ops as f64 * self.ops_scale).round() as u64).max(1);
+        match w.kind {
+            Kind::Json | Kind::Text | Kind::Burst => {
+                let mut p = hakmem_bench::Params::of(w, 1);
+                p.ops = scaled;
+                p.expected_ops()
+            }
+            _ => scaled,
+        }
     }
 
     /// The command line of a run of `w` with `ops` ops.
@@ -646,6 +655,15 @@ mod tests {
             checksum.map_or("null".into(), |c| c.to_string())
         ))
         .unwrap()
+    }
+
+    #[test]
+    fn quick_runs_whole_documents_and_bursts() {
+        let o = parse_opts(vec!["--quick".into()]).unwrap().unwrap();
+        let ops = |n: &str| o.ops(hakmem_bench::spec(n).unwrap());
+        assert_eq!(ops("json"), 20_000);
+        assert_eq!(ops("burst-4k"), 2 * (200 << 20) / 4096);
+        assert_eq!(ops("mixed"), 2_000_000);
     }
 
     #[test]
