@@ -37,7 +37,7 @@ interleaved rounds and prints a table (progress on stderr). Writes
 target/bench/<date>-<rev>.{json,md,svg}.
 
 options:
-  --quick              about a minute: 1/10 of the default ops, time cap 0.5 s
+  --quick              about two minutes: 1/10 of the default ops, time cap 0.5 s
   --workload W[,W]     workloads to run (default: all; see --list)
   --alloc A[,A]        contenders (default: all; `hakmem` = every preset, `glibc` = system);
                        mimalloc, the reference, is always added
