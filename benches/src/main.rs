@@ -1,13 +1,13 @@
 //! The workload binary: `hakmem-bench WORKLOAD [--ops N] [--threads T] [--ws N] [--min B]
 //! [--max B] [--seed S] [--batch B] [--lifetimes N] [--epoch N] [--max-secs F]
-//! [--soak-secs F] [--epoch-ops N] [--epochs N]`.
+//! [--soak-secs F] [--epoch-ops N] [--epochs N] [--idle-ms N]`.
 //!
 //! Its global allocator is chosen at build time by one `alloc-*` feature (priority when
 //! several are on: hakmem, mimalloc, jemalloc, snmalloc, rpmalloc, floor, system). It runs
 //! the workload once, prints one `RESULT {json}` line and exits non-zero if a block was not
 //! freed (or if the workload needs threads and the allocator is `floor`).
 //!
-//! `--epoch` is `larson`'s hand-off period. Soak mode (any of `--soak-secs`, `--epoch-ops`,
+//! `--epoch` is `larson`'s hand-off period, `--idle-ms` the idle time of `burst-*`. Soak mode (any of `--soak-secs`, `--epoch-ops`,
 //! `--epochs`): the workload runs in one process in epochs of `--epoch-ops` ops (default:
 //! 5 x the workload's default ops), printing an `EPOCH {json}` line after each (see
 //! `hakmem_bench::soak`), until `--soak-secs` seconds or `--epochs` epochs, then a
@@ -25,7 +25,7 @@ fn usage() -> String {
     let mut s = String::from(
         "usage: hakmem-bench WORKLOAD [--ops N] [--threads T] [--ws N] [--min B] [--max B] \
          [--seed S] [--batch B] [--lifetimes N] [--epoch N] [--max-secs F] \
-         [--soak-secs F] [--epoch-ops N] [--epochs N]\nworkloads:\n",
+         [--soak-secs F] [--epoch-ops N] [--epochs N] [--idle-ms N]\nworkloads:\n",
     );
     for w in WORKLOADS {
         s.push_str(&format!("  {:<12} {}\n", w.name, w.about));
@@ -69,6 +69,7 @@ fn parse(args: &[String]) -> Result<Parsed, String> {
             "--batch" => p.batch = num(&val)? as usize,
             "--lifetimes" => p.lifetimes = num(&val)? as usize,
             "--epoch" => p.epoch = num(&val)?,
+            "--idle-ms" => p.idle_ms = num(&val)?,
             "--epoch-ops" => {
                 sp.epoch_ops = num(&val)?.max(1);
                 soak_on = true;

@@ -1,5 +1,7 @@
 //! The machine-readable result line a workload binary prints: `RESULT {json}` on stdout,
-//! one line, read by `cargo xtask bench`.
+//! one line, read by `cargo xtask bench`. Besides the counts and clocks: `minor_faults` (of
+//! the timed section), `checksum` (the realistic workloads), `rss_after_free_kib` and
+//! `rss_after_idle_kib` (`burst-*`), `null` where a workload has none.
 
 use crate::workloads::{Outcome, Params};
 use std::fmt::Write;
@@ -68,6 +70,15 @@ impl Report<'_> {
             }
             None => s.push_str(",\"syscalls\":null,\"syscalls_total\":null"),
         }
+        let opt = |v: Option<u64>| v.map_or("null".to_string(), |x| x.to_string());
+        let _ = write!(
+            s,
+            ",\"checksum\":{},\"rss_after_free_kib\":{},\"rss_after_idle_kib\":{},\"idle_ms\":{}",
+            opt(o.checksum),
+            opt(o.rss_after_free_kib),
+            opt(o.rss_after_idle_kib),
+            p.idle_ms,
+        );
         s.push('}');
         s
     }

@@ -12,10 +12,11 @@
 //! Epoch line fields: `epoch` (1-based), `t` (seconds since the soak started, at the end
 //! of the epoch), `secs` and `cpu_secs` (wall and CPU seconds of the epoch's timed part),
 //! `ops`, `ops_per_sec`, `ops_per_cpu_sec`, `rss_kib` (resident set after the epoch),
-//! `allocated_kib` (the workload's live bytes), and the allocator's cumulative counters
+//! `allocated_kib` (the workload's live bytes), `minor_faults` (minor page faults of the
+//! epoch's timed part, `getrusage`'s `ru_minflt`), and the allocator's cumulative counters
 //! `syscalls`, `madvise_calls`, `lean_decommit`, `lean_retire` (`null` for allocators without them).
 
-use crate::measure::cpu_seconds;
+use crate::measure::{cpu_seconds, minor_faults};
 use crate::rng::{Rng, below};
 use crate::workloads::{
     self, EMPTY, Kind, Params, Slot, free_block, log_uniform, mixed_ops, new_block, uniform,
@@ -146,6 +147,8 @@ pub struct Epoch {
     pub rss_kib: u64,
     /// The workload's live bytes after the epoch, KiB.
     pub allocated_kib: u64,
+    /// Minor page faults of the epoch's timed part.
+    pub minor_faults: u64,
     /// The allocator's cumulative counters, if it has them.
     pub counters: Option<Counters>,
 }
@@ -169,7 +172,7 @@ impl Epoch {
         let _ = write!(
             s,
             "{EPOCH_PREFIX}{{\"epoch\":{},\"t\":{:.6},\"secs\":{:.6},\"cpu_secs\":{:.6},\"ops\":{},\
-             \"ops_per_sec\":{:.1},\"ops_per_cpu_sec\":{:.1},\"rss_kib\":{},\"allocated_kib\":{}",
+             \"ops_per_sec\":{:.1},\"ops_per_cpu_sec\":{:.1},\"rss_kib\":{},\"allocated_kib\":{},\"minor_faults\":{}",
             self.epoch,
             self.t,
             self.secs,
@@ -179,6 +182,7 @@ impl Epoch {
             self.ops_per_cpu_sec(),
             self.rss_kib,
             self.allocated_kib,
+            self.minor_faults,
         );
         match self.counters {
             Some(c) => {
@@ -263,6 +267,7 @@ pub fn run_soak(p: &Params, sp: &SoakParams, counters: CounterProbe) -> SoakOutc
     let mut out = SoakOutcome::default();
     loop {
         let (u0, s0) = cpu_seconds();
+        let f0 = minor_faults();
         let t0 = Instant::now();
         let ops = match p.kind {
             Kind::Mixed => {
@@ -281,6 +286,7 @@ pub fn run_soak(p: &Params, sp: &SoakParams, counters: CounterProbe) -> SoakOutc
         };
         let secs = t0.elapsed().as_secs_f64();
         let (u1, s1) = cpu_seconds();
+        let f1 = minor_faults();
         out.epochs += 1;
         out.ops += ops;
         let e = Epoch {
@@ -291,6 +297,7 @@ pub fn run_soak(p: &Params, sp: &SoakParams, counters: CounterProbe) -> SoakOutc
             ops,
             rss_kib: statm.as_ref().map_or(0, Statm::rss_kib),
             allocated_kib: st.live_bytes() / 1024,
+            minor_faults: f1 - f0,
             counters: counters(),
         };
         let mut line = e.line();
@@ -322,6 +329,7 @@ mod tests {
             ops: 100,
             rss_kib: 2048,
             allocated_kib: 10,
+            minor_faults: 123_456_789,
             counters: Some(Counters {
                 syscalls: 7,
                 madvise_calls: 3,
@@ -337,6 +345,7 @@ mod tests {
         assert!(s.contains("\"ops_per_cpu_sec\":400.0"), "{s}");
         assert!(s.ends_with("\"lean_retire\":2}"), "{s}");
         assert!(s.contains("\"madvise_calls\":3,"), "{s}");
+        assert!(s.contains("\"minor_faults\":123456789,"), "{s}");
         let none = Epoch {
             counters: None,
             ..e

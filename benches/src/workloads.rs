@@ -6,6 +6,11 @@
 //! needs besides its blocks (slot arrays, batch buffers, queues, threads where the workload
 //! is not about threads) is set up before the clock starts; blocks still live when it stops
 //! are freed after it (untimed) and counted, so that [`Outcome::live`] must be 0.
+//!
+//! The realistic workloads ([`crate::real`]: `json`, `text`, `btree`, `arena`) are
+//! programs written with the standard collections: their op is a unit of work, their
+//! allocator calls are not counted, and they report a checksum ([`Outcome::checksum`]).
+//! The other patterns (`prodcons`, `large-mt`, `burst-*`) are in [`crate::patterns`].
 
 use crate::measure::{Elapsed, Probe, Timer};
 use crate::rng::{Rng, below};
@@ -44,6 +49,35 @@ pub enum Kind {
     Larson,
     /// Mixed over `ws` slots with sizes log-uniform from `min` to `max` (64 KiB..64 MiB).
     Large,
+    /// `json`: documents of `ws` JSON records built, serialized, parsed back and
+    /// aggregated ([`crate::real::json`]); one op = one record.
+    Json,
+    /// `text`: documents of `ws` words generated, tokenized, counted and sorted
+    /// ([`crate::real::text`]); one op = one word.
+    Text,
+    /// `btree`: `BTreeMap` and `Vec<Box<T>>` churn with mixed lifetimes over `2 * ws` keys
+    /// ([`crate::real::btree`]); one op = one insert or remove.
+    Btree,
+    /// `arena`: requests that allocate a set of buffers and free it at their end
+    /// ([`crate::real::arena`]); one op = one request.
+    Arena,
+    /// Allocator/freer pairs passing `min`-byte blocks one at a time through a queue
+    /// ([`crate::patterns::run_prodcons`]).
+    ProdCons,
+    /// `threads` threads each holding `ws` large blocks (log-uniform `min..=max`, every
+    /// page written) replaced in random order ([`crate::patterns::run_large_mt`]).
+    LargeMt,
+    /// Bursts of `ws` blocks of `min` bytes, all freed, then idle: RSS after the frees and
+    /// after the idle time ([`crate::patterns::run_burst`]).
+    Burst,
+}
+
+impl Kind {
+    /// Is its op a unit of work rather than an allocator call (a realistic workload, with a
+    /// checksum)?
+    pub fn is_realistic(self) -> bool {
+        matches!(self, Kind::Json | Kind::Text | Kind::Btree | Kind::Arena)
+    }
 }
 
 /// A named workload with its defaults.
@@ -169,7 +203,103 @@ pub const WORKLOADS: &[Spec] = &[
         max: 64 << 20,
         about: "blocks of 64 KiB..64 MiB (log-uniform): mmap/munmap, large caches",
     },
+    Spec {
+        name: "json",
+        kind: Kind::Json,
+        threaded: false,
+        ops: 40_000,
+        ws: 20_000,
+        min: 1,
+        max: 1,
+        about: "realistic: 20,000 JSON records built, serialized, parsed, aggregated into maps (op = record)",
+    },
+    Spec {
+        name: "text",
+        kind: Kind::Text,
+        threaded: false,
+        ops: 2_000_000,
+        ws: 100_000,
+        min: 1,
+        max: 1,
+        about: "realistic: text generated, tokenized into Strings, HashMap counts, sorted (op = word)",
+    },
+    Spec {
+        name: "btree",
+        kind: Kind::Btree,
+        threaded: false,
+        ops: 400_000,
+        ws: 50_000,
+        min: 1,
+        max: 1,
+        about: "realistic: BTreeMap<u64, Box<Item>> and Vec<Box<T>> churn, mixed lifetimes (op = insert/remove)",
+    },
+    Spec {
+        name: "arena",
+        kind: Kind::Arena,
+        threaded: false,
+        ops: 15_000,
+        ws: 0,
+        min: 1,
+        max: 1,
+        about: "realistic: requests allocating header/body/scratch buffers, all freed per request (op = request)",
+    },
+    Spec {
+        name: "prodcons",
+        kind: Kind::ProdCons,
+        threaded: true,
+        ops: 1_000_000,
+        ws: 0,
+        min: 64,
+        max: 64,
+        about: "allocator/freer threads: 64 B blocks one by one through a queue, a steady stream",
+    },
+    Spec {
+        name: "large-mt",
+        kind: Kind::LargeMt,
+        threaded: true,
+        ops: 10_000,
+        ws: 4,
+        min: 64 * 1024,
+        max: 4 << 20,
+        about: "T threads each holding 4 blocks of 64 KiB..4 MiB, every page written, random order",
+    },
+    Spec {
+        name: "burst-4k",
+        kind: Kind::Burst,
+        threaded: false,
+        ops: 2 * BURST_4K,
+        ws: BURST_4K as usize,
+        min: 4096,
+        max: 4096,
+        about: "fill 200 MiB of 4 KiB blocks, free all, idle: RSS after the frees and after idle",
+    },
+    Spec {
+        name: "burst-300k",
+        kind: Kind::Burst,
+        threaded: false,
+        ops: 2 * BURST_300K,
+        ws: BURST_300K as usize,
+        min: 300 * 1024,
+        max: 300 * 1024,
+        about: "fill 200 MiB of 300 KiB blocks, free all, idle: RSS after the frees and after idle",
+    },
+    Spec {
+        name: "burst-1m",
+        kind: Kind::Burst,
+        threaded: false,
+        ops: 2 * BURST_1M,
+        ws: BURST_1M as usize,
+        min: 1 << 20,
+        max: 1 << 20,
+        about: "fill 200 MiB of 1 MiB blocks, free all, idle: RSS after the frees and after idle",
+    },
 ];
+
+/// Bytes one burst fills (`burst-*`).
+pub const BURST_BYTES: u64 = 200 << 20;
+const BURST_4K: u64 = BURST_BYTES / 4096;
+const BURST_300K: u64 = BURST_BYTES / (300 * 1024);
+const BURST_1M: u64 = BURST_BYTES / (1 << 20);
 
 /// The named workload `name`.
 pub fn spec(name: &str) -> Option<&'static Spec> {
@@ -202,6 +332,8 @@ pub struct Params {
     /// Stop the timed section early (between chunks of ops) once it has run this long;
     /// the ops actually done are reported and [`Outcome::capped`] is set.
     pub max_secs: Option<f64>,
+    /// `burst-*`: milliseconds of idle time (no allocator call) after a burst's frees.
+    pub idle_ms: u64,
 }
 
 impl Params {
@@ -219,19 +351,23 @@ impl Params {
             lifetimes: 1000,
             epoch: 10_000,
             max_secs: None,
+            idle_ms: 1000,
         }
     }
 
     /// The ops a run does when it is not cut short: `ops`, rounded down to even for the
-    /// workloads whose ops come in pairs (`xfree`, `larson`).
+    /// workloads whose ops come in pairs (`xfree`, `larson`, `prodcons`), up to whole
+    /// bursts for `burst-*` and whole documents for `json` and `text`.
     pub fn expected_ops(&self) -> u64 {
         match self.kind {
-            Kind::Xfree | Kind::Larson => self.ops / 2 * 2,
+            Kind::Xfree | Kind::Larson | Kind::ProdCons => self.ops / 2 * 2,
+            Kind::Burst => crate::patterns::burst_ops(self),
+            Kind::Json | Kind::Text => crate::real::document_ops(self),
             _ => self.ops,
         }
     }
 
-    fn deadline(&self) -> Deadline {
+    pub(crate) fn deadline(&self) -> Deadline {
         Deadline(
             self.max_secs
                 .map(|s| Instant::now() + Duration::from_secs_f64(s.max(0.0))),
@@ -249,11 +385,11 @@ impl Params {
 
 /// When to stop a timed section early, if ever.
 #[derive(Clone, Copy, Debug)]
-struct Deadline(Option<Instant>);
+pub(crate) struct Deadline(Option<Instant>);
 
 impl Deadline {
     #[inline]
-    fn passed(&self) -> bool {
+    pub(crate) fn passed(&self) -> bool {
         self.0.is_some_and(|d| Instant::now() >= d)
     }
 }
@@ -275,6 +411,13 @@ pub struct Outcome {
     pub capped: bool,
     /// The timed section.
     pub elapsed: Elapsed,
+    /// The realistic workloads: a checksum of what they computed (the same for every
+    /// allocator, given the seed and the ops done).
+    pub checksum: Option<u64>,
+    /// `burst-*`: resident set right after the last burst's frees, KiB.
+    pub rss_after_free_kib: Option<u64>,
+    /// `burst-*`: resident set after the idle time that follows, KiB.
+    pub rss_after_idle_kib: Option<u64>,
 }
 
 impl Outcome {
@@ -444,7 +587,7 @@ pub(crate) fn drain(slots: &mut [Slot]) -> u64 {
 }
 
 /// `total` split into `parts` as evenly as possible: the share of part `i`.
-fn share(total: u64, parts: usize, i: usize) -> u64 {
+pub(crate) fn share(total: u64, parts: usize, i: usize) -> u64 {
     let parts = parts.max(1) as u64;
     total / parts + u64::from((i as u64) < total % parts)
 }
@@ -459,6 +602,13 @@ pub fn run(p: &Params, probe: Probe) -> Outcome {
         Kind::Churn => run_churn(p, probe),
         Kind::Realloc => run_realloc(p, probe),
         Kind::Larson => run_larson(p, probe),
+        Kind::Json => crate::real::run_rounds(p, probe, crate::real::json::round),
+        Kind::Text => crate::real::run_rounds(p, probe, crate::real::text::round),
+        Kind::Btree => crate::real::btree::run(p, probe),
+        Kind::Arena => crate::real::arena::run(p, probe),
+        Kind::ProdCons => crate::patterns::run_prodcons(p, probe),
+        Kind::LargeMt => crate::patterns::run_large_mt(p, probe),
+        Kind::Burst => crate::patterns::run_burst(p, probe),
     };
     o.capped = o.ops < p.expected_ops();
     o
@@ -493,7 +643,7 @@ fn run_mixed<S: Fn(u64) -> usize>(p: &Params, probe: Probe, size_of: S) -> Outco
 /// main thread scheduled late on a busy machine does not skew it; CPU time and the probe
 /// are read by the main thread while every worker is parked on a barrier, so that neither
 /// set-up nor clean-up is counted.
-struct Gate {
+pub(crate) struct Gate {
     ready: Barrier,
     go: Barrier,
     stop: Barrier,
@@ -501,7 +651,7 @@ struct Gate {
 }
 
 impl Gate {
-    fn new(workers: usize) -> Self {
+    pub(crate) fn new(workers: usize) -> Self {
         Gate {
             ready: Barrier::new(workers + 1),
             go: Barrier::new(workers + 1),
@@ -510,13 +660,13 @@ impl Gate {
         }
     }
     /// Worker: its set-up is done; returns when the timed section starts.
-    fn begin(&self) -> Instant {
+    pub(crate) fn begin(&self) -> Instant {
         self.ready.wait();
         self.go.wait();
         Instant::now()
     }
     /// Worker: its timed work is done; returns its end once clean-up may start.
-    fn end(&self) -> Instant {
+    pub(crate) fn end(&self) -> Instant {
         let t = Instant::now();
         self.stop.wait();
         self.done.wait();
@@ -524,7 +674,7 @@ impl Gate {
     }
     /// Main thread: CPU time and probe over exactly the workers' timed work. The wall time
     /// is filled in afterwards from the workers' spans ([`wall`]).
-    fn time(&self, probe: Probe) -> Elapsed {
+    pub(crate) fn time(&self, probe: Probe) -> Elapsed {
         self.ready.wait();
         let t = Timer::start(probe);
         self.go.wait();
@@ -536,7 +686,7 @@ impl Gate {
 }
 
 /// Wall seconds from the first start to the last end.
-fn wall(spans: &[(Instant, Instant)]) -> f64 {
+pub(crate) fn wall(spans: &[(Instant, Instant)]) -> f64 {
     let first = spans.iter().map(|s| s.0).min();
     let last = spans.iter().map(|s| s.1).max();
     match (first, last) {
@@ -598,7 +748,7 @@ fn backoff(spins: &mut u32) {
 
 /// A bounded single-producer single-consumer queue of indices; it never allocates after
 /// construction.
-struct Ring {
+pub(crate) struct Ring {
     buf: Box<[AtomicUsize]>,
     mask: usize,
     head: Padded,
@@ -609,7 +759,7 @@ struct Ring {
 struct Padded(AtomicUsize);
 
 impl Ring {
-    fn new(capacity: usize) -> Self {
+    pub(crate) fn new(capacity: usize) -> Self {
         let cap = capacity.next_power_of_two();
         Ring {
             buf: (0..cap).map(|_| AtomicUsize::new(0)).collect(),
@@ -619,7 +769,7 @@ impl Ring {
         }
     }
     /// Producer side only.
-    fn push(&self, v: usize) {
+    pub(crate) fn push(&self, v: usize) {
         let t = self.tail.0.load(Ordering::Relaxed);
         let mut spins = 0;
         while t.wrapping_sub(self.head.0.load(Ordering::Acquire)) > self.mask {
@@ -629,7 +779,7 @@ impl Ring {
         self.tail.0.store(t.wrapping_add(1), Ordering::Release);
     }
     /// Consumer side only.
-    fn pop(&self) -> usize {
+    pub(crate) fn pop(&self) -> usize {
         let h = self.head.0.load(Ordering::Relaxed);
         let mut spins = 0;
         while self.tail.0.load(Ordering::Acquire) == h {
@@ -657,7 +807,7 @@ struct Channel {
 // queues, whose Release/Acquire pairs order the accesses to the batch).
 unsafe impl Sync for Channel {}
 
-const STOP: usize = usize::MAX;
+pub(crate) const STOP: usize = usize::MAX;
 
 fn run_xfree(p: &Params, probe: Probe) -> Outcome {
     const BATCHES: usize = 32;

@@ -1,25 +1,12 @@
 //! Smoke test: every workload, with tiny parameters, in-process on the system allocator.
-//! Checks the op counts and that every block allocated was freed; nothing is timed.
+//! Checks the op counts, that every block allocated was freed and the realistic workloads'
+//! checksums; nothing is timed. (`hakmem.rs` runs the new workloads under hakmem.)
 
+mod common;
+
+use common::{CHECKSUMS, tiny};
 use hakmem_bench::measure::no_probe;
-use hakmem_bench::{Kind, Params, WORKLOADS, run, spec};
-
-/// Tiny parameters for `name` on 2 threads.
-fn tiny(name: &str) -> Params {
-    let mut p = Params::of(spec(name).expect("known workload"), 2);
-    p.ops = match p.kind {
-        Kind::Mixed => 20_000,
-        Kind::Large => 200,
-        Kind::Realloc => 2_000,
-        _ => 10_000,
-    };
-    p.lifetimes = 8;
-    p.epoch = 500;
-    if p.kind == Kind::Larson {
-        p.ws = 100;
-    }
-    p
-}
+use hakmem_bench::{Kind, WORKLOADS, run};
 
 #[test]
 fn every_workload_counts_its_ops_and_frees_every_block() {
@@ -36,7 +23,25 @@ fn every_workload_counts_its_ops_and_frees_every_block() {
             o.allocs,
             o.frees
         );
-        assert!(o.allocs > 0, "{}: nothing allocated", w.name);
+        if w.kind.is_realistic() {
+            let want = CHECKSUMS
+                .iter()
+                .find(|c| c.0 == w.name)
+                .expect("a checksum")
+                .1;
+            assert_eq!(o.checksum, Some(want), "{}: checksum", w.name);
+        } else {
+            assert!(o.allocs > 0, "{}: nothing allocated", w.name);
+            assert_eq!(o.checksum, None, "{}", w.name);
+        }
+        if w.kind == Kind::Burst {
+            let (free, idle) = (o.rss_after_free_kib, o.rss_after_idle_kib);
+            assert!(
+                free.is_some_and(|k| k > 0) && idle.is_some_and(|k| k > 0),
+                "{}",
+                w.name
+            );
+        }
         assert!(
             o.elapsed.secs >= 0.0 && o.elapsed.probe_delta == 0,
             "{}",
@@ -53,13 +58,15 @@ fn every_workload_counts_its_ops_and_frees_every_block() {
 
 #[test]
 fn runs_are_deterministic() {
-    for name in ["mixed", "realloc", "large"] {
+    for name in [
+        "mixed", "realloc", "large", "json", "text", "btree", "arena",
+    ] {
         let p = tiny(name);
         let a = run(&p, no_probe);
         let b = run(&p, no_probe);
         assert_eq!(
-            (a.allocs, a.frees, a.reallocs),
-            (b.allocs, b.frees, b.reallocs),
+            (a.allocs, a.frees, a.reallocs, a.checksum),
+            (b.allocs, b.frees, b.reallocs, b.checksum),
             "{name}"
         );
     }
@@ -67,7 +74,7 @@ fn runs_are_deterministic() {
 
 #[test]
 fn odd_op_counts_and_one_thread() {
-    for name in ["xfree", "larson", "mt", "churn"] {
+    for name in ["xfree", "larson", "mt", "churn", "prodcons", "large-mt"] {
         let mut p = tiny(name);
         p.ops = 1_001;
         p.threads = 1;
@@ -114,6 +121,9 @@ fn the_binary_prints_a_result_line() {
         "\"capped\":false",
         "\"seed\":7",
         "\"syscalls\":null",
+        "\"minor_faults\":",
+        "\"checksum\":null",
+        "\"rss_after_free_kib\":null",
     ] {
         assert!(line.contains(key), "{key} missing from {line}");
     }

@@ -577,6 +577,7 @@ pub fn parse_epoch(line: &str) -> Option<Epoch> {
         ops: u("ops")?,
         rss_kib: u("rss_kib").unwrap_or(0),
         allocated_kib: u("allocated_kib").unwrap_or(0),
+        minor_faults: u("minor_faults").unwrap_or(0),
         counters: u("syscalls").map(|syscalls| Counters {
             syscalls,
             madvise_calls: u("madvise_calls").unwrap_or(0),
@@ -587,7 +588,7 @@ pub fn parse_epoch(line: &str) -> Option<Epoch> {
 }
 
 /// The CSV header.
-pub const CSV_HEADER: &str = "epoch,time_s,epoch_secs,epoch_cpu_secs,ops,ops_per_sec,ops_per_cpu_sec,rss_kib,allocated_kib,syscalls,madvise_calls,lean_decommit,lean_retire";
+pub const CSV_HEADER: &str = "epoch,time_s,epoch_secs,epoch_cpu_secs,ops,ops_per_sec,ops_per_cpu_sec,rss_kib,allocated_kib,syscalls,madvise_calls,lean_decommit,lean_retire,minor_faults";
 
 /// The CSV row of an epoch (counters cumulative; empty where the allocator has none).
 pub fn csv_row(e: &Epoch) -> String {
@@ -597,7 +598,7 @@ pub fn csv_row(e: &Epoch) -> String {
             .map_or(String::new(), |c| f(c).to_string())
     };
     format!(
-        "{},{:.3},{:.6},{:.6},{},{:.0},{:.0},{},{},{},{},{},{}",
+        "{},{:.3},{:.6},{:.6},{},{:.0},{:.0},{},{},{},{},{},{},{}",
         e.epoch,
         e.t,
         e.secs,
@@ -610,7 +611,8 @@ pub fn csv_row(e: &Epoch) -> String {
         o(|c| c.syscalls),
         o(|c| c.madvise_calls),
         o(|c| c.lean_decommit),
-        o(|c| c.lean_retire)
+        o(|c| c.lean_retire),
+        e.minor_faults
     )
 }
 
@@ -1488,7 +1490,7 @@ fn run(o: &Opts) -> Result<&'static str, String> {
                         .map_or("n/a".into(), |c| f(c).to_string())
                 };
                 prog.line(&format!(
-                    "[soak {}] {}/{} · epoch {} · {} Mops/s ({} per CPU-s) · RSS {} · syscalls {} · decommit {} · retire {}",
+                    "[soak {}] {}/{} · epoch {} · {} Mops/s ({} per CPU-s) · RSS {} · minor faults {} · syscalls {} · decommit {} · retire {}",
                     o.label,
                     progress::duration(r.t),
                     progress::duration(secs),
@@ -1496,6 +1498,7 @@ fn run(o: &Opts) -> Result<&'static str, String> {
                     mops(r.ops_per_sec(), Fixed(2)),
                     mops(r.ops_per_cpu_sec(), Fixed(2)),
                     mib(r.rss_kib as f64),
+                    r.minor_faults,
                     counter(|c| c.syscalls),
                     counter(|c| c.lean_decommit),
                     counter(|c| c.lean_retire),
@@ -1608,6 +1611,7 @@ mod tests {
                     ops: 1_000_000,
                     rss_kib: r,
                     allocated_kib: 0,
+                    minor_faults: 0,
                     counters: Some(Counters {
                         syscalls: s,
                         madvise_calls: 0,
@@ -1857,7 +1861,7 @@ mod tests {
 
     #[test]
     fn epoch_lines_round_trip_to_csv() {
-        let l = "EPOCH {\"epoch\":2,\"t\":1.5,\"secs\":0.5,\"cpu_secs\":0.25,\"ops\":100,\"ops_per_sec\":200.0,\"ops_per_cpu_sec\":400.0,\"rss_kib\":2048,\"allocated_kib\":3,\"syscalls\":null,\"madvise_calls\":null,\"lean_decommit\":null,\"lean_retire\":null}";
+        let l = "EPOCH {\"epoch\":2,\"t\":1.5,\"secs\":0.5,\"cpu_secs\":0.25,\"ops\":100,\"ops_per_sec\":200.0,\"ops_per_cpu_sec\":400.0,\"rss_kib\":2048,\"allocated_kib\":3,\"minor_faults\":17,\"syscalls\":null,\"madvise_calls\":null,\"lean_decommit\":null,\"lean_retire\":null}";
         let r = parse_epoch(l).unwrap();
         assert_eq!(
             (r.epoch, r.ops, r.rss_kib, r.counters.map(|c| c.syscalls)),
@@ -1865,7 +1869,7 @@ mod tests {
         );
         assert_eq!(
             csv_row(&r),
-            "2,1.500,0.500000,0.250000,100,200,400,2048,3,,,,"
+            "2,1.500,0.500000,0.250000,100,200,400,2048,3,,,,,17"
         );
         assert_eq!(
             CSV_HEADER.split(',').count(),

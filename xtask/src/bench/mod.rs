@@ -5,7 +5,10 @@
 //! round to round; a cell of the table is the median of its rounds, with the spread and the
 //! CV, and is divided by mimalloc's median *of the same run*. Syscalls per op: hakmem's own
 //! counter for hakmem; for everyone, `strace -f -c -e trace=memory` in one extra untimed
-//! run (minus a run with 0 ops, so that set-up is excluded) when strace exists.
+//! run (minus a run with 0 ops, so that set-up is excluded) when strace exists. Minor page
+//! faults per op: every contender's `ru_minflt` over the timed section. The realistic
+//! workloads' checksums are compared across contenders ([`check_checksums`]); `burst-*`
+//! adds the resident set after the frees and after the idle time.
 
 pub(crate) mod builder;
 mod callgrind;
@@ -34,7 +37,7 @@ interleaved rounds and prints a table (progress on stderr). Writes
 target/bench/<date>-<rev>.{json,md,svg}.
 
 options:
-  --quick              about a minute: 1/10 of the default ops, time cap 0.5 s
+  --quick              about two minutes: 1/10 of the default ops, time cap 0.5 s
   --workload W[,W]     workloads to run (default: all; see --list)
   --alloc A[,A]        contenders (default: all; `hakmem` = every preset, `glibc` = system);
                        mimalloc, the reference, is always added
@@ -46,6 +49,8 @@ options:
   --seed S             PRNG seed (default: the workload's)
   --max-secs F         stop a run's timed loop after F seconds, reporting the ops done
                        (default 2; --quick 0.5)
+  --idle-ms N          idle time of the burst-* workloads after their frees (default 1000;
+                       --quick 250)
   --timeout S          seconds before a run is killed (default 120)
   --no-strace          do not count peers' syscalls with strace
   --no-build           use the binaries already in target/bench-build/bin
@@ -67,6 +72,7 @@ pub struct Opts {
     seed: Option<u64>,
     timeout: Duration,
     max_secs: Option<f64>,
+    idle_ms: Option<u64>,
     strace: bool,
     build: bool,
     callgrind: bool,
@@ -96,6 +102,7 @@ fn parse_opts(args: Vec<OsString>) -> Result<Option<Opts>, String> {
     let mut seed = None;
     let mut timeout = 120u64;
     let mut max_secs = None;
+    let mut idle_ms = None;
     let (mut strace, mut build, mut callgrind, mut list) = (true, true, false, false);
     while let Some(arg) = p.next().map_err(|e| e.to_string())? {
         match arg {
@@ -154,6 +161,14 @@ fn parse_opts(args: Vec<OsString>) -> Result<Option<Opts>, String> {
                         .map_err(|e| e.to_string())?
                         .parse::<f64>()
                         .map_err(|e| format!("--max-secs: {e}"))?,
+                )
+            }
+            Long("idle-ms") => {
+                idle_ms = Some(
+                    p.value()
+                        .map_err(|e| e.to_string())?
+                        .parse::<u64>()
+                        .map_err(|e| e.to_string())?,
                 )
             }
             Long("no-strace") => strace = false,
@@ -223,6 +238,7 @@ fn parse_opts(args: Vec<OsString>) -> Result<Option<Opts>, String> {
         seed,
         timeout: Duration::from_secs(timeout.max(1)),
         max_secs,
+        idle_ms,
         strace,
         build,
         callgrind,
@@ -236,9 +252,23 @@ impl Opts {
         self.max_secs.unwrap_or(if self.quick { 0.5 } else { 2.0 })
     }
 
-    /// Ops of a timed run of `w`.
+    /// Idle time of the `burst-*` workloads, milliseconds.
+    fn idle_ms(&self) -> u64 {
+        self.idle_ms.unwrap_or(if self.quick { 250 } else { 1000 })
+    }
+
+    /// Ops of a timed run of `w`: the default scaled, rounded up to what the workload runs
+    /// whole (documents of `json` and `text`, bursts of `burst-*`).
     fn ops(&self, w: &Spec) -> u64 {
-        ((w.ops as f64 * self.ops_scale).round() as u64).max(1)
+        let scaled = ((w.ops as f64 * self.ops_scale).round() as u64).max(1);
+        match w.kind {
+            Kind::Json | Kind::Text | Kind::Burst => {
+                let mut p = hakmem_bench::Params::of(w, 1);
+                p.ops = scaled;
+                p.expected_ops()
+            }
+            _ => scaled,
+        }
     }
 
     /// The command line of a run of `w` with `ops` ops.
@@ -254,6 +284,9 @@ impl Opts {
         ];
         if let Some(s) = self.seed {
             a.extend(["--seed".into(), s.to_string()]);
+        }
+        if w.kind == Kind::Burst {
+            a.extend(["--idle-ms".into(), self.idle_ms().to_string()]);
         }
         a
     }
@@ -334,6 +367,25 @@ impl Cell {
             }
             _ => None,
         }
+    }
+    /// Minor page faults per op, median over runs (NaN without runs).
+    pub fn faults_per_op(&self) -> f64 {
+        let v: Vec<f64> = self.runs.iter().map(Sample::faults_per_op).collect();
+        stats::median(&v)
+    }
+    /// `burst-*`: median resident set after the frees and after the idle time, KiB.
+    pub fn burst_rss_kib(&self) -> Option<(f64, f64)> {
+        let a: Vec<f64> = self
+            .runs
+            .iter()
+            .filter_map(|s| s.rss_after_free_kib.map(|k| k as f64))
+            .collect();
+        let b: Vec<f64> = self
+            .runs
+            .iter()
+            .filter_map(|s| s.rss_after_idle_kib.map(|k| k as f64))
+            .collect();
+        (!a.is_empty() && !b.is_empty()).then(|| (stats::median(&a), stats::median(&b)))
     }
     /// Syscalls per op from the allocator's own counter (hakmem), median over runs.
     pub fn own_per_op(&self) -> Option<f64> {
@@ -493,6 +545,10 @@ fn run_all(opts: Opts, host: Host, built: Vec<Built>, progress: &mut Progress) -
         }
     }
     let secs = t0.elapsed().as_secs_f64();
+    for (wi, row) in cells.iter_mut().enumerate() {
+        let reference = opts.contenders.iter().position(|c| c.name == REFERENCE);
+        check_checksums(row, reference, opts.workloads[wi].name);
+    }
     let load_after = host::load_average();
     progress.done(&format!(
         "{done} timed runs in {} ({} rounds)",
@@ -556,9 +612,81 @@ fn run_all(opts: Opts, host: Host, built: Vec<Built>, progress: &mut Progress) -
     }
 }
 
+/// The realistic workloads compute the same thing under every allocator: a run whose
+/// checksum differs from the reference's (or, without it, the first contender's) run with
+/// the same ops is moved to the cell's errors. Runs cut short at different points have
+/// different ops and are not compared.
+pub fn check_checksums(row: &mut [Cell], reference: Option<usize>, workload: &str) {
+    let mut order: Vec<usize> = reference.into_iter().collect();
+    order.extend((0..row.len()).filter(|&i| Some(i) != reference));
+    let mut seen: Vec<(u64, u64, usize)> = Vec::new();
+    for &ci in &order {
+        for s in &row[ci].runs {
+            if let Some(c) = s.checksum
+                && !seen.iter().any(|&(ops, _, _)| ops == s.ops)
+            {
+                seen.push((s.ops, c, ci));
+            }
+        }
+    }
+    for cell in row.iter_mut() {
+        let (mut kept, mut bad) = (Vec::new(), Vec::new());
+        for s in cell.runs.drain(..) {
+            match (s.checksum, seen.iter().find(|x| x.0 == s.ops)) {
+                (Some(c), Some(&(_, want, from))) if c != want => bad.push(format!(
+                    "{workload}: checksum {c:#x} differs from {want:#x} (contender #{from}, same {} ops): wrong result",
+                    s.ops
+                )),
+                _ => kept.push(s),
+            }
+        }
+        cell.runs = kept;
+        cell.errors.extend(bad);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn sample(ops: u64, checksum: Option<u64>) -> Sample {
+        runner::parse_result(&format!(
+            "RESULT {{\"ops\":{ops},\"secs\":1.0,\"checksum\":{}}}",
+            checksum.map_or("null".into(), |c| c.to_string())
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn quick_runs_whole_documents_and_bursts() {
+        let o = parse_opts(vec!["--quick".into()]).unwrap().unwrap();
+        let ops = |n: &str| o.ops(hakmem_bench::spec(n).unwrap());
+        assert_eq!(ops("json"), 20_000);
+        assert_eq!(ops("burst-4k"), 2 * (200 << 20) / 4096);
+        assert_eq!(ops("mixed"), 2_000_000);
+    }
+
+    #[test]
+    fn a_different_checksum_is_an_error() {
+        let mut row = vec![Cell::default(), Cell::default(), Cell::default()];
+        row[0].runs = vec![sample(10, Some(1)), sample(20, Some(9))];
+        row[1].runs = vec![
+            sample(10, Some(2)),
+            sample(20, Some(9)),
+            sample(30, Some(5)),
+        ];
+        row[2].runs = vec![sample(10, Some(1)), sample(30, Some(6))];
+        check_checksums(&mut row, Some(1), "json");
+        // Contender 1 is the reference: its checksum for 10 ops is the one to match.
+        assert_eq!(row[1].runs.len(), 3);
+        assert_eq!((row[0].runs.len(), row[0].errors.len()), (1, 1));
+        assert_eq!((row[2].runs.len(), row[2].errors.len()), (0, 2));
+        assert!(row[0].errors[0].contains("checksum 0x1 differs from 0x2"));
+        let mut plain = vec![Cell::default()];
+        plain[0].runs = vec![sample(10, None), sample(10, None)];
+        check_checksums(&mut plain, None, "mixed");
+        assert_eq!(plain[0].runs.len(), 2);
+    }
 
     fn names(args: &[&str]) -> Vec<&'static str> {
         let o = parse_opts(args.iter().map(OsString::from).collect())

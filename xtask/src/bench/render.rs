@@ -139,7 +139,9 @@ fn workload_table(r: &Results, wi: usize) -> String {
     let w = r.opts.workloads[wi];
     let (reference, best) = anchors(r, wi);
     let best_m = best.map_or(f64::NAN, |b| b.1);
-    let header: Vec<String> = [
+    // `burst-*`: the resident set after the frees and after the idle time are the result.
+    let burst = w.kind == hakmem_bench::Kind::Burst;
+    let mut header: Vec<String> = [
         "contender",
         "Mops/s",
         "min–max",
@@ -147,6 +149,7 @@ fn workload_table(r: &Results, wi: usize) -> String {
         "Mops/CPU-s",
         "peak RSS",
         "sys/op",
+        "faults/op",
         "vs mimalloc",
         "vs best peer",
         "CPU vs mimalloc",
@@ -154,6 +157,12 @@ fn workload_table(r: &Results, wi: usize) -> String {
     .iter()
     .map(|s| s.to_string())
     .collect();
+    if burst {
+        header.splice(
+            6..6,
+            ["RSS after free".to_string(), "RSS after idle".to_string()],
+        );
+    }
     let mut rows = Vec::new();
     for (ci, c) in r.opts.contenders.iter().enumerate() {
         let cell = &r.cells[wi][ci];
@@ -169,7 +178,7 @@ fn workload_table(r: &Results, wi: usize) -> String {
         if s.capped > 0 {
             name.push_str(" †");
         }
-        rows.push(vec![
+        let mut row = vec![
             name,
             mops(s.median, Sig3),
             format!("{}–{}", mops(s.min, Sig3), mops(s.max, Sig3)),
@@ -177,10 +186,18 @@ fn workload_table(r: &Results, wi: usize) -> String {
             mops(s.per_cpu, Sig3),
             mib(s.rss_kib as f64),
             sys_cell(r, cell, c.group),
+            per_op(cell.faults_per_op()),
             ratio(s.vs_ref),
             ratio(s.vs_best),
             ratio(s.vs_ref_cpu),
-        ]);
+        ];
+        if burst {
+            let (free, idle) = cell
+                .burst_rss_kib()
+                .map_or(("–".into(), "–".into()), |(a, b)| (mib(a), mib(b)));
+            row.splice(6..6, [free, idle]);
+        }
+        rows.push(row);
     }
     let mut out = String::new();
     let ops = r.opts.ops(w);
@@ -202,11 +219,8 @@ fn workload_table(r: &Results, wi: usize) -> String {
             mops(m, Sig3)
         ))
     );
-    out.push_str(&table(
-        &header,
-        &rows,
-        &[false, true, true, true, true, true, true, true, true, true],
-    ));
+    let right: Vec<bool> = (0..header.len()).map(|i| i > 0).collect();
+    out.push_str(&table(&header, &rows, &right));
     out
 }
 
@@ -346,8 +360,13 @@ pub fn markdown(r: &Results, svg_name: Option<&str>) -> String {
     let _ = writeln!(
         s,
         "Mops/s: median; min–max and CV over the rounds; Mops/CPU-s: ops per CPU-second (user + \
-         system, all threads); peak RSS: largest `ru_maxrss` over the rounds; † = some runs hit \
-         the time cap (ops/s still valid, fewer ops).\n"
+         system, all threads); peak RSS: largest `ru_maxrss` over the rounds; faults/op: minor \
+         page faults (`ru_minflt`) of the timed section per op, median; burst-*: RSS after \
+         free / after idle = resident set right after freeing everything and after {} ms with \
+         no allocator call, median; realistic workloads (json, text, btree, arena): an op is a \
+         unit of work, not an allocator call, and every run's checksum must match mimalloc's; \
+         † = some runs hit the time cap (ops/s still valid, fewer ops).\n",
+        r.opts.idle_ms()
     );
     for wi in 0..r.opts.workloads.len() {
         s.push_str(&workload_table(r, wi));
@@ -430,6 +449,10 @@ pub fn to_json(r: &Results) -> Value {
                 "cpu_ratio_to_mimalloc": s.as_ref().map_or(Value::Null, |s| f(s.vs_ref_cpu)),
                 "best_peer": best.map(|(bi, _)| o.contenders[bi].name),
                 "syscalls_per_op_own": cell.own_per_op().map_or(Value::Null, f),
+                "minor_faults_per_op": f(cell.faults_per_op()),
+                "rss_after_free_kib": cell.burst_rss_kib().map_or(Value::Null, |b| f(b.0)),
+                "rss_after_idle_kib": cell.burst_rss_kib().map_or(Value::Null, |b| f(b.1)),
+                "checksums": cell.runs.iter().filter_map(|s| s.checksum).collect::<Vec<_>>(),
                 "strace": strace,
                 "runs": cell.runs.iter().map(|s| s.raw.clone()).collect::<Vec<_>>(),
             }));
@@ -457,6 +480,7 @@ pub fn to_json(r: &Results) -> Value {
             "seed": o.seed,
             "presets": o.presets,
             "timeout_secs": o.timeout.as_secs(),
+            "idle_ms": o.idle_ms(),
             "workloads": o.workloads.iter().map(|w| json!({
                 "name": w.name,
                 "about": w.about,

@@ -20,6 +20,14 @@ pub struct Sample {
     pub peak_rss_kib: u64,
     /// Allocator syscalls in the timed section (hakmem's own counter).
     pub syscalls: Option<u64>,
+    /// Minor page faults in the timed section (`ru_minflt`).
+    pub minor_faults: u64,
+    /// The realistic workloads' checksum.
+    pub checksum: Option<u64>,
+    /// `burst-*`: resident set right after the frees, KiB.
+    pub rss_after_free_kib: Option<u64>,
+    /// `burst-*`: resident set after the idle time, KiB.
+    pub rss_after_idle_kib: Option<u64>,
     /// The whole result line, as JSON.
     pub raw: Value,
 }
@@ -28,6 +36,10 @@ impl Sample {
     /// Throughput of the run.
     pub fn ops_per_sec(&self) -> f64 {
         self.ops as f64 / self.secs.max(1e-12)
+    }
+    /// Minor page faults per op of the run.
+    pub fn faults_per_op(&self) -> f64 {
+        self.minor_faults as f64 / self.ops.max(1) as f64
     }
     /// Ops per CPU-second of the run.
     pub fn ops_per_cpu_sec(&self) -> f64 {
@@ -140,6 +152,10 @@ pub fn parse_result(stdout: &str) -> Result<Sample, String> {
         cpu_secs: f("cpu_secs").unwrap_or(0.0),
         peak_rss_kib: u("peak_rss_kib").unwrap_or(0),
         syscalls: u("syscalls"),
+        minor_faults: u("minor_faults").unwrap_or(0),
+        checksum: u("checksum"),
+        rss_after_free_kib: u("rss_after_free_kib"),
+        rss_after_idle_kib: u("rss_after_idle_kib"),
         raw: v,
     })
 }
@@ -277,12 +293,15 @@ mod tests {
 
     #[test]
     fn result_line() {
-        let s = "noise\nRESULT {\"workload\":\"mixed\",\"ops\":10,\"secs\":0.5,\"cpu_secs\":0.25,\"peak_rss_kib\":100,\"syscalls\":null}\n";
+        let s = "noise\nRESULT {\"workload\":\"mixed\",\"ops\":10,\"secs\":0.5,\"cpu_secs\":0.25,\"peak_rss_kib\":100,\"minor_faults\":5,\"syscalls\":null,\"checksum\":null,\"rss_after_free_kib\":7}\n";
         let r = parse_result(s).unwrap();
         assert_eq!(r.ops, 10);
         assert_eq!(r.ops_per_sec(), 20.0);
         assert_eq!(r.ops_per_cpu_sec(), 40.0);
         assert_eq!(r.syscalls, None);
+        assert_eq!(r.faults_per_op(), 0.5);
+        assert_eq!((r.checksum, r.rss_after_free_kib), (None, Some(7)));
+        assert_eq!(r.rss_after_idle_kib, None);
         assert!(parse_result("nothing").is_err());
     }
 }
