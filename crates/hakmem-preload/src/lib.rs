@@ -28,7 +28,10 @@
 //! **Tests**: `src/tests.rs` (these functions, in process); `tests/c_programs.rs` (C
 //! programs of `tests/c/` under `LD_PRELOAD`: every function against glibc, threads,
 //! fork, thread churn, start-up and exit, pthread keys, bad pointers, `dlopen`);
-//! `tests/real_programs.rs` (python3, sqlite3, perl, git, gcc, compared with glibc).
+//! `tests/cxx_programs.rs` (the C++ operators: `tests/cxx/*.cpp`, against libstdc++'s
+//! own); `tests/c_bench_smoke.rs` (the C-ABI bench's workloads, checksums against
+//! glibc's); `tests/real_programs.rs` (python3, sqlite3, perl, git, gcc, compared with
+//! glibc).
 //!
 //! **Invariants**
 //! - Nothing here allocates through any allocator, takes a lock of its own or panics:
