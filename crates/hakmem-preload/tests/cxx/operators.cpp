@@ -179,13 +179,16 @@ static std::size_t vm_bytes() {
 
 static void handler() {
     for (int form = 0; form < 3; form++) {
+        // No cached block may serve the request without the handler: give cached memory
+        // back, and ask for a bigger block each time.
+        malloc_trim(0);
         struct rlimit r;
         CHECK(getrlimit(RLIMIT_AS, &r) == 0);
         r.rlim_cur = vm_bytes() + (256u << 20);
         CHECK(setrlimit(RLIMIT_AS, &r) == 0);
         std::set_new_handler(lift_limit);
         calls = 0;
-        const std::size_t n = (std::size_t)1 << 30;
+        const std::size_t n = ((std::size_t)1 << 30) + (std::size_t)form * (512u << 20);
         void *p = form == 0   ? ::operator new(n)
                   : form == 1 ? ::operator new[](n, std::nothrow)
                               : ::operator new(n, std::align_val_t(4096));
