@@ -5,6 +5,10 @@
 //!   `hakmem-bench` workload source, run them in interleaved rounds, print a table and
 //!   write `target/bench/<date>-<rev>.{json,md,svg}`. `bench --callgrind` counts
 //!   instructions per op under valgrind instead. See `docs/benchmarks.md`.
+//! - `cbench` (also `bench --c-abi`, `c-abi`): the C-ABI bench, C and C++ workload
+//!   programs under `LD_PRELOAD` of `libhakmem.so` (each preset) and of the peers' shared
+//!   libraries, and glibc; `--callgrind` for instructions per op of `bench/mixed.c`. See
+//!   `docs/benchmarks.md`.
 //! - `preset`: list, show or build the presets (from the gate table of `hakmem-env-gates`).
 //! - `soak`: one long process in epochs; RSS drift, throughput CV and tail, syscalls/op,
 //!   and a verdict against criteria printed first. See `docs/soak.md`.
@@ -19,6 +23,7 @@
 
 mod ab;
 mod bench;
+mod cbench;
 mod fastpath;
 mod fuzz;
 mod host;
@@ -37,6 +42,8 @@ usage: cargo xtask <command> [options]
 
 commands:
   bench     benchmark hakmem against its peers (cargo xtask bench --help)
+  cbench    C/C++ programs under LD_PRELOAD of libhakmem.so and the peers' .so files
+            (also: bench --c-abi; cargo xtask cbench --help)
   preset    list | show NAME | build NAME: the presets and every gate's default
   soak      one long process in epochs, judged GO/NEUTRAL/NO-GO (cargo xtask soak --help)
   ab        A/B of two environments or feature sets, with a CI (cargo xtask ab --help)
@@ -63,7 +70,15 @@ fn main() -> ExitCode {
     let mut args = std::env::args_os().skip(1);
     let cmd = args.next();
     match cmd.as_ref().and_then(|c| c.to_str()) {
-        Some("bench") => bench::main(args.collect()),
+        Some("bench") => {
+            let args: Vec<_> = args.collect();
+            if args.iter().any(|a| a == "--c-abi") {
+                cbench::main(args)
+            } else {
+                bench::main(args)
+            }
+        }
+        Some("cbench" | "c-abi") => cbench::main(args.collect()),
         Some("preset" | "presets") => preset::main(args.collect()),
         Some("soak") => soak::main(args.collect()),
         Some("ab") => ab::main(args.collect()),

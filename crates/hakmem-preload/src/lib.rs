@@ -18,7 +18,8 @@
 //! **Entry points** (each inlined into the exported C function of the same name):
 //! [`malloc`], [`free`], [`calloc`], [`realloc`], [`reallocarray`], [`posix_memalign`],
 //! [`aligned_alloc`], [`memalign`], [`valloc`], [`pvalloc`], [`malloc_usable_size`],
-//! [`free_sized`], [`free_aligned_sized`], [`malloc_trim`]. The shared object also runs a
+//! [`free_sized`], [`free_aligned_sized`], [`malloc_trim`]; and the C++ operators
+//! `new`/`delete` in every form, with libstdc++'s failure semantics ([`cxx`]). The shared object also runs a
 //! constructor at load time that sets hakmem up (one allocation), so that hakmem's
 //! thread-exit key (at the highest pthread key index) is created while the process is
 //! single-threaded. `docs/c-abi.md` describes the library
@@ -27,7 +28,10 @@
 //! **Tests**: `src/tests.rs` (these functions, in process); `tests/c_programs.rs` (C
 //! programs of `tests/c/` under `LD_PRELOAD`: every function against glibc, threads,
 //! fork, thread churn, start-up and exit, pthread keys, bad pointers, `dlopen`);
-//! `tests/real_programs.rs` (python3, sqlite3, perl, git, gcc, compared with glibc).
+//! `tests/cxx_programs.rs` (the C++ operators: `tests/cxx/*.cpp`, against libstdc++'s
+//! own); `tests/c_bench_smoke.rs` (the C-ABI bench's workloads, checksums against
+//! glibc's); `tests/real_programs.rs` (python3, sqlite3, perl, git, gcc, compared with
+//! glibc).
 //!
 //! **Invariants**
 //! - Nothing here allocates through any allocator, takes a lock of its own or panics:
@@ -356,6 +360,8 @@ fn usable_size_checked(p: *mut c_void) -> Result<usize, BadPointer> {
     // pointer it refuses.
     unsafe { raw::usable_size(p.cast()) }
 }
+
+pub mod cxx;
 
 #[cfg(test)]
 mod tests;

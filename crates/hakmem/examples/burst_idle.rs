@@ -3,9 +3,9 @@
 //! frees, and after the idle time, with the allocator's syscall counters.
 //!
 //! ```sh
-//! cargo run --release -p hakmem --example burst_idle -- 1048576      # 1 MiB blocks
-//! HAKMEM_BG_PURGE_MS=100 cargo run --release -p hakmem --example burst_idle -- 4096
-//! cargo run --release -p hakmem --example burst_idle --no-default-features --features preset-lean -- 300000
+//! cargo run --release -p hakmem-alloc --example burst_idle -- 1048576      # 1 MiB blocks
+//! HAKMEM_BG_PURGE_MS=100 cargo run --release -p hakmem-alloc --example burst_idle -- 4096
+//! cargo run --release -p hakmem-alloc --example burst_idle --no-default-features --features preset-lean -- 300000
 //! ```
 
 use std::alloc::{GlobalAlloc, Layout};

@@ -3,6 +3,7 @@
 //!
 //! Each exported function is a one-line shell over the function of the same name in
 //! `hakmem-preload`, which documents the semantics (and `docs/c-abi.md` the library).
+//! The C++ operators (`_Znwm`, `_ZdlPvm`, ...) are in `cxx.rs`, over `hakmem_preload::cxx`.
 //! Nothing here allocates, locks or panics.
 //!
 //! A constructor ([`hakmem_on_load`]) sets hakmem up as soon as the library is loaded,
@@ -10,6 +11,8 @@
 
 use core::ffi::{c_int, c_void};
 use hakmem_preload as c;
+
+mod cxx;
 
 /// Runs when the library is loaded (under `LD_PRELOAD`: after libc's and the other
 /// libraries' constructors, before the program's and `main`): one allocation sets up
