@@ -523,31 +523,11 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
     let dir = root.join("target").join("bench");
     let base = format!("{}-{}-cabi", host.stamp, host.rev_label());
     let doc = to_json(&host, &opts, &ready, &samples, &errors);
-    let written = std::fs::create_dir_all(&dir)
-        .and_then(|_| std::fs::write(dir.join(format!("{base}.md")), &md))
-        .and_then(|_| {
-            std::fs::write(
-                dir.join(format!("{base}.json")),
-                serde_json::to_string_pretty(&doc).unwrap_or_default(),
-            )
-        });
-    match written {
-        Ok(()) => {
-            eprintln!(
-                "wrote {}",
-                dir.join(format!("{base}.{{md,json}}")).display()
-            );
-            let bad = errors.iter().flatten().any(Option::is_some);
-            if bad {
-                ExitCode::FAILURE
-            } else {
-                ExitCode::SUCCESS
-            }
-        }
-        Err(e) => {
-            eprintln!("xtask cbench: writing results: {e}");
-            ExitCode::FAILURE
-        }
+    let bad = errors.iter().flatten().any(Option::is_some);
+    if text::write_report(&dir, &base, &md, &doc, "xtask cbench") && !bad {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 
@@ -834,22 +814,9 @@ fn callgrind(root: &Path, host: &Host, opts: &Opts, ready: &[Ready]) -> ExitCode
             Err(e) => json!({"contender": n, "error": e}),
         }).collect::<Vec<_>>(),
     });
-    let ok = std::fs::create_dir_all(&dir)
-        .and_then(|_| std::fs::write(dir.join(format!("{base}.md")), &md))
-        .and_then(|_| {
-            std::fs::write(
-                dir.join(format!("{base}.json")),
-                serde_json::to_string_pretty(&doc).unwrap_or_default(),
-            )
-        });
-    if let Err(e) = ok {
-        eprintln!("xtask cbench --callgrind: writing results: {e}");
+    if !text::write_report(&dir, &base, &md, &doc, "xtask cbench --callgrind") {
         return ExitCode::FAILURE;
     }
-    eprintln!(
-        "wrote {}",
-        dir.join(format!("{base}.{{md,json}}")).display()
-    );
     if rows.iter().any(|(_, r)| r.is_err()) {
         ExitCode::FAILURE
     } else {

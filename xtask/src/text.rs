@@ -109,6 +109,38 @@ pub fn table(header: &[String], rows: &[Vec<String>], right: &[bool]) -> String 
     out
 }
 
+/// Writes a report as `dir/base.md` and `dir/base.json` and says where on stderr (or,
+/// prefixed with `cmd`, why it could not). Returns whether both were written.
+pub fn write_report(
+    dir: &std::path::Path,
+    base: &str,
+    md: &str,
+    doc: &serde_json::Value,
+    cmd: &str,
+) -> bool {
+    let written = std::fs::create_dir_all(dir)
+        .and_then(|_| std::fs::write(dir.join(format!("{base}.md")), md))
+        .and_then(|_| {
+            std::fs::write(
+                dir.join(format!("{base}.json")),
+                serde_json::to_string_pretty(doc).unwrap_or_default(),
+            )
+        });
+    match written {
+        Ok(()) => {
+            eprintln!(
+                "wrote {}",
+                dir.join(format!("{base}.{{md,json}}")).display()
+            );
+            true
+        }
+        Err(e) => {
+            eprintln!("{cmd}: writing results: {e}");
+            false
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

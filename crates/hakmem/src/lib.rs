@@ -776,28 +776,31 @@ pub fn stats() -> Stats {
     }
 }
 
-/// A `kB` field of `/proc/self/status` (e.g. `VmHWM:`), read without allocating; 0 if
-/// unavailable.
-fn process_status_kib(field: &[u8]) -> u64 {
-    let mut buf = [0u8; 4096];
+/// The first `buf.len()` bytes of a `/proc` file, read with one `read` into the caller's
+/// buffer (no allocation); empty if it cannot be read.
+fn read_proc_file<'a>(path: &core::ffi::CStr, buf: &'a mut [u8]) -> &'a [u8] {
     // SAFETY: a NUL-terminated path; the descriptor is closed below; `read` writes at
-    // most `buf.len()` bytes into the stack buffer.
+    // most `buf.len()` bytes into the buffer.
     let n = unsafe {
-        let fd = libc::open(
-            c"/proc/self/status".as_ptr(),
-            libc::O_RDONLY | libc::O_CLOEXEC,
-        );
+        let fd = libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
         if fd < 0 {
-            return 0;
+            return &[];
         }
         let n = libc::read(fd, buf.as_mut_ptr().cast(), buf.len());
         libc::close(fd);
         n
     };
-    let Ok(n) = usize::try_from(n) else {
-        return 0;
-    };
-    buf[..n.min(buf.len())]
+    match usize::try_from(n) {
+        Ok(n) => &buf[..n.min(buf.len())],
+        Err(_) => &[],
+    }
+}
+
+/// A `kB` field of `/proc/self/status` (e.g. `VmHWM:`), read without allocating; 0 if
+/// unavailable.
+fn process_status_kib(field: &[u8]) -> u64 {
+    let mut buf = [0u8; 4096];
+    read_proc_file(c"/proc/self/status", &mut buf)
         .split(|&b| b == b'\n')
         .find_map(|line| line.strip_prefix(field))
         .map_or(0, |rest| {
@@ -814,25 +817,8 @@ fn process_status_kib(field: &[u8]) -> u64 {
 /// unavailable.
 fn process_resident_bytes() -> u64 {
     let mut buf = [0u8; 128];
-    // SAFETY: a NUL-terminated path; the descriptor is closed below; `read` writes at
-    // most `buf.len()` bytes into the stack buffer.
-    let n = unsafe {
-        let fd = libc::open(
-            c"/proc/self/statm".as_ptr(),
-            libc::O_RDONLY | libc::O_CLOEXEC,
-        );
-        if fd < 0 {
-            return 0;
-        }
-        let n = libc::read(fd, buf.as_mut_ptr().cast(), buf.len());
-        libc::close(fd);
-        n
-    };
-    let Ok(n) = usize::try_from(n) else {
-        return 0;
-    };
     // The second field is the resident page count.
-    let mut fields = buf[..n.min(buf.len())].split(|&b| b == b' ');
+    let mut fields = read_proc_file(c"/proc/self/statm", &mut buf).split(|&b| b == b' ');
     let pages = fields.nth(1).map_or(0, |f| {
         f.iter()
             .take_while(|b| b.is_ascii_digit())

@@ -118,25 +118,9 @@ pub fn main(
         "ops": [n1, n2],
         "results": results,
     });
-    let written = std::fs::create_dir_all(&dir)
-        .and_then(|_| std::fs::write(dir.join(format!("{base}.md")), &md))
-        .and_then(|_| {
-            std::fs::write(
-                dir.join(format!("{base}.json")),
-                serde_json::to_string_pretty(&doc).unwrap_or_default(),
-            )
-        });
-    match written {
-        Ok(()) => {
-            eprintln!(
-                "wrote {}",
-                dir.join(format!("{base}.{{md,json}}")).display()
-            );
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("xtask bench --callgrind: writing results: {e}");
-            ExitCode::FAILURE
-        }
+    if crate::text::write_report(&dir, &base, &md, &doc, "xtask bench --callgrind") {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
