@@ -251,3 +251,66 @@ fn validation_table_agrees_with_the_division_everywhere() {
         check("everything back");
     }
 }
+
+/// A slab whose free list holds `want..=max` blocks hands the whole list over without a
+/// walk: the chain is that list (every block flushed to it, null-terminated, no tail);
+/// a longer list than `max` is walked for `want` blocks as before. Hardened builds always
+/// walk (their refill shuffles the chain).
+#[test]
+fn refill_takes_a_slab_free_list_whole_when_it_fits() {
+    let cls = 12; // 208-byte blocks, used by no other test here
+    drain_transfer_caches();
+    // 13 blocks carved from a fresh slab; 12 of them flushed one by one (a chain of one
+    // skips the transfer cache), so they sit on the slab's free list; one stays out, so
+    // the slab does not empty.
+    let v = collect(refill(cls, 13));
+    assert_eq!(v.len(), 13);
+    for &b in &v[1..] {
+        // SAFETY: one of our blocks, given back alone.
+        unsafe {
+            set_next(b, ptr::null_mut());
+            flush(cls, b, 1);
+        }
+    }
+    let listed: std::collections::BTreeSet<usize> = v[1..].iter().map(|&b| b as usize).collect();
+    // A list of 12 with a bound of 10: walked, `want` blocks.
+    let walked = refill_upto(cls, 8, 10);
+    assert_eq!(walked.count, 8);
+    let walked = collect(walked);
+    assert!(walked.iter().all(|b| listed.contains(&(*b as usize))));
+    for &b in &walked {
+        // SAFETY: as above.
+        unsafe {
+            set_next(b, ptr::null_mut());
+            flush(cls, b, 1);
+        }
+    }
+    // 12 on the list again, within 8..=16: the whole list (hardened: 8, walked).
+    let whole = refill_upto(cls, 8, 16);
+    if HARDENED {
+        assert_eq!(whole.count, 8);
+    } else {
+        assert_eq!(whole.count, 12, "the slab's whole free list");
+        assert!(
+            whole.tail.is_null(),
+            "a list handed over whole has no known tail"
+        );
+    }
+    let n = whole.count as usize;
+    let whole = collect(whole);
+    assert_eq!(
+        whole.len(),
+        n,
+        "the chain is null-terminated after its count"
+    );
+    assert!(whole.iter().all(|b| listed.contains(&(*b as usize))));
+    for &b in whole.iter().chain(&v[..1]) {
+        // SAFETY: as above.
+        unsafe {
+            set_next(b, ptr::null_mut());
+            flush(cls, b, 1);
+        }
+    }
+    drain_transfer_caches();
+    assert_eq!(class_counts(cls), (0, 0));
+}
