@@ -1298,10 +1298,11 @@ pub fn refill_upto(cls: usize, want: u32, max: u32) -> Chain {
             // The slab's whole free list, when it holds `want..=max` blocks, is handed over
             // as it is: no walk over blocks last touched long ago (a chain of dependent
             // cache misses). Its length is known (`carved - used`) and it is
-            // null-terminated, so the chain needs no tail. (Hardened builds shuffle a
-            // walked chain instead.)
+            // null-terminated, so the chain has no known tail: only for a caller that
+            // takes such chains (`max > want`, as for the transfer cache's); [`refill`]
+            // promises a tail. (Hardened builds shuffle a walked chain instead.)
             let listed = sl.carved.load(Relaxed) - sl.used;
-            if !HARDENED && chain.count == 0 && listed >= want && listed <= max {
+            if !HARDENED && max > want && chain.count == 0 && listed >= want && listed <= max {
                 chain = Chain {
                     head: sl.free.cast(),
                     tail: ptr::null_mut(),

@@ -304,7 +304,22 @@ fn refill_takes_a_slab_free_list_whole_when_it_fits() {
         "the chain is null-terminated after its count"
     );
     assert!(whole.iter().all(|b| listed.contains(&(*b as usize))));
-    for &b in whole.iter().chain(&v[..1]) {
+    // `refill` (want == max) always gives a chain with its tail, even when the list
+    // holds exactly `want` blocks: `Bin::fill_to` links the bin behind that tail.
+    for &b in &whole[..8] {
+        // SAFETY: as above.
+        unsafe {
+            set_next(b, ptr::null_mut());
+            flush(cls, b, 1);
+        }
+    }
+    let exact = refill(cls, 8);
+    assert_eq!(exact.count, 8);
+    assert!(!exact.tail.is_null(), "refill must give the chain's tail");
+    // SAFETY: the tail of a chain from `refill` is its last block, link null.
+    assert!(unsafe { next_of(exact.tail) }.is_null());
+    let exact = collect(exact);
+    for &b in exact.iter().chain(&whole[8..]).chain(&v[..1]) {
         // SAFETY: as above.
         unsafe {
             set_next(b, ptr::null_mut());
