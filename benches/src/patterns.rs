@@ -16,7 +16,8 @@ use crate::measure::{Elapsed, Probe, Timer};
 use crate::rng::{Rng, below};
 use crate::soak::Statm;
 use crate::workloads::{
-    EMPTY, Gate, Outcome, Params, Ring, STOP, Slot, free_block, log_uniform, new_block, share, wall,
+    EMPTY, Gate, Outcome, Params, Ring, STOP, Slot, free_block, join_pairs, log_uniform, new_block,
+    share, wall,
 };
 
 /// Page size used for writing every page of a large block.
@@ -78,27 +79,7 @@ pub fn run_prodcons(p: &Params, probe: Probe) -> Outcome {
                 (n, (t0, gate.end()))
             }));
         }
-        let mut elapsed = gate.time(probe);
-        let mut spans = Vec::with_capacity(2 * pairs);
-        let (mut allocs, mut frees) = (0u64, 0u64);
-        for h in producers {
-            let (n, span) = h.join().expect("producer panicked");
-            allocs += n;
-            spans.push(span);
-        }
-        for h in consumers {
-            let (n, span) = h.join().expect("consumer panicked");
-            frees += n;
-            spans.push(span);
-        }
-        elapsed.secs = wall(&spans);
-        Outcome {
-            ops: allocs + frees,
-            allocs,
-            frees,
-            elapsed,
-            ..Outcome::default()
-        }
+        join_pairs(producers, consumers, gate.time(probe))
     })
 }
 

@@ -686,6 +686,36 @@ impl Gate {
 }
 
 /// Wall seconds from the first start to the last end.
+/// Joins producer threads (each returning the blocks it allocated and its time span) and
+/// consumer threads (the blocks each freed, its span): the outcome of a producer/consumer
+/// run, `elapsed` timed by the gate, its wall time the union of the threads' spans.
+pub(crate) fn join_pairs(
+    producers: Vec<std::thread::ScopedJoinHandle<'_, (u64, (Instant, Instant))>>,
+    consumers: Vec<std::thread::ScopedJoinHandle<'_, (u64, (Instant, Instant))>>,
+    mut elapsed: Elapsed,
+) -> Outcome {
+    let mut spans = Vec::with_capacity(producers.len() + consumers.len());
+    let (mut allocs, mut frees) = (0u64, 0u64);
+    for h in producers {
+        let (n, span) = h.join().expect("producer panicked");
+        allocs += n;
+        spans.push(span);
+    }
+    for h in consumers {
+        let (n, span) = h.join().expect("consumer panicked");
+        frees += n;
+        spans.push(span);
+    }
+    elapsed.secs = wall(&spans);
+    Outcome {
+        ops: allocs + frees,
+        allocs,
+        frees,
+        elapsed,
+        ..Outcome::default()
+    }
+}
+
 pub(crate) fn wall(spans: &[(Instant, Instant)]) -> f64 {
     let first = spans.iter().map(|s| s.0).min();
     let last = spans.iter().map(|s| s.1).max();
@@ -893,27 +923,7 @@ fn run_xfree(p: &Params, probe: Probe) -> Outcome {
                 (freed, (t0, t1))
             }));
         }
-        let mut elapsed = gate.time(probe);
-        let mut spans = Vec::with_capacity(2 * pairs);
-        let (mut allocs, mut frees) = (0u64, 0u64);
-        for h in producers {
-            let (n, span) = h.join().expect("producer panicked");
-            allocs += n;
-            spans.push(span);
-        }
-        for h in consumers {
-            let (n, span) = h.join().expect("consumer panicked");
-            frees += n;
-            spans.push(span);
-        }
-        elapsed.secs = wall(&spans);
-        Outcome {
-            ops: allocs + frees,
-            allocs,
-            frees,
-            elapsed,
-            ..Outcome::default()
-        }
+        join_pairs(producers, consumers, gate.time(probe))
     })
 }
 

@@ -715,24 +715,10 @@ fn callgrind_ir(
     out: &Path,
     t: Duration,
 ) -> Result<u64, String> {
-    let mut cmd = Command::new("valgrind");
-    cmd.args([
-        "--tool=callgrind",
-        "--dump-instr=no",
-        "--compress-strings=no",
-    ])
-    .arg(format!("--callgrind-out-file={}", out.display()))
-    .arg(exe)
-    .args(args);
+    let mut cmd = crate::bench::runner::callgrind_command(exe, out);
+    cmd.args(args);
     run(cmd, preload, t)?;
-    let text = std::fs::read_to_string(out).map_err(|e| format!("callgrind output: {e}"))?;
-    text.lines()
-        .find_map(|l| {
-            l.strip_prefix("summary:")
-                .or_else(|| l.strip_prefix("totals:"))
-        })
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .ok_or_else(|| "no summary in callgrind output".to_string())
+    crate::bench::runner::callgrind_total(out)
 }
 
 /// `--callgrind`: instructions per op of `bench/mixed.c` for each contender.

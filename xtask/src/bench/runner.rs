@@ -247,6 +247,18 @@ pub fn callgrind(
     out: &Path,
     timeout: Duration,
 ) -> Result<u64, String> {
+    let mut cmd = callgrind_command(bin, out);
+    cmd.args(args);
+    let f = run_with_timeout(cmd, timeout)?;
+    if !f.ok {
+        return Err(format!("valgrind: {}", failure(&f)));
+    }
+    callgrind_total(out)
+}
+
+/// `valgrind --tool=callgrind ... bin` writing its profile to `out` (the caller adds the
+/// program's arguments and environment).
+pub fn callgrind_command(bin: &Path, out: &Path) -> Command {
     let mut cmd = Command::new("valgrind");
     cmd.args([
         "--tool=callgrind",
@@ -254,12 +266,12 @@ pub fn callgrind(
         "--compress-strings=no",
     ])
     .arg(format!("--callgrind-out-file={}", out.display()))
-    .arg(bin)
-    .args(args);
-    let f = run_with_timeout(cmd, timeout)?;
-    if !f.ok {
-        return Err(format!("valgrind: {}", failure(&f)));
-    }
+    .arg(bin);
+    cmd
+}
+
+/// The instructions (Ir) of a finished callgrind run, from its profile `out`.
+pub fn callgrind_total(out: &Path) -> Result<u64, String> {
     let text = std::fs::read_to_string(out).map_err(|e| format!("callgrind output: {e}"))?;
     text.lines()
         .find_map(|l| {
