@@ -106,7 +106,9 @@ pub const SS_HEADER: usize = 64 * 1024;
 // `os::MAX_PAGE`): superslabs and the header are multiples of the largest page, and
 // slabs (at least 64 KiB, `class::slab_shift`) start at 64 KiB multiples, so a slab
 // decommitted (its touched bytes rounded up to a page) or a guard protected there covers
-// whole pages of its own. The header itself is written only in its first 4 KiB.
+// whole pages of its own. The header itself is written in its first 4 KiB (the
+// `SuperSlab` struct) and, once slabs get blocks back, in their free bitmaps after it
+// (up to `BITMAP_END`, 36 KiB).
 const _: () = {
     assert!(SS_SIZE.is_multiple_of(os::MAX_PAGE));
     assert!(SS_HEADER.is_multiple_of(os::MAX_PAGE));
@@ -114,18 +116,44 @@ const _: () = {
 };
 
 /// The guard pages of a hardened superslab with OS pages of `page` bytes: `(offset,
-/// len)` of the range after the header's page up to the first slab, made inaccessible;
-/// `None` when the header's page reaches the first slab (64 KiB pages: no room for a
-/// guard).
+/// len)` of the range after the header's pages (the `SuperSlab` struct and the slabs'
+/// free bitmaps) up to the first slab, made inaccessible; `None` when the header's pages
+/// reach the first slab (64 KiB pages: no room for a guard).
 pub const fn header_guard(page: usize) -> Option<(usize, usize)> {
-    if page < SS_HEADER {
-        Some((page, SS_HEADER - page))
+    let end = BITMAP_END.div_ceil(page) * page;
+    if end < SS_HEADER {
+        Some((end, SS_HEADER - end))
     } else {
         None
     }
 }
 /// Most slabs one superslab can hold (64 KiB slabs).
 pub const MAX_SLABS: usize = (SS_SIZE - SS_HEADER) >> 16;
+
+/// Where the slabs' free bitmaps start in a superslab: after the header's first 4 KiB
+/// (the `SuperSlab` struct). Slab `i` of class `c` has its [`bitmap_words`]`(c)` words
+/// at `BITMAP_OFF + i * bitmap_words(c) * 8`; a bitmap page is touched only once a slab
+/// whose bitmap lies there gets a block back.
+const BITMAP_OFF: usize = 4096;
+/// The end of the largest bitmap area (64 words for each of `MAX_SLABS` slabs).
+const BITMAP_END: usize = BITMAP_OFF + MAX_SLABS * MAX_BITMAP_WORDS * 8;
+/// The most words a slab's bitmap takes (64 KiB slabs of 16-byte blocks: 4096 blocks).
+const MAX_BITMAP_WORDS: usize = 64;
+
+/// Words of the free bitmap of a slab of class `cls` (one bit per block of a whole
+/// slab).
+pub const fn bitmap_words(cls: usize) -> usize {
+    ((1usize << slab_shift(cls)) / block_size(cls)).div_ceil(64)
+}
+
+const _: () = {
+    let mut c = 0;
+    while c < NCLASS {
+        assert!(bitmap_words(c) <= MAX_BITMAP_WORDS);
+        c += 1;
+    }
+    assert!(BITMAP_END <= SS_HEADER);
+};
 const MAGIC: usize = 0x4841_4B4D_5353_4C42; // "HAKMSSLB"
 
 /// A free block's first word: the next free block.
@@ -135,10 +163,15 @@ struct FreeBlock {
 }
 
 /// Per-slab metadata, inside its superslab's header.
+///
+/// The slab's free blocks (carved, returned by [`flush`]) are the set bits of its *free
+/// bitmap* (bit `i`: block `i`), in the superslab header at byte offset `bitmap`, not a
+/// list through the blocks: a flush sets a bit and a refill takes the lowest set bits,
+/// so neither reads a block's memory (a list would make every refill a chain of
+/// dependent loads from blocks last touched long ago), a refill hands blocks out in
+/// address order, and a block flushed twice is caught (its bit is set already).
 #[repr(C)]
 struct Slab {
-    /// Free blocks returned by [`flush`].
-    free: *mut FreeBlock,
     /// Links in the class's partial list (slabs with a free or uncarved block).
     next: *mut Slab,
     prev: *mut Slab,
@@ -151,6 +184,12 @@ struct Slab {
     carved: AtomicU32,
     /// Blocks this slab holds.
     capacity: u32,
+    /// Set bits of its free bitmap (free blocks returned by [`flush`]).
+    nfree: u32,
+    /// Byte offset of its free bitmap in the superslab (constant while it lives).
+    bitmap: u32,
+    /// Words of the bitmap below this one are all zero (where a refill starts looking).
+    scan: u16,
     in_partial: bool,
 }
 
@@ -208,6 +247,7 @@ static_assertions::const_assert!(core::mem::size_of::<SuperSlab>() <= SS_HEADER)
 static_assertions::const_assert!(core::mem::size_of::<Granule>() == 8);
 static_assertions::const_assert!(SS_HEADER == 1 << GRANULE_SHIFT);
 static_assertions::const_assert!(core::mem::size_of::<SuperSlab>() <= os::PAGE);
+static_assertions::const_assert!(core::mem::size_of::<SuperSlab>() <= BITMAP_OFF);
 static_assertions::const_assert!(MAX_SLABS <= 64);
 
 /// One class's central state (behind the class lock: `CENTRAL[cls]`).
@@ -514,6 +554,15 @@ fn stat_add(a: &AtomicU64, d: i64) {
     a.fetch_add(d as u64, Relaxed);
 }
 
+/// `stat_add` of a counter written only under the class lock (`free`): a load and a
+/// store, no locked instruction. (A locked add after a refill's link writes to cold
+/// blocks waited for all of them to reach the cache: measured as most of the refill's
+/// time on `cbench simple`.)
+#[inline]
+fn stat_add_locked(a: &AtomicU64, d: i64) {
+    a.store(a.load(Relaxed).wrapping_add(d as u64), Relaxed);
+}
+
 /// `stat_add` of a counter that never goes below zero (`out`, `xfer`: a block is
 /// counted in before it is counted out, and the adds of one counter are totally
 /// ordered): debug builds check it.
@@ -727,6 +776,31 @@ unsafe fn slab_of(p: *const u8) -> *mut Slab {
     }
 }
 
+/// Slab `s`'s free bitmap (see [`Slab`]).
+///
+/// # Safety
+/// `s` is a slab of a live superslab.
+#[inline(always)]
+unsafe fn bitmap_of(s: *mut Slab) -> *mut u64 {
+    // SAFETY: the caller guarantees `s` lies in a live superslab's header (a `Slab` is
+    // inside its superslab's first granule, so `ss_of` finds the header), and `bitmap`
+    // is the offset of the slab's bitmap inside that header.
+    unsafe {
+        ss_of(s.cast())
+            .cast::<u8>()
+            .add((*s).bitmap as usize)
+            .cast()
+    }
+}
+
+/// `rel / block_size(cls)` for `rel < 2^32` by one multiply (Lemire: `DIV_MAGIC[cls]`
+/// is `ceil(2^64 / bs)`, and the high half of the product is the quotient).
+#[inline(always)]
+fn div_block(rel: usize, magic: u64) -> usize {
+    debug_assert!(rel < 1 << 32);
+    ((rel as u128 * magic as u128) >> 64) as usize
+}
+
 /// Set slab `s`'s carve count, and the validation table's `carved` bytes of each of its
 /// granules with it.
 ///
@@ -909,7 +983,7 @@ unsafe fn partial_push(c: &mut Central, s: *mut Slab) {
     unsafe {
         debug_assert!(!(*s).in_partial, "a slab pushed twice on the partial list");
         debug_assert!(
-            !(*s).free.is_null() || (*s).carved.load(Relaxed) < (*s).capacity,
+            (*s).nfree > 0 || (*s).carved.load(Relaxed) < (*s).capacity,
             "a slab with no free or uncarved block on the partial list"
         );
         debug_assert!(
@@ -1067,6 +1141,7 @@ fn new_superslab(cls: usize) -> *mut SuperSlab {
             let s = slabs.add(i);
             (*s).start = base.add(start);
             (*s).capacity = (len / bs) as u32;
+            (*s).bitmap = (BITMAP_OFF + i * bitmap_words(cls) * 8) as u32;
             // The slab's granules point at its first block (their `carved` stays 0, as
             // zeroed above, until the slab is carved).
             let g0 = start >> GRANULE_SHIFT;
@@ -1140,9 +1215,20 @@ unsafe fn new_slab(c: &mut Central, cls: usize) -> *mut Slab {
             avail_remove(c, ss);
         }
         let s = ptr::addr_of_mut!((*ss).slabs).cast::<Slab>().add(idx);
-        (*s).free = ptr::null_mut();
+        (*s).nfree = 0;
+        (*s).scan = 0;
         (*s).used = 0;
         set_carved(s, 0);
+        // Every bitmap is zero here: a fresh header is zero, and a slab is cleared when
+        // it empties (a superslab is released only with every slab empty).
+        #[cfg(debug_assertions)]
+        for w in 0..bitmap_words(cls) {
+            debug_assert_eq!(
+                *bitmap_of(s).add(w),
+                0,
+                "a new slab with a stale free bitmap"
+            );
+        }
         if asan::ENABLED {
             let start = (*s).start;
             let end = ss.cast::<u8>().add(SS_SIZE);
@@ -1164,11 +1250,15 @@ unsafe fn slab_empty(c: &mut Central, s: *mut Slab) {
         if (*s).in_partial {
             partial_remove(c, s);
         }
-        (*s).free = ptr::null_mut();
         let carved = (*s).carved.load(Relaxed);
+        debug_assert_eq!((*s).nfree, carved, "an empty slab with blocks not free");
+        // Every carved block was free (its bit set): clear them for the slab's next use.
+        ptr::write_bytes(bitmap_of(s), 0, (carved as usize).div_ceil(64));
+        (*s).nfree = 0;
+        (*s).scan = 0;
         // Every carved block of an empty slab was in its free list: they go with the reset.
         let st = stats_of((*ss_of((*s).start)).class as usize);
-        stat_add(&st.free, -(carved as i64));
+        stat_add_locked(&st.free, -(carved as i64));
         stat_add_nonneg(&st.slabs, -1);
         let touched = carved as usize * (*ss_of((*s).start)).block_size as usize;
         set_carved(s, 0);
@@ -1254,10 +1344,9 @@ pub fn refill(cls: usize, want: u32) -> Chain {
     refill_upto(cls, want, want)
 }
 
-/// Like [`refill`], but a whole chain of up to `max` blocks may be returned instead: one
-/// from the transfer cache, or a slab's whole free list when it holds `want..=max`
-/// blocks (then `tail` is null: the chain is null-terminated, and its end is not known
-/// without a walk).
+/// Like [`refill`], but a whole chain of up to `max` blocks from the transfer cache may
+/// be returned instead (then `tail` is null: the chain is null-terminated, and its end
+/// is not known without a walk).
 pub fn refill_upto(cls: usize, want: u32, max: u32) -> Chain {
     if HARDENED {
         // Before any block exists, the link secret must (see `link_key`).
@@ -1280,6 +1369,11 @@ pub fn refill_upto(cls: usize, want: u32, max: u32) -> Chain {
     let mut chain = Chain::EMPTY;
     let mut g = pc.0.lock();
     let c = &mut *g;
+    let st = stats_of(cls);
+    // Counted out before the blocks' links are written (corrected below if the OS
+    // refuses memory): a locked add after those writes would wait for every one of them
+    // to reach the cache (`stat_add_locked`).
+    stat_add_nonneg(&st.out, want as i64);
     // SAFETY: the class lock (held by `g`) serializes all access to this class's
     // central state and its slabs' metadata.
     unsafe {
@@ -1295,33 +1389,34 @@ pub fn refill_upto(cls: usize, want: u32, max: u32) -> Chain {
             let sl = &mut *s;
             debug_check_superslab(ss_of(sl.start), cls);
             debug_assert!(sl.in_partial, "a slab with room not on the partial list");
-            // The slab's whole free list, when it holds `want..=max` blocks, is handed over
-            // as it is: no walk over blocks last touched long ago (a chain of dependent
-            // cache misses). Its length is known (`carved - used`) and it is
-            // null-terminated, so the chain has no known tail: only for a caller that
-            // takes such chains (`max > want`, as for the transfer cache's); [`refill`]
-            // promises a tail. (Hardened builds shuffle a walked chain instead.)
-            let listed = sl.carved.load(Relaxed) - sl.used;
-            if !HARDENED && max > want && chain.count == 0 && listed >= want && listed <= max {
-                chain = Chain {
-                    head: sl.free.cast(),
-                    tail: ptr::null_mut(),
-                    count: listed,
-                };
-                sl.free = ptr::null_mut();
-                sl.used += listed;
-                from_free += i64::from(listed);
-                if sl.carved.load(Relaxed) == sl.capacity {
-                    partial_remove(c, s);
+            // Free blocks first, lowest address first, from the bitmap: the block's
+            // memory is only written (its link), never read, so a refill makes no chain
+            // of dependent loads from blocks last touched long ago.
+            if sl.nfree > 0 {
+                let bm = bitmap_of(s);
+                let mut w = sl.scan as usize;
+                while chain.count < want && sl.nfree > 0 {
+                    debug_assert!(w < bitmap_words(cls), "free blocks counted past the bitmap");
+                    let mut word = *bm.add(w);
+                    if word == 0 {
+                        w += 1;
+                        continue;
+                    }
+                    while word != 0 && chain.count < want {
+                        let i = w * 64 + word.trailing_zeros() as usize;
+                        word &= word - 1;
+                        debug_assert!(
+                            i < sl.carved.load(Relaxed) as usize,
+                            "a free bit past the carved blocks"
+                        );
+                        chain.push_back(sl.start.add(i * bs));
+                        sl.nfree -= 1;
+                        sl.used += 1;
+                        from_free += 1;
+                    }
+                    *bm.add(w) = word;
                 }
-                break;
-            }
-            while chain.count < want && !sl.free.is_null() {
-                let b = sl.free;
-                sl.free = next_of(b.cast()).cast();
-                chain.push_back(b.cast());
-                sl.used += 1;
-                from_free += 1;
+                sl.scan = w as u16;
             }
             let mut carved = sl.carved.load(Relaxed);
             while chain.count < want && carved < sl.capacity {
@@ -1338,17 +1433,15 @@ pub fn refill_upto(cls: usize, want: u32, max: u32) -> Chain {
             }
             set_carved(ptr::from_mut(sl), carved);
             debug_assert!(carved <= sl.capacity && sl.used <= carved, "slab counts");
-            if sl.free.is_null() && carved == sl.capacity {
+            if sl.nfree == 0 && carved == sl.capacity {
                 partial_remove(c, s);
             }
         }
-        debug_assert!(
-            chain.count <= want || (chain.count <= max && chain.tail.is_null()),
-            "a refill of more than asked"
-        );
-        let st = stats_of(cls);
-        stat_add_nonneg(&st.out, chain.count as i64);
-        stat_add(&st.free, -from_free);
+        debug_assert!(chain.count <= want, "a refill of more than asked");
+        if chain.count < want {
+            stat_add_nonneg(&st.out, chain.count as i64 - want as i64);
+        }
+        stat_add_locked(&st.free, -from_free);
         note_refill(st);
         if HARDENED && chain.count > 1 {
             if !chain.tail.is_null() {
@@ -1431,6 +1524,7 @@ pub unsafe fn flush(cls: usize, head: *mut u8, count: u32) -> bool {
 /// As [`flush`], with `c` the locked central state of `cls`.
 unsafe fn flush_locked(c: &mut Central, cls: usize, head: *mut u8, count: u32) {
     assert_class_locked(cls);
+    let magic = DIV_MAGIC[cls];
     // SAFETY: the caller holds the lock and gives the blocks up.
     unsafe {
         let mut b = head;
@@ -1445,8 +1539,19 @@ unsafe fn flush_locked(c: &mut Central, cls: usize, head: *mut u8, count: u32) {
             );
             let s = slab_of(b);
             debug_assert!((*s).used > 0, "a block returned to a slab with none out");
-            set_next(b, (*s).free.cast());
-            (*s).free = b.cast();
+            let i = div_block(b as usize - (*s).start as usize, magic);
+            let w = bitmap_of(s).add(i >> 6);
+            let bit = 1u64 << (i & 63);
+            if *w & bit != 0 {
+                // Free already: the same block twice in the chains given back (a double
+                // free whose free mark the program overwrote in between).
+                hakmem_os_stats::report::fatal("free(): double free of block", b as usize);
+            }
+            *w |= bit;
+            (*s).nfree += 1;
+            if ((i >> 6) as u16) < (*s).scan {
+                (*s).scan = (i >> 6) as u16;
+            }
             (*s).used -= 1;
             if (*s).used == 0 {
                 slab_empty(c, s);
@@ -1462,7 +1567,7 @@ unsafe fn flush_locked(c: &mut Central, cls: usize, head: *mut u8, count: u32) {
         );
         let st = stats_of(cls);
         stat_add_nonneg(&st.out, -(n as i64));
-        stat_add(&st.free, n as i64);
+        stat_add_locked(&st.free, n as i64);
     }
 }
 

@@ -145,7 +145,7 @@ fn transfer_cache_hands_chains_over_whole() {
 /// The layout is the same for 4, 16 and 64 KiB pages: every slab of every class starts
 /// on a page, an empty slab's decommit (its touched bytes rounded up to a page, as the
 /// release policy does) never reaches past its slab, and the hardened guard covers whole
-/// pages between the header's page and the first slab.
+/// pages between the header's pages (its struct and the free bitmaps) and the first slab.
 #[test]
 fn layout_holds_for_every_supported_page_size() {
     for page in [4usize << 10, 16 << 10, 64 << 10] {
@@ -172,14 +172,22 @@ fn layout_holds_for_every_supported_page_size() {
         match header_guard(page) {
             Some((off, len)) => {
                 assert!(page < SS_HEADER);
-                assert_eq!((off, off + len), (page, SS_HEADER));
+                assert_eq!(
+                    (off, off + len),
+                    (BITMAP_END.div_ceil(page) * page, SS_HEADER),
+                    "the guard starts at the first page after the free bitmaps"
+                );
+                assert!(off >= BITMAP_END);
                 assert_eq!((off % page, len % page), (0, 0));
                 assert!(
                     core::mem::size_of::<SuperSlab>() <= off,
                     "the header fits before it"
                 );
             }
-            None => assert_eq!(page, SS_HEADER, "no guard only when the header is one page"),
+            None => assert!(
+                BITMAP_END.div_ceil(page) * page >= SS_HEADER,
+                "no guard only when the header's pages reach the first slab"
+            ),
         }
     }
     // This machine's page: what `new_superslab` uses.
@@ -252,74 +260,58 @@ fn validation_table_agrees_with_the_division_everywhere() {
     }
 }
 
-/// A slab whose free list holds `want..=max` blocks hands the whole list over without a
-/// walk: the chain is that list (every block flushed to it, null-terminated, no tail);
-/// a longer list than `max` is walked for `want` blocks as before. Hardened builds always
-/// walk (their refill shuffles the chain).
+/// A refill takes a slab's free blocks from its bitmap, lowest address first, without
+/// reading them: blocks flushed in scrambled order, with their link words then
+/// overwritten (a list through the blocks would follow the garbage), come back as the
+/// lowest `want` of them in address order; `refill` gives the chain's tail and
+/// `refill_upto` never more than `want` from a slab.
 #[test]
-fn refill_takes_a_slab_free_list_whole_when_it_fits() {
+fn refill_takes_free_blocks_from_the_bitmap_in_address_order() {
     let cls = 12; // 208-byte blocks, used by no other test here
     drain_transfer_caches();
     // 13 blocks carved from a fresh slab; 12 of them flushed one by one (a chain of one
-    // skips the transfer cache), so they sit on the slab's free list; one stays out, so
-    // the slab does not empty.
+    // skips the transfer cache), so they are free in their slab; one stays out, so the
+    // slab does not empty.
     let v = collect(refill(cls, 13));
     assert_eq!(v.len(), 13);
-    for &b in &v[1..] {
+    let mut order: Vec<*mut u8> = v[1..].to_vec();
+    order.reverse();
+    order.swap(2, 9);
+    for &b in &order {
         // SAFETY: one of our blocks, given back alone.
         unsafe {
             set_next(b, ptr::null_mut());
             flush(cls, b, 1);
         }
     }
-    let listed: std::collections::BTreeSet<usize> = v[1..].iter().map(|&b| b as usize).collect();
-    // A list of 12 with a bound of 10: walked, `want` blocks.
-    let walked = refill_upto(cls, 8, 10);
-    assert_eq!(walked.count, 8);
-    let walked = collect(walked);
-    assert!(walked.iter().all(|b| listed.contains(&(*b as usize))));
-    for &b in &walked {
-        // SAFETY: as above.
-        unsafe {
-            set_next(b, ptr::null_mut());
-            flush(cls, b, 1);
-        }
+    for &b in &order {
+        // SAFETY: a free block of 208 bytes; its first word is no longer read by anyone.
+        unsafe { b.cast::<usize>().write(0x5A5A_5A5A_5A5A_5A5A) };
     }
-    // 12 on the list again, within 8..=16: the whole list (hardened: 8, walked).
-    let whole = refill_upto(cls, 8, 16);
-    if HARDENED {
-        assert_eq!(whole.count, 8);
-    } else {
-        assert_eq!(whole.count, 12, "the slab's whole free list");
-        assert!(
-            whole.tail.is_null(),
-            "a list handed over whole has no known tail"
+    let mut sorted: Vec<usize> = order.iter().map(|&b| b as usize).collect();
+    sorted.sort_unstable();
+    let first = refill_upto(cls, 8, 16);
+    assert_eq!(first.count, 8, "a slab gives `want`, not more");
+    assert!(!first.tail.is_null());
+    let first = collect(first);
+    if !HARDENED {
+        // (Hardened builds shuffle a refill.)
+        assert_eq!(
+            first.iter().map(|&b| b as usize).collect::<Vec<_>>(),
+            sorted[..8],
+            "the lowest free blocks, in address order"
         );
     }
-    let n = whole.count as usize;
-    let whole = collect(whole);
-    assert_eq!(
-        whole.len(),
-        n,
-        "the chain is null-terminated after its count"
-    );
-    assert!(whole.iter().all(|b| listed.contains(&(*b as usize))));
-    // `refill` (want == max) always gives a chain with its tail, even when the list
-    // holds exactly `want` blocks: `Bin::fill_to` links the bin behind that tail.
-    for &b in &whole[..8] {
-        // SAFETY: as above.
-        unsafe {
-            set_next(b, ptr::null_mut());
-            flush(cls, b, 1);
-        }
-    }
-    let exact = refill(cls, 8);
-    assert_eq!(exact.count, 8);
+    let exact = refill(cls, 4);
+    assert_eq!(exact.count, 4);
     assert!(!exact.tail.is_null(), "refill must give the chain's tail");
     // SAFETY: the tail of a chain from `refill` is its last block, link null.
     assert!(unsafe { next_of(exact.tail) }.is_null());
     let exact = collect(exact);
-    for &b in exact.iter().chain(&whole[8..]).chain(&v[..1]) {
+    let mut all: Vec<usize> = first.iter().chain(&exact).map(|&b| b as usize).collect();
+    all.sort_unstable();
+    assert_eq!(all, sorted, "every free block once");
+    for &b in first.iter().chain(&exact).chain(&v[..1]) {
         // SAFETY: as above.
         unsafe {
             set_next(b, ptr::null_mut());
@@ -328,4 +320,45 @@ fn refill_takes_a_slab_free_list_whole_when_it_fits() {
     }
     drain_transfer_caches();
     assert_eq!(class_counts(cls), (0, 0));
+}
+
+/// A block given back twice (a double free whose free mark was overwritten in between,
+/// so no thread cache caught it) stops the process with a report at the second flush,
+/// instead of entering its slab's free blocks twice. Run in a forked child.
+#[test]
+fn a_block_flushed_twice_aborts() {
+    let cls = 13; // 240-byte blocks, used by no other test here
+    let chain = refill(cls, 2);
+    assert_eq!(chain.count, 2);
+    let v = collect(chain);
+    // SAFETY: fork; the child only flushes a block of a class no other test uses (its
+    // lock cannot be held by another thread at the fork) and exits or aborts.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0);
+    if pid == 0 {
+        // SAFETY: the child: our block, given back twice on purpose.
+        unsafe {
+            libc::alarm(10);
+            libc::close(2); // the report is expected; keep the test output clean
+            set_next(v[0], ptr::null_mut());
+            flush(cls, v[0], 1);
+            set_next(v[0], ptr::null_mut());
+            flush(cls, v[0], 1);
+            libc::_exit(0);
+        }
+    }
+    let mut status = 0;
+    // SAFETY: waiting for our child.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    assert!(
+        libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGABRT,
+        "status {status:#x}: the second flush of a block must abort"
+    );
+    for &b in &v {
+        // SAFETY: the parent's blocks, each given back once.
+        unsafe {
+            set_next(b, ptr::null_mut());
+            flush(cls, b, 1);
+        }
+    }
 }
