@@ -16,7 +16,8 @@
 //!   churning, gives its spares and its transfer-cache chains back, and tells the thread
 //!   caches that flush to it to give back what they hold of it.
 //! - **Bounds in lean mode**: the transfer cache's bytes per shard
-//!   ([`xfer_max_bytes`]) and the mid thread caches' bins ([`mid_bin_bound`]).
+//!   ([`xfer_max_bytes`]), the mid thread caches' bins ([`mid_bin_bound`]) and how far a
+//!   thread's tiny bins may grow ([`tiny_growth_budget`]).
 //!
 //! The per-class state stays where it is cheapest to update (a class's [`SlabSpares`] in
 //! its central state, under the class lock; its [`ShrinkState`] beside its counters, in
@@ -82,6 +83,31 @@ pub const fn mid_bin_bound(lean: bool) -> BinBound {
             max: 64,
         }
     }
+}
+
+/// Bytes by which one thread's tiny bins (blocks up to 1 KiB) may grow past their base
+/// bounds, all classes together, in lean mode (`lean`) or not: 4 MiB normally (the
+/// per-thread bound of tcmalloc's caches), 256 KiB in lean mode. A bin grows when the
+/// thread refills it after it overflowed (its working set of the class is bigger than
+/// the bin, so every block would otherwise cross the central lists twice, results/170),
+/// by what it gave back, at most doubling each time, while the budget lasts; a grown bin
+/// that has not refilled for a while gives half its growth back ([`GROWTH_DECAY_TICKS`]);
+/// a flush request (`trim`, the idle target) and thread exit give all of it back.
+pub const fn tiny_growth_budget(lean: bool) -> usize {
+    if lean { 256 * 1024 } else { 4 * 1024 * 1024 }
+}
+
+/// Slow-path events (refills and overflows of a thread's tiny bins) between two visits
+/// of the thread's growth decay: each visit looks at the next tiny bin (round robin),
+/// and one that grew and did not refill since its last visit gives half its growth back
+/// and its surplus blocks to the slabs. (A bin of an inactive class is visited once per
+/// `GROWTH_DECAY_TICKS * 20` events.)
+pub const GROWTH_DECAY_TICKS: u32 = 64;
+
+/// [`tiny_growth_budget`] in this process (lean mode from the gates).
+#[inline]
+pub fn tiny_growth_budget_now() -> usize {
+    tiny_growth_budget(lean_mode())
 }
 
 /// Empty slabs a class keeps committed before decommitting more (lean mode): one slab of

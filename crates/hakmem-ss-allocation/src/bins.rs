@@ -516,6 +516,42 @@ impl Bin {
         self.set_count(0);
     }
 
+    /// Keep the `keep` most recently freed blocks and give the rest back to the central
+    /// lists of class `cls` (nothing when the bin holds at most `keep`).
+    ///
+    /// # Safety
+    /// `cls` is the bin's class (see [`Bin`]).
+    pub unsafe fn trim_to(&mut self, cls: usize, keep: u32) {
+        let n = self.count();
+        if n <= keep {
+            return;
+        }
+        if keep == 0 {
+            // SAFETY: forwarded caller guarantee.
+            unsafe { self.drain(cls) };
+            return;
+        }
+        let mut last = self.head;
+        for _ in 1..keep {
+            // SAFETY: `keep < count`, so these are blocks of the list.
+            last = unsafe { next_of(last) };
+        }
+        // SAFETY: `last` is the keep-th block; the rest of the list (`n - keep` blocks of
+        // class `cls`, the bin's invariant) goes back. (Lean mode's shrinking signal is
+        // left to the next overflow.)
+        unsafe {
+            let rest = next_of(last);
+            set_next(last, ptr::null_mut());
+            flush(cls, rest, n - keep);
+        }
+        self.set_count(keep);
+        #[cfg(debug_assertions)]
+        // SAFETY: forwarded caller guarantee.
+        unsafe {
+            self.check(cls)
+        };
+    }
+
     /// Stop caching: limit 0 (every push misses and goes to the central lists). Call it
     /// after [`Bin::drain`].
     pub fn drain_for_exit(&mut self) {

@@ -104,6 +104,82 @@ struct Cache {
     state: State,
     /// The last [`FLUSH_EPOCH`] this thread honoured.
     flush_seen: u32,
+    /// The tiny bins' adaptive bounds (slow paths only).
+    growth: Growth,
+}
+
+/// The adaptive bounds of a thread's tiny bins, read and changed on slow paths only (the
+/// fast path reads the bin's `limit`, which follows `bound`). A bin starts at its base
+/// bound ([`limit_of`]); when the thread refills it after it overflowed since its last
+/// refill (the thread's working set of the class is bigger than the bin, so blocks would
+/// keep crossing the central lists both ways), its bound grows by what it gave back, at
+/// most doubling, up to [`MAX_TINY_BOUND`] blocks, while the release policy's budget for
+/// the thread lasts ([`tiny_growth_budget`](hakmem_release_policy::lean::tiny_growth_budget)).
+/// Every [`GROWTH_DECAY_TICKS`](hakmem_release_policy::lean::GROWTH_DECAY_TICKS) tiny
+/// slow-path events the next tiny bin (round robin) is visited: if it grew and did not
+/// refill since its last visit, it gives half its growth back (all of it once what is
+/// left is no more than its base), and the blocks it holds past its new bound go back to
+/// the slabs. A flush request and thread exit give every
+/// grown bound back.
+///
+/// Invariants (checked by [`Growth::check`] in debug builds): `bound[i] >= limit_of(i)`
+/// once the thread is initialized; `grown` is the sum of `(bound[i] - limit_of(i)) *
+/// block_size(i)` and never exceeds the budget; a bin holds at most its bound once a
+/// decay visit or a flush has passed.
+#[repr(C)]
+struct Growth {
+    /// Each tiny bin's normal bound now (0 before the thread's initialization).
+    bound: [u32; NTINY],
+    /// Blocks each tiny bin gave back by overflowing since its last refill.
+    flushed: [u32; NTINY],
+    /// Bytes the tiny bins grew past their bases, all together.
+    grown: usize,
+    /// Bit `i`: bin `i` refilled since the decay last visited it.
+    refilled: u32,
+    /// Tiny slow-path events since the last decay visit.
+    ticks: u32,
+    /// The bin the next decay visit looks at.
+    next: u32,
+}
+
+const _: () = assert!(NTINY <= 32, "Growth::refilled is a 32-bit mask");
+
+/// Most blocks a tiny bin grows to.
+pub const MAX_TINY_BOUND: u32 = 4096;
+
+impl Growth {
+    #[allow(clippy::declare_interior_mutable_const)]
+    const ZERO: Growth = Growth {
+        bound: [0; NTINY],
+        flushed: [0; NTINY],
+        grown: 0,
+        refilled: 0,
+        ticks: 0,
+        next: 0,
+    };
+
+    /// Every bound at its base, nothing grown.
+    fn reset(&mut self) {
+        *self = Growth::ZERO;
+        self.bound = LIMITS;
+    }
+
+    #[cfg(debug_assertions)]
+    fn check(&self) {
+        let mut sum = 0usize;
+        for (i, (&b, &base)) in self.bound.iter().zip(LIMITS.iter()).enumerate() {
+            debug_assert!(
+                b >= base && b <= MAX_TINY_BOUND.max(base),
+                "bin {i}: bound {b}"
+            );
+            sum += (b - base) as usize * block_size(i);
+        }
+        debug_assert_eq!(sum, self.grown, "grown bytes disagree with the bounds");
+        debug_assert!(
+            self.grown <= hakmem_release_policy::lean::tiny_growth_budget(false),
+            "grown past the budget"
+        );
+    }
 }
 
 /// Flush requests for every thread's cache ([`request_flush_all`]): each thread compares
@@ -130,6 +206,13 @@ fn honour_flush_request() {
             if c.state == State::Active {
                 // SAFETY: `bins[i]` holds class `i`.
                 unsafe { drain_all(&mut c.bins, 0, false) };
+                // Every grown bound back to its base.
+                c.growth.reset();
+                for (b, &limit) in c.bins.iter_mut().zip(LIMITS.iter()) {
+                    if b.limit() > limit {
+                        b.set_limit(limit);
+                    }
+                }
             }
         }
     })
@@ -193,7 +276,7 @@ mod tls {
 /// The portable variant: Rust's `thread_local!` (`const`-initialized, no `Drop`).
 #[cfg(not(hakmem_ie_tls))]
 mod tls {
-    use super::{Bin, Cache, NCLASS, State};
+    use super::{Bin, Cache, Growth, NCLASS, State};
     use core::cell::UnsafeCell;
 
     thread_local! {
@@ -203,6 +286,7 @@ mod tls {
                 node: core::ptr::null_mut(),
                 state: State::Uninit,
                 flush_seen: 0,
+                growth: Growth::ZERO,
             })
         };
     }
@@ -429,6 +513,7 @@ pub fn thread_init() -> bool {
         for (b, &limit) in tiny.iter_mut().zip(LIMITS.iter()) {
             b.set_limit(limit);
         }
+        c.growth.reset();
         for (b, &limit) in mid.iter_mut().zip(hakmem_mid::limits().iter()) {
             b.set_limit(limit);
         }
@@ -480,11 +565,92 @@ pub fn alloc_slow_class(cls: usize) -> *mut u8 {
         thread_init();
     }
     honour_flush_request();
-    with_cache(|c| match c.bins.get_mut(cls) {
-        // SAFETY: the bin of class `cls` holds class `cls`.
-        Some(b) => unsafe { b.pop_or_refill(cls, limit_at(cls)) },
-        None => core::ptr::null_mut(),
+    with_cache(|c| {
+        if cls < NTINY && c.bins[cls].is_empty() {
+            grow_on_refill(c, cls);
+            decay_tick(c);
+        }
+        let bound = bound_of(c, cls);
+        match c.bins.get_mut(cls) {
+            // SAFETY: the bin of class `cls` holds class `cls`.
+            Some(b) => unsafe { b.pop_or_refill(cls, bound) },
+            None => core::ptr::null_mut(),
+        }
     })
+}
+
+/// The normal bound of bin `cls` now: a tiny bin's grown bound, else its base.
+#[inline]
+fn bound_of(c: &Cache, cls: usize) -> u32 {
+    match c.growth.bound.get(cls) {
+        Some(&b) if b != 0 => b,
+        _ => limit_at(cls),
+    }
+}
+
+/// The tiny bin `cls` is empty and about to refill: if it overflowed since its last
+/// refill, grow its bound (see [`Growth`]).
+fn grow_on_refill(c: &mut Cache, cls: usize) {
+    let g = &mut c.growth;
+    let flushed = core::mem::take(&mut g.flushed[cls]);
+    g.refilled |= 1 << cls;
+    let cur = g.bound[cls];
+    if flushed == 0 || c.state != State::Active || cur == 0 {
+        return;
+    }
+    let bs = block_size(cls);
+    let budget = hakmem_release_policy::lean::tiny_growth_budget_now();
+    let add = flushed
+        .min(cur)
+        .min(MAX_TINY_BOUND.saturating_sub(cur))
+        .min((budget.saturating_sub(g.grown) / bs) as u32);
+    if add > 0 {
+        g.bound[cls] = cur + add;
+        g.grown += add as usize * bs;
+        let b = &mut c.bins[cls];
+        // (A bin shrunk by lean mode gets its bound back at its refill.)
+        if b.limit() == cur {
+            b.set_limit(cur + add);
+        }
+    }
+    #[cfg(debug_assertions)]
+    c.growth.check();
+}
+
+/// A tiny slow-path event: every `GROWTH_DECAY_TICKS`, visit the next tiny bin; if it
+/// grew and did not refill since the last visit, it gives half its growth back and
+/// its blocks past the new bound (see [`Growth`]).
+fn decay_tick(c: &mut Cache) {
+    let g = &mut c.growth;
+    g.ticks += 1;
+    if g.ticks < hakmem_release_policy::lean::GROWTH_DECAY_TICKS {
+        return;
+    }
+    g.ticks = 0;
+    let j = g.next as usize % NTINY;
+    g.next = ((j + 1) % NTINY) as u32;
+    let used = g.refilled & (1 << j) != 0;
+    g.refilled &= !(1 << j);
+    let (cur, base) = (g.bound[j], LIMITS[j]);
+    if used || cur <= base || c.state != State::Active {
+        return;
+    }
+    // Half the growth back; the last of it (no more than the base) all at once.
+    let new = if cur - base <= base {
+        base
+    } else {
+        base + (cur - base) / 2
+    };
+    g.grown -= (cur - new) as usize * block_size(j);
+    g.bound[j] = new;
+    let b = &mut c.bins[j];
+    if b.limit() > new {
+        b.set_limit(new);
+    }
+    // SAFETY: bin `j` holds class `j`.
+    unsafe { b.trim_to(j, new) };
+    #[cfg(debug_assertions)]
+    c.growth.check();
 }
 
 /// The slow path of a free: initializes the thread if needed, then keeps `p` and gives
@@ -511,9 +677,18 @@ pub unsafe fn free_slow_class(p: *mut u8, cls: usize) {
     }
     honour_flush_request();
     with_cache(|c| {
+        let bound = bound_of(c, cls);
         if let Some(b) = c.bins.get_mut(cls) {
+            let before = b.count();
             // SAFETY: the caller gives `p` up.
-            unsafe { b.push_or_overflow(cls, p, limit_at(cls)) }
+            unsafe { b.push_or_overflow(cls, p, bound) }
+            let after = b.count();
+            if after <= before && cls < NTINY {
+                // It overflowed: `before + 1 - after` blocks went back.
+                let f = &mut c.growth.flushed[cls];
+                *f = f.saturating_add(before + 1 - after);
+                decay_tick(c);
+            }
         }
     })
 }
@@ -586,6 +761,19 @@ pub fn prewarm(cls: usize, n: u32) -> bool {
     with_cache(|c| unsafe { c.bins[cls].fill_to(cls, n) })
 }
 
+/// The calling thread's bound on the bin of class `cls` now (its `limit`: 0 before the
+/// thread's first call, after its exit, or for a value that is not a slab class): a
+/// tiny bin's bound adapts (see the crate docs, "adaptive bounds").
+pub fn bin_limit(cls: usize) -> u32 {
+    with_cache(|c| c.bins.get(cls).map_or(0, Bin::limit))
+}
+
+/// Bytes by which the calling thread's tiny bins grew past their base bounds, all
+/// together (at most the release policy's `tiny_growth_budget`).
+pub fn thread_grown_bytes() -> usize {
+    with_cache(|c| c.growth.grown)
+}
+
 /// Blocks cached by the calling thread (all classes).
 pub fn thread_cached_blocks() -> u64 {
     with_cache(|c| c.bins.iter().map(|b| b.count() as u64).sum())
@@ -618,6 +806,156 @@ mod tests {
     use super::*;
 
     use std::vec::Vec;
+
+    /// `n` blocks of class `cls` allocated, then all freed, `rounds` times.
+    fn churn(cls: usize, n: usize, rounds: usize) {
+        let mut v = Vec::with_capacity(n);
+        for _ in 0..rounds {
+            for _ in 0..n {
+                let p = cache_alloc(cls);
+                assert!(!p.is_null());
+                v.push(p);
+            }
+            for p in v.drain(..) {
+                // SAFETY: from cache_alloc(cls).
+                unsafe { cache_free(p, cls) };
+            }
+        }
+    }
+
+    /// A tiny bin whose class's working set is bigger than its bound overflows, then
+    /// refills: it grows (at most doubling per refill) until the working set fits, so the
+    /// blocks stop crossing the central lists; the growth is counted against the
+    /// thread's budget.
+    #[test]
+    fn a_bin_that_overflows_then_refills_grows_to_its_working_set() {
+        std::thread::spawn(|| {
+            let cls = class::class_of(64);
+            let base = limit_of(cls);
+            churn(cls, 1, 1);
+            assert_eq!(bin_limit(cls), base);
+            churn(cls, 1500, 8);
+            let grown = bin_limit(cls);
+            assert!(
+                grown >= 1500,
+                "bound {grown} (base {base}) after 8 rounds of 1500"
+            );
+            assert_eq!(
+                thread_grown_bytes(),
+                (grown - base) as usize * block_size(cls)
+            );
+            // The whole working set now stays in the bin.
+            assert!(with_cache(|c| c.bins[cls].count()) >= 1500);
+        })
+        .join()
+        .unwrap();
+    }
+
+    /// A thread that only allocates a class (a producer) or only frees it (a consumer)
+    /// does not grow its bin: growth needs an overflow followed by a refill.
+    #[test]
+    fn one_way_traffic_does_not_grow_a_bin() {
+        let cls = class::class_of(128);
+        let base = limit_of(cls);
+        let (tx, rx) = std::sync::mpsc::channel::<usize>();
+        let producer = std::thread::spawn(move || {
+            for _ in 0..4000 {
+                tx.send(cache_alloc(cls) as usize).unwrap();
+            }
+            assert_eq!(bin_limit(cls), base, "a producer's bin grew");
+        });
+        let consumer = std::thread::spawn(move || {
+            churn(cls, 1, 1);
+            for p in rx {
+                // SAFETY: a block of class `cls` from the producer.
+                unsafe { cache_free(p as *mut u8, cls) };
+            }
+            assert_eq!(bin_limit(cls), base, "a consumer's bin grew");
+            assert_eq!(thread_grown_bytes(), 0);
+        });
+        producer.join().unwrap();
+        consumer.join().unwrap();
+    }
+
+    /// The thread's budget caps the growth of all tiny bins together, and a flush request
+    /// gives every grown bound back.
+    #[test]
+    fn growth_stays_within_the_budget_and_a_flush_request_resets_it() {
+        std::thread::spawn(|| {
+            let budget = hakmem_release_policy::lean::tiny_growth_budget_now();
+            // 1 KiB and 512 B working sets of 3000 blocks: 4.5 MiB, more than 4 MiB.
+            for size in [1024, 512, 1024, 512] {
+                churn(class::class_of(size), 3000, 6);
+                assert!(thread_grown_bytes() <= budget);
+            }
+            assert!(thread_grown_bytes() > budget / 2, "little growth");
+            request_flush_all();
+            churn(class::class_of(16), 1, 1); // a slow path honours it
+            let c16 = class::class_of(16);
+            let _ = cache_alloc(c16); // may hit; the next line makes sure of a slow path
+            alloc_slow_class(class::class_of(1024));
+            assert_eq!(thread_grown_bytes(), 0);
+            for cls in 0..NTINY {
+                assert_eq!(bin_limit(cls), limit_of(cls), "class {cls}");
+            }
+        })
+        .join()
+        .unwrap();
+    }
+
+    /// A grown bin that stops refilling gives its growth back, half per decay visit, and
+    /// its blocks past the new bound go back to the slabs, while another class's slow
+    /// paths tick the decay.
+    #[test]
+    fn a_grown_bin_left_alone_decays_to_its_base() {
+        std::thread::spawn(|| {
+            let cls = class::class_of(256);
+            let base = limit_of(cls);
+            churn(cls, 1200, 8);
+            let grown = bin_limit(cls);
+            assert!(grown >= 1200);
+            assert_eq!(
+                with_cache(|c| c.growth.bound[cls]),
+                grown,
+                "the bin follows its bound"
+            );
+            // Slow-path events of other classes (as their refills and overflows make them):
+            // the first round of visits finds the bin refilled since the last one and
+            // leaves it; the second halves its growth; a few more bring it to its base.
+            let ticks = hakmem_release_policy::lean::GROWTH_DECAY_TICKS as usize;
+            let round = ticks * NTINY;
+            for _ in 0..round {
+                with_cache(decay_tick);
+            }
+            assert_eq!(
+                bin_limit(cls),
+                grown,
+                "a bin that refilled lately keeps its growth"
+            );
+            for _ in 0..round {
+                with_cache(decay_tick);
+            }
+            let half = bin_limit(cls);
+            assert_eq!(
+                half,
+                base + (grown - base) / 2,
+                "one idle visit halves the growth"
+            );
+            assert!(with_cache(|c| c.bins[cls].count()) <= half);
+            for _ in 0..round * 4 {
+                with_cache(decay_tick);
+            }
+            assert_eq!(bin_limit(cls), base, "the idle bin kept its growth");
+            assert_eq!(thread_grown_bytes(), 0);
+            let held = with_cache(|c| c.bins[cls].count());
+            assert!(
+                held <= base,
+                "the idle bin holds {held} blocks past its bound {base}"
+            );
+        })
+        .join()
+        .unwrap();
+    }
 
     #[test]
     fn first_call_misses_then_hits() {
