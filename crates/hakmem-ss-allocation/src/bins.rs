@@ -28,7 +28,7 @@
 //! (`0xFFFF_FFFF_DF5E_A11D`, a negative number no pointer or small integer takes) at the
 //! moment it is freed.
 
-use crate::{flush, next_of, refill, refill_upto, set_next};
+use crate::{flush_slice, refill_into};
 use hakmem_os_stats::report;
 
 /// Whether zero-on-free is compiled in (feature `zero-on-free`).
@@ -109,33 +109,52 @@ fn mark_of(p: *mut u8) -> usize {
     }
 }
 
-/// A block enters the free state with `next` as its link: the free mark is checked and
-/// set (double-free check) and the link written (encoded in hardened builds). In a
-/// hardened build the mark is the block's link key (`secret ^ addr`), so the key is
-/// computed once for both, and a forged mark needs the secret.
+/// Hardened builds: the canary a free block carries in its first word (where free
+/// lists kept their link): the complement of its secret key, so that the two words of a
+/// free block differ and neither can be forged without the secret. A block leaving the
+/// free state is checked ([`check_free_block`]): a write after free over its first
+/// words, or an overflow from its neighbour into it, is caught there.
+#[inline(always)]
+fn canary_of(p: *mut u8) -> usize {
+    !crate::link_key(p)
+}
+
+/// Hardened builds: write the canary of a block entering the free state.
 ///
 /// # Safety
 /// `p` points to a block of at least 16 bytes that the caller gives up.
 #[inline(always)]
-unsafe fn free_block(p: *mut u8, next: *mut u8) {
+pub unsafe fn set_free_canary(p: *mut u8) {
+    // SAFETY: forwarded caller guarantee.
+    unsafe { set_canary(p) }
+}
+
+#[inline(always)]
+unsafe fn set_canary(p: *mut u8) {
     if crate::HARDENED {
-        let k = crate::link_key(p);
-        // SAFETY: the caller guarantees a block of at least 16 bytes.
-        unsafe {
-            if DOUBLE_FREE_CHECK {
-                let w = p.cast::<usize>().add(1);
-                if w.read() == k {
-                    double_free(p);
-                }
-                w.write(k);
-            }
-            p.cast::<usize>().write(next as usize ^ k);
-        }
-    } else {
-        // SAFETY: forwarded caller guarantee.
-        unsafe {
-            mark_free(p);
-            set_next(p, next);
+        // SAFETY: the caller guarantees 16 writable bytes.
+        unsafe { p.cast::<usize>().write(canary_of(p)) }
+    }
+}
+
+/// Hardened builds: check that a free block leaving the free state still carries its
+/// canary (and, with double-free checks, its mark); abort with a report if not.
+///
+/// # Safety
+/// `p` points to a free block of at least 16 bytes owned by the caller.
+#[inline(always)]
+pub unsafe fn check_free_block(p: *mut u8) {
+    if crate::HARDENED {
+        // SAFETY: the caller guarantees 16 readable bytes.
+        let ok = unsafe {
+            p.cast::<usize>().read() == canary_of(p)
+                && (!DOUBLE_FREE_CHECK || p.cast::<usize>().add(1).read() == mark_of(p))
+        };
+        if !ok {
+            report::fatal(
+                "corrupted free list (write after free?) in block",
+                p as usize,
+            );
         }
     }
 }
@@ -164,6 +183,8 @@ pub unsafe fn is_marked_free(p: *mut u8) -> bool {
 /// `p` points to a block of at least 16 bytes that the caller gives up.
 #[inline(always)]
 pub unsafe fn mark_free(p: *mut u8) {
+    // SAFETY: forwarded caller guarantee.
+    unsafe { set_canary(p) };
     if !DOUBLE_FREE_CHECK {
         return;
     }
@@ -184,6 +205,8 @@ pub unsafe fn mark_free(p: *mut u8) {
 /// `p` points to a block of at least 16 bytes owned by the caller.
 #[inline(always)]
 pub unsafe fn set_free_mark(p: *mut u8) {
+    // SAFETY: forwarded caller guarantee.
+    unsafe { set_canary(p) };
     if !DOUBLE_FREE_CHECK {
         return;
     }
@@ -208,24 +231,47 @@ use core::ptr;
 use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use hakmem_os_stats::lock::Locked;
 
-/// Free blocks of one class cached by one thread.
+/// Most bytes of blocks a refill of a tiny bin takes from the slabs: a tiny bin grown
+/// large (thousands of blocks) would otherwise carve half its bound at once, blocks the
+/// program may never use (each resident once carved).
+pub const TINY_REFILL_BYTES: usize = 16 * 1024;
+
+/// Blocks a refill of a bin of class `cls` with bound `limit` asks for: half the bound
+/// (at least one), for a tiny class at most [`TINY_REFILL_BYTES`] of blocks (never less
+/// than half its base bound, which stays within it).
+#[inline]
+pub fn refill_batch(cls: usize, limit: u32) -> usize {
+    let half = (limit / 2).max(1) as usize;
+    if cls < crate::class::NTINY {
+        half.min((TINY_REFILL_BYTES / crate::class::block_size(cls)).max(1))
+    } else {
+        half
+    }
+}
+
+/// Free blocks of one class cached by one thread: a stack of pointers in an array the
+/// thread cache provides ([`Bin::set_slots`]), not a list through the blocks, so that
+/// taking a block reads no block's memory (a list makes every allocation wait for a load
+/// from the block it hands out, a miss when the block was freed long ago), and a refill
+/// or a flush moves pointers without touching the blocks.
 ///
-/// Invariant: `count` free blocks, all of the bin's class and all the bin's own, are
-/// linked from `head` (null-terminated). The fields are private so that only the
-/// methods below keep it; a bin does not record its class, so every method that takes
-/// a class is `unsafe`, with the one precondition "*`cls` is the bin's class*": the
-/// class of every block it holds, the same at every call on this bin. `count <= limit`
-/// holds except transiently inside [`Bin::overflow`] or after [`Bin::set_limit`] lowered
-/// the bound (then the next free overflows); no memory safety rests on it.
+/// Invariant: `slots[..count]` are `count` distinct free blocks, all of the bin's class
+/// and all the bin's own, the most recently freed last; the array has room for at least
+/// `limit` pointers. The fields are private so that only the methods below keep it; a
+/// bin does not record its class, so every method that takes a class is `unsafe`, with
+/// the one precondition "*`cls` is the bin's class*": the class of every block it holds,
+/// the same at every call on this bin. `count <= limit` holds except after
+/// [`Bin::set_limit`] lowered the bound (then the next free overflows); no memory safety
+/// rests on it.
 ///
 /// # Safety (shared by the methods that take `cls`)
 /// `cls` is the bin's class, as above: a bin is used with one class all its life.
 #[repr(C)]
 #[derive(Debug)]
 pub struct Bin {
-    /// First free block (null: empty).
-    head: *mut u8,
-    /// Blocks in the list. Only the owning thread writes it (a relaxed load and store,
+    /// The array of the bin's blocks (null: none yet; then `limit` is 0).
+    slots: *mut *mut u8,
+    /// Blocks in the array. Only the owning thread writes it (a relaxed load and store,
     /// no read-modify-write: plain moves); [`stats`](crate::bins::CacheRegistry) reads it
     /// from other threads.
     count: AtomicU32,
@@ -238,16 +284,28 @@ pub struct Bin {
 }
 
 impl Bin {
-    /// An empty bin that caches nothing (limit 0): every operation takes the slow path.
-    /// (A constant for array initializers: each use is a fresh bin.)
+    /// An empty bin that caches nothing (no array, limit 0): every operation takes the
+    /// slow path. (A constant for array initializers: each use is a fresh bin.)
     #[allow(clippy::declare_interior_mutable_const)]
     pub const EMPTY: Bin = Bin {
-        head: ptr::null_mut(),
+        slots: ptr::null_mut(),
         count: AtomicU32::new(0),
         limit: 0,
         #[cfg(feature = "zero-on-free")]
         block: 0,
     };
+
+    /// Give the bin its array (the bin must be empty; its limit stays as it is).
+    ///
+    /// # Safety
+    /// `slots` points to an array of at least `cap` pointers that stays valid, and is used
+    /// by nothing else, for as long as the bin is used with a limit of at most `cap`
+    /// (the caller never sets a higher limit, nor passes one to the methods below).
+    #[inline]
+    pub unsafe fn set_slots(&mut self, slots: *mut *mut u8) {
+        debug_assert_eq!(self.count(), 0, "set_slots on a bin with blocks");
+        self.slots = slots;
+    }
 
     /// Record the block size of the bin's class (used by zero-on-free builds only).
     ///
@@ -289,27 +347,43 @@ impl Bin {
 
     /// Set the bound (0 turns caching off). A bound below the blocks held now makes the
     /// next free overflow, which gives the surplus back.
+    ///
+    /// # Safety
+    /// The bin's array (see [`Bin::set_slots`]) has room for `limit` pointers.
     #[inline]
-    pub fn set_limit(&mut self, limit: u32) {
+    pub unsafe fn set_limit(&mut self, limit: u32) {
+        debug_assert!(
+            limit == 0 || !self.slots.is_null(),
+            "a limit without an array"
+        );
         self.limit = limit;
     }
 
     /// Whether the bin holds no block.
     #[inline(always)]
     pub fn is_empty(&self) -> bool {
-        self.head.is_null()
+        self.count() == 0
     }
 
-    /// Debug builds: walk the list and check the invariant (`count` blocks, the last
-    /// link null, each block of class `cls` in double-free-check builds marked free).
+    /// The bin's blocks, oldest first.
+    #[inline(always)]
+    #[cfg(any(test, debug_assertions))]
+    fn blocks(&self) -> &[*mut u8] {
+        if self.slots.is_null() {
+            return &[];
+        }
+        // SAFETY: `slots[..count]` are initialized (the invariant).
+        unsafe { core::slice::from_raw_parts(self.slots, self.count() as usize) }
+    }
+
+    /// Debug builds: check the invariant (each block of class `cls`, in
+    /// double-free-check builds marked free).
     ///
     /// # Safety
     /// `cls` is the bin's class.
     #[cfg(debug_assertions)]
     unsafe fn check(&self, cls: usize) {
-        let mut n = 0u32;
-        let mut b = self.head;
-        while !b.is_null() && n <= self.count() {
+        for &b in self.blocks() {
             debug_assert_eq!(
                 // SAFETY: `b` is a block of a live slab: the bin's invariant.
                 unsafe { crate::class_of_block(b) },
@@ -320,11 +394,7 @@ impl Bin {
                 // SAFETY: a free block of at least 16 bytes.
                 debug_assert!(unsafe { is_marked_free(b) }, "unmarked block in a bin");
             }
-            n += 1;
-            // SAFETY: a free block the bin owns.
-            b = unsafe { next_of(b) };
         }
-        debug_assert_eq!(n, self.count(), "a bin's count differs from its list");
     }
 
     #[inline(always)]
@@ -335,18 +405,21 @@ impl Bin {
     /// Pop a block, or null when empty. The fast path.
     #[inline(always)]
     pub fn pop(&mut self) -> *mut u8 {
-        let p = self.head;
-        if !p.is_null() {
-            // SAFETY: `p` is a free block in this bin (invariant), now the caller's.
-            unsafe {
-                self.head = next_of(p);
-                crate::asan::block_handed_out(p);
-                clear_mark(p);
-                check_scrubbed(p, self.block_size());
-            }
-            self.set_count(self.count() - 1);
+        let n = self.count();
+        if n == 0 {
+            return ptr::null_mut();
         }
-        p
+        // SAFETY: `slots[n - 1]` is a free block of this bin (invariant), now the
+        // caller's.
+        unsafe {
+            let p = *self.slots.add(n as usize - 1);
+            self.set_count(n - 1);
+            crate::asan::block_handed_out(p);
+            check_free_block(p);
+            clear_mark(p);
+            check_scrubbed(p, self.block_size());
+            p
+        }
     }
 
     /// Push a block if the bin has room; false when full. The fast path.
@@ -355,67 +428,75 @@ impl Bin {
     /// `p` is a free block of this bin's class that the caller gives up.
     #[inline(always)]
     pub unsafe fn push(&mut self, p: *mut u8) -> bool {
-        if self.count() < self.limit {
+        let n = self.count();
+        if n < self.limit {
             // SAFETY: the caller gives `p` up; it is at least 16 bytes (of the bin's
-            // class).
+            // class); `n < limit` fits in the array.
             unsafe {
                 scrub(p, self.block_size());
-                free_block(p, self.head);
+                mark_free(p);
                 crate::asan::block_freed(p);
+                *self.slots.add(n as usize) = p;
             }
-            self.head = p;
-            self.set_count(self.count() + 1);
+            self.set_count(n + 1);
             true
         } else {
             false
         }
     }
 
-    /// The bin is empty: take a batch of `limit / 2` (at least one) blocks of class
-    /// `cls` from the central lists (or a whole chain of up to `limit` from the transfer
-    /// cache) and return one of them. Null when out of memory. (If the bin is not empty
-    /// it simply pops.)
+    /// The bin is empty: take [`refill_batch`] blocks of class `cls` from the central
+    /// lists (or up to `limit` from the transfer cache) and return one of them.
+    /// Null when out of memory. (If the bin is not empty it simply pops.)
     ///
     /// # Safety
     /// `cls` is the bin's class (see [`Bin`]).
     #[cold]
     #[inline(never)]
     pub unsafe fn refill(&mut self, cls: usize) -> *mut u8 {
-        if !self.head.is_null() {
+        if self.count() != 0 {
             return self.pop();
         }
-        let want = (self.limit / 2).max(1);
-        // A whole transfer-cache chain fits if it leaves at most `limit` in the bin.
-        let chain = refill_upto(cls, want, self.limit.max(1));
-        if chain.count == 0 {
+        if self.limit == 0 {
+            // Caching is off (the thread is exiting): one block, straight from the slabs.
+            let mut one = [ptr::null_mut(); 1];
+            if refill_into(cls, &mut one, 1) == 0 {
+                return ptr::null_mut();
+            }
+            let p = one[0];
+            // SAFETY: the block is ours.
+            unsafe {
+                crate::asan::block_handed_out(p);
+                check_free_block(p);
+                clear_mark(p);
+                check_scrubbed(p, self.block_size());
+            }
+            return p;
+        }
+        let want = refill_batch(cls, self.limit);
+        // SAFETY: the array has room for `limit` pointers (invariant).
+        let room = unsafe { core::slice::from_raw_parts_mut(self.slots, self.limit as usize) };
+        let n = refill_into(cls, room, want);
+        if n == 0 {
             return ptr::null_mut();
         }
-        let p = chain.head;
-        debug_assert!(
-            chain.count <= self.limit.max(1),
-            "a refill overfills the bin"
-        );
-        // The bin is empty: the rest of the (null-terminated) chain becomes the bin.
-        // SAFETY: the chain is ours.
-        unsafe {
-            debug_assert_eq!(crate::class_of_block(p), cls, "a refill of another class");
-            crate::asan::block_handed_out(p);
-            clear_mark(p);
-            check_scrubbed(p, self.block_size());
-            self.head = next_of(p);
-        }
-        self.set_count(chain.count - 1);
+        self.set_count(n as u32);
         #[cfg(debug_assertions)]
         // SAFETY: forwarded caller guarantee.
         unsafe {
+            debug_assert_eq!(
+                crate::class_of_block(room[0]),
+                cls,
+                "a refill of another class"
+            );
             self.check(cls)
         };
-        p
+        self.pop()
     }
 
-    /// The bin is full (or caches nothing): keep `p` and give the older half of the bin
-    /// back to the central lists of class `cls`. When the class is shrinking in lean mode
-    /// (`flush` says so) the bin gives everything back and caches at most
+    /// The bin is full (or caches nothing): give the older half of the bin back to the
+    /// central lists of class `cls`, then keep `p`. When the class is shrinking in lean
+    /// mode (`flush` says so) the bin gives everything back and caches at most
     /// [`SHRUNK_LIMIT`] blocks; once it is not, the bin gets its normal bound `limit`
     /// back (a bin that caches nothing, limit 0, stays so).
     ///
@@ -428,38 +509,57 @@ impl Bin {
         unsafe {
             debug_assert_eq!(crate::class_of_block(p), cls, "a free into another class");
             scrub(p, self.block_size());
-            free_block(p, self.head);
+            mark_free(p);
             crate::asan::block_freed(p);
         }
-        self.head = p;
-        self.set_count(self.count() + 1);
-        // (At most the blocks held: the bound may have been raised meanwhile.)
-        let keep = (self.limit / 2).min(self.count());
-        if keep == 0 {
+        if self.limit == 0 {
+            // Caching is off: `p` goes straight back (with what the bin still holds).
             // SAFETY: forwarded caller guarantee.
-            unsafe { self.drain(cls) };
+            unsafe {
+                self.drain(cls);
+                flush_slice(cls, &[p]);
+            }
             return;
         }
-        let mut last = self.head;
-        for _ in 1..keep {
-            // SAFETY: `keep <= count`, so these are blocks of the list.
-            last = unsafe { next_of(last) };
-        }
-        // SAFETY: `last` is the keep-th block; the rest of the list goes back.
-        let shrinking = unsafe {
-            let rest = next_of(last);
-            set_next(last, ptr::null_mut());
-            flush(cls, rest, self.count() - keep)
-        };
-        self.set_count(keep);
+        // The older half goes back (at least one block: the bin is full), `p` stays.
+        let n = self.count();
+        let keep = (self.limit / 2).min(n.saturating_sub(1));
+        // SAFETY: the bin's oldest `n - keep` blocks are ours to give back (invariant).
+        let shrinking = unsafe { self.give_back_oldest(cls, n - keep) };
+        // SAFETY: `keep + 1 <= limit` pointers fit in the array.
+        unsafe { *self.slots.add(keep as usize) = p };
+        self.set_count(keep + 1);
         if shrinking {
             // Lean mode, and the class is giving slabs back: so does this bin, and it
             // caches at most `SHRUNK_LIMIT` blocks until its next refill.
             // SAFETY: forwarded caller guarantee.
             unsafe { self.drain(cls) };
             self.limit = self.limit.min(SHRUNK_LIMIT);
-        } else if self.limit != 0 && self.limit < limit {
+        } else if self.limit < limit {
             self.limit = limit;
+        }
+    }
+
+    /// Give the `k` oldest blocks (`k <= count`) back to the central lists of class
+    /// `cls`, moving the rest down; returns `flush_slice`'s shrinking signal.
+    ///
+    /// # Safety
+    /// `cls` is the bin's class.
+    unsafe fn give_back_oldest(&mut self, cls: usize, k: u32) -> bool {
+        let n = self.count();
+        debug_assert!(k <= n);
+        if k == 0 {
+            return false;
+        }
+        // SAFETY: `slots[..n]` are the bin's blocks (invariant); the first `k` go back
+        // (the caller's class), the other `n - k` move to the front.
+        unsafe {
+            #[cfg(debug_assertions)]
+            self.check(cls);
+            let shrinking = flush_slice(cls, core::slice::from_raw_parts(self.slots, k as usize));
+            ptr::copy(self.slots.add(k as usize), self.slots, (n - k) as usize);
+            self.set_count(n - k);
+            shrinking
         }
     }
 
@@ -468,7 +568,7 @@ impl Bin {
     /// gets it back at its refill (a bin that caches nothing, limit 0, stays so).
     ///
     /// # Safety
-    /// `cls` is the bin's class (see [`Bin`]).
+    /// `cls` is the bin's class (see [`Bin`]), and its array has room for `limit`.
     #[inline]
     pub unsafe fn pop_or_refill(&mut self, cls: usize, limit: u32) -> *mut u8 {
         let p = self.pop();
@@ -486,7 +586,7 @@ impl Bin {
     /// bound, see [`Bin::overflow`]).
     ///
     /// # Safety
-    /// As [`Bin::overflow`].
+    /// As [`Bin::overflow`], and the bin's array has room for `limit`.
     #[inline]
     pub unsafe fn push_or_overflow(&mut self, cls: usize, p: *mut u8, limit: u32) {
         // SAFETY: forwarded caller guarantee.
@@ -502,18 +602,9 @@ impl Bin {
     /// # Safety
     /// `cls` is the bin's class (see [`Bin`]).
     pub unsafe fn drain(&mut self, cls: usize) {
-        if self.count() > 0 {
-            #[cfg(debug_assertions)]
-            // SAFETY: forwarded caller guarantee.
-            unsafe {
-                self.check(cls)
-            };
-            // SAFETY: the list holds exactly `count` blocks of class `cls` (the caller's
-            // guarantee and the bin's invariant).
-            unsafe { flush(cls, self.head, self.count()) };
-        }
-        self.head = ptr::null_mut();
-        self.set_count(0);
+        let n = self.count();
+        // SAFETY: forwarded caller guarantee.
+        unsafe { self.give_back_oldest(cls, n) };
     }
 
     /// Keep the `keep` most recently freed blocks and give the rest back to the central
@@ -523,33 +614,11 @@ impl Bin {
     /// `cls` is the bin's class (see [`Bin`]).
     pub unsafe fn trim_to(&mut self, cls: usize, keep: u32) {
         let n = self.count();
-        if n <= keep {
-            return;
+        if n > keep {
+            // SAFETY: forwarded caller guarantee. (Lean mode's shrinking signal is left
+            // to the next overflow.)
+            unsafe { self.give_back_oldest(cls, n - keep) };
         }
-        if keep == 0 {
-            // SAFETY: forwarded caller guarantee.
-            unsafe { self.drain(cls) };
-            return;
-        }
-        let mut last = self.head;
-        for _ in 1..keep {
-            // SAFETY: `keep < count`, so these are blocks of the list.
-            last = unsafe { next_of(last) };
-        }
-        // SAFETY: `last` is the keep-th block; the rest of the list (`n - keep` blocks of
-        // class `cls`, the bin's invariant) goes back. (Lean mode's shrinking signal is
-        // left to the next overflow.)
-        unsafe {
-            let rest = next_of(last);
-            set_next(last, ptr::null_mut());
-            flush(cls, rest, n - keep);
-        }
-        self.set_count(keep);
-        #[cfg(debug_assertions)]
-        // SAFETY: forwarded caller guarantee.
-        unsafe {
-            self.check(cls)
-        };
     }
 
     /// Stop caching: limit 0 (every push misses and goes to the central lists). Call it
@@ -564,17 +633,26 @@ impl Bin {
     /// `cls` is the bin's class (see [`Bin`]).
     pub unsafe fn fill_to(&mut self, cls: usize, n: u32) -> bool {
         let n = n.min(self.limit);
-        if self.count() >= n {
+        let have = self.count();
+        if have >= n {
             return true;
         }
-        let chain = refill(cls, n - self.count());
-        if chain.count == 0 {
+        // SAFETY: the array has room for `limit >= n` pointers; `slots[have..n]` are
+        // free to write.
+        let room = unsafe {
+            core::slice::from_raw_parts_mut(self.slots.add(have as usize), (n - have) as usize)
+        };
+        let want = room.len();
+        let got = refill_into(cls, room, want);
+        if got == 0 {
             return false;
         }
-        // SAFETY: the chain is ours; its tail's link is null.
-        unsafe { set_next(chain.tail, self.head) };
-        self.head = chain.head;
-        self.set_count(self.count() + chain.count);
+        // The refill's blocks go under the bin's own (they are older in the stack).
+        // SAFETY: `slots[..have + got]` hold blocks; rotate so the new ones come first.
+        unsafe {
+            core::slice::from_raw_parts_mut(self.slots, have as usize + got).rotate_right(got);
+        }
+        self.set_count(have + got as u32);
         debug_assert!(self.count() <= self.limit, "fill_to past the bound");
         #[cfg(debug_assertions)]
         // SAFETY: forwarded caller guarantee.
@@ -1076,6 +1154,7 @@ impl ExitKey {
 
 #[cfg(test)]
 mod tests {
+    extern crate std;
     use super::*;
 
     #[test]
@@ -1124,13 +1203,24 @@ mod tests {
         unsafe { libc::pthread_key_delete(k) };
     }
 
+    /// A bin with an array of `limit` pointers (leaked: the test's blocks stay valid).
+    fn test_bin(limit: u32) -> Bin {
+        let slots = std::boxed::Box::leak(
+            std::vec![ptr::null_mut::<u8>(); limit as usize].into_boxed_slice(),
+        );
+        let mut b = Bin::EMPTY;
+        // SAFETY: a fresh array of `limit` pointers, used by this bin only.
+        unsafe {
+            b.set_slots(slots.as_mut_ptr());
+            b.set_limit(limit);
+        }
+        b
+    }
+
     #[test]
     fn bin_push_pop_refill_overflow() {
         let cls = 2; // 48-byte blocks
-        let mut b = Bin {
-            limit: 8,
-            ..Bin::EMPTY
-        };
+        let mut b = test_bin(8);
         assert!(b.pop().is_null());
         // SAFETY: the bins are used with class `cls` only.
         let p = unsafe { b.refill(cls) };
@@ -1150,25 +1240,23 @@ mod tests {
         assert_eq!(b.count(), 7);
         // SAFETY: q is ours.
         unsafe { assert!(b.push(q)) };
-        let mut other = Bin {
-            limit: 8,
-            ..Bin::EMPTY
-        };
+        let mut other = test_bin(8);
         // SAFETY: class `cls` only.
         let extra = unsafe { other.refill(cls) };
         assert!(!extra.is_null());
-        // Overflow keeps half.
+        // Overflow gives the older half back and keeps the newer half and the new block.
+        let newer: std::vec::Vec<*mut u8> = b.blocks()[4..].to_vec();
         // SAFETY: `extra` is ours.
         unsafe { b.overflow(cls, extra, 8) };
-        assert_eq!(b.count(), 4);
-        let mut n = 0;
-        let mut q = b.head;
-        while !q.is_null() {
-            n += 1;
-            // SAFETY: list blocks.
-            q = unsafe { next_of(q) };
-        }
-        assert_eq!(n, 4);
+        assert_eq!(b.count(), 5);
+        assert_eq!(
+            &b.blocks()[..4],
+            &newer[..],
+            "the newer half stays, in order"
+        );
+        assert_eq!(b.pop(), extra, "the new block on top");
+        // SAFETY: back in.
+        unsafe { assert!(b.push(extra)) };
         // SAFETY: class `cls` only.
         unsafe {
             b.drain(cls);
@@ -1196,10 +1284,7 @@ mod tests {
         };
         let cls = 6; // 112-byte blocks, used by no other test here
         let bs = crate::class::block_size(cls);
-        let mut b = Bin {
-            limit: 8,
-            ..Bin::EMPTY
-        };
+        let mut b = test_bin(8);
         // SAFETY: the bin holds blocks of class `cls` only.
         let p = unsafe { b.refill(cls) };
         assert!(!p.is_null());

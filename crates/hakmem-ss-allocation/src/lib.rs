@@ -267,38 +267,33 @@ struct Central {
 // class lock held (the `Locked` around it).
 unsafe impl Send for Central {}
 
-/// A chain in a transfer cache (null-terminated, `count` blocks).
-#[derive(Clone, Copy)]
-struct XferChain {
-    head: *mut u8,
-    count: u32,
-}
-
-// SAFETY: a chain of free blocks belongs to whoever holds it (a shard, under its lock).
-unsafe impl Send for XferChain {}
-
-/// Most chains one shard of a class's transfer cache holds. Only classes with 64 KiB
-/// slabs (blocks up to 8 KiB) use one: a chain pins every slab it has a block in, and
-/// bigger slabs would pin too much memory. Its bound in bytes is the release policy's
-/// ([`release::lean::xfer_max_bytes`]: smaller in lean mode).
-pub const XFER_MAX: usize = 8;
+/// Most blocks one shard of a class's transfer cache holds (and its bound in bytes is
+/// the release policy's, [`release::lean::xfer_max_bytes`]: smaller in lean mode). Only
+/// classes with 64 KiB slabs (blocks up to 8 KiB) use one: a block there pins its slab,
+/// and bigger slabs would pin too much memory.
+pub const XFER_SLOTS: usize = 1024;
 /// Shards of each class's transfer cache, each with its own lock. A thread puts and
-/// takes chains at the shard of the CPU it runs on first, then at the others; the class
+/// takes blocks at the shard of the CPU it runs on first, then at the others; the class
 /// lock is not taken. One shared transfer cache per class was the bottleneck of
 /// cross-thread frees at 16 threads (results/110: `xfree` 2.4x faster with 4 shards).
 pub const XFER_SHARDS: usize = 4;
+/// The blocks of a transfer-cache shard: an array of pointers (thread caches hand blocks
+/// over as pointers, never as lists through the blocks).
+struct XferSlots([*mut u8; XFER_SLOTS]);
 
-/// One shard of a class's transfer cache: a stack of whole chains flushed by thread
-/// caches, handed as they are to the next refill (O(1) both ways: a producer/consumer
-/// pair never touches slabs).
+// SAFETY: free blocks belong to whoever holds them (a shard, under its lock).
+unsafe impl Send for XferSlots {}
+
+/// One shard of a class's transfer cache: a stack of free blocks flushed by thread
+/// caches, handed to the next refill (a producer/consumer pair never touches slabs).
 #[repr(align(64))]
 struct XferShard {
-    /// Chains in `chains[..n]`. Written with the shard locked; read without the lock
-    /// only to skip a shard that looks empty or full (a stale value costs a wasted or
-    /// missed lock), so it lives outside the lock's data.
+    /// Blocks in `slots[..n]`. Written with the shard locked; read without the lock only
+    /// to skip a shard that looks empty or full (a stale value costs a wasted or missed
+    /// lock), so it lives outside the lock's data.
     n: AtomicUsize,
-    /// The chains, behind the shard lock.
-    chains: Locked<[XferChain; XFER_MAX]>,
+    /// The blocks, behind the shard lock.
+    slots: Locked<XferSlots>,
 }
 
 impl XferShard {
@@ -306,12 +301,7 @@ impl XferShard {
         fn new() -> Self {
             XferShard {
                 n: AtomicUsize::new(0),
-                chains: Locked::new(
-                    [XferChain {
-                        head: ptr::null_mut(),
-                        count: 0,
-                    }; XFER_MAX],
-                ),
+                slots: Locked::new(XferSlots([ptr::null_mut(); XFER_SLOTS])),
             }
         }
     }
@@ -344,60 +334,63 @@ fn home_shard() -> usize {
     0
 }
 
-/// Take a chain of at most `max` blocks of class `cls` from its transfer cache.
-fn xfer_take(cls: usize, max: u32) -> Option<XferChain> {
-    let row = XFER.get(cls)?;
+/// Take blocks of class `cls` from its transfer cache into `out` (up to `out.len()`, the
+/// most recently put first in the order they were put); returns how many (0 when every
+/// shard is empty).
+fn xfer_take(cls: usize, out: &mut [*mut u8]) -> usize {
+    let Some(row) = XFER.get(cls) else {
+        return 0;
+    };
     let home = home_shard();
     for i in 0..XFER_SHARDS {
         let sh = &row[(home + i) % XFER_SHARDS];
         if sh.n.load(Relaxed) == 0 {
             continue;
         }
-        let chains = sh.chains.lock();
+        let slots = sh.slots.lock();
         let n = sh.n.load(Relaxed);
-        debug_assert!(n <= XFER_MAX, "transfer-cache shard holds {n} chains");
-        let top = n.checked_sub(1).and_then(|i| chains.get(i)).copied();
-        if let Some(x) = top.filter(|x| x.count <= max) {
-            debug_assert!(
-                x.count > 1 && !x.head.is_null(),
-                "empty transfer-cache chain"
-            );
-            sh.n.store(n - 1, Relaxed);
-            // The counters change under the shard lock, so a chain's add (at its put)
-            // is ordered before its subtract here: `xfer` never goes below zero.
-            let st = stats_of(cls);
-            debug_assert!(
-                st.xfer.load(Relaxed) >= x.count as u64,
-                "class {cls}: transfer-cache count below a chain it holds"
-            );
-            stat_add_nonneg(&st.xfer, -(x.count as i64));
-            stat_add_nonneg(&st.out, x.count as i64);
-            drop(chains);
-            note_refill(st);
-            return Some(x);
+        debug_assert!(n <= XFER_SLOTS, "transfer-cache shard holds {n} blocks");
+        let k = n.min(out.len());
+        if k == 0 {
+            continue;
         }
+        out[..k].copy_from_slice(&slots.0[n - k..n]);
+        sh.n.store(n - k, Relaxed);
+        // The counters change under the shard lock, so a block's add (at its put) is
+        // ordered before its subtract here: `xfer` never goes below zero.
+        let st = stats_of(cls);
+        debug_assert!(
+            st.xfer.load(Relaxed) >= k as u64,
+            "class {cls}: transfer-cache count below the blocks it holds"
+        );
+        stat_add_nonneg(&st.xfer, -(k as i64));
+        stat_add_nonneg(&st.out, k as i64);
+        drop(slots);
+        note_refill(st);
+        return k;
     }
-    None
+    0
 }
 
-/// Put a chain of `count` blocks (`bytes` in all) of class `cls` in its transfer cache;
-/// false when every shard is full.
-fn xfer_put(cls: usize, head: *mut u8, count: u32, bytes: usize) -> bool {
+/// Put the blocks `blocks` of class `cls` in its transfer cache, all in one shard; false
+/// when no shard has room for all of them (then nothing was put).
+///
+/// # Safety
+/// As [`flush_slice`]'s blocks.
+unsafe fn xfer_put(cls: usize, blocks: &[*mut u8]) -> bool {
     let Some(row) = XFER.get(cls) else {
         return false;
     };
-    debug_assert!(
-        count > 1 && !head.is_null(),
-        "a transfer-cache chain of {count}"
-    );
-    debug_assert_eq!(bytes, count as usize * block_size(cls));
+    let count = blocks.len();
+    debug_assert!(count > 1, "a transfer-cache put of {count}");
     debug_assert_eq!(
         slab_shift(cls),
         16,
         "transfer cache of a class with big slabs"
     );
-    let cap = release::lean::xfer_max_bytes().max(bytes);
-    let fits = |n: usize| n < XFER_MAX && (n + 1) * bytes <= cap;
+    let bs = block_size(cls);
+    let cap = release::lean::xfer_max_bytes().max(count * bs);
+    let fits = |n: usize| n + count <= XFER_SLOTS && (n + count) * bs <= cap;
     let home = home_shard();
     for i in 0..XFER_SHARDS {
         let sh = &row[(home + i) % XFER_SHARDS];
@@ -405,7 +398,7 @@ fn xfer_put(cls: usize, head: *mut u8, count: u32, bytes: usize) -> bool {
         if !fits(peek) {
             continue;
         }
-        let mut chains = sh.chains.lock();
+        let mut slots = sh.slots.lock();
         let n = sh.n.load(Relaxed);
         #[cfg(loom)]
         let n = if hakmem_os_stats::sync::mutation::on(
@@ -415,11 +408,9 @@ fn xfer_put(cls: usize, head: *mut u8, count: u32, bytes: usize) -> bool {
         } else {
             n
         };
-        if fits(n)
-            && let Some(slot) = chains.get_mut(n)
-        {
-            *slot = XferChain { head, count };
-            sh.n.store(n + 1, Relaxed);
+        if fits(n) {
+            slots.0[n..n + count].copy_from_slice(blocks);
+            sh.n.store(n + count, Relaxed);
             let st = stats_of(cls);
             stat_add_nonneg(&st.xfer, count as i64);
             stat_add_nonneg(&st.out, -(count as i64));
@@ -429,7 +420,7 @@ fn xfer_put(cls: usize, head: *mut u8, count: u32, bytes: usize) -> bool {
     false
 }
 
-/// Return every chain of class `cls`'s transfer cache to its slabs. The class lock is
+/// Return every block of class `cls`'s transfer cache to its slab. The class lock is
 /// held (lock order: the class lock, then a shard lock).
 ///
 /// # Safety
@@ -439,24 +430,24 @@ unsafe fn xfer_drain_locked(c: &mut Central, cls: usize) {
     let Some(row) = XFER.get(cls) else {
         return;
     };
+    let magic = DIV_MAGIC[cls];
+    let st = stats_of(cls);
     for sh in row {
-        if sh.n.load(Relaxed) == 0 {
-            continue;
-        }
-        let chains = sh.chains.lock();
-        let n = sh.n.load(Relaxed).min(XFER_MAX);
-        let taken = *chains;
-        sh.n.store(0, Relaxed);
-        let st = stats_of(cls);
-        for x in &taken[..n] {
-            stat_add_nonneg(&st.xfer, -(x.count as i64));
-            stat_add_nonneg(&st.out, x.count as i64);
-        }
-        drop(chains);
-        for x in &taken[..n] {
-            // SAFETY: the chain came from the transfer cache: `count` blocks of `cls`,
-            // handed out (counted in `out` again above) and linked; class lock held.
-            unsafe { flush_locked(c, cls, x.head, x.count) };
+        while sh.n.load(Relaxed) != 0 {
+            let mut took = [ptr::null_mut::<u8>(); 128];
+            let slots = sh.slots.lock();
+            let n = sh.n.load(Relaxed).min(XFER_SLOTS);
+            let k = n.min(took.len());
+            took[..k].copy_from_slice(&slots.0[n - k..n]);
+            sh.n.store(n - k, Relaxed);
+            stat_add_nonneg(&st.xfer, -(k as i64));
+            drop(slots);
+            for &b in &took[..k] {
+                // SAFETY: a block from the transfer cache: of `cls`, handed out by a
+                // refill, given up by its flush; the class lock is held.
+                unsafe { give_back_locked(c, cls, b, magic) };
+            }
+            stat_add_locked(&st.free, k as i64);
         }
     }
 }
@@ -1338,47 +1329,76 @@ unsafe fn decommit_spares(c: &mut Central) {
     debug_assert_eq!(c.spares.count(), 0, "a spare slab outside the avail list");
 }
 
-/// Take up to `want` blocks of class `cls` (`want >= 1`). The chain is shorter only when
-/// the OS refuses memory (empty chain: out of memory).
+/// Take up to `want` blocks of class `cls` (`want >= 1`), linked into a chain with its
+/// tail. The chain is shorter only when the OS refuses memory (empty chain: out of
+/// memory). (A thread cache takes blocks as pointers, [`refill_into`]; this links them,
+/// for callers that want a chain.)
 pub fn refill(cls: usize, want: u32) -> Chain {
     refill_upto(cls, want, want)
 }
 
-/// Like [`refill`], but a whole chain of up to `max` blocks from the transfer cache may
-/// be returned instead (then `tail` is null: the chain is null-terminated, and its end
-/// is not known without a walk).
+/// Like [`refill`], but up to `max` blocks may come from the transfer cache (see
+/// [`refill_into`]).
 pub fn refill_upto(cls: usize, want: u32, max: u32) -> Chain {
+    let mut chain = Chain::EMPTY;
+    let mut buf = [ptr::null_mut::<u8>(); 256];
+    let max = max.max(want);
+    while chain.count < want {
+        let room = ((max - chain.count) as usize).min(buf.len());
+        let need = ((want - chain.count) as usize).min(room);
+        let n = refill_into(cls, &mut buf[..room], need);
+        for &b in &buf[..n] {
+            chain.push_back(b);
+        }
+        if n < need {
+            break;
+        }
+    }
+    if !chain.tail.is_null() {
+        // SAFETY: the chain's blocks are ours; the tail's link ends it.
+        unsafe { set_next(chain.tail, ptr::null_mut()) };
+    }
+    chain
+}
+
+/// Take blocks of class `cls` into `out`: those of the transfer cache first (up to
+/// `out.len()`), then, if they were fewer than `want`, blocks of the slabs (free blocks
+/// from a slab's bitmap, lowest address first, then fresh ones carved) up to `want` in
+/// all. Returns how many were written to `out[..n]`; fewer than `want` (`want <=
+/// out.len()`) only when the OS refuses memory. No block's memory is read: the caller
+/// gets addresses, not a list through the blocks (fresh blocks get their free mark
+/// written).
+pub fn refill_into(cls: usize, out: &mut [*mut u8], want: usize) -> usize {
+    debug_assert!(
+        want >= 1 && want <= out.len(),
+        "refill_into {want} of {}",
+        out.len()
+    );
+    let want = want.min(out.len());
     if HARDENED {
         // Before any block exists, the link secret must (see `link_key`).
         link_secret();
     }
     let Some(pc) = CENTRAL.get(cls) else {
-        return Chain::EMPTY;
+        return 0;
     };
-    if max > want
-        && slab_shift(cls) == 16
-        && let Some(x) = xfer_take(cls, max)
-    {
-        return Chain {
-            head: x.head,
-            tail: ptr::null_mut(),
-            count: x.count,
-        };
+    let mut n = 0;
+    if slab_shift(cls) == 16 {
+        n = xfer_take(cls, out);
+        if n >= want {
+            return n;
+        }
     }
     let bs = block_size(cls);
-    let mut chain = Chain::EMPTY;
     let mut g = pc.0.lock();
     let c = &mut *g;
     let st = stats_of(cls);
-    // Counted out before the blocks' links are written (corrected below if the OS
-    // refuses memory): a locked add after those writes would wait for every one of them
-    // to reach the cache (`stat_add_locked`).
-    stat_add_nonneg(&st.out, want as i64);
+    let from_xfer = n;
     // SAFETY: the class lock (held by `g`) serializes all access to this class's
     // central state and its slabs' metadata.
     unsafe {
         let mut from_free = 0i64;
-        while chain.count < want {
+        while n < want {
             let mut s = c.partial;
             if s.is_null() {
                 s = new_slab(c, cls);
@@ -1389,27 +1409,27 @@ pub fn refill_upto(cls: usize, want: u32, max: u32) -> Chain {
             let sl = &mut *s;
             debug_check_superslab(ss_of(sl.start), cls);
             debug_assert!(sl.in_partial, "a slab with room not on the partial list");
-            // Free blocks first, lowest address first, from the bitmap: the block's
-            // memory is only written (its link), never read, so a refill makes no chain
-            // of dependent loads from blocks last touched long ago.
+            // Free blocks first, lowest address first, from the bitmap (the blocks' memory
+            // is not touched).
             if sl.nfree > 0 {
                 let bm = bitmap_of(s);
                 let mut w = sl.scan as usize;
-                while chain.count < want && sl.nfree > 0 {
+                while n < want && sl.nfree > 0 {
                     debug_assert!(w < bitmap_words(cls), "free blocks counted past the bitmap");
                     let mut word = *bm.add(w);
                     if word == 0 {
                         w += 1;
                         continue;
                     }
-                    while word != 0 && chain.count < want {
+                    while word != 0 && n < want {
                         let i = w * 64 + word.trailing_zeros() as usize;
                         word &= word - 1;
                         debug_assert!(
                             i < sl.carved.load(Relaxed) as usize,
                             "a free bit past the carved blocks"
                         );
-                        chain.push_back(sl.start.add(i * bs));
+                        out[n] = sl.start.add(i * bs);
+                        n += 1;
                         sl.nfree -= 1;
                         sl.used += 1;
                         from_free += 1;
@@ -1419,7 +1439,7 @@ pub fn refill_upto(cls: usize, want: u32, max: u32) -> Chain {
                 sl.scan = w as u16;
             }
             let mut carved = sl.carved.load(Relaxed);
-            while chain.count < want && carved < sl.capacity {
+            while n < want && carved < sl.capacity {
                 let b = sl.start.add(carved as usize * bs);
                 asan::block_carving(b, bs);
                 // A fresh block is free: mark it, so that freeing it before it was ever
@@ -1427,7 +1447,8 @@ pub fn refill_upto(cls: usize, want: u32, max: u32) -> Chain {
                 bins::set_free_mark(b);
                 bins::scrub_fresh(b, bs);
                 asan::block_carved(b, bs);
-                chain.push_back(b);
+                out[n] = b;
+                n += 1;
                 carved += 1;
                 sl.used += 1;
             }
@@ -1437,70 +1458,102 @@ pub fn refill_upto(cls: usize, want: u32, max: u32) -> Chain {
                 partial_remove(c, s);
             }
         }
-        debug_assert!(chain.count <= want, "a refill of more than asked");
-        if chain.count < want {
-            stat_add_nonneg(&st.out, chain.count as i64 - want as i64);
-        }
+        debug_assert!(n <= want, "a refill of more than asked");
+        stat_add_nonneg(&st.out, (n - from_xfer) as i64);
         stat_add_locked(&st.free, -from_free);
         note_refill(st);
-        if HARDENED && chain.count > 1 {
-            if !chain.tail.is_null() {
-                set_next(chain.tail, ptr::null_mut());
-            }
+        if HARDENED && n - from_xfer > 1 {
             if c.rng == 0 {
                 c.rng =
                     (link_secret() as u64 ^ (cls as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)) | 1;
             }
-            shuffle(&mut chain, &mut c.rng);
-        }
-        drop(g);
-        if !chain.tail.is_null() {
-            set_next(chain.tail, ptr::null_mut());
+            shuffle(&mut out[from_xfer..n], &mut c.rng);
         }
     }
-    chain
+    n
 }
 
-/// Return `count` blocks of class `cls`, linked from `head`, to the central lists: as a
-/// whole to the transfer cache when it has room (O(1)), else each to its slab.
+/// Return `count` blocks of class `cls`, linked from `head`, to the central lists (see
+/// [`flush_slice`], which this calls with the chain's blocks).
 ///
 /// # Safety
 /// The chain holds exactly `count` distinct blocks of class `cls`, each handed out by
-/// [`refill`] and not flushed since, linked through their first word, the last link
+/// a refill and not flushed since, linked through their first word, the last link
 /// null; the caller gives up all of them.
+pub unsafe fn flush(cls: usize, head: *mut u8, count: u32) -> bool {
+    debug_assert!(count > 0 && !head.is_null(), "a flush of an empty chain");
+    let mut buf = [ptr::null_mut::<u8>(); 256];
+    let mut b = head;
+    let mut left = count as usize;
+    let mut shrinking = false;
+    while left > 0 {
+        let k = left.min(buf.len());
+        for slot in &mut buf[..k] {
+            debug_assert!(!b.is_null(), "a chain shorter than its count");
+            *slot = b;
+            // SAFETY: a block of the caller's chain; once its link is read, its first
+            // word is the free block's canary again (hardened builds).
+            unsafe {
+                let next = next_of(b);
+                bins::set_free_canary(b);
+                b = next;
+            }
+        }
+        // SAFETY: forwarded caller guarantee (these `k` blocks of the chain).
+        shrinking |= unsafe { flush_slice(cls, &buf[..k]) };
+        left -= k;
+    }
+    debug_assert!(b.is_null(), "a chain longer than its count");
+    shrinking
+}
+
+/// Return the blocks `blocks` of class `cls` to the central lists: all together to the
+/// transfer cache when it has room (a copy of the pointers), else each to its slab (a bit
+/// in its bitmap; the blocks' memory is not touched).
+///
+/// # Safety
+/// `blocks` are distinct blocks of class `cls`, each handed out by a refill and not
+/// flushed since; the caller gives up all of them.
 ///
 /// Returns true when the class is *shrinking* in lean mode (its blocks out fell under
 /// `1 /` [`SHRINK_RATIO`](release::lean::SHRINK_RATIO) of their recent peak, and the peak
-/// was at least four slabs' worth:
-/// the release policy's rule, [`release::lean::ShrinkState`];
-/// until the class takes a new slab): a thread cache should then give back what it holds of the class
-/// and cache little until its next refill (see [`Bin::overflow`](bins::Bin::overflow)),
-/// so that a phase of frees leaves no slab pinned by a few cached blocks.
-pub unsafe fn flush(cls: usize, head: *mut u8, count: u32) -> bool {
+/// was at least four slabs' worth: the release policy's rule,
+/// [`release::lean::ShrinkState`]; until the class takes a new slab): a thread cache
+/// should then give back what it holds of the class and cache little until its next
+/// refill (see [`Bin::overflow`](bins::Bin::overflow)), so that a phase of frees leaves
+/// no slab pinned by a few cached blocks.
+pub unsafe fn flush_slice(cls: usize, blocks: &[*mut u8]) -> bool {
     let Some(pc) = CENTRAL.get(cls) else {
         return false;
     };
-    debug_assert!(count > 0 && !head.is_null(), "a flush of an empty chain");
+    if blocks.is_empty() {
+        return false;
+    }
     let st = stats_of(cls);
-    let bytes = count as usize * block_size(cls);
-    // A whole chain goes to the transfer cache when it has room (not while the class is
-    // shrinking: chains there would pin their slabs).
-    let cached = count > 1
+    // The blocks go to the transfer cache when it has room (not while the class is
+    // shrinking: blocks there would pin their slabs).
+    let cached = blocks.len() > 1
         && slab_shift(cls) == 16
         && !st.shrink.is_shrinking()
-        && xfer_put(cls, head, count, bytes);
-    // (A class that started shrinking meanwhile, in another thread, drains the chain
+        // SAFETY: forwarded caller guarantee.
+        && unsafe { xfer_put(cls, blocks) };
+    // (A class that started shrinking meanwhile, in another thread, drains the blocks
     // just put below, and this bin shrinks too.)
     if cached && !st.shrink.is_shrinking() && !should_shrink(cls) {
         return false;
     }
     let mut g = pc.0.lock();
     let c = &mut *g;
-    // SAFETY: as in `refill`; the blocks are ours to return by the caller's guarantee
-    // (unless they went to the transfer cache above).
+    // SAFETY: as in `refill_into`; the blocks are ours to return by the caller's
+    // guarantee (unless they went to the transfer cache above).
     unsafe {
         if !cached {
-            flush_locked(c, cls, head, count);
+            let magic = DIV_MAGIC[cls];
+            for &b in blocks {
+                give_back_locked(c, cls, b, magic);
+            }
+            stat_add_nonneg(&st.out, -(blocks.len() as i64));
+            stat_add_locked(&st.free, blocks.len() as i64);
         }
         if st
             .shrink
@@ -1511,103 +1564,70 @@ pub unsafe fn flush(cls: usize, head: *mut u8, count: u32) -> bool {
         }
         let shrinking = st.shrink.is_shrinking();
         if shrinking {
-            // Chains in the transfer cache would pin their slabs: back to the slabs.
+            // Blocks in the transfer cache would pin their slabs: back to the slabs.
             xfer_drain_locked(c, cls);
         }
         shrinking
     }
 }
 
-/// Each block back to its slab. The class lock is held.
+/// Block `b` back to its slab: its bit set in the slab's free bitmap (the block's memory
+/// is not touched); an emptied slab is reset. The caller counts it (`out`, `free`).
 ///
 /// # Safety
-/// As [`flush`], with `c` the locked central state of `cls`.
-unsafe fn flush_locked(c: &mut Central, cls: usize, head: *mut u8, count: u32) {
+/// `c` is the locked central state of `cls`; `b` is a block of class `cls` handed out
+/// by a refill and given up by the caller; `magic` is `DIV_MAGIC[cls]`.
+#[inline(always)]
+unsafe fn give_back_locked(c: &mut Central, cls: usize, b: *mut u8, magic: u64) {
     assert_class_locked(cls);
-    let magic = DIV_MAGIC[cls];
-    // SAFETY: the caller holds the lock and gives the blocks up.
+    // SAFETY: the caller's guarantees: `b` lies in a live superslab of `cls`.
     unsafe {
-        let mut b = head;
-        let mut n = 0;
-        while n < count && !b.is_null() {
-            let next = next_of(b);
-            debug_check_superslab(ss_of(b), cls);
-            debug_assert_eq!(
-                validate_class(b),
-                Some(cls),
-                "a flushed block is not a block"
-            );
-            let s = slab_of(b);
-            debug_assert!((*s).used > 0, "a block returned to a slab with none out");
-            let i = div_block(b as usize - (*s).start as usize, magic);
-            let w = bitmap_of(s).add(i >> 6);
-            let bit = 1u64 << (i & 63);
-            if *w & bit != 0 {
-                // Free already: the same block twice in the chains given back (a double
-                // free whose free mark the program overwrote in between).
-                hakmem_os_stats::report::fatal("free(): double free of block", b as usize);
-            }
-            *w |= bit;
-            (*s).nfree += 1;
-            if ((i >> 6) as u16) < (*s).scan {
-                (*s).scan = (i >> 6) as u16;
-            }
-            (*s).used -= 1;
-            if (*s).used == 0 {
-                slab_empty(c, s);
-            } else if !(*s).in_partial {
-                partial_push(c, s);
-            }
-            b = next;
-            n += 1;
-        }
-        debug_assert!(
-            n == count && b.is_null(),
-            "a chain's count and links disagree"
+        debug_check_superslab(ss_of(b), cls);
+        debug_assert_eq!(
+            validate_class(b),
+            Some(cls),
+            "a flushed block is not a block"
         );
-        let st = stats_of(cls);
-        stat_add_nonneg(&st.out, -(n as i64));
-        stat_add_locked(&st.free, n as i64);
-    }
-}
-
-/// Put the first (up to 128) blocks of a null-terminated chain in random order, so that
-/// consecutive allocations are not adjacent in memory (hardened builds).
-///
-/// # Safety
-/// The chain's blocks are free blocks owned by the caller, null-terminated.
-unsafe fn shuffle(chain: &mut Chain, rng: &mut u64) {
-    let mut v = [ptr::null_mut::<u8>(); 128];
-    let mut n = 0;
-    let mut b = chain.head;
-    // SAFETY: walking the caller's null-terminated chain.
-    unsafe {
-        while !b.is_null() && n < v.len() {
-            v[n] = b;
-            n += 1;
-            b = next_of(b);
+        let s = slab_of(b);
+        debug_assert!((*s).used > 0, "a block returned to a slab with none out");
+        let i = div_block(b as usize - (*s).start as usize, magic);
+        let w = bitmap_of(s).add(i >> 6);
+        let bit = 1u64 << (i & 63);
+        if *w & bit != 0 {
+            // Free already: the same block twice in what was given back (a double free
+            // whose free mark the program overwrote in between).
+            hakmem_os_stats::report::fatal("free(): double free of block", b as usize);
         }
-        let rest = b;
-        let mut i = n;
-        while i > 1 {
-            *rng ^= *rng << 13;
-            *rng ^= *rng >> 7;
-            *rng ^= *rng << 17;
-            let j = (*rng % i as u64) as usize;
-            i -= 1;
-            v.swap(i, j);
+        *w |= bit;
+        (*s).nfree += 1;
+        if ((i >> 6) as u16) < (*s).scan {
+            (*s).scan = (i >> 6) as u16;
         }
-        for k in 0..n {
-            set_next(v[k], if k + 1 < n { v[k + 1] } else { rest });
-        }
-        chain.head = v[0];
-        if rest.is_null() {
-            chain.tail = v[n - 1];
+        (*s).used -= 1;
+        if (*s).used == 0 {
+            slab_empty(c, s);
+        } else if !(*s).in_partial {
+            partial_push(c, s);
         }
     }
 }
 
-/// Return the chains of every transfer cache to their slabs (for `trim`), so empty slabs
+/// Put the first (up to 128) blocks of `v` in random order, so that consecutive
+/// allocations are not adjacent in memory (hardened builds).
+fn shuffle(v: &mut [*mut u8], rng: &mut u64) {
+    let n = v.len().min(128);
+    let mut i = n;
+    while i > 1 {
+        *rng ^= *rng << 13;
+        *rng ^= *rng >> 7;
+        *rng ^= *rng << 17;
+        let j = (*rng % i as u64) as usize;
+        i -= 1;
+        v.swap(i, j);
+    }
+}
+
+/// Return the blocks of every transfer cache to their slabs (for `trim`), so empty slabs
 /// and superslabs can be released.
 pub fn drain_transfer_caches() {
     for (cls, pc) in CENTRAL.iter().enumerate() {
@@ -1650,7 +1670,7 @@ pub unsafe fn fork_prepare() {
             pc.0.fork_lock();
         }
         for sh in XFER.iter().flatten() {
-            sh.chains.fork_lock();
+            sh.slots.fork_lock();
         }
         release::fork_prepare();
     }
@@ -1666,7 +1686,7 @@ pub unsafe fn fork_release() {
     unsafe {
         release::fork_release();
         for sh in XFER.iter().flatten() {
-            sh.chains.fork_unlock();
+            sh.slots.fork_unlock();
         }
         for pc in CENTRAL.iter() {
             pc.0.fork_unlock();

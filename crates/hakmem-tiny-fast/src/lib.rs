@@ -106,6 +106,30 @@ struct Cache {
     flush_seen: u32,
     /// The tiny bins' adaptive bounds (slow paths only).
     growth: Growth,
+    /// The thread's block arrays (null: none mapped), [`SLOTS_BYTES`] long: bin `i`'s
+    /// array at [`slots_offset`]`(i)`.
+    slots: *mut u8,
+}
+
+/// Pointers each tiny bin's array holds: the most a tiny bin grows to.
+const TINY_SLOTS: usize = MAX_TINY_BOUND as usize;
+/// Pointers each mid bin's array holds: the release policy's bound on a mid bin.
+const MID_SLOTS: usize = hakmem_release_policy::lean::mid_bin_bound(false).max as usize;
+const _: () = assert!(
+    hakmem_release_policy::lean::mid_bin_bound(true).max as usize <= MID_SLOTS,
+    "a mid bin's bound must fit its array"
+);
+/// Bytes of a thread's block arrays: the mid bins' first (small, all in a few pages),
+/// then the tiny bins' (each on its own pages, of which only those it fills are touched).
+const SLOTS_BYTES: usize = (NTINY * TINY_SLOTS + (NCLASS - NTINY) * MID_SLOTS) * 8;
+
+/// Byte offset of bin `cls`'s array in the thread's mapping.
+const fn slots_offset(cls: usize) -> usize {
+    if cls >= NTINY {
+        (cls - NTINY) * MID_SLOTS * 8
+    } else {
+        ((NCLASS - NTINY) * MID_SLOTS + cls * TINY_SLOTS) * 8
+    }
 }
 
 /// The adaptive bounds of a thread's tiny bins, read and changed on slow paths only (the
@@ -210,7 +234,8 @@ fn honour_flush_request() {
                 c.growth.reset();
                 for (b, &limit) in c.bins.iter_mut().zip(LIMITS.iter()) {
                     if b.limit() > limit {
-                        b.set_limit(limit);
+                        // SAFETY: a bound below the current one fits the array.
+                        unsafe { b.set_limit(limit) };
                     }
                 }
             }
@@ -287,6 +312,7 @@ mod tls {
                 state: State::Uninit,
                 flush_seen: 0,
                 growth: Growth::ZERO,
+                slots: core::ptr::null_mut(),
             })
         };
     }
@@ -509,13 +535,30 @@ pub fn thread_init() -> bool {
         if c.state != State::Uninit {
             return false;
         }
+        // The block arrays first: no bin caches before it has one (and a thread the OS
+        // gives no memory for them caches nothing).
+        let slots = hakmem_os_stats::os::map(SLOTS_BYTES);
+        if slots.is_null() {
+            c.state = State::Dead;
+            return true;
+        }
+        c.slots = slots;
+        for (cls, b) in c.bins.iter_mut().enumerate() {
+            // SAFETY: bin `cls`'s own part of the thread's mapping, `slots_of(cls)`
+            // pointers long, unmapped only at thread exit after the bins stop caching.
+            unsafe { b.set_slots(slots.add(slots_offset(cls)).cast()) };
+        }
         let (tiny, mid) = c.bins.split_at_mut(NTINY);
         for (b, &limit) in tiny.iter_mut().zip(LIMITS.iter()) {
-            b.set_limit(limit);
+            debug_assert!(limit as usize <= TINY_SLOTS);
+            // SAFETY: a tiny bin's array holds `TINY_SLOTS` pointers.
+            unsafe { b.set_limit(limit) };
         }
         c.growth.reset();
         for (b, &limit) in mid.iter_mut().zip(hakmem_mid::limits().iter()) {
-            b.set_limit(limit);
+            debug_assert!(limit as usize <= MID_SLOTS);
+            // SAFETY: a mid bin's array holds `MID_SLOTS` pointers.
+            unsafe { b.set_limit(limit) };
         }
         for (cls, b) in c.bins.iter_mut().enumerate() {
             // SAFETY: bin `cls` holds class `cls`.
@@ -541,12 +584,27 @@ pub fn thread_init() -> bool {
         // No exit hook (the key could not be created or set) or no registry node: a
         // cache would outlive the thread, or escape the stats. Cache nothing instead.
         with_cache(|c| {
-            // SAFETY: `bins[i]` holds class `i`.
-            unsafe { drain_all(&mut c.bins, 0, true) };
+            stop_caching(c);
             c.state = State::Dead;
         });
     }
     true
+}
+
+/// Give every cached block back, cache nothing from now on (limits 0), and unmap the
+/// block arrays.
+fn stop_caching(c: &mut Cache) {
+    // SAFETY: `bins[i]` holds class `i`.
+    unsafe { drain_all(&mut c.bins, 0, true) };
+    if !c.slots.is_null() {
+        for b in c.bins.iter_mut() {
+            // SAFETY: the bin is empty with limit 0: it never touches an array again.
+            unsafe { b.set_slots(core::ptr::null_mut()) };
+        }
+        // SAFETY: our mapping of `SLOTS_BYTES`, which no bin uses any more.
+        unsafe { hakmem_os_stats::os::unmap(c.slots, SLOTS_BYTES) };
+        c.slots = core::ptr::null_mut();
+    }
 }
 
 /// The slow path of an allocation of `size <= TINY_MAX` bytes: initializes the thread
@@ -610,7 +668,8 @@ fn grow_on_refill(c: &mut Cache, cls: usize) {
         let b = &mut c.bins[cls];
         // (A bin shrunk by lean mode gets its bound back at its refill.)
         if b.limit() == cur {
-            b.set_limit(cur + add);
+            // SAFETY: at most `MAX_TINY_BOUND`, the size of a tiny bin's array.
+            unsafe { b.set_limit(cur + add) };
         }
     }
     #[cfg(debug_assertions)]
@@ -645,7 +704,8 @@ fn decay_tick(c: &mut Cache) {
     g.bound[j] = new;
     let b = &mut c.bins[j];
     if b.limit() > new {
-        b.set_limit(new);
+        // SAFETY: a lower bound fits the array.
+        unsafe { b.set_limit(new) };
     }
     // SAFETY: bin `j` holds class `j`.
     unsafe { b.trim_to(j, new) };
@@ -785,8 +845,7 @@ pub fn thread_cached_blocks() -> u64 {
 /// call on this thread, from another destructor, must not start a cache).
 fn on_thread_exit() {
     with_cache(|c| {
-        // SAFETY: `bins[i]` holds class `i`.
-        unsafe { drain_all(&mut c.bins, 0, true) };
+        stop_caching(c);
         if !c.node.is_null() {
             // SAFETY: registered by `thread_init`, not unregistered since.
             unsafe { REGISTRY.unregister(c.node) };
@@ -942,8 +1001,12 @@ mod tests {
                 "one idle visit halves the growth"
             );
             assert!(with_cache(|c| c.bins[cls].count()) <= half);
-            for _ in 0..round * 4 {
-                with_cache(decay_tick);
+            // Each idle visit halves what is left (log2 of the growth visits at most).
+            for _ in 0..16 {
+                for _ in 0..round {
+                    with_cache(decay_tick);
+                }
+                assert!(with_cache(|c| c.bins[cls].count()) <= bin_limit(cls));
             }
             assert_eq!(bin_limit(cls), base, "the idle bin kept its growth");
             assert_eq!(thread_grown_bytes(), 0);
