@@ -480,6 +480,9 @@ impl Bin {
         if n == 0 {
             return ptr::null_mut();
         }
+        // Handed out in the order the refill gave them (lowest address first from a
+        // slab): the last slot is popped first.
+        room[..n].reverse();
         self.set_count(n as u32);
         #[cfg(debug_assertions)]
         // SAFETY: forwarded caller guarantee.

@@ -75,6 +75,7 @@
 #![deny(missing_docs)]
 
 use core::sync::atomic::{AtomicU32, Ordering::Relaxed};
+use hakmem_os_stats::lock::Locked;
 use hakmem_ss_allocation::bins::{Bin, CacheNode, CacheRegistry, THREAD_EXIT, drain_all};
 use hakmem_ss_allocation::class::{self, NCLASS, NTINY, block_size};
 
@@ -122,6 +123,56 @@ const _: () = assert!(
 /// Bytes of a thread's block arrays: the mid bins' first (small, all in a few pages),
 /// then the tiny bins' (each on its own pages, of which only those it fills are touched).
 const SLOTS_BYTES: usize = (NTINY * TINY_SLOTS + (NCLASS - NTINY) * MID_SLOTS) * 8;
+
+/// Block-array mappings of exited threads, kept for the next threads to start (a thread
+/// churn makes no system call per thread); at most [`SPARE_MAPS`], the rest unmapped.
+struct SpareMaps {
+    n: usize,
+    maps: [*mut u8; SPARE_MAPS],
+}
+
+/// Most block-array mappings kept for later threads.
+const SPARE_MAPS: usize = 64;
+
+// SAFETY: the mappings belong to whoever holds the lock around them.
+unsafe impl Send for SpareMaps {}
+
+static SPARES: Locked<SpareMaps> = Locked::new(SpareMaps {
+    n: 0,
+    maps: [core::ptr::null_mut(); SPARE_MAPS],
+});
+
+/// A block-array mapping for a starting thread: an exited thread's, else a new one
+/// (null when the OS refuses it).
+fn take_slots_map() -> *mut u8 {
+    {
+        let mut g = SPARES.lock();
+        if g.n > 0 {
+            g.n -= 1;
+            let n = g.n;
+            return g.maps[n];
+        }
+    }
+    hakmem_os_stats::os::map(SLOTS_BYTES)
+}
+
+/// Give back an exiting thread's block-array mapping (no bin uses it any more).
+///
+/// # Safety
+/// `p` is a mapping from [`take_slots_map`] that nothing uses any more.
+unsafe fn give_slots_map(p: *mut u8) {
+    {
+        let mut g = SPARES.lock();
+        if g.n < SPARE_MAPS {
+            let n = g.n;
+            g.maps[n] = p;
+            g.n += 1;
+            return;
+        }
+    }
+    // SAFETY: forwarded caller guarantee.
+    unsafe { hakmem_os_stats::os::unmap(p, SLOTS_BYTES) };
+}
 
 /// Byte offset of bin `cls`'s array in the thread's mapping.
 const fn slots_offset(cls: usize) -> usize {
@@ -346,7 +397,10 @@ pub fn cached_by_class(out: &mut [u64]) {
 /// in `fork`).
 pub unsafe fn fork_prepare() {
     // SAFETY: forwarded caller guarantee.
-    unsafe { REGISTRY.fork_prepare() };
+    unsafe {
+        REGISTRY.fork_prepare();
+        SPARES.fork_lock();
+    }
 }
 
 /// Fork handler for the parent: release the registry lock.
@@ -356,7 +410,10 @@ pub unsafe fn fork_prepare() {
 /// not released it since.
 pub unsafe fn fork_release() {
     // SAFETY: forwarded caller guarantee.
-    unsafe { REGISTRY.fork_release() };
+    unsafe {
+        SPARES.fork_unlock();
+        REGISTRY.fork_release();
+    }
 }
 
 /// Fork handler for the child: the registry keeps only the calling (forking) thread's
@@ -369,7 +426,10 @@ pub unsafe fn fork_child() {
     let own = with_cache(|c| c.node);
     // SAFETY: forwarded caller guarantee; `own` is this thread's registered node or
     // null.
-    unsafe { REGISTRY.fork_child(own) };
+    unsafe {
+        SPARES.fork_unlock();
+        REGISTRY.fork_child(own);
+    }
 }
 
 /// [`limit_of`] for every tiny class, computed at compile time (no division at run time).
@@ -537,7 +597,7 @@ pub fn thread_init() -> bool {
         }
         // The block arrays first: no bin caches before it has one (and a thread the OS
         // gives no memory for them caches nothing).
-        let slots = hakmem_os_stats::os::map(SLOTS_BYTES);
+        let slots = take_slots_map();
         if slots.is_null() {
             c.state = State::Dead;
             return true;
@@ -601,8 +661,8 @@ fn stop_caching(c: &mut Cache) {
             // SAFETY: the bin is empty with limit 0: it never touches an array again.
             unsafe { b.set_slots(core::ptr::null_mut()) };
         }
-        // SAFETY: our mapping of `SLOTS_BYTES`, which no bin uses any more.
-        unsafe { hakmem_os_stats::os::unmap(c.slots, SLOTS_BYTES) };
+        // SAFETY: our mapping, which no bin uses any more.
+        unsafe { give_slots_map(c.slots) };
         c.slots = core::ptr::null_mut();
     }
 }
