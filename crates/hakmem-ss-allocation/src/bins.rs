@@ -1,5 +1,6 @@
-//! The building blocks of a thread cache: a [`Bin`] of free blocks of one class (a LIFO
-//! list with a bound) that exchanges batches with the central lists; [`THREAD_EXIT`], the
+//! The building blocks of a thread cache: a [`Bin`] of free blocks of one class (a
+//! bounded stack of pointers in an array the cache provides) that exchanges batches with
+//! the central lists ([`refill_batch`] blocks at a time); [`THREAD_EXIT`], the
 //! process's one thread-exit hook (an [`ExitKey`]: a pthread key at the highest index,
 //! whose destructor runs the hooks added to it, so that they run on every path by which a
 //! thread ends, whenever the thread's first allocation happened); and [`CacheRegistry`],
@@ -7,13 +8,15 @@
 //! whose nodes never live in a thread's own storage.
 //!
 //! The box above, `hakmem-tiny-fast`, keeps the process's one thread cache: one `Bin` per
-//! class (tiny and mid) in a `const`-initialized `thread_local!` without `Drop`, one
-//! hook of [`THREAD_EXIT`], one node per thread in its one `CacheRegistry`.
+//! class (tiny and mid) in a `const`-initialized `thread_local!` without `Drop`, their
+//! arrays in one mapping per thread, one hook of [`THREAD_EXIT`], one node per thread in
+//! its one `CacheRegistry`.
 //!
 //! **Double-free detection** (feature `double-free-check`, on by default in every preset;
 //! compiled out otherwise: no load, no store, no branch). Every free block carries a
-//! *free mark* in its second word: the constant [`FREE_MARK`] (the block's secret link
-//! key in hardened builds). [`Bin::push`] (and [`Bin::overflow`]) abort with
+//! *free mark* in its second word: the constant [`FREE_MARK`] (the block's secret key in
+//! hardened builds, where its first word also holds a canary, checked with the mark as
+//! the block is handed out: [`check_free_block`]). [`Bin::push`] (and [`Bin::overflow`]) abort with
 //! "double free" when the block already carries its mark; a block leaving the free
 //! state ([`Bin::pop`], [`Bin::refill`]) has the mark cleared. The mark survives in
 //! thread caches and central lists alike, so a double free is caught however long ago

@@ -1,22 +1,26 @@
 //! # hakmem-ss-allocation: superslabs, slabs and size classes
 //!
 //! **Owns** the memory every slab-sized block lives in. A *superslab* is a 4 MiB region
-//! aligned to 4 MiB, dedicated to one size class. Its first 64 KiB hold the header (only
-//! the first page is ever touched); the rest is cut into *slabs* (64 KiB to 2 MiB, by
-//! class), each carved lazily into blocks. Per class, a *central* list of slabs with
-//! free blocks is guarded by one lock; thread caches (the boxes above) exchange batches
-//! of blocks with it: [`refill`] and [`flush`]. For classes with 64 KiB slabs a
-//! *transfer cache* keeps flushed chains whole and hands them to the next refill, so a
-//! producer/consumer pair never touches slabs; it is split in [`XFER_SHARDS`] shards with
+//! aligned to 4 MiB, dedicated to one size class. Its first 64 KiB hold the header (its
+//! first page, then the free bitmaps of the slabs in use, up to 36 KiB); the rest is
+//! cut into *slabs* (64 KiB to 2 MiB, by class), each carved lazily into blocks. A
+//! slab's free blocks are the set bits of its bitmap: nothing here links blocks or
+//! reads their memory. Per class, a *central* list of slabs with free blocks is guarded
+//! by one lock; thread caches (the boxes above) exchange batches of block pointers with
+//! it: [`refill_into`] and [`flush_slice`]. For classes with 64 KiB slabs a *transfer
+//! cache* keeps flushed blocks (arrays of pointers) and hands them to the next refill, so
+//! a producer/consumer pair never touches slabs; it is split in [`XFER_SHARDS`] shards with
 //! their own locks (the CPU's first), so it never takes the class lock. It also owns the size-class table
 //! ([`class`]), the thread-cache building blocks ([`bins`]: the bounded `Bin`, the
 //! process's one thread-exit key at the highest pthread key index, the cache registry
 //! for stats and fork with nodes outside threads' storage, double-free marks) and the
 //! [`registry`] that tells whether an address is hakmem's.
 //!
-//! **Entry points**: [`refill`] / [`refill_upto`] (`ss_alloc_slab` of the design: blocks
-//! of a class, from the transfer cache, a slab with room or a new slab), [`flush`]
-//! (blocks back: to the transfer cache, or each to its slab), [`drain_transfer_caches`],
+//! **Entry points**: [`refill_into`] (`ss_alloc_slab` of the design: blocks of a class,
+//! from the transfer cache, a slab's bitmap, its uncarved rest or a new slab, into an
+//! array of pointers), [`flush_slice`] (blocks back: to the transfer cache, or each to
+//! its slab's bitmap); [`refill`] / [`refill_upto`] / [`flush`], the same for a chain
+//! linked through the blocks (tests and examples); [`drain_transfer_caches`],
 //! [`ss_lookup`] / [`validate_class`] (the superslab, slab and class of any block in
 //! O(1)), [`class_counts`] (stats).
 //!
@@ -28,11 +32,12 @@
 //! [`SlabSpares`](release::lean::SlabSpares) in the class's central state, a
 //! [`ShrinkState`](release::lean::ShrinkState) beside its counters).
 //!
-//! **Features**: `double-free-check` (free marks, see [`bins`]) and `hardened` (free-list
-//! links encoded with a per-process secret and checked on use, shuffled refills, guard
-//! pages after each superslab header). Both off: no code, no branch.
+//! **Features**: `double-free-check` (free marks, see [`bins`]) and `hardened` (a canary
+//! and a keyed mark in each free block, derived from a per-process secret and checked as
+//! the block is handed out; shuffled refills; guard pages after each superslab header's
+//! pages). Both off: no code, no branch.
 //! `cfg(hakmem_asan)` (set only by the AddressSanitizer build of `cargo xtask sanitize`):
-//! free blocks are poisoned for ASan past their link words and unpoisoned as they are
+//! free blocks are poisoned for ASan past their first words and unpoisoned as they are
 //! handed out ([`asan`]); without it, no code.
 //!
 //! **Invariants**
@@ -42,9 +47,10 @@
 //!   slabs are multiples of 64 KiB at 64 KiB offsets (const-asserted), so nothing here
 //!   reads the page size but the hardened guard set-up ([`header_guard`]) and the
 //!   release policy's rounding of a decommit.
-//! - `slab.used` counts the blocks handed out by [`refill`] and not yet back in the
-//!   slab's free list (in a user's hands, in a thread cache, or in a chain in the
-//!   transfer cache); a slab with `used == 0` is reset and returned to its superslab at
+//! - `slab.used` counts the blocks handed out by a refill and not yet back in the slab's
+//!   bitmap (in a user's hands, in a thread cache, or in the transfer cache); the set
+//!   bits of a slab's bitmap are its `nfree` free carved blocks, none below word `scan`;
+//!   a block returned while its bit is set aborts (a double free); a slab with `used == 0` is reset and returned to its superslab at
 //!   once (lean mode decommits all but one spare of a class that churns: the release
 //!   policy decides, see [`release::lean`]); a superslab with no slab in use is
 //!   unregistered and handed to the release policy at once.
@@ -54,10 +60,10 @@
 //!   held). No class lock is held while another class lock is taken (except by
 //!   [`fork_prepare`], in class order).
 //! - Every lock owns its data: a class's central state is a `Locked<Central>`
-//!   (`CENTRAL[cls]`), a transfer-cache shard's chains a `Locked` beside its atomic `n`;
+//!   (`CENTRAL[cls]`), a transfer-cache shard's block array a `Locked` beside its atomic `n`;
 //!   the state is reached only through the lock's guard, never as `&mut` before the lock
 //!   is held. Debug builds check the holder (`assert_held`) in every function that needs
-//!   the class lock, and state the slab, chain, list and registry invariants above as
+//!   the class lock, and state the slab, bitmap, list and registry invariants above as
 //!   `debug_assert!`s.
 //! - The shared state is built from `hakmem_os_stats::sync` and declared with
 //!   `sync_static!`, so under `--cfg loom` the model checks of `tests/loom_protocol.rs`

@@ -3,7 +3,10 @@
 //! **Owns** each thread's one cache of free blocks, for every slab class: one bounded
 //! LIFO [`Bin`] per class (the tiny classes `0..NTINY`, 16 B to 1 KiB, first, so that
 //! the fast path's offsets stay small; then the mid classes `NTINY..NCLASS`, up to 256
-//! KiB, its slower bins), a state ([`State`]: `Uninit`, `Active`, `Dead`) and the
+//! KiB, its slower bins), each a stack of pointers in the thread's one mapping of block
+//! arrays (mapped at its first call, passed on to a later thread at its exit: at most
+//! 64 kept), the tiny bins' adaptive bounds ([`MAX_TINY_BOUND`], the release policy's
+//! growth budget), a state ([`State`]: `Uninit`, `Active`, `Dead`) and the
 //! thread's node in the process's one [`CacheRegistry`], all in one zero-initialized
 //! thread-local without `Drop` (a `const`-initialized `thread_local!`; with the feature
 //! `initial-exec-tls` on x86_64 Linux with glibc, a `.tbss` symbol reached by
@@ -20,12 +23,15 @@
 //! [`try_free_bin`], the class as its bin's byte offset, for the C `free`),
 //! [`alloc_slow_class`] / [`free_slow_class`]. [`thread_init`], [`thread_state`],
 //! [`thread_flush`], [`request_flush_all`] (every thread gives its cache back at its
-//! next slow path: `hakmem::trim` and the background purge), [`prewarm`], [`cached`];
+//! next slow path: `hakmem::trim` and the background purge), [`prewarm`], [`cached`],
+//! [`bin_limit`] and [`thread_grown_bytes`] (a bin's bound and the thread's growth);
 //! the fork handlers [`fork_prepare`],
 //! [`fork_release`], [`fork_child`] (unsafe: they must pair up around `fork`).
 //!
 //! **Gates**: none read here. The fast path reads no gate; the bounds are set per bin
-//! when the thread's cache starts: the tiny bounds are constants ([`limit_of`]), the mid
+//! when the thread's cache starts: the tiny base bounds are constants ([`limit_of`]) that
+//! adapt on slow paths (a bin refilled after it overflowed grows, within the release
+//! policy's `tiny_growth_budget`, smaller in lean mode; an idle one shrinks back), the mid
 //! bounds are `hakmem-mid`'s policy (`hakmem_mid::limits`, smaller in lean mode). A bin
 //! of a class that is giving slabs back in lean mode (`hakmem-ss-allocation` reads its
 //! gates) caches at most two blocks until the class grows again or the bin refills.
@@ -37,7 +43,8 @@
 //! **Invariants**
 //! - The fast path ([`try_alloc`], [`try_free`], [`try_free_bin`]) takes no lock, does
 //!   no atomic read-modify-write, reads no gate and makes no call: one TLS access, one
-//!   table lookup (`BIN_AT`, the bin's offset by size), a load, a test, and two stores.
+//!   table lookup (`BIN_AT`, the bin's offset by size), the bin's count, a test, its
+//!   array, and the block's pointer in (or out of) it; no load from the block handed out.
 //! - A thread starts with empty bins whose limit is 0, so its first allocation and its
 //!   first free (of any class) miss and go to the slow path, which initializes the
 //!   thread (no "initialized?" test on the fast path).
@@ -55,6 +62,9 @@
 //!   bin, then back to its slab by a flush, where its owner's refill finds it.
 //! - The slow paths (never the fast path) honour a flush request ([`request_flush_all`]):
 //!   a thread that sees the flush epoch moved gives its whole cache back first.
+//! - A bin's bound never exceeds its array ([`MAX_TINY_BOUND`] pointers for a tiny bin,
+//!   the mid policy's largest bound for a mid bin); a thread that could not map its
+//!   arrays caches nothing.
 //! - Nothing here allocates through the global allocator or panics.
 //!
 //! ```
