@@ -980,34 +980,6 @@ mod tests {
         .unwrap();
     }
 
-    /// A thread's block arrays are mapped once and passed on to later threads: a churn of
-    /// threads, one after the other, maps none after the first, and each new thread's
-    /// bins start empty.
-    #[test]
-    fn exited_threads_block_arrays_go_to_the_next_threads() {
-        let run = || {
-            std::thread::spawn(|| {
-                assert_eq!(thread_cached_blocks(), 0);
-                churn(class::class_of(48), 300, 2);
-                assert!(thread_cached_blocks() > 0);
-            })
-            .join()
-            .unwrap()
-        };
-        run();
-        let mapped = || hakmem_os_stats::stats::snapshot().mmap;
-        let before = mapped();
-        for _ in 0..20 {
-            run();
-        }
-        // (Other tests' threads may map superslabs or arrays meanwhile: allow some.)
-        assert!(
-            mapped() - before < 10,
-            "{} mappings for 20 threads in a row",
-            mapped() - before
-        );
-    }
-
     /// A thread that only allocates a class (a producer) or only frees it (a consumer)
     /// does not grow its bin: growth needs an overflow followed by a refill.
     #[test]
