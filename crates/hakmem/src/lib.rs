@@ -409,6 +409,14 @@ fn alloc_slow(size: usize, align: usize, zeroed: bool) -> *mut u8 {
 #[cold]
 #[inline(never)]
 fn alloc_slow_with(size: usize, align: usize, zeroed: bool, cfg: &Config) -> *mut u8 {
+    // A mid block from the thread's bin first: no set-up check, no decay tick, as a tiny
+    // hit (a thread's first call misses: its bins cache nothing yet).
+    if !zeroed && let Route::Mid(c) = route(size, align) {
+        let p = hakmem_tiny_fast::try_alloc_class(c);
+        if !p.is_null() {
+            return p;
+        }
+    }
     thread_setup_with(cfg);
     let p = match route(size, align) {
         Route::Tiny(c) => hakmem_tiny_fast::alloc_slow_class(c),
@@ -439,6 +447,13 @@ fn alloc_slow_with(size: usize, align: usize, zeroed: bool, cfg: &Config) -> *mu
 #[cold]
 #[inline(never)]
 unsafe fn dealloc_slow(p: *mut u8, size: usize, align: usize) {
+    // A mid block into the thread's bin first (as `alloc_slow_with`).
+    // SAFETY: forwarded caller guarantee: `p` is a live block of its class.
+    if let Route::Mid(c) = route(size, align)
+        && unsafe { hakmem_tiny_fast::try_free_class(p, c) }
+    {
+        return;
+    }
     thread_setup();
     // SAFETY: forwarded caller guarantee.
     unsafe {
