@@ -80,9 +80,9 @@
 //! let len = 1 << 20;
 //! let p = os::map(len);
 //! // SAFETY: `p` is a mapping of `len` bytes made by the OS box that holds no live data.
-//! unsafe { rp::large_release(p, len) };
+//! unsafe { rp::large_release(p, len, len) };
 //! // The cache may hand it back (or it was retired if the cache is disabled).
-//! if let Some((q, qlen, _dirty)) = rp::large_take_cached(len, len) {
+//! if let Some((q, qlen, _dirty, _hot)) = rp::large_take_cached(len, len, len) {
 //!     assert_eq!((q, qlen), (p, len));
 //!     // SAFETY: we own the region again.
 //!     unsafe { os::unmap(q, qlen) };
@@ -114,6 +114,11 @@ struct Entry {
     /// What it counts against the byte bound: the bytes it may hold resident, which is
     /// its whole length, or 0 once decommitted with `DONTNEED`.
     weight: usize,
+    /// The bytes from its start that the blocks it held were asked to span, so that may
+    /// be resident (the caller's estimate, at most `len`; 0 once decommitted with
+    /// `DONTNEED`). Only for choosing a region in [`RegionCache::take_for`], never for a
+    /// bound: a program may write a block up to its usable size.
+    hot: usize,
     /// When it entered the cache ([`os::now_ms`]), for decay.
     stamp: u64,
 }
@@ -124,6 +129,7 @@ const EMPTY: Entry = Entry {
     zeroed: false,
     spare: false,
     weight: 0,
+    hot: 0,
     stamp: 0,
 };
 
@@ -289,6 +295,10 @@ impl Inner {
                     "a cached region weighs other than its resident bytes"
                 );
                 debug_assert!(!(e.zeroed && e.spare), "a spare that was decommitted");
+                debug_assert!(
+                    e.hot <= e.len && !(e.zeroed && e.hot > 0),
+                    "a cached region hot past its end, or hot once decommitted"
+                );
                 debug_assert!(
                     e.stamp >= prev_stamp,
                     "cache entries out of their arrival order"
@@ -558,7 +568,26 @@ impl RegionCache {
     /// `base..base+len` is a whole mapping made by the OS box, holding no live data, and
     /// the caller gives up all use of it.
     pub unsafe fn release(&self, base: *mut u8, len: usize, limits: Limits) {
+        // SAFETY: forwarded caller guarantee.
+        unsafe { self.release_touched(base, len, len, limits) }
+    }
+
+    /// [`release`](Self::release), told that the blocks the region held were asked to
+    /// span only its first `touched` bytes (clamped to `len`): [`take_for`](Self::take_for)
+    /// then prefers it for a block of about that size. A hint for the choice only: the
+    /// region still counts its whole length against the byte bound.
+    ///
+    /// # Safety
+    /// As [`release`](Self::release).
+    pub unsafe fn release_touched(
+        &self,
+        base: *mut u8,
+        len: usize,
+        touched: usize,
+        limits: Limits,
+    ) {
         debug_assert!(!base.is_null() && len > 0, "release of an empty region");
+        let touched = touched.min(len);
         debug_assert!(
             (base as usize).is_multiple_of(os::PAGE),
             "release off a page"
@@ -592,6 +621,7 @@ impl RegionCache {
                     zeroed: false,
                     spare,
                     weight: len,
+                    hot: touched,
                     stamp: now,
                 };
                 if !(c.make_room(&mut doomed, len, max_entries, limits.max_bytes)
@@ -632,6 +662,7 @@ impl RegionCache {
                     zeroed,
                     spare: false,
                     weight,
+                    hot: if zeroed { 0 } else { touched },
                     stamp: now,
                 };
                 let kept = self.inner.with(|c| {
@@ -656,37 +687,73 @@ impl RegionCache {
     /// Returns `(base, len, maybe_dirty)`: `maybe_dirty` is true when the region may hold
     /// old bytes (it was not decommitted with `DONTNEED`); a region is never zeroed here.
     pub fn take(&self, min_len: usize, max_len: usize) -> Option<(*mut u8, usize, bool)> {
-        self.take_fit(min_len, max_len, false)
+        self.take_fit(min_len, max_len, min_len, false)
+            .map(|(b, l, d, _)| (b, l, d))
     }
 
-    /// [`take`](Self::take) among the regions whose pages were not decommitted with
-    /// `DONTNEED` only (`committed_only`), or among all.
+    /// Take the cached region of length `min_len..=max_len` that costs the fewest page
+    /// faults and holds the fewest idle resident pages for a block that spans its first
+    /// `want` bytes, by the `touched` hints of [`release_touched`](Self::release_touched):
+    /// the one whose hot bytes cover `want` most tightly, else (none covers it) the
+    /// hottest; among equals the shortest, then the newest. Regions of several lengths
+    /// all fit a large block (each a whole number of units): choosing by length alone
+    /// would put a small block on a region a big one had made resident, and the next
+    /// big block on a cold one, which faults all its pages in again (issue 16).
+    /// Returns `(base, len, maybe_dirty, hot)`: `hot` as the region was released
+    /// (0 when decommitted with `DONTNEED`).
+    pub fn take_for(
+        &self,
+        min_len: usize,
+        max_len: usize,
+        want: usize,
+    ) -> Option<(*mut u8, usize, bool, usize)> {
+        self.take_fit(min_len, max_len, want, false)
+    }
+
+    /// [`take_for`](Self::take_for) among the regions whose pages were not decommitted
+    /// with `DONTNEED` only (`committed_only`), or among all.
     fn take_fit(
         &self,
         min_len: usize,
         max_len: usize,
+        want: usize,
         committed_only: bool,
-    ) -> Option<(*mut u8, usize, bool)> {
+    ) -> Option<(*mut u8, usize, bool, usize)> {
         self.inner.with(|c| {
-            // One comparison per entry: `len - min_len < best - min_len` (wrapping) holds
-            // exactly for a length in `min_len..best`, and `best` starts one past
-            // `max_len`.
+            // The cost of an entry, lower is better: the bytes its hot part exceeds
+            // `want` by (idle resident pages under the block), or, past every entry that
+            // covers `want` (bit 63 set), the bytes it falls short by (pages to fault
+            // in). Ties: the shorter, then the newer (the scan runs newest first and
+            // keeps the first of equals).
+            let cost = |e: &Entry| -> (usize, usize) {
+                let c = if e.hot >= want {
+                    e.hot - want
+                } else {
+                    (1 << 63) | (want - e.hot)
+                };
+                (c, e.len)
+            };
             let live = c.live();
-            let (mut best, mut best_len) = (usize::MAX, max_len.saturating_add(1));
+            let mut best: Option<(usize, (usize, usize))> = None;
             for (i, e) in live.iter().enumerate().rev() {
-                if e.len.wrapping_sub(min_len) < best_len.wrapping_sub(min_len)
-                    && !(committed_only && e.zeroed)
+                // One comparison for the range: `len - min_len <= max_len - min_len`
+                // (wrapping) holds exactly for a length in `min_len..=max_len`.
+                if e.len.wrapping_sub(min_len) > max_len.wrapping_sub(min_len)
+                    || (committed_only && e.zeroed)
                 {
-                    (best, best_len) = (i, e.len);
-                    if e.len == min_len {
+                    continue;
+                }
+                let k = cost(e);
+                if best.is_none_or(|(_, b)| k < b) {
+                    best = Some((i, k));
+                    if k == (0, min_len) {
                         break;
                     }
                 }
             }
-            let i = best;
-            let e = c.remove(i)?;
+            let e = c.remove(best?.0)?;
             debug_assert!(e.len >= min_len && e.len <= max_len);
-            Some((e.base, e.len, !e.zeroed))
+            Some((e.base, e.len, !e.zeroed, e.hot))
         })
     }
 
@@ -930,32 +997,45 @@ pub fn tick() {
     }
 }
 
-/// Hand over a freed large mapping of `len` bytes: cached within
+/// Hand over a freed large mapping of `len` bytes, whose blocks were asked to span its
+/// first `touched` bytes (a hint for [`large_take_cached`]'s choice): cached within
 /// `HAKMEM_LARGE_CACHE_MIB`, counted by all it may hold resident (its whole length: its
 /// block may have been written up to its usable size, the mapping's end, or shrunk in
 /// place after touching more; nothing once decommitted), else retired.
 ///
 /// # Safety
 /// As [`RegionCache::release`].
-pub unsafe fn large_release(base: *mut u8, len: usize) {
+pub unsafe fn large_release(base: *mut u8, len: usize, touched: usize) {
     // SAFETY: forwarded caller guarantee.
-    unsafe { LARGE.release(base, len, large_limits()) }
+    unsafe { LARGE.release_touched(base, len, touched, large_limits()) }
 }
 
-/// A cached large mapping with length in `min_len..=max_len`: `(base, len, maybe_dirty)`.
-pub fn large_take_cached(min_len: usize, max_len: usize) -> Option<(*mut u8, usize, bool)> {
+/// A cached large mapping with length in `min_len..=max_len` for a block that spans its
+/// first `want` bytes, chosen as [`RegionCache::take_for`] says (the fewest pages to
+/// fault in, then the fewest idle resident ones): `(base, len, maybe_dirty, hot)`, `hot`
+/// the bytes its earlier blocks spanned (0 when decommitted with `DONTNEED`).
+pub fn large_take_cached(
+    min_len: usize,
+    max_len: usize,
+    want: usize,
+) -> Option<(*mut u8, usize, bool, usize)> {
     tick();
-    LARGE.take(min_len, max_len)
+    LARGE.take_for(min_len, max_len, want)
 }
 
 /// [`large_take_cached`] among the mappings whose pages are still there (not
 /// decommitted with `DONTNEED`): for a copy that should land on resident pages (a
-/// `realloc` that outgrows its mapping). A slow path: it first runs a purge that is due.
-pub fn large_take_committed(min_len: usize, max_len: usize) -> Option<(*mut u8, usize)> {
+/// `realloc` that outgrows its mapping). `(base, len, hot)`. A slow path: it first runs
+/// a purge that is due.
+pub fn large_take_committed(
+    min_len: usize,
+    max_len: usize,
+    want: usize,
+) -> Option<(*mut u8, usize, usize)> {
     tick();
     LARGE
-        .take_fit(min_len, max_len, true)
-        .map(|(b, l, _)| (b, l))
+        .take_fit(min_len, max_len, want, true)
+        .map(|(b, l, _, h)| (b, l, h))
 }
 
 /// Retire every cached region (both caches). Returns the bytes unmapped.
@@ -1129,10 +1209,11 @@ mod tests {
             c.release(b, PAGE, l);
         }
         assert_eq!(c.usage(), (2, PAGE), "the second is decommitted");
-        let (q, _, dirty) = c.take(PAGE, PAGE).unwrap();
-        assert_eq!(q, b);
-        assert!(!dirty);
+        // The committed spare first, though older: its pages need no fault.
         let (r, _, dirty) = c.take(PAGE, PAGE).unwrap();
+        let (q, _, clean) = c.take(PAGE, PAGE).unwrap();
+        assert_eq!(q, b);
+        assert!(!clean);
         // SAFETY: ours again.
         unsafe {
             assert_eq!((r, dirty, *r), (a, true, 9));
@@ -1389,6 +1470,77 @@ mod decay_tests {
     }
 
     #[test]
+    fn take_for_picks_the_region_whose_hot_part_fits_the_block() {
+        // Four regions of one length whose blocks spanned 1, 4, 2 and 3 pages. Each
+        // request takes the one it faults least into, then the one holding the fewest
+        // idle resident pages; by length alone (all equal) each would take the newest.
+        use os::PAGE;
+        let c = RegionCache::new();
+        let l = decaying(0, 0);
+        let regions: std::vec::Vec<*mut u8> = (0..4).map(|_| os::map(8 * PAGE)).collect();
+        for (&r, hot) in regions.iter().zip([1, 4, 2, 3]) {
+            // SAFETY: fresh mappings given up.
+            unsafe { c.release_touched(r, 8 * PAGE, hot * PAGE, l) };
+        }
+        let take = |want: usize| c.take_for(8 * PAGE, 8 * PAGE, want * PAGE).unwrap();
+        // 2 pages: the region hot on exactly 2 (no fault, no idle page).
+        assert_eq!(take(2), (regions[2], 8 * PAGE, true, 2 * PAGE));
+        // 2 pages again: hot on 3 covers it with one idle page, 4 with two.
+        assert_eq!(take(2).0, regions[3]);
+        // 6 pages: none covers it; the hottest (4) faults least.
+        assert_eq!(take(6).0, regions[1]);
+        assert_eq!(take(1).0, regions[0]);
+        assert_eq!(c.usage(), (0, 0));
+        // A plain release is hot on its whole length, and so is a hint past it (clamped:
+        // the debug check of the entries would fail otherwise).
+        // SAFETY: fresh mappings given up.
+        unsafe {
+            c.release_touched(regions[0], 8 * PAGE, 100 * PAGE, l);
+            c.release(regions[1], 8 * PAGE, l);
+        }
+        // Equal: the newest.
+        assert_eq!(take(1), (regions[1], 8 * PAGE, true, 8 * PAGE));
+        let e = c.take(8 * PAGE, 8 * PAGE).unwrap();
+        assert_eq!((e.0, e.1), (regions[0], 8 * PAGE));
+        assert!(c.take_for(8 * PAGE, 8 * PAGE, PAGE).is_none());
+        for r in regions {
+            // SAFETY: ours again.
+            unsafe { os::unmap(r, 8 * PAGE) };
+        }
+    }
+
+    #[test]
+    fn a_decommitted_region_is_cold() {
+        // DONTNEED gives its pages back: whatever its blocks spanned, it is hot on none.
+        use os::PAGE;
+        let c = RegionCache::new();
+        let l = Limits {
+            decommit: Some(os::Advice::DontNeed),
+            ..decaying(0, 0)
+        };
+        let (a, b) = (os::map(4 * PAGE), os::map(4 * PAGE));
+        // SAFETY: fresh mappings given up.
+        unsafe {
+            c.release_touched(a, 4 * PAGE, 4 * PAGE, l);
+            c.release_touched(b, 4 * PAGE, 2 * PAGE, decaying(0, 0));
+        }
+        // `b`, kept committed, covers 2 pages; `a` covers none.
+        assert_eq!(
+            c.take_for(4 * PAGE, 4 * PAGE, 2 * PAGE).map(|e| e.0),
+            Some(b)
+        );
+        assert_eq!(
+            c.take_for(4 * PAGE, 4 * PAGE, PAGE),
+            Some((a, 4 * PAGE, false, 0))
+        );
+        // SAFETY: ours again.
+        unsafe {
+            os::unmap(a, 4 * PAGE);
+            os::unmap(b, 4 * PAGE);
+        }
+    }
+
+    #[test]
     fn take_finds_the_best_fit() {
         use os::PAGE;
         let c = RegionCache::new();
@@ -1422,12 +1574,15 @@ mod decay_tests {
             c.release(a, 2 * PAGE, l);
             c.release(b, 2 * PAGE, l);
         }
-        assert_eq!(c.take_fit(PAGE, 4 * PAGE, true).map(|e| e.0), Some(a));
+        assert_eq!(c.take_fit(PAGE, 4 * PAGE, PAGE, true).map(|e| e.0), Some(a));
         assert!(
-            c.take_fit(PAGE, 4 * PAGE, true).is_none(),
+            c.take_fit(PAGE, 4 * PAGE, PAGE, true).is_none(),
             "b was decommitted"
         );
-        assert_eq!(c.take_fit(PAGE, 4 * PAGE, false).map(|e| e.0), Some(b));
+        assert_eq!(
+            c.take_fit(PAGE, 4 * PAGE, PAGE, false).map(|e| e.0),
+            Some(b)
+        );
         // SAFETY: ours again.
         unsafe {
             os::unmap(a, 2 * PAGE);
