@@ -121,7 +121,19 @@ struct Entry {
     hot: usize,
     /// When it entered the cache ([`os::now_ms`]), for decay.
     stamp: u64,
+    /// The arrival list (oldest to newest): the next older and newer entries' slots.
+    older: u8,
+    newer: u8,
+    /// The list of its hot class ([`hot_class`], newest first): the next older and
+    /// newer entries' slots in it.
+    cls_older: u8,
+    cls_newer: u8,
+    /// Its hot class.
+    cls: u8,
 }
+
+/// No slot (the end of a list).
+const NIL: u8 = u8::MAX;
 
 const EMPTY: Entry = Entry {
     base: core::ptr::null_mut(),
@@ -131,7 +143,33 @@ const EMPTY: Entry = Entry {
     weight: 0,
     hot: 0,
     stamp: 0,
+    older: NIL,
+    newer: NIL,
+    cls_older: NIL,
+    cls_newer: NIL,
+    cls: 0,
 };
+
+/// Hot classes: quarter octaves of the hot bytes (all under 4 KiB in class 0).
+const NCLS: usize = 256;
+
+/// The class of `hot` bytes: 0 under 4 KiB, then four classes per doubling, so that
+/// the classes grow with the bytes (a class holds hot bytes within a quarter octave).
+#[inline]
+fn hot_class(hot: usize) -> u8 {
+    if hot < 4096 {
+        return 0;
+    }
+    let q = hot.ilog2(); // 12..=63
+    let frac = (hot >> (q - 2)) & 3;
+    // At most (63 - 12) * 4 + 3 + 1 = 208 < NCLS.
+    ((q - 12) * 4 + frac as u32 + 1) as u8
+}
+
+// Slots are `u8` indices below `MAX_ENTRIES`, masked with `SLOT_MASK` on every access (no
+// bounds check, no panic path); a free-slot set is one `u64`.
+const _: () = assert!(MAX_ENTRIES == 64 && NCLS == 256);
+const SLOT_MASK: u8 = (MAX_ENTRIES - 1) as u8;
 
 /// A bounded LRU cache of empty regions; index 0 is the oldest.
 pub struct RegionCache {
@@ -206,11 +244,26 @@ impl DecayingPeak {
     }
 }
 
+/// The cache's entries, in fixed slots, on two sets of doubly linked lists: one list in
+/// arrival order (for decay and eviction, oldest first: O(1) at either end) and one per
+/// hot class, newest first, with a bit per non-empty class (so that a take visits only
+/// the classes around the bytes it wants, not every entry).
 struct Inner {
     entries: [Entry; MAX_ENTRIES],
+    /// Bit `i` set: slot `i` is free.
+    free: u64,
     n: usize,
     /// The sum of the entries' weights.
     bytes: usize,
+    /// The sum of the spares' weights.
+    spares: usize,
+    /// The ends of the arrival list.
+    oldest: u8,
+    newest: u8,
+    /// The newest entry of each hot class.
+    heads: [u8; NCLS],
+    /// Bit `c` set: class `c` holds an entry.
+    nonempty: [u64; NCLS / 64],
 }
 
 // SAFETY: the raw pointers name whole regions owned by the cache; all access is under
@@ -266,22 +319,61 @@ impl Doomed {
     }
 }
 
-// Entry bookkeeping without a panic path: `n <= MAX_ENTRIES` always holds, but every
-// access goes through `get`/`get_mut`, so a broken invariant cannot turn into a panic
+// Entry bookkeeping without a panic path: slots are masked to the array, and the lists'
+// invariants are checked in debug builds, so a broken invariant cannot turn into a panic
 // inside the allocator.
 impl Inner {
-    fn live(&self) -> &[Entry] {
-        self.entries.get(..self.n).unwrap_or(&[])
+    const fn new() -> Self {
+        Inner {
+            entries: [EMPTY; MAX_ENTRIES],
+            free: u64::MAX,
+            n: 0,
+            bytes: 0,
+            spares: 0,
+            oldest: NIL,
+            newest: NIL,
+            heads: [NIL; NCLS],
+            nonempty: [0; NCLS / 64],
+        }
     }
 
-    /// Debug builds: the cache's invariants (the count in bounds, `bytes` the sum of the
-    /// weights, each entry a region that weighs its length, or nothing once zeroed).
+    #[inline]
+    fn at(&self, i: u8) -> &Entry {
+        &self.entries[(i & SLOT_MASK) as usize]
+    }
+
+    #[inline]
+    fn at_mut(&mut self, i: u8) -> &mut Entry {
+        &mut self.entries[(i & SLOT_MASK) as usize]
+    }
+
+    /// The oldest entry.
+    fn first(&self) -> Option<&Entry> {
+        (self.oldest != NIL).then(|| self.at(self.oldest))
+    }
+
+    /// The entries from the oldest to the newest.
+    fn live(&self) -> impl Iterator<Item = &Entry> + '_ {
+        let mut i = self.oldest;
+        core::iter::from_fn(move || {
+            (i != NIL).then(|| {
+                let e = self.at(i);
+                i = e.newer;
+                e
+            })
+        })
+        .take(MAX_ENTRIES)
+    }
+
+    /// Debug builds: the cache's invariants (the count in bounds, `bytes` and `spares`
+    /// the sums of the weights, each entry a region that weighs its length, or nothing
+    /// once zeroed, the arrival list in stamp order, each entry on its class's list).
     #[inline]
     fn check(&self) {
         debug_assert!(self.n <= MAX_ENTRIES, "a cache of {} entries", self.n);
         #[cfg(debug_assertions)]
         {
-            let mut sum = 0usize;
+            let (mut sum, mut spares, mut count) = (0usize, 0usize, 0usize);
             let mut prev_stamp = 0u64;
             for e in self.live() {
                 debug_assert!(!e.base.is_null() && e.len > 0, "an empty cache entry");
@@ -299,89 +391,167 @@ impl Inner {
                     e.hot <= e.len && !(e.zeroed && e.hot > 0),
                     "a cached region hot past its end, or hot once decommitted"
                 );
+                debug_assert_eq!(e.cls, hot_class(e.hot), "an entry in another hot class");
                 debug_assert!(
                     e.stamp >= prev_stamp,
                     "cache entries out of their arrival order"
                 );
                 prev_stamp = e.stamp;
                 sum += e.weight;
+                if e.spare {
+                    spares += e.weight;
+                }
+                count += 1;
             }
+            debug_assert_eq!(count, self.n, "the arrival list lost an entry");
             debug_assert_eq!(sum, self.bytes, "the cache's byte count drifted");
+            debug_assert_eq!(spares, self.spares, "the cache's spare count drifted");
+            debug_assert_eq!(
+                self.free.count_zeros() as usize,
+                self.n,
+                "the free slots disagree with the count"
+            );
+            let mut in_classes = 0;
+            for c in 0..NCLS {
+                let mut i = self.heads[c];
+                let nonempty = self.nonempty[c / 64] & (1 << (c % 64)) != 0;
+                debug_assert_eq!(nonempty, i != NIL, "class {c}: its bit is wrong");
+                let mut newer = NIL;
+                while i != NIL && in_classes <= MAX_ENTRIES {
+                    let e = self.at(i);
+                    debug_assert_eq!(e.cls as usize, c, "an entry on another class's list");
+                    debug_assert_eq!(e.cls_newer, newer, "a class list's back link is wrong");
+                    newer = i;
+                    i = e.cls_older;
+                    in_classes += 1;
+                }
+            }
+            debug_assert_eq!(in_classes, self.n, "the class lists lost an entry");
         }
     }
 
     /// The bytes the cache's spares hold committed.
     fn spare_bytes(&self) -> usize {
-        self.live()
-            .iter()
-            .filter(|e| e.spare)
-            .map(|e| e.weight)
-            .sum()
+        self.spares
     }
 
-    /// Remove and return entry `i` (0 = oldest), keeping the order of the others.
-    fn remove(&mut self, i: usize) -> Option<Entry> {
-        let n = self.n;
-        let e = *self.live().get(i)?;
-        if let Some(tail) = self.entries.get_mut(i..n) {
-            tail.rotate_left(1);
+    /// Take slot `i` off both its lists and free it; returns its entry.
+    fn unlink(&mut self, i: u8) -> Entry {
+        let e = *self.at(i);
+        // The arrival list.
+        if e.older == NIL {
+            self.oldest = e.newer;
+        } else {
+            self.at_mut(e.older).newer = e.newer;
         }
-        self.n = n - 1;
+        if e.newer == NIL {
+            self.newest = e.older;
+        } else {
+            self.at_mut(e.newer).older = e.older;
+        }
+        // The class list (newest first from its head).
+        if e.cls_newer == NIL {
+            self.heads[e.cls as usize] = e.cls_older;
+            if e.cls_older == NIL {
+                self.nonempty[(e.cls / 64) as usize] &= !(1 << (e.cls % 64));
+            }
+        } else {
+            self.at_mut(e.cls_newer).cls_older = e.cls_older;
+        }
+        if e.cls_older != NIL {
+            self.at_mut(e.cls_older).cls_newer = e.cls_newer;
+        }
+        self.free |= 1 << (i & SLOT_MASK);
+        self.n -= 1;
         self.bytes = self.bytes.saturating_sub(e.weight);
-        self.check();
-        Some(e)
+        if e.spare {
+            self.spares = self.spares.saturating_sub(e.weight);
+        }
+        e
     }
 
-    /// Add `e` as the newest entry (false when full).
-    fn push_newest(&mut self, mut e: Entry) -> bool {
+    /// Remove and return the entry in slot `i`.
+    fn remove(&mut self, i: u8) -> Entry {
+        let e = self.unlink(i);
+        self.check();
+        e
+    }
+
+    /// Add `e` as the newest entry (false when full); its list links are set here.
+    fn push_newest(&mut self, e: Entry) -> bool {
+        if self.free == 0 {
+            return false;
+        }
+        let i = self.free.trailing_zeros() as u8;
+        self.free &= !(1 << i);
+        let cls = hot_class(e.hot);
+        let (older, cls_older) = (self.newest, self.heads[cls as usize]);
         // Keep the stamps in arrival order (the purge looks at the first entry only): a
         // release that read the clock before a decommit without the lock may arrive after
         // one that read it later; it takes the later stamp (younger by at most that
         // system call's duration).
-        if let Some(last) = self.live().last() {
-            e.stamp = e.stamp.max(last.stamp);
+        let stamp = if older == NIL {
+            e.stamp
+        } else {
+            e.stamp.max(self.at(older).stamp)
+        };
+        *self.at_mut(i) = Entry {
+            stamp,
+            older,
+            newer: NIL,
+            cls_older,
+            cls_newer: NIL,
+            cls,
+            ..e
+        };
+        if older == NIL {
+            self.oldest = i;
+        } else {
+            self.at_mut(older).newer = i;
         }
-        match self.entries.get_mut(self.n) {
-            Some(slot) => {
-                *slot = e;
-                self.n += 1;
-                self.bytes += e.weight;
-                self.check();
-                true
-            }
-            None => false,
+        self.newest = i;
+        if cls_older != NIL {
+            self.at_mut(cls_older).cls_newer = i;
         }
+        self.heads[cls as usize] = i;
+        self.nonempty[(cls / 64) as usize] |= 1 << (cls % 64);
+        self.n += 1;
+        self.bytes += e.weight;
+        if e.spare {
+            self.spares += e.weight;
+        }
+        self.check();
+        true
     }
 
-    /// Move every entry `doomed` says yes to into `out`, keeping the order of the
-    /// others; one pass, however many go.
+    /// Move every entry `doomed` says yes to into `out`, oldest first; one pass, however
+    /// many go.
     fn remove_where(&mut self, out: &mut Doomed, mut doomed: impl FnMut(&Entry) -> bool) {
-        let n = self.n;
-        let mut kept = 0;
-        for i in 0..n {
-            let Some(&e) = self.entries.get(i) else { break };
+        let mut i = self.oldest;
+        let mut steps = 0;
+        while i != NIL && steps < MAX_ENTRIES {
+            let e = *self.at(i);
             if doomed(&e) && out.push(e.base, e.len) {
-                self.bytes = self.bytes.saturating_sub(e.weight);
-            } else {
-                if let Some(slot) = self.entries.get_mut(kept) {
-                    *slot = e;
-                }
-                kept += 1;
+                self.unlink(i);
             }
+            i = e.newer;
+            steps += 1;
         }
-        self.n = kept;
         self.check();
     }
 
     /// Move the `k` oldest entries into `out` (nothing when `k` is 0).
     fn remove_oldest(&mut self, out: &mut Doomed, k: usize) {
-        if k > 0 {
-            let mut i = 0;
-            self.remove_where(out, |_| {
-                i += 1;
-                i <= k
-            });
+        for _ in 0..k {
+            let Some(e) = self.first().copied() else {
+                break;
+            };
+            if !out.push(e.base, e.len) {
+                break;
+            }
+            self.unlink(self.oldest);
         }
+        self.check();
     }
 
     /// Decay: move into `out` the oldest entries cached before `cutoff`, as long as the
@@ -412,7 +582,7 @@ impl Inner {
     /// the oldest has aged already but stays (the idle target keeps it), one interval
     /// from now, when the peak behind that target has decayed again.
     fn due(&self, now: u64, decay_ms: u64) -> u64 {
-        match self.live().first() {
+        match self.first() {
             Some(e) if decay_ms > 0 => {
                 let aged = e.stamp.saturating_add(decay_ms);
                 if aged > now {
@@ -438,9 +608,13 @@ impl Inner {
         if weight > max_bytes || max_entries == 0 {
             return false;
         }
-        let (mut k, mut bytes) = (0, self.bytes);
         let fits =
             |n: usize, bytes: usize| n < max_entries && bytes.saturating_add(weight) <= max_bytes;
+        // A release that fits, the common case, touches no entry.
+        if fits(self.n, self.bytes) {
+            return true;
+        }
+        let (mut k, mut bytes) = (0, self.bytes);
         for e in self.live() {
             if fits(self.n - k, bytes) {
                 break;
@@ -448,8 +622,6 @@ impl Inner {
             k += 1;
             bytes = bytes.saturating_sub(e.weight);
         }
-        // Only when something must go: a pass that keeps the rest in order. (A release
-        // that fits, the common case, touches no entry.)
         self.remove_oldest(out, k);
         debug_assert!(
             fits(self.n, self.bytes),
@@ -458,6 +630,93 @@ impl Inner {
             self.bytes
         );
         fits(self.n, self.bytes)
+    }
+
+    /// The lowest non-empty class at or above `c`.
+    fn class_at_or_above(&self, c: usize) -> Option<usize> {
+        let mut w = c / 64;
+        let mut bits = self.nonempty.get(w)? & (u64::MAX << (c % 64));
+        loop {
+            if bits != 0 {
+                return Some(w * 64 + bits.trailing_zeros() as usize);
+            }
+            w += 1;
+            bits = *self.nonempty.get(w)?;
+        }
+    }
+
+    /// The highest non-empty class at or below `c`.
+    fn class_at_or_below(&self, c: usize) -> Option<usize> {
+        let mut w = c / 64;
+        let mut bits = self.nonempty.get(w)? & (u64::MAX >> (63 - c % 64));
+        loop {
+            if bits != 0 {
+                return Some(w * 64 + 63 - bits.leading_zeros() as usize);
+            }
+            w = w.checked_sub(1)?;
+            bits = *self.nonempty.get(w)?;
+        }
+    }
+
+    /// The slot of the entry [`RegionCache::take_for`] takes (see there), if any: among
+    /// the entries of length `min_len..=max_len` (and not zeroed, with
+    /// `committed_only`), the one whose hot bytes cover `want` most tightly, else the
+    /// hottest; ties: the shorter, then the newer. It visits the classes from `want`'s
+    /// upward to the first with an entry that covers `want` (classes grow with the hot
+    /// bytes, so no later class can hold a tighter one), else downward to the first with
+    /// a candidate at all; in a class, its entries newest first.
+    fn find(&self, min_len: usize, max_len: usize, want: usize, committed_only: bool) -> Option<u8> {
+        // One comparison for the range: `len - min_len <= max_len - min_len` (wrapping)
+        // holds exactly for a length in `min_len..=max_len`.
+        let fits = |e: &Entry| {
+            e.len.wrapping_sub(min_len) <= max_len.wrapping_sub(min_len)
+                && !(committed_only && e.zeroed)
+        };
+        let c0 = hot_class(want) as usize;
+        // Covering: the least hot bytes, then the shortest, then the newest.
+        let mut c = c0;
+        while let Some(cc) = self.class_at_or_above(c) {
+            let mut best: Option<(u8, (usize, usize))> = None;
+            let mut i = self.heads[cc];
+            while i != NIL {
+                let e = self.at(i);
+                if e.hot >= want && fits(e) {
+                    let k = (e.hot, e.len);
+                    if best.is_none_or(|(_, b)| k < b) {
+                        best = Some((i, k));
+                        if k == (want, min_len) {
+                            break;
+                        }
+                    }
+                }
+                i = e.cls_older;
+            }
+            if let Some((i, _)) = best {
+                return Some(i);
+            }
+            c = cc + 1;
+        }
+        // Nothing covers `want`: the most hot bytes, then the shortest, then the newest.
+        let mut c = c0;
+        while let Some(cc) = self.class_at_or_below(c) {
+            let mut best: Option<(u8, (usize, usize))> = None;
+            let mut i = self.heads[cc];
+            while i != NIL {
+                let e = self.at(i);
+                if e.hot < want && fits(e) {
+                    let k = (!e.hot, e.len);
+                    if best.is_none_or(|(_, b)| k < b) {
+                        best = Some((i, k));
+                    }
+                }
+                i = e.cls_older;
+            }
+            if let Some((i, _)) = best {
+                return Some(i);
+            }
+            c = cc.checked_sub(1)?;
+        }
+        None
     }
 }
 
@@ -545,11 +804,7 @@ impl RegionCache {
         /// An empty cache.
         pub fn new() -> Self {
             RegionCache {
-                inner: Locked::new(Inner {
-                    entries: [EMPTY; MAX_ENTRIES],
-                    n: 0,
-                    bytes: 0,
-                }),
+                inner: Locked::new(Inner::new()),
                 due: AtomicU64::new(u64::MAX),
                 peak: DecayingPeak::new(),
             }
@@ -592,7 +847,7 @@ impl RegionCache {
             (base as usize).is_multiple_of(os::PAGE),
             "release off a page"
         );
-        let now = if limits.decay_ms > 0 { os::now_ms() } else { 0 };
+        let now = if limits.decay_ms > 0 { clock_ms() } else { 0 };
         let cutoff = now.saturating_sub(limits.decay_ms);
         let max_entries = limits.max_entries.min(MAX_ENTRIES);
         let mut doomed = Doomed::new();
@@ -602,7 +857,7 @@ impl RegionCache {
         let fate = self.inner.with(|c| {
             // The first entry is the oldest (arrival order): pass over the entries only
             // when one has decayed.
-            if limits.decay_ms > 0 && c.live().first().is_some_and(|e| e.stamp < cutoff) {
+            if limits.decay_ms > 0 && c.first().is_some_and(|e| e.stamp < cutoff) {
                 let (ke, kb) = self.idle_target(&limits, now);
                 c.purge_aged(&mut doomed, cutoff, ke, kb);
             }
@@ -623,6 +878,7 @@ impl RegionCache {
                     weight: len,
                     hot: touched,
                     stamp: now,
+                    ..EMPTY
                 };
                 if !(c.make_room(&mut doomed, len, max_entries, limits.max_bytes)
                     && c.push_newest(e))
@@ -664,6 +920,7 @@ impl RegionCache {
                     weight,
                     hot: if zeroed { 0 } else { touched },
                     stamp: now,
+                    ..EMPTY
                 };
                 let kept = self.inner.with(|c| {
                     let kept = c.make_room(&mut doomed, weight, max_entries, limits.max_bytes)
@@ -720,38 +977,8 @@ impl RegionCache {
         committed_only: bool,
     ) -> Option<(*mut u8, usize, bool, usize)> {
         self.inner.with(|c| {
-            // The cost of an entry, lower is better: the bytes its hot part exceeds
-            // `want` by (idle resident pages under the block), or, past every entry that
-            // covers `want` (bit 63 set), the bytes it falls short by (pages to fault
-            // in). Ties: the shorter, then the newer (the scan runs newest first and
-            // keeps the first of equals).
-            let cost = |e: &Entry| -> (usize, usize) {
-                let c = if e.hot >= want {
-                    e.hot - want
-                } else {
-                    (1 << 63) | (want - e.hot)
-                };
-                (c, e.len)
-            };
-            let live = c.live();
-            let mut best: Option<(usize, (usize, usize))> = None;
-            for (i, e) in live.iter().enumerate().rev() {
-                // One comparison for the range: `len - min_len <= max_len - min_len`
-                // (wrapping) holds exactly for a length in `min_len..=max_len`.
-                if e.len.wrapping_sub(min_len) > max_len.wrapping_sub(min_len)
-                    || (committed_only && e.zeroed)
-                {
-                    continue;
-                }
-                let k = cost(e);
-                if best.is_none_or(|(_, b)| k < b) {
-                    best = Some((i, k));
-                    if k == (0, min_len) {
-                        break;
-                    }
-                }
-            }
-            let e = c.remove(best?.0)?;
+            let i = c.find(min_len, max_len, want, committed_only)?;
+            let e = c.remove(i);
             debug_assert!(e.len >= min_len && e.len <= max_len);
             Some((e.base, e.len, !e.zeroed, e.hot))
         })
@@ -795,7 +1022,7 @@ impl RegionCache {
         let (ke, kb) = self.idle_target(limits, now);
         let mut doomed = Doomed::new();
         self.inner.with(|c| {
-            if c.live().first().is_some_and(|e| e.stamp < cutoff) {
+            if c.first().is_some_and(|e| e.stamp < cutoff) {
                 c.purge_aged(&mut doomed, cutoff, ke, kb);
             }
             self.due.store(c.due(now, limits.decay_ms), Relaxed);
@@ -811,7 +1038,7 @@ impl RegionCache {
         // pass over every entry (each large allocation calls this).
         if !self
             .inner
-            .with(|c| c.live().first().is_some_and(|e| e.stamp < cutoff))
+            .with(|c| c.first().is_some_and(|e| e.stamp < cutoff))
         {
             return;
         }
@@ -927,6 +1154,50 @@ pub fn large_limits() -> Limits {
     }
 }
 
+/// The decay clock: [`os::now_ms`] (the coarse monotonic clock through the vDSO, about
+/// 25 instructions), read at most about once per [`CLOCK_WINDOW`] time-stamp-counter
+/// ticks (a third of a millisecond at 3 GHz, a millisecond at 1 GHz) and remembered in
+/// between, so that the slow paths that stamp a cached region or check for a due purge
+/// (every large allocation and free, every mid-class allocation) mostly read the time
+/// stamp counter (one instruction) and two shared, rarely written words. A value is at
+/// most one window old: a region may be stamped, or a purge judged, that much early,
+/// which a decay interval counted in milliseconds does not notice. Off x86_64 (no such
+/// counter here) it is `os::now_ms` itself.
+pub fn clock_ms() -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: `rdtsc` has no preconditions (it is available on every x86_64).
+        #[allow(unused_unsafe)]
+        let t = unsafe { core::arch::x86_64::_rdtsc() };
+        // Acquire pairs with the Release below: a reader that sees a stamp sees the
+        // milliseconds stored before it (or later ones).
+        let last = CLOCK_TSC.load(hakmem_os_stats::sync::Ordering::Acquire);
+        // A counter that went backwards (another CPU's, not synchronized) wraps to a
+        // large difference: the clock is read.
+        if last != 0 && t.wrapping_sub(last) < CLOCK_WINDOW {
+            return CLOCK_MS.load(Relaxed);
+        }
+        let ms = os::now_ms();
+        CLOCK_MS.store(ms, Relaxed);
+        CLOCK_TSC.store(t, hakmem_os_stats::sync::Ordering::Release);
+        ms
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        os::now_ms()
+    }
+}
+
+/// Time-stamp-counter ticks during which [`clock_ms`] answers the milliseconds it last
+/// read.
+pub const CLOCK_WINDOW: u64 = 1 << 20;
+
+hakmem_os_stats::sync_static! {
+    /// [`clock_ms`]'s last reading of the clock and the counter when it read it (0: none).
+    static CLOCK_MS: AtomicU64 = AtomicU64::new(0);
+    static CLOCK_TSC: AtomicU64 = AtomicU64::new(0);
+}
+
 /// The single decision point for an empty superslab: cache it (decommitted in lean mode
 /// with decommit `FREE`/`DONTNEED`) or retire it.
 ///
@@ -988,7 +1259,7 @@ pub fn tick() {
     if !s.purge_due(u64::MAX - 1) && !l.purge_due(u64::MAX - 1) {
         return;
     }
-    let now = os::now_ms();
+    let now = clock_ms();
     if s.purge_due(now) {
         s.purge(&superslab_limits(), now);
     }
