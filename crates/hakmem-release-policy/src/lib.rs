@@ -1812,6 +1812,112 @@ mod decay_tests {
     }
 
     #[test]
+    fn hot_classes_grow_with_the_bytes_a_quarter_octave_each() {
+        let mut bytes: std::vec::Vec<usize> = (0..4096)
+            .chain((12..64).flat_map(|q| {
+                (0..64).map(move |k| (1usize << q) + (k << q >> 6)).chain([(1usize << q) - 1])
+            }))
+            .chain([usize::MAX])
+            .collect();
+        bytes.sort_unstable();
+        let mut prev = 0;
+        for h in bytes {
+            let c = hot_class(h);
+            assert!((c as usize) < NCLS && c >= prev, "class of {h}: {c} after {prev}");
+            prev = c;
+        }
+        assert_eq!(hot_class(4095), 0);
+        assert_eq!(hot_class(4096), 1);
+        assert_eq!(hot_class(5 << 10), 2);
+        assert_eq!(hot_class(8 << 10), 5, "four classes per doubling");
+        assert_eq!(hot_class(usize::MAX), 208);
+    }
+
+    /// `find`'s rule written as a scan over every entry: the tightest cover (fewest hot
+    /// bytes at or above `want`), else the hottest; ties: the shorter, then the newer.
+    fn find_by_scan(c: &Inner, min: usize, max: usize, want: usize, committed: bool) -> Option<u8> {
+        let mut all: std::vec::Vec<(u8, Entry)> = std::vec::Vec::new();
+        let mut i = c.oldest;
+        while i != NIL {
+            all.push((i, *c.at(i)));
+            i = c.at(i).newer;
+        }
+        let key = |e: &Entry| {
+            let miss = if e.hot >= want { e.hot - want } else { (1 << 63) | (want - e.hot) };
+            (miss, e.len)
+        };
+        all.iter()
+            .enumerate()
+            .filter(|(_, (_, e))| e.len >= min && e.len <= max && !(committed && e.zeroed))
+            // The newest of equals: the greatest arrival position.
+            .min_by_key(|(pos, (_, e))| (key(e), usize::MAX - pos))
+            .map(|(_, (i, _))| *i)
+    }
+
+    #[test]
+    fn the_class_index_finds_what_a_scan_of_every_entry_finds() {
+        // Random caches (up to MAX_ENTRIES entries, lengths and hot bytes over many
+        // classes, some zeroed), random requests, and entries taken and added between
+        // them: the index must agree with the scan on every request.
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        let mut rnd = |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        let mut c = Inner::new();
+        let mut stamp = 0;
+        for round in 0..4000 {
+            if c.n < MAX_ENTRIES && (rnd(3) > 0 || c.n == 0) {
+                let len = (1 + rnd(16) as usize) << (12 + rnd(12));
+                let zeroed = rnd(8) == 0;
+                let hot = if zeroed { 0 } else { (rnd(len as u64 + 1) as usize) & !0xFF };
+                stamp += rnd(3);
+                let e = Entry {
+                    base: ((round + 1) << 12) as *mut u8,
+                    len,
+                    zeroed,
+                    weight: if zeroed { 0 } else { len },
+                    hot,
+                    stamp,
+                    ..EMPTY
+                };
+                assert!(c.push_newest(e));
+            }
+            let min = (1 + rnd(16) as usize) << (12 + rnd(12));
+            let max = min.saturating_mul(1 + rnd(6) as usize);
+            let want = rnd(max as u64 + 1) as usize;
+            let committed = rnd(4) == 0;
+            let got = c.find(min, max, want, committed);
+            assert_eq!(got, find_by_scan(&c, min, max, want, committed), "round {round}");
+            if let Some(i) = got
+                && rnd(2) == 0
+            {
+                c.remove(i);
+            }
+            if rnd(50) == 0 {
+                let mut out = Doomed::new();
+                c.remove_oldest(&mut out, rnd(4) as usize);
+            }
+        }
+    }
+
+    #[test]
+    fn the_decay_clock_is_at_most_a_window_behind() {
+        // Remembered between readings, but never more than about a millisecond old: a
+        // sleep shows at once (it would not if the reading were kept for good).
+        for _ in 0..3 {
+            let before = os::now_ms();
+            let t = clock_ms();
+            let after = os::now_ms();
+            assert!(t <= after && t + 5 >= before, "{before} <= {t} <= {after}");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            assert!(clock_ms() >= t + 15, "the clock stood still");
+        }
+    }
+
+    #[test]
     fn take_finds_the_best_fit() {
         use os::PAGE;
         let c = RegionCache::new();
