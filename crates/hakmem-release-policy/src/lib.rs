@@ -665,7 +665,13 @@ impl Inner {
     /// upward to the first with an entry that covers `want` (classes grow with the hot
     /// bytes, so no later class can hold a tighter one), else downward to the first with
     /// a candidate at all; in a class, its entries newest first.
-    fn find(&self, min_len: usize, max_len: usize, want: usize, committed_only: bool) -> Option<u8> {
+    fn find(
+        &self,
+        min_len: usize,
+        max_len: usize,
+        want: usize,
+        committed_only: bool,
+    ) -> Option<u8> {
         // One comparison for the range: `len - min_len <= max_len - min_len` (wrapping)
         // holds exactly for a length in `min_len..=max_len`.
         let fits = |e: &Entry| {
@@ -1815,7 +1821,9 @@ mod decay_tests {
     fn hot_classes_grow_with_the_bytes_a_quarter_octave_each() {
         let mut bytes: std::vec::Vec<usize> = (0..4096)
             .chain((12..64).flat_map(|q| {
-                (0..64).map(move |k| (1usize << q) + (k << q >> 6)).chain([(1usize << q) - 1])
+                (0..64)
+                    .map(move |k| (1usize << q) + (k << q >> 6))
+                    .chain([(1usize << q) - 1])
             }))
             .chain([usize::MAX])
             .collect();
@@ -1823,7 +1831,10 @@ mod decay_tests {
         let mut prev = 0;
         for h in bytes {
             let c = hot_class(h);
-            assert!((c as usize) < NCLS && c >= prev, "class of {h}: {c} after {prev}");
+            assert!(
+                (c as usize) < NCLS && c >= prev,
+                "class of {h}: {c} after {prev}"
+            );
             prev = c;
         }
         assert_eq!(hot_class(4095), 0);
@@ -1843,7 +1854,11 @@ mod decay_tests {
             i = c.at(i).newer;
         }
         let key = |e: &Entry| {
-            let miss = if e.hot >= want { e.hot - want } else { (1 << 63) | (want - e.hot) };
+            let miss = if e.hot >= want {
+                e.hot - want
+            } else {
+                (1 << 63) | (want - e.hot)
+            };
             (miss, e.len)
         };
         all.iter()
@@ -1872,7 +1887,11 @@ mod decay_tests {
             if c.n < MAX_ENTRIES && (rnd(3) > 0 || c.n == 0) {
                 let len = (1 + rnd(16) as usize) << (12 + rnd(12));
                 let zeroed = rnd(8) == 0;
-                let hot = if zeroed { 0 } else { (rnd(len as u64 + 1) as usize) & !0xFF };
+                let hot = if zeroed {
+                    0
+                } else {
+                    (rnd(len as u64 + 1) as usize) & !0xFF
+                };
                 stamp += rnd(3);
                 let e = Entry {
                     base: ((round + 1) << 12) as *mut u8,
@@ -1890,7 +1909,11 @@ mod decay_tests {
             let want = rnd(max as u64 + 1) as usize;
             let committed = rnd(4) == 0;
             let got = c.find(min, max, want, committed);
-            assert_eq!(got, find_by_scan(&c, min, max, want, committed), "round {round}");
+            assert_eq!(
+                got,
+                find_by_scan(&c, min, max, want, committed),
+                "round {round}"
+            );
             if let Some(i) = got
                 && rnd(2) == 0
             {
