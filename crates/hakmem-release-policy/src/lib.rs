@@ -111,9 +111,6 @@ struct Entry {
     zeroed: bool,
     /// True when it was kept committed as the cache's spare (see [`Limits::spare_bytes`]).
     spare: bool,
-    /// What it counts against the byte bound: the bytes it may hold resident, which is
-    /// its whole length, or 0 once decommitted with `DONTNEED`.
-    weight: usize,
     /// The bytes from its start that the blocks it held were asked to span, so that may
     /// be resident (the caller's estimate, at most `len`; 0 once decommitted with
     /// `DONTNEED`). Only for choosing a region in [`RegionCache::take_for`], never for a
@@ -132,6 +129,15 @@ struct Entry {
     cls: u8,
 }
 
+impl Entry {
+    /// What it counts against the byte bound: the bytes it may hold resident, which is
+    /// its whole length, or 0 once decommitted with `DONTNEED`.
+    #[inline]
+    fn weight(&self) -> usize {
+        if self.zeroed { 0 } else { self.len }
+    }
+}
+
 /// No slot (the end of a list).
 const NIL: u8 = u8::MAX;
 
@@ -140,7 +146,6 @@ const EMPTY: Entry = Entry {
     len: 0,
     zeroed: false,
     spare: false,
-    weight: 0,
     hot: 0,
     stamp: 0,
     older: NIL,
@@ -381,11 +386,6 @@ impl Inner {
                     (e.base as usize).is_multiple_of(os::PAGE),
                     "a cached region off a page"
                 );
-                debug_assert_eq!(
-                    e.weight,
-                    if e.zeroed { 0 } else { e.len },
-                    "a cached region weighs other than its resident bytes"
-                );
                 debug_assert!(!(e.zeroed && e.spare), "a spare that was decommitted");
                 debug_assert!(
                     e.hot <= e.len && !(e.zeroed && e.hot > 0),
@@ -397,9 +397,9 @@ impl Inner {
                     "cache entries out of their arrival order"
                 );
                 prev_stamp = e.stamp;
-                sum += e.weight;
+                sum += e.weight();
                 if e.spare {
-                    spares += e.weight;
+                    spares += e.weight();
                 }
                 count += 1;
             }
@@ -436,6 +436,7 @@ impl Inner {
     }
 
     /// Take slot `i` off both its lists and free it; returns its entry.
+    #[inline(always)]
     fn unlink(&mut self, i: u8) -> Entry {
         let e = *self.at(i);
         // The arrival list.
@@ -463,9 +464,9 @@ impl Inner {
         }
         self.free |= 1 << (i & SLOT_MASK);
         self.n -= 1;
-        self.bytes = self.bytes.saturating_sub(e.weight);
+        self.bytes = self.bytes.saturating_sub(e.weight());
         if e.spare {
-            self.spares = self.spares.saturating_sub(e.weight);
+            self.spares = self.spares.saturating_sub(e.weight());
         }
         e
     }
@@ -478,6 +479,7 @@ impl Inner {
     }
 
     /// Add `e` as the newest entry (false when full); its list links are set here.
+    #[inline(always)]
     fn push_newest(&mut self, e: Entry) -> bool {
         if self.free == 0 {
             return false;
@@ -516,9 +518,9 @@ impl Inner {
         self.heads[cls as usize] = i;
         self.nonempty[(cls / 64) as usize] |= 1 << (cls % 64);
         self.n += 1;
-        self.bytes += e.weight;
+        self.bytes += e.weight();
         if e.spare {
-            self.spares += e.weight;
+            self.spares += e.weight();
         }
         self.check();
         true
@@ -572,7 +574,7 @@ impl Inner {
             }
             k += 1;
             n -= 1;
-            bytes = bytes.saturating_sub(e.weight);
+            bytes = bytes.saturating_sub(e.weight());
         }
         self.remove_oldest(out, k);
     }
@@ -620,7 +622,7 @@ impl Inner {
                 break;
             }
             k += 1;
-            bytes = bytes.saturating_sub(e.weight);
+            bytes = bytes.saturating_sub(e.weight());
         }
         self.remove_oldest(out, k);
         debug_assert!(
@@ -881,7 +883,6 @@ impl RegionCache {
                     len,
                     zeroed: false,
                     spare,
-                    weight: len,
                     hot: touched,
                     stamp: now,
                     ..EMPTY
@@ -923,7 +924,6 @@ impl RegionCache {
                     len,
                     zeroed,
                     spare: false,
-                    weight,
                     hot: if zeroed { 0 } else { touched },
                     stamp: now,
                     ..EMPTY
@@ -1897,7 +1897,6 @@ mod decay_tests {
                     base: ((round + 1) << 12) as *mut u8,
                     len,
                     zeroed,
-                    weight: if zeroed { 0 } else { len },
                     hot,
                     stamp,
                     ..EMPTY
