@@ -5,8 +5,14 @@
 //! registry stays unambiguous) and a whole number of 4 MiB units long (address space
 //! only: untouched pages cost no memory). A 64-byte header sits just before the block.
 //! Freed mappings go to the release policy's cache of large mappings, and are reused by
-//! later requests that fit (the shortest cached mapping of one to four times the
-//! length needed).
+//! later requests that fit (a cached mapping of one to four times the length needed).
+//! The header keeps the bytes from the mapping's start that its blocks were asked to
+//! span (`touched`: what may be resident), which `large_free` hands to the cache with
+//! the mapping and a new block compares with the bytes it will span, so that it gets the
+//! mapping whose resident pages fit it best (`release_policy::large_take_cached`: the
+//! tightest cover, else the hottest). Every block of up to 4 MiB gets a one-unit mapping,
+//! so the length alone cannot tell a mapping a 4 MiB block made resident from one a
+//! 300 KiB block used (issue 16, docs/results/160-large-cabi.md).
 //!
 //! **Entry points**: [`large_alloc`], [`large_free`], [`large_realloc`] (grows in place
 //! when the mapping has room; else copies into a cached mapping that fits, whose pages
@@ -28,6 +34,9 @@
 //! - Mappings are committed (`os::map_aligned`, no `MAP_NORESERVE`): a block the kernel
 //!   would refuse glibc under its overcommit policy is refused here (null).
 //! - `header(p).user == p` for every live block; the header is never handed out.
+//! - A live block's `touched` covers it and stays within its mapping
+//!   (`offset + size <= touched <= map_len`, checked in debug builds at each free); it
+//!   only grows while the mapping is ours (in place, by `mremap`, by a copy).
 //! - Nothing here allocates through the global allocator, panics, or takes a lock
 //!   (only the release policy's cache lock, briefly).
 //!

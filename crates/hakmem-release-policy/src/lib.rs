@@ -13,8 +13,9 @@
 //! [`slab_maybe_decommit`] (an empty slab inside a live superslab),
 //! [`ss_take_cached`] (a superslab is needed), [`ss_note_live`] (superslabs in use, for
 //! the decaying peak), and the same pair for large mappings: [`large_release`] /
-//! [`large_take_cached`]; [`decide`] (the rule a release applies); [`tick`] (the decay
-//! check of the slow paths); [`background`] (the opt-in purge thread); for slab classes
+//! [`large_take_cached`] (and [`large_take_committed`]); [`decide`] (the rule a release
+//! applies); [`tick`] (the decay check of the slow paths) and [`clock_ms`] (its clock);
+//! [`background`] (the opt-in purge thread); for slab classes
 //! [`lean::SlabSpares`] (an empty slab: spare or decommit) and [`lean::ShrinkState`]
 //! (the shrink signal), [`lean::xfer_max_bytes`], [`lean::mid_bin_bound`],
 //! [`lean::lean_mode`].
@@ -31,13 +32,34 @@
 //! to `HAKMEM_LARGE_CACHE_MIB`; past it, the oldest regions go down to the idle target:
 //! at most `HAKMEM_SS_CACHE_MAX` superslabs and a quarter ([`IDLE_FRACTION`]) of the
 //! recent peak of superslabs in use; no large mapping. The check runs on slow paths
-//! only ([`tick`]: one relaxed load per cache when nothing is due, the coarse clock
-//! `CLOCK_MONOTONIC_COARSE` and the lock only when a purge is due): every entry point
-//! here, the facade's `thread_flush` and `trim`, and the background thread when
-//! `HAKMEM_BG_PURGE_MS` asks for one. Without that thread a process that makes no call
-//! keeps its caches until its next slow path. Large mappings are taken by best fit (the
-//! shortest that fits, newest first), so blocks of several sizes rebuilt round after
-//! round each find their own mapping again. Measured in docs/results/120-decay.md.
+//! only ([`tick`]: one relaxed load per cache when nothing is cached, else the decay
+//! clock [`clock_ms`], which reads the time stamp counter and the coarse clock
+//! `CLOCK_MONOTONIC_COARSE` at most about once a millisecond, and the lock only when a
+//! purge is due): every entry point here, the facade's `thread_flush` and `trim`, and
+//! the background thread when `HAKMEM_BG_PURGE_MS` asks for one. Without that thread a
+//! process that makes no call keeps its caches until its next slow path. Measured in
+//! docs/results/120-decay.md.
+//!
+//! **Choosing a cached region** (issue 16, docs/results/160-large-cabi.md): a release
+//! may say how many bytes from its start the region's blocks were asked to span
+//! ([`RegionCache::release_touched`]; `hakmem-large` keeps that count in each block's
+//! header), its *hot* bytes, which may be resident; a take says how many the new block
+//! will span ([`RegionCache::take_for`]). Among the regions of a fitting length it takes
+//! the one whose hot bytes cover the block's most tightly (no page to fault in, the
+//! fewest idle resident pages under the block), else, none covering, the hottest (the
+//! fewest to fault in); ties: the shorter, then the newest. So a small block does not
+//! take the mapping a big one made resident while a colder one waits, which would leave
+//! the next big block to fault all its pages in again; blocks of several sizes rebuilt
+//! round after round each find their own region again; and a region whose pages are
+//! still there goes before one decommitted with `DONTNEED`. Where the large cache
+//! decommits (lean mode with decommit on: LEAN) it chooses by length alone, as
+//! [`RegionCache::take`] does (the shortest, the newest of those): most of its mappings
+//! are cold there and the committed ones are its spares, whose pages the hot rule would
+//! hand to small blocks while the spare budget kept yet another mapping committed
+//! (LEAN's peak RSS +14% on `cbench large`). Superslabs are taken by length. The
+//! entries are indexed by *hot class* (a quarter octave of hot bytes): a take visits the
+//! classes from the wanted bytes' upward to the first with a covering region, else
+//! downward, not every entry.
 //!
 //! **Gates** (read once, through `hakmem-env-gates`): `HAKMEM_SS_MEM_LEAN` (lean mode:
 //! decommit cached regions per the next gate), `HAKMEM_SS_MEM_LEAN_DECOMMIT` (`FREE`,
@@ -56,7 +78,10 @@
 //!   its whole length (a large block may be written up to its usable size, the end of
 //!   its mapping, and one shrunk in place keeps the pages it touched; `MADV_FREE` pages
 //!   stay resident until the kernel wants them), or nothing once decommitted with
-//!   `MADV_DONTNEED`. Callers hand over `(base, len)` only: this box alone decides.
+//!   `MADV_DONTNEED`. Callers hand over `(base, len)` and at most a hint of the bytes
+//!   its blocks spanned, which steers only the choice of a region, never a bound (it is
+//!   clamped to the length, and 0 once decommitted with `DONTNEED`): this box alone
+//!   decides.
 //! - The caches never exceed their bounds: at most [`MAX_ENTRIES`] superslabs (at most
 //!   `HAKMEM_SS_CACHE_MAX` with `HAKMEM_SS_DECAY_MS=0`) and at most
 //!   `HAKMEM_LARGE_CACHE_MIB` MiB (counted as above) and [`MAX_ENTRIES`] entries of
@@ -660,6 +685,31 @@ impl Inner {
         }
     }
 
+    /// The slot of the entry [`RegionCache::take`] takes, if any: the shortest of length
+    /// `min_len..=max_len` (and not zeroed, with `committed_only`), the newest of those;
+    /// the newest of exactly `min_len` bytes ends the walk at once.
+    fn find_by_length(&self, min_len: usize, max_len: usize, committed_only: bool) -> Option<u8> {
+        let (mut best, mut best_len) = (NIL, max_len.saturating_add(1));
+        let mut i = self.newest;
+        let mut steps = 0;
+        while i != NIL && steps < MAX_ENTRIES {
+            let e = self.at(i);
+            // One comparison: `len - min_len < best_len - min_len` (wrapping) holds
+            // exactly for a length in `min_len..best_len`.
+            if e.len.wrapping_sub(min_len) < best_len.wrapping_sub(min_len)
+                && !(committed_only && e.zeroed)
+            {
+                (best, best_len) = (i, e.len);
+                if e.len == min_len {
+                    break;
+                }
+            }
+            i = e.older;
+            steps += 1;
+        }
+        (best != NIL).then_some(best)
+    }
+
     /// The slot of the entry [`RegionCache::take_for`] takes (see there), if any: among
     /// the entries of length `min_len..=max_len` (and not zeroed, with
     /// `committed_only`), the one whose hot bytes cover `want` most tightly, else the
@@ -950,7 +1000,7 @@ impl RegionCache {
     /// Returns `(base, len, maybe_dirty)`: `maybe_dirty` is true when the region may hold
     /// old bytes (it was not decommitted with `DONTNEED`); a region is never zeroed here.
     pub fn take(&self, min_len: usize, max_len: usize) -> Option<(*mut u8, usize, bool)> {
-        self.take_fit(min_len, max_len, min_len, false)
+        self.take_fit(min_len, max_len, None, false)
             .map(|(b, l, d, _)| (b, l, d))
     }
 
@@ -970,20 +1020,24 @@ impl RegionCache {
         max_len: usize,
         want: usize,
     ) -> Option<(*mut u8, usize, bool, usize)> {
-        self.take_fit(min_len, max_len, want, false)
+        self.take_fit(min_len, max_len, Some(want), false)
     }
 
-    /// [`take_for`](Self::take_for) among the regions whose pages were not decommitted
-    /// with `DONTNEED` only (`committed_only`), or among all.
+    /// [`take_for`](Self::take_for) (`want`), or [`take`](Self::take) (by length alone,
+    /// `None`), among the regions whose pages were not decommitted with `DONTNEED` only
+    /// (`committed_only`), or among all. Returns the region's hot bytes too.
     fn take_fit(
         &self,
         min_len: usize,
         max_len: usize,
-        want: usize,
+        want: Option<usize>,
         committed_only: bool,
     ) -> Option<(*mut u8, usize, bool, usize)> {
         self.inner.with(|c| {
-            let i = c.find(min_len, max_len, want, committed_only)?;
+            let i = match want {
+                Some(want) => c.find(min_len, max_len, want, committed_only)?,
+                None => c.find_by_length(min_len, max_len, committed_only)?,
+            };
             let e = c.remove(i);
             debug_assert!(e.len >= min_len && e.len <= max_len);
             Some((e.base, e.len, !e.zeroed, e.hot))
@@ -1297,7 +1351,23 @@ pub fn large_take_cached(
     want: usize,
 ) -> Option<(*mut u8, usize, bool, usize)> {
     tick();
-    LARGE.take_for(min_len, max_len, want)
+    LARGE.take_fit(min_len, max_len, large_want(want), false)
+}
+
+/// How the large cache chooses for a block that spans `want` bytes: by the hot bytes
+/// ([`RegionCache::take_for`]) where it keeps its mappings' pages, by length alone
+/// ([`RegionCache::take`]) where it decommits them (lean mode with decommit on: LEAN).
+/// There most cached mappings are cold and the committed ones are the spares; the hot
+/// rule would give a spare's resident pages to any block they cover, small ones too,
+/// and the spare budget would then keep another mapping committed: more resident at the
+/// peak (LEAN: +14% on `cbench large`, docs/results/160), against LEAN's RSS first.
+fn large_want(want: usize) -> Option<usize> {
+    want_under(lean_advice(), want)
+}
+
+/// [`large_want`] for a cache that decommits with `advice`.
+fn want_under(advice: Option<os::Advice>, want: usize) -> Option<usize> {
+    advice.is_none().then_some(want)
 }
 
 /// [`large_take_cached`] among the mappings whose pages are still there (not
@@ -1311,7 +1381,7 @@ pub fn large_take_committed(
 ) -> Option<(*mut u8, usize, usize)> {
     tick();
     LARGE
-        .take_fit(min_len, max_len, want, true)
+        .take_fit(min_len, max_len, large_want(want), true)
         .map(|(b, l, _, h)| (b, l, h))
 }
 
@@ -1486,11 +1556,10 @@ mod tests {
             c.release(b, PAGE, l);
         }
         assert_eq!(c.usage(), (2, PAGE), "the second is decommitted");
-        // The committed spare first, though older: its pages need no fault.
-        let (r, _, dirty) = c.take(PAGE, PAGE).unwrap();
-        let (q, _, clean) = c.take(PAGE, PAGE).unwrap();
+        let (q, _, dirty) = c.take(PAGE, PAGE).unwrap();
         assert_eq!(q, b);
-        assert!(!clean);
+        assert!(!dirty);
+        let (r, _, dirty) = c.take(PAGE, PAGE).unwrap();
         // SAFETY: ours again.
         unsafe {
             assert_eq!((r, dirty, *r), (a, true, 9));
@@ -1869,6 +1938,33 @@ mod decay_tests {
             .map(|(_, (i, _))| *i)
     }
 
+    /// `find_by_length`'s rule as a scan: the shortest fitting length, the newest of
+    /// those.
+    fn length_by_scan(c: &Inner, min: usize, max: usize, committed: bool) -> Option<u8> {
+        let mut all: std::vec::Vec<(u8, Entry)> = std::vec::Vec::new();
+        let mut i = c.oldest;
+        while i != NIL {
+            all.push((i, *c.at(i)));
+            i = c.at(i).newer;
+        }
+        all.iter()
+            .enumerate()
+            .filter(|(_, (_, e))| e.len >= min && e.len <= max && !(committed && e.zeroed))
+            .min_by_key(|(pos, (_, e))| (e.len, usize::MAX - pos))
+            .map(|(_, (i, _))| *i)
+    }
+
+    #[test]
+    fn a_decommitting_large_cache_chooses_by_length() {
+        assert_eq!(want_under(None, 5), Some(5), "pages kept: by the hot bytes");
+        assert_eq!(
+            want_under(Some(os::Advice::DontNeed), 5),
+            None,
+            "LEAN: by length"
+        );
+        assert_eq!(want_under(Some(os::Advice::Free), 5), None);
+    }
+
     #[test]
     fn the_class_index_finds_what_a_scan_of_every_entry_finds() {
         // Random caches (up to MAX_ENTRIES entries, lengths and hot bytes over many
@@ -1912,6 +2008,11 @@ mod decay_tests {
                 got,
                 find_by_scan(&c, min, max, want, committed),
                 "round {round}"
+            );
+            assert_eq!(
+                c.find_by_length(min, max, committed),
+                length_by_scan(&c, min, max, committed),
+                "round {round}, by length"
             );
             if let Some(i) = got
                 && rnd(2) == 0
@@ -1973,13 +2074,13 @@ mod decay_tests {
             c.release(a, 2 * PAGE, l);
             c.release(b, 2 * PAGE, l);
         }
-        assert_eq!(c.take_fit(PAGE, 4 * PAGE, PAGE, true).map(|e| e.0), Some(a));
+        assert_eq!(c.take_fit(PAGE, 4 * PAGE, None, true).map(|e| e.0), Some(a));
         assert!(
-            c.take_fit(PAGE, 4 * PAGE, PAGE, true).is_none(),
+            c.take_fit(PAGE, 4 * PAGE, None, true).is_none(),
             "b was decommitted"
         );
         assert_eq!(
-            c.take_fit(PAGE, 4 * PAGE, PAGE, false).map(|e| e.0),
+            c.take_fit(PAGE, 4 * PAGE, None, false).map(|e| e.0),
             Some(b)
         );
         // SAFETY: ours again.
