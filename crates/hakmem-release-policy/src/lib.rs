@@ -14,7 +14,7 @@
 //! [`ss_take_cached`] (a superslab is needed), [`ss_note_live`] (superslabs in use, for
 //! the decaying peak), and the same pair for large mappings: [`large_release`] /
 //! [`large_take_cached`] (and [`large_take_committed`]); [`decide`] (the rule a release
-//! applies); [`tick`] (the decay check of the slow paths) and [`clock_ms`] (its clock);
+//! applies); [`tick`] (the decay check of the slow paths);
 //! [`background`] (the opt-in purge thread); for slab classes
 //! [`lean::SlabSpares`] (an empty slab: spare or decommit) and [`lean::ShrinkState`]
 //! (the shrink signal), [`lean::xfer_max_bytes`], [`lean::mid_bin_bound`],
@@ -32,10 +32,8 @@
 //! to `HAKMEM_LARGE_CACHE_MIB`; past it, the oldest regions go down to the idle target:
 //! at most `HAKMEM_SS_CACHE_MAX` superslabs and a quarter ([`IDLE_FRACTION`]) of the
 //! recent peak of superslabs in use; no large mapping. The check runs on slow paths
-//! only ([`tick`]: one relaxed load per cache when nothing is cached, else the decay
-//! clock [`clock_ms`], which reads the time stamp counter and the coarse clock
-//! `CLOCK_MONOTONIC_COARSE` at most about once a millisecond, and the lock only when a
-//! purge is due): every entry point here, the facade's `thread_flush` and `trim`, and
+//! only ([`tick`]: one relaxed load per cache when nothing is cached, else the coarse
+//! clock `CLOCK_MONOTONIC_COARSE`, and the lock only when a purge is due): every entry point here, the facade's `thread_flush` and `trim`, and
 //! the background thread when `HAKMEM_BG_PURGE_MS` asks for one. Without that thread a
 //! process that makes no call keeps its caches until its next slow path. Measured in
 //! docs/results/120-decay.md.
@@ -905,7 +903,7 @@ impl RegionCache {
             (base as usize).is_multiple_of(os::PAGE),
             "release off a page"
         );
-        let now = if limits.decay_ms > 0 { clock_ms() } else { 0 };
+        let now = if limits.decay_ms > 0 { os::now_ms() } else { 0 };
         let cutoff = now.saturating_sub(limits.decay_ms);
         let max_entries = limits.max_entries.min(MAX_ENTRIES);
         let mut doomed = Doomed::new();
@@ -1214,50 +1212,6 @@ pub fn large_limits() -> Limits {
     }
 }
 
-/// The decay clock: [`os::now_ms`] (the coarse monotonic clock through the vDSO, about
-/// 25 instructions), read at most about once per [`CLOCK_WINDOW`] time-stamp-counter
-/// ticks (a third of a millisecond at 3 GHz, a millisecond at 1 GHz) and remembered in
-/// between, so that the slow paths that stamp a cached region or check for a due purge
-/// (every large allocation and free, every mid-class allocation) mostly read the time
-/// stamp counter (one instruction) and two shared, rarely written words. A value is at
-/// most one window old: a region may be stamped, or a purge judged, that much early,
-/// which a decay interval counted in milliseconds does not notice. Off x86_64 (no such
-/// counter here) it is `os::now_ms` itself.
-pub fn clock_ms() -> u64 {
-    #[cfg(target_arch = "x86_64")]
-    {
-        // SAFETY: `rdtsc` has no preconditions (it is available on every x86_64).
-        #[allow(unused_unsafe)]
-        let t = unsafe { core::arch::x86_64::_rdtsc() };
-        // Acquire pairs with the Release below: a reader that sees a stamp sees the
-        // milliseconds stored before it (or later ones).
-        let last = CLOCK_TSC.load(hakmem_os_stats::sync::Ordering::Acquire);
-        // A counter that went backwards (another CPU's, not synchronized) wraps to a
-        // large difference: the clock is read.
-        if last != 0 && t.wrapping_sub(last) < CLOCK_WINDOW {
-            return CLOCK_MS.load(Relaxed);
-        }
-        let ms = os::now_ms();
-        CLOCK_MS.store(ms, Relaxed);
-        CLOCK_TSC.store(t, hakmem_os_stats::sync::Ordering::Release);
-        ms
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        os::now_ms()
-    }
-}
-
-/// Time-stamp-counter ticks during which [`clock_ms`] answers the milliseconds it last
-/// read.
-pub const CLOCK_WINDOW: u64 = 1 << 20;
-
-hakmem_os_stats::sync_static! {
-    /// [`clock_ms`]'s last reading of the clock and the counter when it read it (0: none).
-    static CLOCK_MS: AtomicU64 = AtomicU64::new(0);
-    static CLOCK_TSC: AtomicU64 = AtomicU64::new(0);
-}
-
 /// The single decision point for an empty superslab: cache it (decommitted in lean mode
 /// with decommit `FREE`/`DONTNEED`) or retire it.
 ///
@@ -1319,7 +1273,7 @@ pub fn tick() {
     if !s.purge_due(u64::MAX - 1) && !l.purge_due(u64::MAX - 1) {
         return;
     }
-    let now = clock_ms();
+    let now = os::now_ms();
     if s.purge_due(now) {
         s.purge(&superslab_limits(), now);
     }
@@ -2023,20 +1977,6 @@ mod decay_tests {
                 let mut out = Doomed::new();
                 c.remove_oldest(&mut out, rnd(4) as usize);
             }
-        }
-    }
-
-    #[test]
-    fn the_decay_clock_is_at_most_a_window_behind() {
-        // Remembered between readings, but never more than about a millisecond old: a
-        // sleep shows at once (it would not if the reading were kept for good).
-        for _ in 0..3 {
-            let before = os::now_ms();
-            let t = clock_ms();
-            let after = os::now_ms();
-            assert!(t <= after && t + 5 >= before, "{before} <= {t} <= {after}");
-            std::thread::sleep(std::time::Duration::from_millis(20));
-            assert!(clock_ms() >= t + 15, "the clock stood still");
         }
     }
 
