@@ -94,7 +94,7 @@ const WORKLOADS: &[Workload] = &[
         cxx: false,
         threaded: true,
         ops: 10_000,
-        what: "large blocks under threads: 8 slots per thread, 64 KiB..8 MiB, one byte per page written (peak RSS)",
+        what: "large blocks under threads: 8 slots per thread, 64 KiB..4 MiB, one byte per page written (peak RSS)",
     },
 ];
 

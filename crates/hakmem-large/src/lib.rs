@@ -5,8 +5,14 @@
 //! registry stays unambiguous) and a whole number of 4 MiB units long (address space
 //! only: untouched pages cost no memory). A 64-byte header sits just before the block.
 //! Freed mappings go to the release policy's cache of large mappings, and are reused by
-//! later requests that fit (the shortest cached mapping of one to four times the
-//! length needed).
+//! later requests that fit (a cached mapping of one to four times the length needed).
+//! The header keeps the bytes from the mapping's start that its blocks were asked to
+//! span (`touched`: what may be resident), which `large_free` hands to the cache with
+//! the mapping and a new block compares with the bytes it will span, so that it gets the
+//! mapping whose resident pages fit it best (`release_policy::large_take_cached`: the
+//! tightest cover, else the hottest). Every block of up to 4 MiB gets a one-unit mapping,
+//! so the length alone cannot tell a mapping a 4 MiB block made resident from one a
+//! 300 KiB block used (issue 16, docs/results/160-large-cabi.md).
 //!
 //! **Entry points**: [`large_alloc`], [`large_free`], [`large_realloc`] (grows in place
 //! when the mapping has room; else copies into a cached mapping that fits, whose pages
@@ -28,6 +34,9 @@
 //! - Mappings are committed (`os::map_aligned`, no `MAP_NORESERVE`): a block the kernel
 //!   would refuse glibc under its overcommit policy is refused here (null).
 //! - `header(p).user == p` for every live block; the header is never handed out.
+//! - A live block's `touched` covers it and stays within its mapping
+//!   (`offset + size <= touched <= map_len`, checked in debug builds at each free); it
+//!   only grows while the mapping is ours (in place, by `mremap`, by a copy).
 //! - Nothing here allocates through the global allocator, panics, or takes a lock
 //!   (only the release policy's cache lock, briefly).
 //!
@@ -69,6 +78,9 @@ struct Header {
     base_align: usize,
     /// The size last asked for (for stats).
     size: usize,
+    /// Bytes from `base` that the blocks this mapping held were asked to span: the
+    /// cache's hint at free (see [`release::large_release`]); at most `map_len`.
+    touched: usize,
 }
 
 /// Bytes asked for by live large blocks.
@@ -149,12 +161,18 @@ pub fn large_alloc(size: usize, align: usize, zeroed: bool) -> *mut u8 {
     let mut dirty = false;
     let mut base = ptr::null_mut();
     let mut len = map_len;
+    // The bytes from the mapping's start that this block spans (no overflow: at most
+    // `map_len`): the cache picks the mapping whose earlier blocks spanned about as much.
+    let want = offset + size;
+    let mut hot = 0;
     if base_align == SS_SIZE
-        && let Some((b, l, d)) = release::large_take_cached(map_len, map_len.saturating_mul(4))
+        && let Some((b, l, d, h)) =
+            release::large_take_cached(map_len, map_len.saturating_mul(4), want)
     {
         base = b;
         len = l;
         dirty = d;
+        hot = h;
     }
     if base.is_null() {
         base = os::map_aligned(map_len, base_align);
@@ -173,6 +191,7 @@ pub fn large_alloc(size: usize, align: usize, zeroed: bool) -> *mut u8 {
             user: p,
             base_align,
             size,
+            touched: hot.max(want).min(len),
         });
         // The ordering rule: the header first, then the mark, then the block is handed out.
         if !register(p, Kind::Large) {
@@ -225,14 +244,18 @@ pub unsafe fn large_free(p: *mut u8) {
     // SAFETY: the caller guarantees a live block.
     unsafe {
         let h = header(p);
-        let (base, len) = ((*h).base, (*h).map_len);
+        let (base, len, touched) = ((*h).base, (*h).map_len, (*h).touched);
         debug_assert!(validate(p), "large_free of a block that does not validate");
+        debug_assert!(
+            touched >= p as usize - base as usize + (*h).size && touched <= len,
+            "a large block spans past its mapping's touched bytes"
+        );
         (*h).magic = 0;
         LIVE_BYTES.fetch_sub((*h).size, Relaxed);
         LIVE_BLOCKS.fetch_sub(1, Relaxed);
         // The ordering rule: unmarked before the release policy may unmap or reuse it.
         register(p, Kind::None);
-        release::large_release(base, len);
+        release::large_release(base, len, touched);
     }
 }
 
@@ -272,10 +295,10 @@ pub unsafe fn large_realloc(p: *mut u8, new_size: usize) -> *mut u8 {
         // as lean mode keeps most, the copy would fault every page in, and moving the
         // pages with `mremap` below costs less.)
         if (*h).base_align == SS_SIZE
-            && let Some((dst, len)) =
-                release::large_take_committed(new_len, new_len.saturating_mul(2))
+            && let Some((dst, len, hot)) =
+                release::large_take_committed(new_len, new_len.saturating_mul(2), offset + new_size)
         {
-            return copy_to(p, dst, len, new_size);
+            return copy_to(p, dst, len, hot, new_size);
         }
         if os::grow_in_place(base, old_len, new_len) {
             // The marked units (header and first byte) do not change.
@@ -317,6 +340,8 @@ pub unsafe fn large_realloc(p: *mut u8, new_size: usize) -> *mut u8 {
         (*header(q)).map_len = new_len;
         (*header(q)).user = q;
         (*header(q)).magic = MAGIC;
+        // The copy wrote the old mapping's whole length.
+        (*header(q)).touched = old_len;
         // The copy is a new live block; the old one is freed (stats follow both).
         live_bytes_add((*header(q)).size);
         LIVE_BLOCKS.fetch_add(1, Relaxed);
@@ -329,14 +354,15 @@ pub unsafe fn large_realloc(p: *mut u8, new_size: usize) -> *mut u8 {
 /// Move the live block `p` into the mapping `dst..dst+len` (ours, at least as long as
 /// the block's needs at the same offset, aligned like its own): its header and the
 /// `size` bytes last asked for are copied (the contents `realloc` keeps), the new block
-/// is registered, and `p`'s mapping is freed. Returns the new block (null, `p` intact,
-/// when the registry refuses, and `dst` is unmapped).
+/// is registered, and `p`'s mapping is freed. `hot`: the bytes of `dst` its earlier
+/// blocks spanned (from the cache). Returns the new block (null, `p` intact, when the
+/// registry refuses, and `dst` is unmapped).
 ///
 /// # Safety
 /// `p` is a live block from this box; `dst..dst+len` is a whole mapping we own that no
 /// one else uses, aligned to `p`'s `base_align`, with room for `new_size` bytes at
 /// `p`'s offset.
-unsafe fn copy_to(p: *mut u8, dst: *mut u8, len: usize, new_size: usize) -> *mut u8 {
+unsafe fn copy_to(p: *mut u8, dst: *mut u8, len: usize, hot: usize, new_size: usize) -> *mut u8 {
     // SAFETY: the caller's guarantees: `p`'s header is live, `dst` is ours and holds the
     // header and the block at the same offset, and the two mappings are distinct.
     unsafe {
@@ -352,6 +378,8 @@ unsafe fn copy_to(p: *mut u8, dst: *mut u8, len: usize, new_size: usize) -> *mut
         (*header(q)).map_len = len;
         (*header(q)).user = q;
         (*header(q)).magic = MAGIC;
+        // What `dst` held before, and the copy (`resize_stat` adds the new size).
+        (*header(q)).touched = hot.max(offset + (*h).size).min(len);
         // The ordering rule: the header is written, then the units are marked.
         if !register(q, Kind::Large) {
             os::unmap(dst, len);
@@ -366,23 +394,71 @@ unsafe fn copy_to(p: *mut u8, dst: *mut u8, len: usize, new_size: usize) -> *mut
     }
 }
 
+/// The block of header `h` now holds `new_size` bytes (in its mapping, whose length
+/// `map_len` already has room): the stats and the bytes the mapping has spanned follow.
+///
 /// # Safety
-/// `h` is the header of a live block.
+/// `h` is the header of a live block, with `user`, `base` and `map_len` set.
 unsafe fn resize_stat(h: *mut Header, new_size: usize) {
     // SAFETY: the caller guarantees a live header.
     unsafe {
         LIVE_BYTES.fetch_sub((*h).size, Relaxed);
         live_bytes_add(new_size);
         (*h).size = new_size;
+        let end = (*h).user as usize - (*h).base as usize + new_size;
+        (*h).touched = (*h).touched.max(end).min((*h).map_len);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    extern crate std;
+
+    /// The tests share the process's cache of large mappings: one at a time, so that
+    /// each sees the mappings it released itself.
+    fn serial() -> std::sync::MutexGuard<'static, ()> {
+        static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        LOCK.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    #[test]
+    fn a_block_gets_the_cached_mapping_its_size_made_resident() {
+        let _g = serial();
+        release::trim();
+        // Two mappings of one unit each: a 3 MiB block made 3 MiB of one resident, a
+        // 300 KiB block 300 KiB of the other, freed last. A 3 MiB block then gets the
+        // first (nothing to fault in) and a 200 KiB block the second; by length alone
+        // (equal) the 3 MiB block would get the newest and fault 2.7 MiB in.
+        let (big, small) = (3 << 20, 300 << 10);
+        let a = large_alloc(big, 16, false);
+        let b = large_alloc(small, 16, false);
+        // SAFETY: live blocks of those sizes.
+        unsafe {
+            a.write_bytes(1, big);
+            b.write_bytes(2, small);
+            assert_eq!((*header(a)).touched, HEADER + big);
+            large_free(a);
+            large_free(b);
+        }
+        let c = large_alloc(big - 4096, 16, false);
+        let d = large_alloc(200 << 10, 16, false);
+        assert_eq!((c, d), (a, b));
+        // SAFETY: live blocks; the mapping keeps what its earlier block spanned.
+        unsafe {
+            assert_eq!((*header(c)).touched, HEADER + big);
+            assert_eq!((*header(d)).touched, HEADER + small);
+            // Growing in place raises it.
+            assert_eq!(large_realloc(d, 1 << 20), d);
+            assert_eq!((*header(d)).touched, HEADER + (1 << 20));
+            large_free(c);
+            large_free(d);
+        }
+    }
 
     #[test]
     fn alloc_write_free_and_reuse() {
+        let _g = serial();
         let p = large_alloc(300 << 10, 16, true);
         assert!(!p.is_null());
         assert!(validate(p));
@@ -406,6 +482,7 @@ mod tests {
 
     #[test]
     fn big_alignments() {
+        let _g = serial();
         for align in [1usize << 16, 1 << 21, 1 << 22, 1 << 23] {
             let p = large_alloc(100, align, false);
             assert!(!p.is_null());
@@ -421,6 +498,7 @@ mod tests {
 
     #[test]
     fn realloc_grows_keeping_contents() {
+        let _g = serial();
         let mut p = large_alloc(512 << 10, 16, false);
         // SAFETY: p stays live through the loop; sizes grow.
         unsafe {
@@ -442,6 +520,7 @@ mod tests {
 
     #[test]
     fn registry_cost_does_not_grow_with_the_block() {
+        let _g = serial();
         // 1 GiB of address space (committed, never touched): only the units of the
         // header and the first byte are marked, one or two bytes of registry.
         for align in [16usize, 1 << 16, 1 << 22, 1 << 24] {
@@ -462,6 +541,7 @@ mod tests {
 
     #[test]
     fn absurd_sizes_fail_cleanly() {
+        let _g = serial();
         assert!(large_alloc(usize::MAX - 10, 16, false).is_null());
         assert!(large_alloc(isize::MAX as usize, 16, false).is_null());
     }

@@ -13,8 +13,9 @@
 //! [`slab_maybe_decommit`] (an empty slab inside a live superslab),
 //! [`ss_take_cached`] (a superslab is needed), [`ss_note_live`] (superslabs in use, for
 //! the decaying peak), and the same pair for large mappings: [`large_release`] /
-//! [`large_take_cached`]; [`decide`] (the rule a release applies); [`tick`] (the decay
-//! check of the slow paths); [`background`] (the opt-in purge thread); for slab classes
+//! [`large_take_cached`] (and [`large_take_committed`]); [`decide`] (the rule a release
+//! applies); [`tick`] (the decay check of the slow paths);
+//! [`background`] (the opt-in purge thread); for slab classes
 //! [`lean::SlabSpares`] (an empty slab: spare or decommit) and [`lean::ShrinkState`]
 //! (the shrink signal), [`lean::xfer_max_bytes`], [`lean::mid_bin_bound`],
 //! [`lean::lean_mode`].
@@ -31,13 +32,32 @@
 //! to `HAKMEM_LARGE_CACHE_MIB`; past it, the oldest regions go down to the idle target:
 //! at most `HAKMEM_SS_CACHE_MAX` superslabs and a quarter ([`IDLE_FRACTION`]) of the
 //! recent peak of superslabs in use; no large mapping. The check runs on slow paths
-//! only ([`tick`]: one relaxed load per cache when nothing is due, the coarse clock
-//! `CLOCK_MONOTONIC_COARSE` and the lock only when a purge is due): every entry point
-//! here, the facade's `thread_flush` and `trim`, and the background thread when
-//! `HAKMEM_BG_PURGE_MS` asks for one. Without that thread a process that makes no call
-//! keeps its caches until its next slow path. Large mappings are taken by best fit (the
-//! shortest that fits, newest first), so blocks of several sizes rebuilt round after
-//! round each find their own mapping again. Measured in docs/results/120-decay.md.
+//! only ([`tick`]: one relaxed load per cache when nothing is cached, else the coarse
+//! clock `CLOCK_MONOTONIC_COARSE`, and the lock only when a purge is due): every entry point here, the facade's `thread_flush` and `trim`, and
+//! the background thread when `HAKMEM_BG_PURGE_MS` asks for one. Without that thread a
+//! process that makes no call keeps its caches until its next slow path. Measured in
+//! docs/results/120-decay.md.
+//!
+//! **Choosing a cached region** (issue 16, docs/results/160-large-cabi.md): a release
+//! may say how many bytes from its start the region's blocks were asked to span
+//! ([`RegionCache::release_touched`]; `hakmem-large` keeps that count in each block's
+//! header), its *hot* bytes, which may be resident; a take says how many the new block
+//! will span ([`RegionCache::take_for`]). Among the regions of a fitting length it takes
+//! the one whose hot bytes cover the block's most tightly (no page to fault in, the
+//! fewest idle resident pages under the block), else, none covering, the hottest (the
+//! fewest to fault in); ties: the shorter, then the newest. So a small block does not
+//! take the mapping a big one made resident while a colder one waits, which would leave
+//! the next big block to fault all its pages in again; blocks of several sizes rebuilt
+//! round after round each find their own region again; and a region whose pages are
+//! still there goes before one decommitted with `DONTNEED`. Where the large cache
+//! decommits (lean mode with decommit on: LEAN) it chooses by length alone, as
+//! [`RegionCache::take`] does (the shortest, the newest of those): most of its mappings
+//! are cold there and the committed ones are its spares, whose pages the hot rule would
+//! hand to small blocks while the spare budget kept yet another mapping committed
+//! (LEAN's peak RSS +14% on `cbench large`). Superslabs are taken by length. The
+//! entries are indexed by *hot class* (a quarter octave of hot bytes): a take visits the
+//! classes from the wanted bytes' upward to the first with a covering region, else
+//! downward, not every entry.
 //!
 //! **Gates** (read once, through `hakmem-env-gates`): `HAKMEM_SS_MEM_LEAN` (lean mode:
 //! decommit cached regions per the next gate), `HAKMEM_SS_MEM_LEAN_DECOMMIT` (`FREE`,
@@ -56,7 +76,10 @@
 //!   its whole length (a large block may be written up to its usable size, the end of
 //!   its mapping, and one shrunk in place keeps the pages it touched; `MADV_FREE` pages
 //!   stay resident until the kernel wants them), or nothing once decommitted with
-//!   `MADV_DONTNEED`. Callers hand over `(base, len)` only: this box alone decides.
+//!   `MADV_DONTNEED`. Callers hand over `(base, len)` and at most a hint of the bytes
+//!   its blocks spanned, which steers only the choice of a region, never a bound (it is
+//!   clamped to the length, and 0 once decommitted with `DONTNEED`): this box alone
+//!   decides.
 //! - The caches never exceed their bounds: at most [`MAX_ENTRIES`] superslabs (at most
 //!   `HAKMEM_SS_CACHE_MAX` with `HAKMEM_SS_DECAY_MS=0`) and at most
 //!   `HAKMEM_LARGE_CACHE_MIB` MiB (counted as above) and [`MAX_ENTRIES`] entries of
@@ -80,9 +103,9 @@
 //! let len = 1 << 20;
 //! let p = os::map(len);
 //! // SAFETY: `p` is a mapping of `len` bytes made by the OS box that holds no live data.
-//! unsafe { rp::large_release(p, len) };
+//! unsafe { rp::large_release(p, len, len) };
 //! // The cache may hand it back (or it was retired if the cache is disabled).
-//! if let Some((q, qlen, _dirty)) = rp::large_take_cached(len, len) {
+//! if let Some((q, qlen, _dirty, _hot)) = rp::large_take_cached(len, len, len) {
 //!     assert_eq!((q, qlen), (p, len));
 //!     // SAFETY: we own the region again.
 //!     unsafe { os::unmap(q, qlen) };
@@ -111,21 +134,70 @@ struct Entry {
     zeroed: bool,
     /// True when it was kept committed as the cache's spare (see [`Limits::spare_bytes`]).
     spare: bool,
-    /// What it counts against the byte bound: the bytes it may hold resident, which is
-    /// its whole length, or 0 once decommitted with `DONTNEED`.
-    weight: usize,
+    /// The bytes from its start that the blocks it held were asked to span, so that may
+    /// be resident (the caller's estimate, at most `len`; 0 once decommitted with
+    /// `DONTNEED`). Only for choosing a region in [`RegionCache::take_for`], never for a
+    /// bound: a program may write a block up to its usable size.
+    hot: usize,
     /// When it entered the cache ([`os::now_ms`]), for decay.
     stamp: u64,
+    /// The arrival list (oldest to newest): the next older and newer entries' slots.
+    older: u8,
+    newer: u8,
+    /// The list of its hot class ([`hot_class`], newest first): the next older and
+    /// newer entries' slots in it.
+    cls_older: u8,
+    cls_newer: u8,
+    /// Its hot class.
+    cls: u8,
 }
+
+impl Entry {
+    /// What it counts against the byte bound: the bytes it may hold resident, which is
+    /// its whole length, or 0 once decommitted with `DONTNEED`.
+    #[inline]
+    fn weight(&self) -> usize {
+        if self.zeroed { 0 } else { self.len }
+    }
+}
+
+/// No slot (the end of a list).
+const NIL: u8 = u8::MAX;
 
 const EMPTY: Entry = Entry {
     base: core::ptr::null_mut(),
     len: 0,
     zeroed: false,
     spare: false,
-    weight: 0,
+    hot: 0,
     stamp: 0,
+    older: NIL,
+    newer: NIL,
+    cls_older: NIL,
+    cls_newer: NIL,
+    cls: 0,
 };
+
+/// Hot classes: quarter octaves of the hot bytes (all under 4 KiB in class 0).
+const NCLS: usize = 256;
+
+/// The class of `hot` bytes: 0 under 4 KiB, then four classes per doubling, so that
+/// the classes grow with the bytes (a class holds hot bytes within a quarter octave).
+#[inline]
+fn hot_class(hot: usize) -> u8 {
+    if hot < 4096 {
+        return 0;
+    }
+    let q = hot.ilog2(); // 12..=63
+    let frac = (hot >> (q - 2)) & 3;
+    // At most (63 - 12) * 4 + 3 + 1 = 208 < NCLS.
+    ((q - 12) * 4 + frac as u32 + 1) as u8
+}
+
+// Slots are `u8` indices below `MAX_ENTRIES`, masked with `SLOT_MASK` on every access (no
+// bounds check, no panic path); a free-slot set is one `u64`.
+const _: () = assert!(MAX_ENTRIES == 64 && NCLS == 256);
+const SLOT_MASK: u8 = (MAX_ENTRIES - 1) as u8;
 
 /// A bounded LRU cache of empty regions; index 0 is the oldest.
 pub struct RegionCache {
@@ -200,11 +272,26 @@ impl DecayingPeak {
     }
 }
 
+/// The cache's entries, in fixed slots, on two sets of doubly linked lists: one list in
+/// arrival order (for decay and eviction, oldest first: O(1) at either end) and one per
+/// hot class, newest first, with a bit per non-empty class (so that a take visits only
+/// the classes around the bytes it wants, not every entry).
 struct Inner {
     entries: [Entry; MAX_ENTRIES],
+    /// Bit `i` set: slot `i` is free.
+    free: u64,
     n: usize,
     /// The sum of the entries' weights.
     bytes: usize,
+    /// The sum of the spares' weights.
+    spares: usize,
+    /// The ends of the arrival list.
+    oldest: u8,
+    newest: u8,
+    /// The newest entry of each hot class.
+    heads: [u8; NCLS],
+    /// Bit `c` set: class `c` holds an entry.
+    nonempty: [u64; NCLS / 64],
 }
 
 // SAFETY: the raw pointers name whole regions owned by the cache; all access is under
@@ -260,22 +347,61 @@ impl Doomed {
     }
 }
 
-// Entry bookkeeping without a panic path: `n <= MAX_ENTRIES` always holds, but every
-// access goes through `get`/`get_mut`, so a broken invariant cannot turn into a panic
+// Entry bookkeeping without a panic path: slots are masked to the array, and the lists'
+// invariants are checked in debug builds, so a broken invariant cannot turn into a panic
 // inside the allocator.
 impl Inner {
-    fn live(&self) -> &[Entry] {
-        self.entries.get(..self.n).unwrap_or(&[])
+    const fn new() -> Self {
+        Inner {
+            entries: [EMPTY; MAX_ENTRIES],
+            free: u64::MAX,
+            n: 0,
+            bytes: 0,
+            spares: 0,
+            oldest: NIL,
+            newest: NIL,
+            heads: [NIL; NCLS],
+            nonempty: [0; NCLS / 64],
+        }
     }
 
-    /// Debug builds: the cache's invariants (the count in bounds, `bytes` the sum of the
-    /// weights, each entry a region that weighs its length, or nothing once zeroed).
+    #[inline]
+    fn at(&self, i: u8) -> &Entry {
+        &self.entries[(i & SLOT_MASK) as usize]
+    }
+
+    #[inline]
+    fn at_mut(&mut self, i: u8) -> &mut Entry {
+        &mut self.entries[(i & SLOT_MASK) as usize]
+    }
+
+    /// The oldest entry.
+    fn first(&self) -> Option<&Entry> {
+        (self.oldest != NIL).then(|| self.at(self.oldest))
+    }
+
+    /// The entries from the oldest to the newest.
+    fn live(&self) -> impl Iterator<Item = &Entry> + '_ {
+        let mut i = self.oldest;
+        core::iter::from_fn(move || {
+            (i != NIL).then(|| {
+                let e = self.at(i);
+                i = e.newer;
+                e
+            })
+        })
+        .take(MAX_ENTRIES)
+    }
+
+    /// Debug builds: the cache's invariants (the count in bounds, `bytes` and `spares`
+    /// the sums of the weights, each entry a region that weighs its length, or nothing
+    /// once zeroed, the arrival list in stamp order, each entry on its class's list).
     #[inline]
     fn check(&self) {
         debug_assert!(self.n <= MAX_ENTRIES, "a cache of {} entries", self.n);
         #[cfg(debug_assertions)]
         {
-            let mut sum = 0usize;
+            let (mut sum, mut spares, mut count) = (0usize, 0usize, 0usize);
             let mut prev_stamp = 0u64;
             for e in self.live() {
                 debug_assert!(!e.base.is_null() && e.len > 0, "an empty cache entry");
@@ -283,95 +409,174 @@ impl Inner {
                     (e.base as usize).is_multiple_of(os::PAGE),
                     "a cached region off a page"
                 );
-                debug_assert_eq!(
-                    e.weight,
-                    if e.zeroed { 0 } else { e.len },
-                    "a cached region weighs other than its resident bytes"
-                );
                 debug_assert!(!(e.zeroed && e.spare), "a spare that was decommitted");
+                debug_assert!(
+                    e.hot <= e.len && !(e.zeroed && e.hot > 0),
+                    "a cached region hot past its end, or hot once decommitted"
+                );
+                debug_assert_eq!(e.cls, hot_class(e.hot), "an entry in another hot class");
                 debug_assert!(
                     e.stamp >= prev_stamp,
                     "cache entries out of their arrival order"
                 );
                 prev_stamp = e.stamp;
-                sum += e.weight;
+                sum += e.weight();
+                if e.spare {
+                    spares += e.weight();
+                }
+                count += 1;
             }
+            debug_assert_eq!(count, self.n, "the arrival list lost an entry");
             debug_assert_eq!(sum, self.bytes, "the cache's byte count drifted");
+            debug_assert_eq!(spares, self.spares, "the cache's spare count drifted");
+            debug_assert_eq!(
+                self.free.count_zeros() as usize,
+                self.n,
+                "the free slots disagree with the count"
+            );
+            let mut in_classes = 0;
+            for c in 0..NCLS {
+                let mut i = self.heads[c];
+                let nonempty = self.nonempty[c / 64] & (1 << (c % 64)) != 0;
+                debug_assert_eq!(nonempty, i != NIL, "class {c}: its bit is wrong");
+                let mut newer = NIL;
+                while i != NIL && in_classes <= MAX_ENTRIES {
+                    let e = self.at(i);
+                    debug_assert_eq!(e.cls as usize, c, "an entry on another class's list");
+                    debug_assert_eq!(e.cls_newer, newer, "a class list's back link is wrong");
+                    newer = i;
+                    i = e.cls_older;
+                    in_classes += 1;
+                }
+            }
+            debug_assert_eq!(in_classes, self.n, "the class lists lost an entry");
         }
     }
 
     /// The bytes the cache's spares hold committed.
     fn spare_bytes(&self) -> usize {
-        self.live()
-            .iter()
-            .filter(|e| e.spare)
-            .map(|e| e.weight)
-            .sum()
+        self.spares
     }
 
-    /// Remove and return entry `i` (0 = oldest), keeping the order of the others.
-    fn remove(&mut self, i: usize) -> Option<Entry> {
-        let n = self.n;
-        let e = *self.live().get(i)?;
-        if let Some(tail) = self.entries.get_mut(i..n) {
-            tail.rotate_left(1);
+    /// Take slot `i` off both its lists and free it; returns its entry.
+    #[inline(always)]
+    fn unlink(&mut self, i: u8) -> Entry {
+        let e = *self.at(i);
+        // The arrival list.
+        if e.older == NIL {
+            self.oldest = e.newer;
+        } else {
+            self.at_mut(e.older).newer = e.newer;
         }
-        self.n = n - 1;
-        self.bytes = self.bytes.saturating_sub(e.weight);
-        self.check();
-        Some(e)
+        if e.newer == NIL {
+            self.newest = e.older;
+        } else {
+            self.at_mut(e.newer).older = e.older;
+        }
+        // The class list (newest first from its head).
+        if e.cls_newer == NIL {
+            self.heads[e.cls as usize] = e.cls_older;
+            if e.cls_older == NIL {
+                self.nonempty[(e.cls / 64) as usize] &= !(1 << (e.cls % 64));
+            }
+        } else {
+            self.at_mut(e.cls_newer).cls_older = e.cls_older;
+        }
+        if e.cls_older != NIL {
+            self.at_mut(e.cls_older).cls_newer = e.cls_newer;
+        }
+        self.free |= 1 << (i & SLOT_MASK);
+        self.n -= 1;
+        self.bytes = self.bytes.saturating_sub(e.weight());
+        if e.spare {
+            self.spares = self.spares.saturating_sub(e.weight());
+        }
+        e
     }
 
-    /// Add `e` as the newest entry (false when full).
-    fn push_newest(&mut self, mut e: Entry) -> bool {
+    /// Remove and return the entry in slot `i`.
+    fn remove(&mut self, i: u8) -> Entry {
+        let e = self.unlink(i);
+        self.check();
+        e
+    }
+
+    /// Add `e` as the newest entry (false when full); its list links are set here.
+    #[inline(always)]
+    fn push_newest(&mut self, e: Entry) -> bool {
+        if self.free == 0 {
+            return false;
+        }
+        let i = self.free.trailing_zeros() as u8;
+        self.free &= !(1 << i);
+        let cls = hot_class(e.hot);
+        let (older, cls_older) = (self.newest, self.heads[cls as usize]);
         // Keep the stamps in arrival order (the purge looks at the first entry only): a
         // release that read the clock before a decommit without the lock may arrive after
         // one that read it later; it takes the later stamp (younger by at most that
         // system call's duration).
-        if let Some(last) = self.live().last() {
-            e.stamp = e.stamp.max(last.stamp);
+        let stamp = if older == NIL {
+            e.stamp
+        } else {
+            e.stamp.max(self.at(older).stamp)
+        };
+        *self.at_mut(i) = Entry {
+            stamp,
+            older,
+            newer: NIL,
+            cls_older,
+            cls_newer: NIL,
+            cls,
+            ..e
+        };
+        if older == NIL {
+            self.oldest = i;
+        } else {
+            self.at_mut(older).newer = i;
         }
-        match self.entries.get_mut(self.n) {
-            Some(slot) => {
-                *slot = e;
-                self.n += 1;
-                self.bytes += e.weight;
-                self.check();
-                true
-            }
-            None => false,
+        self.newest = i;
+        if cls_older != NIL {
+            self.at_mut(cls_older).cls_newer = i;
         }
+        self.heads[cls as usize] = i;
+        self.nonempty[(cls / 64) as usize] |= 1 << (cls % 64);
+        self.n += 1;
+        self.bytes += e.weight();
+        if e.spare {
+            self.spares += e.weight();
+        }
+        self.check();
+        true
     }
 
-    /// Move every entry `doomed` says yes to into `out`, keeping the order of the
-    /// others; one pass, however many go.
+    /// Move every entry `doomed` says yes to into `out`, oldest first; one pass, however
+    /// many go.
     fn remove_where(&mut self, out: &mut Doomed, mut doomed: impl FnMut(&Entry) -> bool) {
-        let n = self.n;
-        let mut kept = 0;
-        for i in 0..n {
-            let Some(&e) = self.entries.get(i) else { break };
+        let mut i = self.oldest;
+        let mut steps = 0;
+        while i != NIL && steps < MAX_ENTRIES {
+            let e = *self.at(i);
             if doomed(&e) && out.push(e.base, e.len) {
-                self.bytes = self.bytes.saturating_sub(e.weight);
-            } else {
-                if let Some(slot) = self.entries.get_mut(kept) {
-                    *slot = e;
-                }
-                kept += 1;
+                self.unlink(i);
             }
+            i = e.newer;
+            steps += 1;
         }
-        self.n = kept;
         self.check();
     }
 
     /// Move the `k` oldest entries into `out` (nothing when `k` is 0).
     fn remove_oldest(&mut self, out: &mut Doomed, k: usize) {
-        if k > 0 {
-            let mut i = 0;
-            self.remove_where(out, |_| {
-                i += 1;
-                i <= k
-            });
+        for _ in 0..k {
+            let Some(e) = self.first().copied() else {
+                break;
+            };
+            if !out.push(e.base, e.len) {
+                break;
+            }
+            self.unlink(self.oldest);
         }
+        self.check();
     }
 
     /// Decay: move into `out` the oldest entries cached before `cutoff`, as long as the
@@ -392,7 +597,7 @@ impl Inner {
             }
             k += 1;
             n -= 1;
-            bytes = bytes.saturating_sub(e.weight);
+            bytes = bytes.saturating_sub(e.weight());
         }
         self.remove_oldest(out, k);
     }
@@ -402,7 +607,7 @@ impl Inner {
     /// the oldest has aged already but stays (the idle target keeps it), one interval
     /// from now, when the peak behind that target has decayed again.
     fn due(&self, now: u64, decay_ms: u64) -> u64 {
-        match self.live().first() {
+        match self.first() {
             Some(e) if decay_ms > 0 => {
                 let aged = e.stamp.saturating_add(decay_ms);
                 if aged > now {
@@ -428,18 +633,20 @@ impl Inner {
         if weight > max_bytes || max_entries == 0 {
             return false;
         }
-        let (mut k, mut bytes) = (0, self.bytes);
         let fits =
             |n: usize, bytes: usize| n < max_entries && bytes.saturating_add(weight) <= max_bytes;
+        // A release that fits, the common case, touches no entry.
+        if fits(self.n, self.bytes) {
+            return true;
+        }
+        let (mut k, mut bytes) = (0, self.bytes);
         for e in self.live() {
             if fits(self.n - k, bytes) {
                 break;
             }
             k += 1;
-            bytes = bytes.saturating_sub(e.weight);
+            bytes = bytes.saturating_sub(e.weight());
         }
-        // Only when something must go: a pass that keeps the rest in order. (A release
-        // that fits, the common case, touches no entry.)
         self.remove_oldest(out, k);
         debug_assert!(
             fits(self.n, self.bytes),
@@ -448,6 +655,124 @@ impl Inner {
             self.bytes
         );
         fits(self.n, self.bytes)
+    }
+
+    /// The lowest non-empty class at or above `c`.
+    fn class_at_or_above(&self, c: usize) -> Option<usize> {
+        let mut w = c / 64;
+        let mut bits = self.nonempty.get(w)? & (u64::MAX << (c % 64));
+        loop {
+            if bits != 0 {
+                return Some(w * 64 + bits.trailing_zeros() as usize);
+            }
+            w += 1;
+            bits = *self.nonempty.get(w)?;
+        }
+    }
+
+    /// The highest non-empty class at or below `c`.
+    fn class_at_or_below(&self, c: usize) -> Option<usize> {
+        let mut w = c / 64;
+        let mut bits = self.nonempty.get(w)? & (u64::MAX >> (63 - c % 64));
+        loop {
+            if bits != 0 {
+                return Some(w * 64 + 63 - bits.leading_zeros() as usize);
+            }
+            w = w.checked_sub(1)?;
+            bits = *self.nonempty.get(w)?;
+        }
+    }
+
+    /// The slot of the entry [`RegionCache::take`] takes, if any: the shortest of length
+    /// `min_len..=max_len` (and not zeroed, with `committed_only`), the newest of those;
+    /// the newest of exactly `min_len` bytes ends the walk at once.
+    fn find_by_length(&self, min_len: usize, max_len: usize, committed_only: bool) -> Option<u8> {
+        let (mut best, mut best_len) = (NIL, max_len.saturating_add(1));
+        let mut i = self.newest;
+        let mut steps = 0;
+        while i != NIL && steps < MAX_ENTRIES {
+            let e = self.at(i);
+            // One comparison: `len - min_len < best_len - min_len` (wrapping) holds
+            // exactly for a length in `min_len..best_len`.
+            if e.len.wrapping_sub(min_len) < best_len.wrapping_sub(min_len)
+                && !(committed_only && e.zeroed)
+            {
+                (best, best_len) = (i, e.len);
+                if e.len == min_len {
+                    break;
+                }
+            }
+            i = e.older;
+            steps += 1;
+        }
+        (best != NIL).then_some(best)
+    }
+
+    /// The slot of the entry [`RegionCache::take_for`] takes (see there), if any: among
+    /// the entries of length `min_len..=max_len` (and not zeroed, with
+    /// `committed_only`), the one whose hot bytes cover `want` most tightly, else the
+    /// hottest; ties: the shorter, then the newer. It visits the classes from `want`'s
+    /// upward to the first with an entry that covers `want` (classes grow with the hot
+    /// bytes, so no later class can hold a tighter one), else downward to the first with
+    /// a candidate at all; in a class, its entries newest first.
+    fn find(
+        &self,
+        min_len: usize,
+        max_len: usize,
+        want: usize,
+        committed_only: bool,
+    ) -> Option<u8> {
+        // One comparison for the range: `len - min_len <= max_len - min_len` (wrapping)
+        // holds exactly for a length in `min_len..=max_len`.
+        let fits = |e: &Entry| {
+            e.len.wrapping_sub(min_len) <= max_len.wrapping_sub(min_len)
+                && !(committed_only && e.zeroed)
+        };
+        let c0 = hot_class(want) as usize;
+        // Covering: the least hot bytes, then the shortest, then the newest.
+        let mut c = c0;
+        while let Some(cc) = self.class_at_or_above(c) {
+            let mut best: Option<(u8, (usize, usize))> = None;
+            let mut i = self.heads[cc];
+            while i != NIL {
+                let e = self.at(i);
+                if e.hot >= want && fits(e) {
+                    let k = (e.hot, e.len);
+                    if best.is_none_or(|(_, b)| k < b) {
+                        best = Some((i, k));
+                        if k == (want, min_len) {
+                            break;
+                        }
+                    }
+                }
+                i = e.cls_older;
+            }
+            if let Some((i, _)) = best {
+                return Some(i);
+            }
+            c = cc + 1;
+        }
+        // Nothing covers `want`: the most hot bytes, then the shortest, then the newest.
+        let mut c = c0;
+        while let Some(cc) = self.class_at_or_below(c) {
+            let mut best: Option<(u8, (usize, usize))> = None;
+            let mut i = self.heads[cc];
+            while i != NIL {
+                let e = self.at(i);
+                if e.hot < want && fits(e) {
+                    let k = (!e.hot, e.len);
+                    if best.is_none_or(|(_, b)| k < b) {
+                        best = Some((i, k));
+                    }
+                }
+                i = e.cls_older;
+            }
+            if let Some((i, _)) = best {
+                return Some(i);
+            }
+            c = cc.checked_sub(1)?;
+        }
+        None
     }
 }
 
@@ -535,11 +860,7 @@ impl RegionCache {
         /// An empty cache.
         pub fn new() -> Self {
             RegionCache {
-                inner: Locked::new(Inner {
-                    entries: [EMPTY; MAX_ENTRIES],
-                    n: 0,
-                    bytes: 0,
-                }),
+                inner: Locked::new(Inner::new()),
                 due: AtomicU64::new(u64::MAX),
                 peak: DecayingPeak::new(),
             }
@@ -558,7 +879,26 @@ impl RegionCache {
     /// `base..base+len` is a whole mapping made by the OS box, holding no live data, and
     /// the caller gives up all use of it.
     pub unsafe fn release(&self, base: *mut u8, len: usize, limits: Limits) {
+        // SAFETY: forwarded caller guarantee.
+        unsafe { self.release_touched(base, len, len, limits) }
+    }
+
+    /// [`release`](Self::release), told that the blocks the region held were asked to
+    /// span only its first `touched` bytes (clamped to `len`): [`take_for`](Self::take_for)
+    /// then prefers it for a block of about that size. A hint for the choice only: the
+    /// region still counts its whole length against the byte bound.
+    ///
+    /// # Safety
+    /// As [`release`](Self::release).
+    pub unsafe fn release_touched(
+        &self,
+        base: *mut u8,
+        len: usize,
+        touched: usize,
+        limits: Limits,
+    ) {
         debug_assert!(!base.is_null() && len > 0, "release of an empty region");
+        let touched = touched.min(len);
         debug_assert!(
             (base as usize).is_multiple_of(os::PAGE),
             "release off a page"
@@ -573,7 +913,7 @@ impl RegionCache {
         let fate = self.inner.with(|c| {
             // The first entry is the oldest (arrival order): pass over the entries only
             // when one has decayed.
-            if limits.decay_ms > 0 && c.live().first().is_some_and(|e| e.stamp < cutoff) {
+            if limits.decay_ms > 0 && c.first().is_some_and(|e| e.stamp < cutoff) {
                 let (ke, kb) = self.idle_target(&limits, now);
                 c.purge_aged(&mut doomed, cutoff, ke, kb);
             }
@@ -591,8 +931,9 @@ impl RegionCache {
                     len,
                     zeroed: false,
                     spare,
-                    weight: len,
+                    hot: touched,
                     stamp: now,
+                    ..EMPTY
                 };
                 if !(c.make_room(&mut doomed, len, max_entries, limits.max_bytes)
                     && c.push_newest(e))
@@ -631,8 +972,9 @@ impl RegionCache {
                     len,
                     zeroed,
                     spare: false,
-                    weight,
+                    hot: if zeroed { 0 } else { touched },
                     stamp: now,
+                    ..EMPTY
                 };
                 let kept = self.inner.with(|c| {
                     let kept = c.make_room(&mut doomed, weight, max_entries, limits.max_bytes)
@@ -656,37 +998,47 @@ impl RegionCache {
     /// Returns `(base, len, maybe_dirty)`: `maybe_dirty` is true when the region may hold
     /// old bytes (it was not decommitted with `DONTNEED`); a region is never zeroed here.
     pub fn take(&self, min_len: usize, max_len: usize) -> Option<(*mut u8, usize, bool)> {
-        self.take_fit(min_len, max_len, false)
+        self.take_fit(min_len, max_len, None, false)
+            .map(|(b, l, d, _)| (b, l, d))
     }
 
-    /// [`take`](Self::take) among the regions whose pages were not decommitted with
-    /// `DONTNEED` only (`committed_only`), or among all.
+    /// Take the cached region of length `min_len..=max_len` that costs the fewest page
+    /// faults and holds the fewest idle resident pages for a block that spans its first
+    /// `want` bytes, by the `touched` hints of [`release_touched`](Self::release_touched):
+    /// the one whose hot bytes cover `want` most tightly, else (none covers it) the
+    /// hottest; among equals the shortest, then the newest. Regions of several lengths
+    /// all fit a large block (each a whole number of units): choosing by length alone
+    /// would put a small block on a region a big one had made resident, and the next
+    /// big block on a cold one, which faults all its pages in again (issue 16).
+    /// Returns `(base, len, maybe_dirty, hot)`: `hot` as the region was released
+    /// (0 when decommitted with `DONTNEED`).
+    pub fn take_for(
+        &self,
+        min_len: usize,
+        max_len: usize,
+        want: usize,
+    ) -> Option<(*mut u8, usize, bool, usize)> {
+        self.take_fit(min_len, max_len, Some(want), false)
+    }
+
+    /// [`take_for`](Self::take_for) (`want`), or [`take`](Self::take) (by length alone,
+    /// `None`), among the regions whose pages were not decommitted with `DONTNEED` only
+    /// (`committed_only`), or among all. Returns the region's hot bytes too.
     fn take_fit(
         &self,
         min_len: usize,
         max_len: usize,
+        want: Option<usize>,
         committed_only: bool,
-    ) -> Option<(*mut u8, usize, bool)> {
+    ) -> Option<(*mut u8, usize, bool, usize)> {
         self.inner.with(|c| {
-            // One comparison per entry: `len - min_len < best - min_len` (wrapping) holds
-            // exactly for a length in `min_len..best`, and `best` starts one past
-            // `max_len`.
-            let live = c.live();
-            let (mut best, mut best_len) = (usize::MAX, max_len.saturating_add(1));
-            for (i, e) in live.iter().enumerate().rev() {
-                if e.len.wrapping_sub(min_len) < best_len.wrapping_sub(min_len)
-                    && !(committed_only && e.zeroed)
-                {
-                    (best, best_len) = (i, e.len);
-                    if e.len == min_len {
-                        break;
-                    }
-                }
-            }
-            let i = best;
-            let e = c.remove(i)?;
+            let i = match want {
+                Some(want) => c.find(min_len, max_len, want, committed_only)?,
+                None => c.find_by_length(min_len, max_len, committed_only)?,
+            };
+            let e = c.remove(i);
             debug_assert!(e.len >= min_len && e.len <= max_len);
-            Some((e.base, e.len, !e.zeroed))
+            Some((e.base, e.len, !e.zeroed, e.hot))
         })
     }
 
@@ -728,7 +1080,7 @@ impl RegionCache {
         let (ke, kb) = self.idle_target(limits, now);
         let mut doomed = Doomed::new();
         self.inner.with(|c| {
-            if c.live().first().is_some_and(|e| e.stamp < cutoff) {
+            if c.first().is_some_and(|e| e.stamp < cutoff) {
                 c.purge_aged(&mut doomed, cutoff, ke, kb);
             }
             self.due.store(c.due(now, limits.decay_ms), Relaxed);
@@ -744,7 +1096,7 @@ impl RegionCache {
         // pass over every entry (each large allocation calls this).
         if !self
             .inner
-            .with(|c| c.live().first().is_some_and(|e| e.stamp < cutoff))
+            .with(|c| c.first().is_some_and(|e| e.stamp < cutoff))
         {
             return;
         }
@@ -930,32 +1282,61 @@ pub fn tick() {
     }
 }
 
-/// Hand over a freed large mapping of `len` bytes: cached within
+/// Hand over a freed large mapping of `len` bytes, whose blocks were asked to span its
+/// first `touched` bytes (a hint for [`large_take_cached`]'s choice): cached within
 /// `HAKMEM_LARGE_CACHE_MIB`, counted by all it may hold resident (its whole length: its
 /// block may have been written up to its usable size, the mapping's end, or shrunk in
 /// place after touching more; nothing once decommitted), else retired.
 ///
 /// # Safety
 /// As [`RegionCache::release`].
-pub unsafe fn large_release(base: *mut u8, len: usize) {
+pub unsafe fn large_release(base: *mut u8, len: usize, touched: usize) {
     // SAFETY: forwarded caller guarantee.
-    unsafe { LARGE.release(base, len, large_limits()) }
+    unsafe { LARGE.release_touched(base, len, touched, large_limits()) }
 }
 
-/// A cached large mapping with length in `min_len..=max_len`: `(base, len, maybe_dirty)`.
-pub fn large_take_cached(min_len: usize, max_len: usize) -> Option<(*mut u8, usize, bool)> {
+/// A cached large mapping with length in `min_len..=max_len` for a block that spans its
+/// first `want` bytes, chosen as [`RegionCache::take_for`] says (the fewest pages to
+/// fault in, then the fewest idle resident ones): `(base, len, maybe_dirty, hot)`, `hot`
+/// the bytes its earlier blocks spanned (0 when decommitted with `DONTNEED`).
+pub fn large_take_cached(
+    min_len: usize,
+    max_len: usize,
+    want: usize,
+) -> Option<(*mut u8, usize, bool, usize)> {
     tick();
-    LARGE.take(min_len, max_len)
+    LARGE.take_fit(min_len, max_len, large_want(want), false)
+}
+
+/// How the large cache chooses for a block that spans `want` bytes: by the hot bytes
+/// ([`RegionCache::take_for`]) where it keeps its mappings' pages, by length alone
+/// ([`RegionCache::take`]) where it decommits them (lean mode with decommit on: LEAN).
+/// There most cached mappings are cold and the committed ones are the spares; the hot
+/// rule would give a spare's resident pages to any block they cover, small ones too,
+/// and the spare budget would then keep another mapping committed: more resident at the
+/// peak (LEAN: +14% on `cbench large`, docs/results/160), against LEAN's RSS first.
+fn large_want(want: usize) -> Option<usize> {
+    want_under(lean_advice(), want)
+}
+
+/// [`large_want`] for a cache that decommits with `advice`.
+fn want_under(advice: Option<os::Advice>, want: usize) -> Option<usize> {
+    advice.is_none().then_some(want)
 }
 
 /// [`large_take_cached`] among the mappings whose pages are still there (not
 /// decommitted with `DONTNEED`): for a copy that should land on resident pages (a
-/// `realloc` that outgrows its mapping). A slow path: it first runs a purge that is due.
-pub fn large_take_committed(min_len: usize, max_len: usize) -> Option<(*mut u8, usize)> {
+/// `realloc` that outgrows its mapping). `(base, len, hot)`. A slow path: it first runs
+/// a purge that is due.
+pub fn large_take_committed(
+    min_len: usize,
+    max_len: usize,
+    want: usize,
+) -> Option<(*mut u8, usize, usize)> {
     tick();
     LARGE
-        .take_fit(min_len, max_len, true)
-        .map(|(b, l, _)| (b, l))
+        .take_fit(min_len, max_len, large_want(want), true)
+        .map(|(b, l, _, h)| (b, l, h))
 }
 
 /// Retire every cached region (both caches). Returns the bytes unmapped.
@@ -1389,6 +1770,217 @@ mod decay_tests {
     }
 
     #[test]
+    fn take_for_picks_the_region_whose_hot_part_fits_the_block() {
+        // Four regions of one length whose blocks spanned 1, 4, 2 and 3 pages. Each
+        // request takes the one it faults least into, then the one holding the fewest
+        // idle resident pages; by length alone (all equal) each would take the newest.
+        use os::PAGE;
+        let c = RegionCache::new();
+        let l = decaying(0, 0);
+        let regions: std::vec::Vec<*mut u8> = (0..4).map(|_| os::map(8 * PAGE)).collect();
+        for (&r, hot) in regions.iter().zip([1, 4, 2, 3]) {
+            // SAFETY: fresh mappings given up.
+            unsafe { c.release_touched(r, 8 * PAGE, hot * PAGE, l) };
+        }
+        let take = |want: usize| c.take_for(8 * PAGE, 8 * PAGE, want * PAGE).unwrap();
+        // 2 pages: the region hot on exactly 2 (no fault, no idle page).
+        assert_eq!(take(2), (regions[2], 8 * PAGE, true, 2 * PAGE));
+        // 2 pages again: hot on 3 covers it with one idle page, 4 with two.
+        assert_eq!(take(2).0, regions[3]);
+        // 6 pages: none covers it; the hottest (4) faults least.
+        assert_eq!(take(6).0, regions[1]);
+        assert_eq!(take(1).0, regions[0]);
+        assert_eq!(c.usage(), (0, 0));
+        // A plain release is hot on its whole length, and so is a hint past it (clamped:
+        // the debug check of the entries would fail otherwise).
+        // SAFETY: fresh mappings given up.
+        unsafe {
+            c.release_touched(regions[0], 8 * PAGE, 100 * PAGE, l);
+            c.release(regions[1], 8 * PAGE, l);
+        }
+        // Equal: the newest.
+        assert_eq!(take(1), (regions[1], 8 * PAGE, true, 8 * PAGE));
+        let e = c.take(8 * PAGE, 8 * PAGE).unwrap();
+        assert_eq!((e.0, e.1), (regions[0], 8 * PAGE));
+        assert!(c.take_for(8 * PAGE, 8 * PAGE, PAGE).is_none());
+        for r in regions {
+            // SAFETY: ours again.
+            unsafe { os::unmap(r, 8 * PAGE) };
+        }
+    }
+
+    #[test]
+    fn a_decommitted_region_is_cold() {
+        // DONTNEED gives its pages back: whatever its blocks spanned, it is hot on none.
+        use os::PAGE;
+        let c = RegionCache::new();
+        let l = Limits {
+            decommit: Some(os::Advice::DontNeed),
+            ..decaying(0, 0)
+        };
+        let (a, b) = (os::map(4 * PAGE), os::map(4 * PAGE));
+        // SAFETY: fresh mappings given up.
+        unsafe {
+            c.release_touched(a, 4 * PAGE, 4 * PAGE, l);
+            c.release_touched(b, 4 * PAGE, 2 * PAGE, decaying(0, 0));
+        }
+        // `b`, kept committed, covers 2 pages; `a` covers none.
+        assert_eq!(
+            c.take_for(4 * PAGE, 4 * PAGE, 2 * PAGE).map(|e| e.0),
+            Some(b)
+        );
+        assert_eq!(
+            c.take_for(4 * PAGE, 4 * PAGE, PAGE),
+            Some((a, 4 * PAGE, false, 0))
+        );
+        // SAFETY: ours again.
+        unsafe {
+            os::unmap(a, 4 * PAGE);
+            os::unmap(b, 4 * PAGE);
+        }
+    }
+
+    #[test]
+    fn hot_classes_grow_with_the_bytes_a_quarter_octave_each() {
+        let mut bytes: std::vec::Vec<usize> = (0..4096)
+            .chain((12..64).flat_map(|q| {
+                (0..64)
+                    .map(move |k| (1usize << q) + (k << q >> 6))
+                    .chain([(1usize << q) - 1])
+            }))
+            .chain([usize::MAX])
+            .collect();
+        bytes.sort_unstable();
+        let mut prev = 0;
+        for h in bytes {
+            let c = hot_class(h);
+            assert!(
+                (c as usize) < NCLS && c >= prev,
+                "class of {h}: {c} after {prev}"
+            );
+            prev = c;
+        }
+        assert_eq!(hot_class(4095), 0);
+        assert_eq!(hot_class(4096), 1);
+        assert_eq!(hot_class(5 << 10), 2);
+        assert_eq!(hot_class(8 << 10), 5, "four classes per doubling");
+        assert_eq!(hot_class(usize::MAX), 208);
+    }
+
+    /// `find`'s rule written as a scan over every entry: the tightest cover (fewest hot
+    /// bytes at or above `want`), else the hottest; ties: the shorter, then the newer.
+    fn find_by_scan(c: &Inner, min: usize, max: usize, want: usize, committed: bool) -> Option<u8> {
+        let mut all: std::vec::Vec<(u8, Entry)> = std::vec::Vec::new();
+        let mut i = c.oldest;
+        while i != NIL {
+            all.push((i, *c.at(i)));
+            i = c.at(i).newer;
+        }
+        let key = |e: &Entry| {
+            let miss = if e.hot >= want {
+                e.hot - want
+            } else {
+                (1 << 63) | (want - e.hot)
+            };
+            (miss, e.len)
+        };
+        all.iter()
+            .enumerate()
+            .filter(|(_, (_, e))| e.len >= min && e.len <= max && !(committed && e.zeroed))
+            // The newest of equals: the greatest arrival position.
+            .min_by_key(|(pos, (_, e))| (key(e), usize::MAX - pos))
+            .map(|(_, (i, _))| *i)
+    }
+
+    /// `find_by_length`'s rule as a scan: the shortest fitting length, the newest of
+    /// those.
+    fn length_by_scan(c: &Inner, min: usize, max: usize, committed: bool) -> Option<u8> {
+        let mut all: std::vec::Vec<(u8, Entry)> = std::vec::Vec::new();
+        let mut i = c.oldest;
+        while i != NIL {
+            all.push((i, *c.at(i)));
+            i = c.at(i).newer;
+        }
+        all.iter()
+            .enumerate()
+            .filter(|(_, (_, e))| e.len >= min && e.len <= max && !(committed && e.zeroed))
+            .min_by_key(|(pos, (_, e))| (e.len, usize::MAX - pos))
+            .map(|(_, (i, _))| *i)
+    }
+
+    #[test]
+    fn a_decommitting_large_cache_chooses_by_length() {
+        assert_eq!(want_under(None, 5), Some(5), "pages kept: by the hot bytes");
+        assert_eq!(
+            want_under(Some(os::Advice::DontNeed), 5),
+            None,
+            "LEAN: by length"
+        );
+        assert_eq!(want_under(Some(os::Advice::Free), 5), None);
+    }
+
+    #[test]
+    fn the_class_index_finds_what_a_scan_of_every_entry_finds() {
+        // Random caches (up to MAX_ENTRIES entries, lengths and hot bytes over many
+        // classes, some zeroed), random requests, and entries taken and added between
+        // them: the index must agree with the scan on every request.
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        let mut rnd = |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        let mut c = Inner::new();
+        let mut stamp = 0;
+        for round in 0..4000 {
+            if c.n < MAX_ENTRIES && (rnd(3) > 0 || c.n == 0) {
+                let len = (1 + rnd(16) as usize) << (12 + rnd(12));
+                let zeroed = rnd(8) == 0;
+                let hot = if zeroed {
+                    0
+                } else {
+                    (rnd(len as u64 + 1) as usize) & !0xFF
+                };
+                stamp += rnd(3);
+                let e = Entry {
+                    base: ((round + 1) << 12) as *mut u8,
+                    len,
+                    zeroed,
+                    hot,
+                    stamp,
+                    ..EMPTY
+                };
+                assert!(c.push_newest(e));
+            }
+            let min = (1 + rnd(16) as usize) << (12 + rnd(12));
+            let max = min.saturating_mul(1 + rnd(6) as usize);
+            let want = rnd(max as u64 + 1) as usize;
+            let committed = rnd(4) == 0;
+            let got = c.find(min, max, want, committed);
+            assert_eq!(
+                got,
+                find_by_scan(&c, min, max, want, committed),
+                "round {round}"
+            );
+            assert_eq!(
+                c.find_by_length(min, max, committed),
+                length_by_scan(&c, min, max, committed),
+                "round {round}, by length"
+            );
+            if let Some(i) = got
+                && rnd(2) == 0
+            {
+                c.remove(i);
+            }
+            if rnd(50) == 0 {
+                let mut out = Doomed::new();
+                c.remove_oldest(&mut out, rnd(4) as usize);
+            }
+        }
+    }
+
+    #[test]
     fn take_finds_the_best_fit() {
         use os::PAGE;
         let c = RegionCache::new();
@@ -1422,12 +2014,15 @@ mod decay_tests {
             c.release(a, 2 * PAGE, l);
             c.release(b, 2 * PAGE, l);
         }
-        assert_eq!(c.take_fit(PAGE, 4 * PAGE, true).map(|e| e.0), Some(a));
+        assert_eq!(c.take_fit(PAGE, 4 * PAGE, None, true).map(|e| e.0), Some(a));
         assert!(
-            c.take_fit(PAGE, 4 * PAGE, true).is_none(),
+            c.take_fit(PAGE, 4 * PAGE, None, true).is_none(),
             "b was decommitted"
         );
-        assert_eq!(c.take_fit(PAGE, 4 * PAGE, false).map(|e| e.0), Some(b));
+        assert_eq!(
+            c.take_fit(PAGE, 4 * PAGE, None, false).map(|e| e.0),
+            Some(b)
+        );
         // SAFETY: ours again.
         unsafe {
             os::unmap(a, 2 * PAGE);
