@@ -448,8 +448,8 @@ fn alloc_slow_with(size: usize, align: usize, zeroed: bool, cfg: &Config) -> *mu
 #[inline(never)]
 unsafe fn dealloc_slow(p: *mut u8, size: usize, align: usize) {
     // A mid block into the thread's bin first (as `alloc_slow_with`).
-    // SAFETY: forwarded caller guarantee: `p` is a live block of its class.
     if let Route::Mid(c) = route(size, align)
+        // SAFETY: forwarded caller guarantee: `p` is a live block of its class.
         && unsafe { hakmem_tiny_fast::try_free_class(p, c) }
     {
         return;
