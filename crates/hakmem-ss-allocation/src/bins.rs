@@ -1209,16 +1209,15 @@ mod tests {
         unsafe { libc::pthread_key_delete(k) };
     }
 
-    /// A bin with an array of `limit` pointers (leaked: the test's blocks stay valid).
-    fn test_bin(limit: u32) -> Bin {
-        let slots = std::boxed::Box::leak(
-            std::vec![ptr::null_mut::<u8>(); limit as usize].into_boxed_slice(),
-        );
+    /// A bin over the array `slots` (which the test keeps alive while the bin is used),
+    /// with a bound of its length.
+    fn test_bin(slots: &mut [*mut u8]) -> Bin {
         let mut b = Bin::EMPTY;
-        // SAFETY: a fresh array of `limit` pointers, used by this bin only.
+        // SAFETY: the caller's array of `slots.len()` pointers, used by this bin only
+        // and alive as long as it.
         unsafe {
             b.set_slots(slots.as_mut_ptr());
-            b.set_limit(limit);
+            b.set_limit(slots.len() as u32);
         }
         b
     }
@@ -1226,7 +1225,8 @@ mod tests {
     #[test]
     fn bin_push_pop_refill_overflow() {
         let cls = 2; // 48-byte blocks
-        let mut b = test_bin(8);
+        let mut b_slots = [ptr::null_mut::<u8>(); 8];
+        let mut b = test_bin(&mut b_slots);
         assert!(b.pop().is_null());
         // SAFETY: the bins are used with class `cls` only.
         let p = unsafe { b.refill(cls) };
@@ -1246,7 +1246,8 @@ mod tests {
         assert_eq!(b.count(), 7);
         // SAFETY: q is ours.
         unsafe { assert!(b.push(q)) };
-        let mut other = test_bin(8);
+        let mut other_slots = [ptr::null_mut::<u8>(); 8];
+        let mut other = test_bin(&mut other_slots);
         // SAFETY: class `cls` only.
         let extra = unsafe { other.refill(cls) };
         assert!(!extra.is_null());
@@ -1290,23 +1291,21 @@ mod tests {
         };
         let cls = 6; // 112-byte blocks, used by no other test here
         let bs = crate::class::block_size(cls);
-        let mut b = test_bin(8);
+        let mut b_slots = [ptr::null_mut::<u8>(); 8];
+        let mut b = test_bin(&mut b_slots);
         // SAFETY: the bin holds blocks of class `cls` only.
         let p = unsafe { b.refill(cls) };
         assert!(!p.is_null());
         assert!(whole(p, bs), "a block handed out is addressable whole");
-        let q = b.head;
-        assert!(!q.is_null());
-        assert!(free(q, bs), "a block in a bin is poisoned past its link");
+        let held: std::vec::Vec<*mut u8> = b.blocks().to_vec();
+        assert!(!held.is_empty());
+        assert!(
+            held.iter().all(|&q| free(q, bs)),
+            "a block in a bin is poisoned past its first words"
+        );
         // The slab's uncarved tail: the first slab of a fresh class carved exactly
         // `limit / 2` blocks (in some order: hardened builds shuffle them).
-        let mut first = p;
-        let mut r = q;
-        while !r.is_null() {
-            first = first.min(r);
-            // SAFETY: a block of the bin's list.
-            r = unsafe { next_of(r) };
-        }
+        let first = held.iter().copied().fold(p, |a, q| a.min(q));
         let tail = first.wrapping_add(4 * bs);
         assert!(poisoned(tail) && poisoned(tail.wrapping_add(bs - 1)));
         // SAFETY: `p` is ours, of class `cls`.
