@@ -507,7 +507,8 @@ impl Bin {
     /// back (a bin that caches nothing, limit 0, stays so).
     ///
     /// # Safety
-    /// As [`Bin::push`], and `cls` is the bin's class (see [`Bin`]).
+    /// As [`Bin::push`], `cls` is the bin's class (see [`Bin`]), and the bin's array has
+    /// room for `limit` pointers (it may become the bound).
     #[cold]
     #[inline(never)]
     pub unsafe fn overflow(&mut self, cls: usize, p: *mut u8, limit: u32) {

@@ -620,15 +620,16 @@ pub fn thread_init() -> bool {
         }
         let (tiny, mid) = c.bins.split_at_mut(NTINY);
         for (b, &limit) in tiny.iter_mut().zip(LIMITS.iter()) {
-            debug_assert!(limit as usize <= TINY_SLOTS);
-            // SAFETY: a tiny bin's array holds `TINY_SLOTS` pointers.
-            unsafe { b.set_limit(limit) };
+            // SAFETY: a tiny bin's array holds `TINY_SLOTS` pointers (a base bound is
+            // at most 256).
+            unsafe { b.set_limit(limit.min(TINY_SLOTS as u32)) };
         }
         c.growth.reset();
         for (b, &limit) in mid.iter_mut().zip(hakmem_mid::limits().iter()) {
             debug_assert!(limit as usize <= MID_SLOTS);
-            // SAFETY: a mid bin's array holds `MID_SLOTS` pointers.
-            unsafe { b.set_limit(limit) };
+            // SAFETY: a mid bin's array holds `MID_SLOTS` pointers (clamped: the mid
+            // policy's bounds are at most that, const-asserted above).
+            unsafe { b.set_limit(limit.min(MID_SLOTS as u32)) };
         }
         for (cls, b) in c.bins.iter_mut().enumerate() {
             // SAFETY: bin `cls` holds class `cls`.
@@ -710,9 +711,12 @@ pub fn alloc_slow_class(cls: usize) -> *mut u8 {
 /// The normal bound of bin `cls` now: a tiny bin's grown bound, else its base.
 #[inline]
 fn bound_of(c: &Cache, cls: usize) -> u32 {
+    // (Never past the bin's array: a grown bound stops at `TINY_SLOTS`, and a mid bound
+    // is at most `MID_SLOTS`, const-asserted; clamped all the same.)
+    let cap = if cls < NTINY { TINY_SLOTS } else { MID_SLOTS } as u32;
     match c.growth.bound.get(cls) {
-        Some(&b) if b != 0 => b,
-        _ => limit_at(cls),
+        Some(&b) if b != 0 => b.min(cap),
+        _ => limit_at(cls).min(cap),
     }
 }
 
