@@ -92,8 +92,16 @@ fn empty_superslab_is_released_and_foreign_pointers_rejected() {
     unsafe { flush(cls, v[0], 3) };
     // (Classes with 64 KiB slabs would keep the chain in the transfer cache: drain it.)
     drain_transfer_caches();
-    assert!(validate(v[0]).is_none(), "freed superslab no longer ours");
-    assert!(validate_class(v[0]).is_none());
+    // The superslab went to the release policy's cache, from which another test of this
+    // binary (running in parallel) may take it at once for its own class and carve a
+    // block at the same address: a block of class `cls` it is no more either way.
+    // (Asserting `None` was flaky: CI saw it fail once.)
+    assert_ne!(
+        validate(v[0]).map(|i| i.class),
+        Some(cls),
+        "freed superslab no longer ours"
+    );
+    assert_ne!(validate_class(v[0]), Some(cls));
 }
 
 #[test]
