@@ -62,9 +62,10 @@
 //!   bin, then back to its slab by a flush, where its owner's refill finds it.
 //! - The slow paths (never the fast path) honour a flush request ([`request_flush_all`]):
 //!   a thread that sees the flush epoch moved gives its whole cache back first.
-//! - A bin's bound never exceeds its array ([`MAX_TINY_BOUND`] pointers for a tiny bin,
-//!   the mid policy's largest bound for a mid bin); a thread that could not map its
-//!   arrays caches nothing.
+//! - A bin's bound never exceeds its array (a tiny bin's base array holds its base
+//!   bound, packed with the others; its big array, which it moves to, empty, when its
+//!   bound first grows past the base, [`MAX_TINY_BOUND`] pointers; a mid bin's, the mid
+//!   policy's largest bound); a thread that could not map its arrays caches nothing.
 //! - Nothing here allocates through the global allocator or panics.
 //!
 //! ```
@@ -118,8 +119,12 @@ struct Cache {
     /// The tiny bins' adaptive bounds (slow paths only).
     growth: Growth,
     /// The thread's block arrays (null: none mapped), [`SLOTS_BYTES`] long: bin `i`'s
-    /// array at [`slots_offset`]`(i)`.
+    /// array at [`slots_offset`]`(i)`, and a tiny bin's big one, once it grew, at
+    /// [`big_slots_offset`]`(i)`.
     slots: *mut u8,
+    /// Bit `i`: tiny bin `i` uses its big array (it grew past its base bound once since
+    /// the thread took its mapping). A bin whose bound is above its base always does.
+    big: u32,
 }
 
 /// Pointers each tiny bin's array holds: the most a tiny bin grows to.
@@ -130,9 +135,31 @@ const _: () = assert!(
     hakmem_release_policy::lean::mid_bin_bound(true).max as usize <= MID_SLOTS,
     "a mid bin's bound must fit its array"
 );
-/// Bytes of a thread's block arrays: the mid bins' first (small, all in a few pages),
-/// then the tiny bins' (each on its own pages, of which only those it fills are touched).
-const SLOTS_BYTES: usize = (NTINY * TINY_SLOTS + (NCLASS - NTINY) * MID_SLOTS) * 8;
+/// Bytes of a thread's block arrays: the mid bins' (`MID_SLOTS` pointers each), then the
+/// tiny bins' base arrays (`LIMITS[i]` pointers each), packed, so that a thread that
+/// uses every class touches a dozen pages of them (one page per tiny bin when each had
+/// 32 KiB of its own: results/180), then a big array of `TINY_SLOTS` pointers per tiny
+/// bin, which a bin moves to (empty, at a refill) when its bound first grows past its
+/// base; only the pages it fills are touched.
+const SLOTS_BYTES: usize = BIG_SLOTS_OFF + NTINY * TINY_SLOTS * 8;
+
+/// Where the tiny bins' base arrays start in the mapping (after the mid bins').
+const TINY_BASE_OFF: usize = (NCLASS - NTINY) * MID_SLOTS * 8;
+
+/// Offset of each tiny bin's base array from [`TINY_BASE_OFF`], and their total length
+/// (entry `NTINY`), in pointers.
+const TINY_BASE_AT: [usize; NTINY + 1] = {
+    let mut t = [0usize; NTINY + 1];
+    let mut c = 0;
+    while c < NTINY {
+        t[c + 1] = t[c] + LIMITS[c] as usize;
+        c += 1;
+    }
+    t
+};
+
+/// Where the tiny bins' big arrays start in the mapping (page-aligned).
+const BIG_SLOTS_OFF: usize = (TINY_BASE_OFF + TINY_BASE_AT[NTINY] * 8).next_multiple_of(4096);
 
 /// Block-array mappings of exited threads, kept for the next threads to start (a thread
 /// churn makes no system call per thread); at most [`SPARE_MAPS`], the rest unmapped.
@@ -184,12 +211,31 @@ unsafe fn give_slots_map(p: *mut u8) {
     unsafe { hakmem_os_stats::os::unmap(p, SLOTS_BYTES) };
 }
 
-/// Byte offset of bin `cls`'s array in the thread's mapping.
+/// Byte offset of bin `cls`'s first array in the thread's mapping (a tiny bin's base
+/// array holds `LIMITS[cls]` pointers, a mid bin's `MID_SLOTS`).
 const fn slots_offset(cls: usize) -> usize {
     if cls >= NTINY {
         (cls - NTINY) * MID_SLOTS * 8
     } else {
-        ((NCLASS - NTINY) * MID_SLOTS + cls * TINY_SLOTS) * 8
+        TINY_BASE_OFF + TINY_BASE_AT[cls] * 8
+    }
+}
+
+/// Byte offset of tiny bin `cls`'s big array (`TINY_SLOTS` pointers) in the mapping.
+const fn big_slots_offset(cls: usize) -> usize {
+    BIG_SLOTS_OFF + cls * TINY_SLOTS * 8
+}
+
+/// The pointers bin `cls`'s array holds now (`big`: the cache's mask of tiny bins on
+/// their big arrays).
+#[inline]
+fn slots_cap(big: u32, cls: usize) -> u32 {
+    if cls >= NTINY {
+        MID_SLOTS as u32
+    } else if big & (1 << cls) != 0 {
+        TINY_SLOTS as u32
+    } else {
+        LIMITS[cls]
     }
 }
 
@@ -374,6 +420,7 @@ mod tls {
                 flush_seen: 0,
                 growth: Growth::ZERO,
                 slots: core::ptr::null_mut(),
+                big: 0,
             })
         };
     }
@@ -613,16 +660,16 @@ pub fn thread_init() -> bool {
             return true;
         }
         c.slots = slots;
+        c.big = 0;
         for (cls, b) in c.bins.iter_mut().enumerate() {
-            // SAFETY: bin `cls`'s own part of the thread's mapping, `slots_of(cls)`
+            // SAFETY: bin `cls`'s own part of the thread's mapping, `slots_cap(0, cls)`
             // pointers long, unmapped only at thread exit after the bins stop caching.
             unsafe { b.set_slots(slots.add(slots_offset(cls)).cast()) };
         }
         let (tiny, mid) = c.bins.split_at_mut(NTINY);
         for (b, &limit) in tiny.iter_mut().zip(LIMITS.iter()) {
-            // SAFETY: a tiny bin's array holds `TINY_SLOTS` pointers (a base bound is
-            // at most 256).
-            unsafe { b.set_limit(limit.min(TINY_SLOTS as u32)) };
+            // SAFETY: a tiny bin's base array holds exactly its base bound.
+            unsafe { b.set_limit(limit) };
         }
         c.growth.reset();
         for (b, &limit) in mid.iter_mut().zip(hakmem_mid::limits().iter()) {
@@ -711,9 +758,10 @@ pub fn alloc_slow_class(cls: usize) -> *mut u8 {
 /// The normal bound of bin `cls` now: a tiny bin's grown bound, else its base.
 #[inline]
 fn bound_of(c: &Cache, cls: usize) -> u32 {
-    // (Never past the bin's array: a grown bound stops at `TINY_SLOTS`, and a mid bound
-    // is at most `MID_SLOTS`, const-asserted; clamped all the same.)
-    let cap = if cls < NTINY { TINY_SLOTS } else { MID_SLOTS } as u32;
+    // (Never past the bin's array: a bound above the base is a big array's, which stops
+    // at `TINY_SLOTS`, and a mid bound is at most `MID_SLOTS`, const-asserted; clamped
+    // all the same.)
+    let cap = slots_cap(c.big, cls);
     match c.growth.bound.get(cls) {
         Some(&b) if b != 0 => b.min(cap),
         _ => limit_at(cls).min(cap),
@@ -740,9 +788,19 @@ fn grow_on_refill(c: &mut Cache, cls: usize) {
         g.bound[cls] = cur + add;
         g.grown += add as usize * bs;
         let b = &mut c.bins[cls];
+        if c.big & (1 << cls) == 0 {
+            // The first growth past the base: the bin (empty, about to refill) moves to
+            // its big array, for good (until the thread's mapping goes to another).
+            debug_assert!(b.is_empty(), "a bin moved to its big array with blocks");
+            // SAFETY: the bin's big array, `TINY_SLOTS` pointers of the thread's
+            // mapping that nothing else uses, unmapped only after the bins stop caching.
+            unsafe { b.set_slots(c.slots.add(big_slots_offset(cls)).cast()) };
+            c.big |= 1 << cls;
+        }
         // (A bin shrunk by lean mode gets its bound back at its refill.)
         if b.limit() == cur {
-            // SAFETY: at most `MAX_TINY_BOUND`, the size of a tiny bin's array.
+            // SAFETY: at most `MAX_TINY_BOUND`, the size of a tiny bin's big array, on
+            // which the bin is now.
             unsafe { b.set_limit(cur + add) };
         }
     }
@@ -954,6 +1012,69 @@ mod tests {
                 unsafe { cache_free(p, cls) };
             }
         }
+    }
+
+    /// Pages of the calling thread's block-array mapping that are resident (`mincore`).
+    fn resident_slot_pages() -> usize {
+        resident_slot_pages_in(0, SLOTS_BYTES)
+    }
+
+    /// Resident pages of `len` bytes from byte `off` (page-aligned) of the calling
+    /// thread's block-array mapping.
+    fn resident_slot_pages_in(off: usize, len: usize) -> usize {
+        let base = with_cache(|c| c.slots);
+        assert!(!base.is_null());
+        assert!(off.is_multiple_of(4096) && off + len <= SLOTS_BYTES);
+        let mut vec = std::vec![0u8; len.div_ceil(4096)];
+        // SAFETY: `base + off` is page-aligned inside the thread's mapping of
+        // `SLOTS_BYTES`; `vec` has a byte per page of the range.
+        let r = unsafe { libc::mincore(base.add(off).cast(), len, vec.as_mut_ptr()) };
+        assert_eq!(r, 0);
+        vec.iter().filter(|&&v| v & 1 != 0).count()
+    }
+
+    /// A thread that uses every tiny class, each within its base bound, touches the
+    /// packed base arrays only: a few pages, not one per class (with 32 KiB of array per
+    /// tiny bin it touched 20). A bin that grows moves to its big array, keeping its
+    /// blocks' order and bound.
+    #[test]
+    fn base_arrays_are_packed_and_a_grown_bin_moves_to_its_big_array() {
+        std::thread::spawn(|| {
+            // The thread's mapping may be an exited thread's (pages of it resident):
+            // start from none (every bin is empty, so the arrays hold nothing).
+            assert!(thread_init());
+            let (base, empty) = with_cache(|c| (c.slots, c.bins.iter().all(|b| b.count() == 0)));
+            assert!(empty);
+            // SAFETY: the thread's own mapping, which holds no block now.
+            let r = unsafe { libc::madvise(base.cast(), SLOTS_BYTES, libc::MADV_DONTNEED) };
+            assert_eq!(r, 0);
+            assert_eq!(resident_slot_pages(), 0);
+            for cls in 0..NTINY {
+                // Half the base bound: one refill's worth, never an overflow.
+                churn(cls, limit_of(cls) as usize / 2, 2);
+            }
+            let pages = resident_slot_pages();
+            // The base arrays' bytes, packed, and a page for their misalignment.
+            let base_bytes: usize = LIMITS.iter().map(|&l| l as usize * 8).sum();
+            let packed = base_bytes.div_ceil(4096) + 1;
+            assert!(
+                pages <= packed,
+                "{pages} pages of block arrays resident for {NTINY} tiny bins (packed: {packed})"
+            );
+            assert_eq!(with_cache(|c| c.big), 0, "no bin grew");
+            // Growth moves the bin to its big array.
+            let cls = class::class_of(48);
+            churn(cls, 1500, 8);
+            assert_ne!(with_cache(|c| c.big) & (1 << cls), 0);
+            assert!(bin_limit(cls) > limit_of(cls));
+            assert!(
+                resident_slot_pages_in(big_slots_offset(cls), TINY_SLOTS * 8) >= 2,
+                "a grown bin's blocks are not in its big array"
+            );
+            assert!(with_cache(|c| c.bins[cls].count()) >= 1500);
+        })
+        .join()
+        .unwrap();
     }
 
     /// A tiny bin whose class's working set is bigger than its bound overflows, then
