@@ -1,6 +1,7 @@
 //! hakmem as the `#[global_allocator]` of a whole test program: std collections,
-//! strings and maps, threads with channels (cross-thread frees), thousands of
-//! short-lived threads with RSS checked, and fork in a threaded process.
+//! strings and maps, threads with channels (cross-thread frees), and fork in a threaded
+//! process. (Thousands of short-lived threads with the RSS checked are in
+//! `thread_churn_rss.rs`, a process of their own: the RSS is the whole process's.)
 //!
 //! `HAKMEM_CHANNEL_MSGS` (default 30,000) scales the channel test (the sanitizer runs,
 //! `cargo xtask sanitize`, make it smaller).
@@ -11,12 +12,6 @@ use std::thread;
 
 #[global_allocator]
 static GLOBAL: hakmem::HakMem = hakmem::HakMem;
-
-fn rss_kib() -> u64 {
-    let s = std::fs::read_to_string("/proc/self/statm").unwrap();
-    let pages: u64 = s.split_whitespace().nth(1).unwrap().parse().unwrap();
-    pages * 4
-}
 
 #[test]
 fn collections_strings_maps() {
@@ -94,41 +89,6 @@ fn channels_move_blocks_between_threads() {
     });
     producer.join().unwrap();
     assert_eq!(consumer.join().unwrap(), msgs);
-}
-
-fn churn_threads(n: usize) {
-    for _ in 0..n / 8 {
-        let hs: Vec<_> = (0..8)
-            .map(|t| {
-                thread::spawn(move || {
-                    let mut keep = Vec::new();
-                    for i in 0..200usize {
-                        let v = vec![t as u8; 16 + (i * 37) % 3000];
-                        if i % 3 == 0 {
-                            keep.push(v);
-                        }
-                    }
-                    keep // freed by the joining thread
-                })
-            })
-            .collect();
-        for h in hs {
-            let keep = h.join().unwrap();
-            assert!(keep.iter().all(|v| !v.is_empty()));
-        }
-    }
-}
-
-#[test]
-fn thousands_of_short_lived_threads_leave_rss_flat() {
-    churn_threads(400); // warm up
-    let before = rss_kib();
-    churn_threads(2400);
-    let after = rss_kib();
-    assert!(
-        after < before + 8 * 1024,
-        "RSS grew from {before} KiB to {after} KiB over 2,400 short-lived threads"
-    );
 }
 
 #[test]
