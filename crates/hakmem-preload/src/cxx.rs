@@ -160,17 +160,17 @@ type NewFn = unsafe extern "C-unwind" fn(usize, usize, usize) -> *mut c_void;
 type DeleteFn = unsafe extern "C-unwind" fn(*mut c_void, usize, usize);
 
 /// Where the `dlsym` lookups of a symbol stand: 0 not yet, 1 absent, else its address.
-struct Lazy(AtomicUsize);
+pub(crate) struct Lazy(AtomicUsize);
 
 impl Lazy {
-    const fn new() -> Lazy {
+    pub(crate) const fn new() -> Lazy {
         Lazy(AtomicUsize::new(0))
     }
 
     /// The address of `name` in `handle` (cached; a racing first lookup only repeats the
     /// same `dlsym`).
     #[cold]
-    fn get(&self, handle: *mut c_void, name: &CStr) -> Option<usize> {
+    pub(crate) fn get(&self, handle: *mut c_void, name: &CStr) -> Option<usize> {
         let a = self.0.load(Ordering::Acquire);
         if a != 0 {
             return (a > 1).then_some(a);

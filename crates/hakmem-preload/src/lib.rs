@@ -19,10 +19,12 @@
 //! [`malloc`], [`free`], [`calloc`], [`realloc`], [`reallocarray`], [`posix_memalign`],
 //! [`aligned_alloc`], [`memalign`], [`valloc`], [`pvalloc`], [`malloc_usable_size`],
 //! [`free_sized`], [`free_aligned_sized`], [`malloc_trim`]; and the C++ operators
-//! `new`/`delete` in every form, with libstdc++'s failure semantics ([`cxx`]). The shared object also runs a
-//! constructor at load time that sets hakmem up (one allocation), so that hakmem's
-//! thread-exit key (at the highest pthread key index) is created while the process is
-//! single-threaded. `docs/c-abi.md` describes the library
+//! `new`/`delete` in every form, with libstdc++'s failure semantics ([`cxx`]); and
+//! [`pthread_create`], a wrapper that makes hakmem's thread-exit key at the highest
+//! pthread key index before the process's first thread starts (so that a program that
+//! never starts one does not pay for that sweep). The shared object also runs a
+//! constructor at load time that sets hakmem up ([`on_load`]: one allocation).
+//! `docs/c-abi.md` describes the library
 //! for its users: semantics, the TLS model, `dlopen`, measurements, limitations.
 //!
 //! **Tests**: `src/tests.rs` (these functions, in process); `tests/c_programs.rs` (C
@@ -359,6 +361,59 @@ fn usable_size_checked(p: *mut c_void) -> Result<usize, BadPointer> {
     // SAFETY: the facade validates `p` in O(1) and reads only hakmem's own memory for a
     // pointer it refuses.
     unsafe { raw::usable_size(p.cast()) }
+}
+
+// ---------------------------------------------------------------------------------------
+// Start-up and thread creation.
+
+/// What `libhakmem.so`'s constructor runs when the library is loaded: put off the
+/// thread-exit key's sweep of the pthread key indices until the first thread creation
+/// ([`pthread_create`]), then set the process and the loading thread up with one
+/// allocation (gates read, fork handlers registered, this thread's cache armed on a key
+/// at the lowest free index: one `pthread_key_create`).
+pub fn on_load() {
+    raw::defer_exit_key();
+    // SAFETY: a block this allocator just returned, freed once.
+    unsafe { free(malloc(1)) };
+}
+
+/// `pthread_create`'s signature.
+type PthreadCreate = unsafe extern "C" fn(
+    *mut libc::pthread_t,
+    *const libc::pthread_attr_t,
+    extern "C" fn(*mut c_void) -> *mut c_void,
+    *mut c_void,
+) -> c_int;
+
+/// The next definition of `pthread_create` (glibc's).
+static NEXT_PTHREAD_CREATE: cxx::Lazy = cxx::Lazy::new();
+
+/// `pthread_create(3)`, wrapped by `libhakmem.so` (as sanitizers and profilers wrap it):
+/// before the process's first thread starts, hakmem makes its thread-exit key at the
+/// highest pthread key index (`raw::before_thread_create`: about 1,024
+/// `pthread_key_create` calls, 0.3 ms, once; then one atomic load per call), so that a
+/// program that never starts a thread never pays for it; then the next definition
+/// (glibc's, found once with `dlsym(RTLD_NEXT)`) creates the thread, with the same
+/// arguments and result. Aborts with one line if there is no next definition (a process
+/// without `pthread_create` cannot have called it).
+///
+/// # Safety
+/// As glibc's `pthread_create`.
+pub unsafe fn pthread_create(
+    thread: *mut libc::pthread_t,
+    attr: *const libc::pthread_attr_t,
+    start: extern "C" fn(*mut c_void) -> *mut c_void,
+    arg: *mut c_void,
+) -> c_int {
+    raw::before_thread_create();
+    let Some(f) = NEXT_PTHREAD_CREATE.get(libc::RTLD_NEXT, c"pthread_create") else {
+        hakmem_os_stats::report::fatal_args(format_args!(
+            "pthread_create: no next definition (glibc's) in the process"
+        ));
+    };
+    // SAFETY: `f` is the next `pthread_create` of the process, which has this signature;
+    // the caller's arguments are forwarded unchanged.
+    unsafe { core::mem::transmute::<usize, PthreadCreate>(f)(thread, attr, start, arg) }
 }
 
 pub mod cxx;

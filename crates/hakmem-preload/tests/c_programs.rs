@@ -150,6 +150,30 @@ fn many_pthread_keys() {
     );
 }
 
+/// The thread-exit key's sweep of the pthread key indices waits for the first
+/// `pthread_create`: a single-threaded process holds one hakmem key, at a low index, and
+/// can create every other; the first thread creation makes the key at the highest index
+/// and moves the creating thread onto it, and every new thread is armed on it. With a
+/// glibc helper thread running first (`timer_create`), there is no sweep (it could make
+/// that thread's `pthread_key_create` fail): every thread stays on the low key.
+#[test]
+fn exit_key_is_swept_at_the_first_pthread_create() {
+    let Some(exe) = compile("tests/c/exit_key.c", "exit_key", "exit_key") else {
+        return;
+    };
+    for arg in [None, Some("timer")] {
+        let mut c = Command::new(&exe);
+        c.args(arg);
+        let r = run_ok(c, "exit_key", T);
+        assert!(
+            r.stdout.contains("exit_key: ok"),
+            "{}",
+            r.describe("exit_key")
+        );
+        println!("{}", r.stdout.trim());
+    }
+}
+
 /// A thread whose first allocation (or first call, a free) comes during its own
 /// teardown, from a pthread key destructor in round 1, 2, 3 or 4, on glibc's stacks and
 /// on stacks the program maps and unmaps after `join`: its cache is drained and leaves

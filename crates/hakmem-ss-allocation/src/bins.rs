@@ -231,7 +231,7 @@ pub unsafe fn clear_mark(p: *mut u8) {
 }
 use core::cell::UnsafeCell;
 use core::ptr;
-use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use hakmem_os_stats::lock::Locked;
 
 /// Most bytes of blocks a refill takes from the slabs (at least one block), whatever the
@@ -996,24 +996,49 @@ pub const MAX_EXIT_HOOKS: usize = 4;
 /// visited, after any destructor that could have armed it. A hook drains the cache and
 /// turns caching off for good, so allocations in later rounds cache nothing.
 ///
-/// Costs: creating the key takes about 1,024 `pthread_key_create` calls (0.3 ms, once
-/// per process; while it runs another thread's `pthread_key_create` could fail, so it is
-/// done at the process's first allocation, single-threaded in practice; `libhakmem.so`
-/// does it from a constructor). For an index of 32 or more, glibc's first
+/// Costs: creating the key takes about 1,024 `pthread_key_create` calls (0.3 ms, 4.8
+/// million instructions, once per process; while it runs another thread's
+/// `pthread_key_create` could fail, so it is done at the process's first allocation,
+/// single-threaded in practice).
+///
+/// **Deferred** ([`ExitKey::defer`], what `libhakmem.so` does, since it wraps
+/// `pthread_create`): threads are armed on a second key, created at the lowest free index
+/// with one call, until [`ExitKey::prepare_for_threads`] creates the highest one, which
+/// the library calls before each `pthread_create` (a no-op once the key exists): that is
+/// while the process still has one thread, so the sweep races with no other
+/// `pthread_key_create`, and the creating thread moves onto the new key (a process that
+/// has other threads by then, made without the wrapper, gets no sweep: they could be
+/// creating keys; every thread stays on the low key). A program that
+/// never starts a thread never pays the sweep; the main thread needs no round ordering
+/// (its first allocation precedes every destructor round), and nor does a thread made
+/// otherwise than by `pthread_create` (glibc's own helper threads) unless its first
+/// allocation comes from a key destructor in round 4: such a thread, armed on the low
+/// key, is the one case left undrained. The low key, once made, stays (both keys run the
+/// same destructor, and a thread is armed on one of them).
+///
+/// For an index of 32 or more, glibc's first
 /// `pthread_setspecific` on a thread allocates a 512-byte array with `calloc` (under
 /// `LD_PRELOAD` that re-enters hakmem while it sets the thread up: the cache turns
 /// caching on before arming the key) and frees it after the last round (a free from a
 /// thread whose cache is already off).
 pub struct ExitKey {
-    /// 0: not created, 1: being created, 2: ready, 3: failed.
+    /// The key at the highest free index. 0: not created, 1: being created, 2: ready,
+    /// 3: failed.
     state: AtomicU32,
     key: UnsafeCell<libc::pthread_key_t>,
+    /// The key at the lowest free index, for threads armed before the highest one exists
+    /// when its creation is deferred ([`ExitKey::defer`]); states as `state`.
+    low_state: AtomicU32,
+    low: UnsafeCell<libc::pthread_key_t>,
+    /// Whether the highest key waits for [`ExitKey::prepare_for_threads`] (set by
+    /// [`ExitKey::defer`]).
+    deferred: AtomicBool,
     /// The hooks, as `fn()` addresses (0: free slot).
     hooks: [AtomicUsize; MAX_EXIT_HOOKS],
 }
 
-// SAFETY: `key` is written once (state 1 -> 2, by one thread) and read only in state 2;
-// the hooks are atomics.
+// SAFETY: `key` and `low` are each written once (their state 1 -> 2, by one thread) and
+// read only in state 2; everything else is atomic.
 unsafe impl Sync for ExitKey {}
 
 /// The process's thread-exit key (`hakmem-tiny-fast`'s thread cache arms it).
@@ -1064,7 +1089,62 @@ fn create_last_key(dtor: unsafe extern "C" fn(*mut libc::c_void)) -> Option<libc
     last
 }
 
-/// The destructor of the key: `v` is the [`ExitKey`] (set by `arm`).
+/// The number of threads of the process (`/proc/self/stat`'s 20th field), if it can be
+/// read: three system calls, no allocation.
+fn process_threads() -> Option<usize> {
+    let mut buf = [0u8; 1024];
+    // SAFETY: a NUL-terminated path; the descriptor is closed below.
+    let fd = unsafe {
+        libc::open(
+            c"/proc/self/stat".as_ptr(),
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: `buf` has room for `buf.len()` bytes; `fd` is open.
+    let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+    // SAFETY: `fd` was opened above.
+    unsafe { libc::close(fd) };
+    let text = buf.get(..usize::try_from(n).ok()?)?;
+    // "pid (comm) state ppid ...": the command may hold spaces and parentheses, so the
+    // fields are counted from the last ')'; the number of threads is the 18th after it.
+    let rest = text.get(text.iter().rposition(|&b| b == b')')? + 1..)?;
+    let field = rest
+        .split(|&b| b == b' ')
+        .filter(|f| !f.is_empty())
+        .nth(17)?;
+    core::str::from_utf8(field).ok()?.parse().ok()
+}
+
+/// Run `make` once for the key behind `state` (0: not created, 1: being created, 2:
+/// ready, 3: failed) and store what it made in `key`; later calls wait for the first.
+/// True once the key is ready.
+fn create_once(
+    state: &AtomicU32,
+    key: &UnsafeCell<libc::pthread_key_t>,
+    make: impl FnOnce() -> Option<libc::pthread_key_t>,
+) -> bool {
+    let mut make = Some(make);
+    loop {
+        match state.compare_exchange(0, 1, Ordering::Acquire, Ordering::Acquire) {
+            Ok(_) => {
+                let made = make.take().and_then(|f| f());
+                if let Some(k) = made {
+                    // SAFETY: state 1 gives this thread exclusive access to `key`.
+                    unsafe { *key.get() = k };
+                }
+                state.store(if made.is_some() { 2 } else { 3 }, Ordering::Release);
+            }
+            Err(1) => core::hint::spin_loop(),
+            Err(2) => return true,
+            Err(_) => return false,
+        }
+    }
+}
+
+/// The destructor of the keys: `v` is the [`ExitKey`] (set by `arm`).
 unsafe extern "C" fn run_exit_hooks(v: *mut libc::c_void) {
     // SAFETY: the only value ever set is a `&'static ExitKey`.
     let key = unsafe { &*(v as *const ExitKey) };
@@ -1084,6 +1164,9 @@ impl ExitKey {
         ExitKey {
             state: AtomicU32::new(0),
             key: UnsafeCell::new(0),
+            low_state: AtomicU32::new(0),
+            low: UnsafeCell::new(0),
+            deferred: AtomicBool::new(false),
             hooks: [const { AtomicUsize::new(0) }; MAX_EXIT_HOOKS],
         }
     }
@@ -1105,25 +1188,80 @@ impl ExitKey {
     /// Create the key (once per process, at the highest free index). False if it could
     /// not be created.
     pub fn create(&self) -> bool {
-        loop {
-            match self
+        create_once(&self.state, &self.key, || create_last_key(run_exit_hooks))
+    }
+
+    /// Create the low key (once per process, at the lowest free index: one
+    /// `pthread_key_create`). False if it could not be created.
+    fn create_low(&self) -> bool {
+        create_once(&self.low_state, &self.low, || {
+            let mut k: libc::pthread_key_t = 0;
+            // SAFETY: `k` is a valid out-parameter; the destructor is `extern "C"`.
+            (unsafe { libc::pthread_key_create(&mut k, Some(run_exit_hooks)) } == 0).then_some(k)
+        })
+    }
+
+    /// Defer the key at the highest index until [`ExitKey::prepare_for_threads`] (or
+    /// for good): until then a thread is armed on a key at the lowest free index, which
+    /// costs one `pthread_key_create` instead of the sweep of 1,024. For a library that
+    /// sees every thread creation coming (`libhakmem.so` wraps `pthread_create`), so that
+    /// a program that never starts a thread never pays the sweep. Call it before the
+    /// first thread is armed.
+    pub fn defer(&self) {
+        self.deferred.store(true, Ordering::Relaxed);
+    }
+
+    /// Before a thread is created: create the key at the highest index (the sweep), if
+    /// it does not exist yet, and move the calling thread onto it if it was armed on the
+    /// low key. Only while the process has one thread (`/proc/self/stat`; taken as one
+    /// if it cannot be read): with more, another thread could be creating pthread keys,
+    /// which the sweep could make fail, so there is none, for good. False if the key was
+    /// not created (threads are then armed on the low key).
+    pub fn prepare_for_threads(&'static self) -> bool {
+        match self.state.load(Ordering::Acquire) {
+            2 => true,
+            3 => false,
+            _ => self.prepare_with(process_threads()),
+        }
+    }
+
+    /// [`ExitKey::prepare_for_threads`] in a process of `threads` threads (`None`: not
+    /// known, taken as one).
+    fn prepare_with(&'static self, threads: Option<usize>) -> bool {
+        if threads.is_some_and(|n| n > 1) {
+            // Other threads exist already (made otherwise than by the caller's
+            // wrapper): the sweep could make their `pthread_key_create` fail, so there is
+            // none; every thread stays on the low key.
+            if self
                 .state
-                .compare_exchange(0, 1, Ordering::Acquire, Ordering::Acquire)
+                .compare_exchange(0, 3, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
             {
-                Ok(_) => {
-                    let made = create_last_key(run_exit_hooks);
-                    if let Some(k) = made {
-                        // SAFETY: state 1 gives this thread exclusive access to `key`.
-                        unsafe { *self.key.get() = k };
+                return false;
+            }
+            return self.state.load(Ordering::Acquire) == 2;
+        }
+        if !self.create() {
+            return false;
+        }
+        if self.low_state.load(Ordering::Acquire) == 2 {
+            // SAFETY: state 2: `low` and `key` are initialized and immutable.
+            let (low, high) = unsafe { (*self.low.get(), *self.key.get()) };
+            let me = self as *const ExitKey as *const libc::c_void;
+            // SAFETY: `low` is a live key; reading this thread's value has no other
+            // precondition.
+            if ptr::eq(unsafe { libc::pthread_getspecific(low) }, me) {
+                // The high key first (`pthread_setspecific` may `calloc`: the thread's
+                // cache is on), then off the low one: the thread is armed throughout.
+                // SAFETY: live keys; the value is this `'static` key.
+                unsafe {
+                    if libc::pthread_setspecific(high, me) == 0 {
+                        libc::pthread_setspecific(low, ptr::null());
                     }
-                    self.state
-                        .store(if made.is_some() { 2 } else { 3 }, Ordering::Release);
                 }
-                Err(1) => core::hint::spin_loop(),
-                Err(2) => return true,
-                Err(_) => return false,
             }
         }
+        true
     }
 
     /// The key's index (glibc's `pthread_key_t` is the index), once created.
@@ -1131,6 +1269,16 @@ impl ExitKey {
         if self.state.load(Ordering::Acquire) == 2 {
             // SAFETY: state 2: `key` is initialized and immutable.
             Some(unsafe { *self.key.get() } as usize)
+        } else {
+            None
+        }
+    }
+
+    /// The low key's index, once created (see [`ExitKey::defer`]).
+    pub fn low_index(&self) -> Option<usize> {
+        if self.low_state.load(Ordering::Acquire) == 2 {
+            // SAFETY: state 2: `low` is initialized and immutable.
+            Some(unsafe { *self.low.get() } as usize)
         } else {
             None
         }
@@ -1145,16 +1293,28 @@ impl ExitKey {
     /// `pthread_setspecific` may call `calloc` (the key's index is above 31): the caller
     /// must be ready for a re-entrant allocation.
     pub fn register_current_thread(&'static self, hook: fn()) -> bool {
-        if !self.add_hook(hook) || !self.create() {
+        if !self.add_hook(hook) {
             return false;
         }
-        // SAFETY: state 2: `key` is initialized and immutable. A non-null value makes
-        // the destructor run at thread exit; it is this `'static` key.
+        // The highest key when it exists (or is not deferred), else the low one.
+        let key =
+            if self.state.load(Ordering::Acquire) == 2 || !self.deferred.load(Ordering::Relaxed) {
+                if !self.create() {
+                    return false;
+                }
+                &self.key
+            } else {
+                if !self.create_low() {
+                    return false;
+                }
+                &self.low
+            };
+        // SAFETY: state 2 (checked by `create` / `create_low`): the key is initialized
+        // and immutable. A non-null value makes the destructor run at thread exit; it is
+        // this `'static` key.
         unsafe {
-            libc::pthread_setspecific(
-                *self.key.get(),
-                self as *const ExitKey as *const libc::c_void,
-            ) == 0
+            libc::pthread_setspecific(*key.get(), self as *const ExitKey as *const libc::c_void)
+                == 0
         }
     }
 }
@@ -1193,21 +1353,118 @@ mod tests {
         }
     }
 
+    /// The tests that sweep the key indices (two sweeps at once would split the free
+    /// indices between them).
+    static SWEEP: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    /// Every key that can be created now is below `index` (all deleted again), and
+    /// there is at least one.
+    fn highest_free_was(index: usize) {
+        let mut made = std::vec::Vec::new();
+        loop {
+            let mut k = 0;
+            // SAFETY: a valid out-parameter.
+            if unsafe { libc::pthread_key_create(&mut k, None) } != 0 {
+                break;
+            }
+            made.push(k);
+        }
+        assert!(!made.is_empty(), "the sweep gave the other keys back");
+        for &k in &made {
+            assert!((k as usize) < index, "key {k} above the swept one, {index}");
+            // SAFETY: created just above.
+            unsafe { libc::pthread_key_delete(k) };
+        }
+    }
+
+    fn value_of(k: usize) -> *const libc::c_void {
+        // SAFETY: glibc returns null for an index that is not a live key.
+        unsafe { libc::pthread_getspecific(k as libc::pthread_key_t) }
+    }
+
     #[test]
     fn exit_key_takes_the_highest_free_index() {
+        let _g = SWEEP.lock().unwrap_or_else(|e| e.into_inner());
         static K: ExitKey = ExitKey::new();
         assert_eq!(K.index(), None);
         assert!(K.create());
+        let i = K.index().unwrap();
         // SAFETY: sysconf has no preconditions.
         let max = unsafe { libc::sysconf(libc::_SC_THREAD_KEYS_MAX) };
-        assert_eq!(K.index(), Some(max as usize - 1));
-        // The other keys were given back: the program can still create keys.
-        let mut k = 0;
-        // SAFETY: a valid out-parameter.
-        assert_eq!(unsafe { libc::pthread_key_create(&mut k, None) }, 0);
-        assert!((k as usize) < max as usize - 1);
-        // SAFETY: created just above.
-        unsafe { libc::pthread_key_delete(k) };
+        assert!(i < max as usize);
+        highest_free_was(i);
+    }
+
+    #[test]
+    fn a_deferred_exit_key_arms_a_low_key_until_threads_are_prepared() {
+        static K: ExitKey = ExitKey::new();
+        fn hook() {}
+        let me = &K as *const ExitKey as *const libc::c_void;
+        let _g = SWEEP.lock().unwrap_or_else(|e| e.into_inner());
+        K.defer();
+        // Armed without the sweep: on one key at the lowest free index.
+        assert!(K.register_current_thread(hook));
+        assert_eq!(K.index(), None, "swept before prepare_for_threads");
+        let low = K.low_index().unwrap();
+        assert_eq!(value_of(low), me);
+        // (As in a process of one thread: the harness runs others.)
+        assert!(K.prepare_with(Some(1)));
+        let high = K.index().unwrap();
+        assert!(high > low);
+        highest_free_was(high);
+        // The calling thread moved onto the highest key.
+        assert_eq!(value_of(high), me);
+        assert!(value_of(low).is_null());
+        // A thread armed afterwards is on the highest key too, and a second preparation
+        // changes nothing.
+        std::thread::spawn(move || {
+            let me = &K as *const ExitKey as *const libc::c_void;
+            assert!(K.register_current_thread(hook));
+            assert_eq!(value_of(high), me);
+            assert!(value_of(low).is_null());
+        })
+        .join()
+        .unwrap();
+        assert!(K.prepare_for_threads());
+        assert_eq!(K.index(), Some(high));
+    }
+
+    #[test]
+    fn a_deferred_exit_key_is_not_swept_once_other_threads_run() {
+        static K: ExitKey = ExitKey::new();
+        fn hook() {}
+        K.defer();
+        assert!(K.register_current_thread(hook));
+        // Other threads run: a sweep now could make their `pthread_key_create` fail, so
+        // there is none.
+        assert!(!K.prepare_with(Some(2)));
+        assert_eq!(K.index(), None);
+        assert!(!K.prepare_for_threads());
+        // Threads keep being armed, on the low key.
+        let low = K.low_index().unwrap();
+        std::thread::spawn(move || {
+            let me = &K as *const ExitKey as *const libc::c_void;
+            assert!(K.register_current_thread(hook));
+            assert_eq!(value_of(low), me);
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn process_threads_counts_this_process() {
+        let n = process_threads().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let (tx2, rx2) = std::sync::mpsc::channel::<()>();
+        let t = std::thread::spawn(move || {
+            tx2.send(()).unwrap();
+            rx.recv().unwrap();
+        });
+        rx2.recv().unwrap();
+        assert!(process_threads().unwrap() >= 2);
+        assert!(n >= 1);
+        tx.send(()).unwrap();
+        t.join().unwrap();
     }
 
     /// A bin over the array `slots` (which the test keeps alive while the bin is used),

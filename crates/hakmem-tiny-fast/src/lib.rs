@@ -22,6 +22,8 @@
 //! [`cache_alloc`] / [`cache_free`], [`try_alloc_class`] / [`try_free_class`] (and
 //! [`try_free_bin`], the class as its bin's byte offset, for the C `free`),
 //! [`alloc_slow_class`] / [`free_slow_class`]. [`thread_init`], [`thread_state`],
+//! [`defer_exit_key`] and [`prepare_for_threads`] (the exit key's index sweep put off
+//! until the first thread creation, for `libhakmem.so`),
 //! [`thread_flush`], [`request_flush_all`] (every thread gives its cache back at its
 //! next slow path: `hakmem::trim` and the background purge), [`prewarm`], [`cached`],
 //! [`bin_limit`] and [`thread_grown_bytes`] (a bin's bound and the thread's growth);
@@ -55,7 +57,9 @@
 //!   lists and cache nothing, so no block is ever stranded. The key has the highest
 //!   pthread key index, so it is visited last in every destructor round: a thread whose
 //!   first call comes from another key's destructor, in any round, is drained at the end
-//!   of that same round.
+//!   of that same round. (With [`defer_exit_key`], a thread armed before
+//!   [`prepare_for_threads`] made that key is on a key at the lowest index instead: the
+//!   main thread, and threads not made by `pthread_create`.)
 //! - A thread's registry node lives in the registry's own memory, never in the thread's
 //!   TLS: registering or unregistering never touches a dead thread's memory.
 //! - A block freed by another thread than its allocator goes into the freeing thread's
@@ -638,6 +642,23 @@ pub unsafe fn try_free_bin(p: *mut u8, bin_offset: usize) -> bool {
 /// The thread's state.
 pub fn thread_state() -> State {
     with_cache(|c| c.state)
+}
+
+/// Defer the process's exit key at the highest pthread key index until
+/// [`prepare_for_threads`] (see `bins::ExitKey::defer`): for a library that wraps
+/// `pthread_create`, so that a program that never starts a thread does not pay the 1,024
+/// `pthread_key_create` calls of finding that index. Call it before the first thread
+/// cache starts.
+pub fn defer_exit_key() {
+    THREAD_EXIT.defer();
+}
+
+/// Before a thread is created (by a library that sees thread creations coming): make the
+/// exit key at the highest index if it does not exist yet, and move the calling thread's
+/// cache onto it (see `bins::ExitKey::prepare_for_threads`). Meant to run while the
+/// process has one thread; cheap (one atomic load) once the key exists.
+pub fn prepare_for_threads() -> bool {
+    THREAD_EXIT.prepare_for_threads()
 }
 
 /// Initialize the calling thread's cache (limits on, exit hook armed, registry node).

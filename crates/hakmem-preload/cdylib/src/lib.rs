@@ -7,7 +7,9 @@
 //! Nothing here allocates, locks or panics.
 //!
 //! A constructor ([`hakmem_on_load`]) sets hakmem up as soon as the library is loaded,
-//! before `main` and before the program starts threads.
+//! before `main` and before the program starts threads; `pthread_create` is wrapped so
+//! that hakmem's thread-exit key gets the highest pthread key index just before the
+//! first thread starts.
 
 use core::ffi::{c_int, c_void};
 use hakmem_preload as c;
@@ -16,22 +18,35 @@ mod cxx;
 
 /// Runs when the library is loaded (under `LD_PRELOAD`: after libc's and the other
 /// libraries' constructors, before the program's and `main`): one allocation sets up
-/// the process (gates, fork handlers) and this thread.
+/// the process (gates, fork handlers) and this thread (`hakmem_preload::on_load`).
 ///
-/// Done here rather than at the program's first `malloc` so that hakmem's thread-exit key
-/// is created while the process is single-threaded: it must get the highest free key
-/// index, found by creating keys until `pthread_key_create` fails, and meanwhile
-/// another thread's `pthread_key_create` would fail. It also keeps process set-up out of
-/// any lock the program may hold at its first allocation (a fork handler, an `atexit`
-/// registration).
+/// Done here rather than at the program's first `malloc` so that process set-up stays
+/// out of any lock the program may hold at its first allocation (a fork handler, an
+/// `atexit` registration). The thread-exit key at the highest pthread key index (the
+/// sweep of 1,024 `pthread_key_create` calls) waits for the first [`pthread_create`].
 pub extern "C" fn hakmem_on_load() {
-    // SAFETY: a block this allocator just returned, freed once.
-    unsafe { c::free(c::malloc(1)) };
+    c::on_load();
 }
 
 #[used]
 #[unsafe(link_section = ".init_array")]
 static ON_LOAD: extern "C" fn() = hakmem_on_load;
+
+/// `pthread_create(3)`: hakmem prepares its thread-exit key for threads (once), then
+/// glibc's creates the thread (`hakmem_preload::pthread_create`).
+///
+/// # Safety
+/// As glibc's.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn pthread_create(
+    thread: *mut libc::pthread_t,
+    attr: *const libc::pthread_attr_t,
+    start: extern "C" fn(*mut c_void) -> *mut c_void,
+    arg: *mut c_void,
+) -> c_int {
+    // SAFETY: the caller's guarantee, forwarded.
+    unsafe { c::pthread_create(thread, attr, start, arg) }
+}
 
 /// `malloc(3)`.
 ///

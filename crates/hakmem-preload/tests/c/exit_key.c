@@ -1,0 +1,162 @@
+/* hakmem's thread-exit key under LD_PRELOAD: no sweep of the pthread key indices until
+ * the first pthread_create.
+ *
+ * A single-threaded process holds one hakmem key, at a low index (the main thread's
+ * cache is armed on it), and can create every other key (PTHREAD_KEYS_MAX - 1). The
+ * first pthread_create makes hakmem's key at the highest index and moves the calling
+ * thread onto it; the new thread is armed on it too; the program can then create
+ * PTHREAD_KEYS_MAX - 2 keys (both of hakmem's stay).
+ *
+ * hakmem's keys are found as the keys whose value this program never set, with
+ * pthread_getspecific over every index (glibc returns NULL for an index that is not a
+ * live key).
+ *
+ * With the argument "timer", a timer_create(SIGEV_THREAD) first makes glibc start a
+ * helper thread of its own (not through pthread_create): at the first pthread_create the
+ * process has two threads, so hakmem makes no sweep (it could make another thread's
+ * pthread_key_create fail), and every thread stays armed on the low key.
+ *
+ * Prints "exit_key: ok" or the first check that failed (exit status 1).
+ */
+#define _GNU_SOURCE
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define FAIL(...)                                  \
+    do {                                           \
+        fprintf(stderr, "exit_key: " __VA_ARGS__); \
+        fputc('\n', stderr);                       \
+        exit(1);                                   \
+    } while (0)
+
+static long keys_max;
+
+/* Indices whose value is set on the calling thread: count, first and last. */
+static int set_keys(long *first, long *last) {
+    int n = 0;
+    *first = *last = -1;
+    for (long i = 0; i < keys_max; i++)
+        if (pthread_getspecific((pthread_key_t)i) != NULL) {
+            if (n++ == 0) *first = i;
+            *last = i;
+        }
+    return n;
+}
+
+/* How many keys the program can create now (all deleted again). */
+static long creatable(void) {
+    static pthread_key_t k[PTHREAD_KEYS_MAX];
+    long n = 0;
+    while (n < PTHREAD_KEYS_MAX && pthread_key_create(&k[n], NULL) == 0) n++;
+    for (long i = 0; i < n; i++) pthread_key_delete(k[i]);
+    return n;
+}
+
+static long thread_first, thread_last;
+static int thread_n;
+
+/* Allocate and free for real (a compiler may drop a malloc whose block is unused). */
+static void *volatile sink;
+static void churn(size_t n) {
+    sink = malloc(n);
+    free(sink);
+}
+
+static void *body(void *arg) {
+    churn(100);
+    thread_n = set_keys(&thread_first, &thread_last);
+    return arg;
+}
+
+/* The process's threads (the 20th field of /proc/self/stat). */
+static int process_threads(void) {
+    FILE *f = fopen("/proc/self/stat", "r");
+    if (!f) return -1;
+    char b[1024];
+    size_t n = fread(b, 1, sizeof b - 1, f);
+    fclose(f);
+    b[n] = 0;
+    char *p = strrchr(b, ')');
+    if (!p) return -1;
+    int field = 2;
+    for (char *t = strtok(p + 1, " "); t; t = strtok(NULL, " "))
+        if (++field == 20) return atoi(t);
+    return -1;
+}
+
+static void tick(union sigval v) {
+    (void)v;
+    churn(32);
+}
+
+/* A glibc helper thread first, then pthread_create: no sweep. */
+static int timer_first(void) {
+    churn(10);
+    long low, last;
+    if (set_keys(&low, &last) != 1 || low >= 32) FAIL("timer: main not armed on a low key (%ld)", low);
+    struct sigevent ev;
+    memset(&ev, 0, sizeof ev);
+    ev.sigev_notify = SIGEV_THREAD;
+    ev.sigev_notify_function = tick;
+    timer_t tm;
+    if (timer_create(CLOCK_MONOTONIC, &ev, &tm) != 0) FAIL("timer_create failed");
+    struct itimerspec its = {{0, 0}, {0, 1000000}};
+    timer_settime(tm, 0, &its, NULL);
+    for (int i = 0; i < 1000 && process_threads() < 2; i++) usleep(1000);
+    int nt = process_threads();
+    if (nt < 2) {
+        printf("exit_key: ok (skipped: no glibc helper thread seen, %d threads)\n", nt);
+        return 0;
+    }
+    pthread_t t;
+    if (pthread_create(&t, NULL, body, NULL) != 0) FAIL("pthread_create failed");
+    pthread_join(t, NULL);
+    if (thread_n != 1 || thread_first != low)
+        FAIL("timer: new thread: %d keys set (first %ld), expected 1 at %ld", thread_n, thread_first, low);
+    long c = creatable();
+    if (c != keys_max - 1) FAIL("timer: %ld keys creatable, expected %ld (no sweep)", c, keys_max - 1);
+    timer_delete(tm);
+    printf("exit_key: ok (%d threads at the first pthread_create: no sweep, all on key %ld)\n", nt, low);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    keys_max = sysconf(_SC_THREAD_KEYS_MAX);
+    if (argc > 1 && strcmp(argv[1], "timer") == 0) return timer_first();
+    if (keys_max <= 0 || keys_max > PTHREAD_KEYS_MAX) FAIL("sysconf(_SC_THREAD_KEYS_MAX) = %ld", keys_max);
+    churn(10);
+    long first, last;
+    int n = set_keys(&first, &last);
+    if (n != 1 || first >= 32) FAIL("before any thread: %d keys set (first %ld), expected 1 below 32", n, first);
+    long low = first;
+    long c = creatable();
+    if (c != keys_max - 1) FAIL("before any thread: %ld keys creatable, expected %ld", c, keys_max - 1);
+
+    pthread_t t;
+    if (pthread_create(&t, NULL, body, NULL) != 0) FAIL("pthread_create failed");
+    pthread_join(t, NULL);
+    if (thread_n != 1 || thread_first != keys_max - 1)
+        FAIL("new thread: %d keys set (first %ld), expected 1 at %ld", thread_n, thread_first, keys_max - 1);
+    n = set_keys(&first, &last);
+    if (n != 1 || first != keys_max - 1)
+        FAIL("main after pthread_create: %d keys set (first %ld), expected 1 at %ld (moved off %ld)", n, first,
+             keys_max - 1, low);
+    c = creatable();
+    if (c != keys_max - 2) FAIL("after pthread_create: %ld keys creatable, expected %ld", c, keys_max - 2);
+
+    /* More threads: all on the highest key, nothing swept again. */
+    for (int i = 0; i < 4; i++) {
+        if (pthread_create(&t, NULL, body, NULL) != 0) FAIL("pthread_create failed");
+        pthread_join(t, NULL);
+        if (thread_n != 1 || thread_first != keys_max - 1) FAIL("thread %d: %d keys set (first %ld)", i, thread_n, thread_first);
+    }
+    if (creatable() != keys_max - 2) FAIL("keys creatable changed after more threads");
+    printf("exit_key: ok (hakmem's keys: %ld, then %ld)\n", low, keys_max - 1);
+    return 0;
+}
