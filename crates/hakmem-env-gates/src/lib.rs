@@ -299,79 +299,28 @@ fn offered_config() -> Config {
 // assembly (stable Rust has no weak extern), by a tiny local function that loads the
 // symbol's address from the GOT; no `dlsym` (which may allocate), no lock.
 
-#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
-core::arch::global_asm!(
-    ".weak hakmem_conf",
-    ".pushsection .text.hakmem_env_gates_conf_addr_v0,\"ax\",@progbits",
-    ".p2align 4",
-    ".globl hakmem_env_gates_conf_addr_v0",
-    ".hidden hakmem_env_gates_conf_addr_v0",
-    ".type hakmem_env_gates_conf_addr_v0,@function",
-    "hakmem_env_gates_conf_addr_v0:",
-    "    mov rax, qword ptr [rip + hakmem_conf@GOTPCREL]",
-    "    ret",
-    ".size hakmem_env_gates_conf_addr_v0, . - hakmem_env_gates_conf_addr_v0",
-    ".popsection",
-);
-
-#[cfg(all(target_os = "linux", target_arch = "aarch64"))]
-core::arch::global_asm!(
-    ".weak hakmem_conf",
-    ".pushsection .text.hakmem_env_gates_conf_addr_v0,\"ax\",@progbits",
-    ".p2align 2",
-    ".globl hakmem_env_gates_conf_addr_v0",
-    ".hidden hakmem_env_gates_conf_addr_v0",
-    ".type hakmem_env_gates_conf_addr_v0,@function",
-    "hakmem_env_gates_conf_addr_v0:",
-    "    adrp x0, :got:hakmem_conf",
-    "    ldr x0, [x0, :got_lo12:hakmem_conf]",
-    "    ret",
-    ".size hakmem_env_gates_conf_addr_v0, . - hakmem_env_gates_conf_addr_v0",
-    ".popsection",
-);
-
-#[cfg(all(
-    target_os = "linux",
-    any(target_arch = "x86_64", target_arch = "aarch64")
-))]
-unsafe extern "C" {
+hakmem_os_stats::weak_symbol_address! {
     /// The address of the program's `hakmem_conf` (a `const char *`), or null when the
-    /// program defines none (the weak reference above).
-    fn hakmem_env_gates_conf_addr_v0() -> *const *const core::ffi::c_char;
+    /// program defines none.
+    fn hakmem_env_gates_conf_addr_v0() = "hakmem_conf";
 }
 
 /// The bytes of the program's `hakmem_conf` string, if it defines one (and it is not
 /// null). Targets other than x86_64 and aarch64 Linux have no `hakmem_conf`.
 pub fn program_conf() -> Option<&'static [u8]> {
-    #[cfg(all(
-        target_os = "linux",
-        any(target_arch = "x86_64", target_arch = "aarch64")
-    ))]
-    {
-        // SAFETY: the assembly function above takes no argument, touches nothing but
-        // its return register and returns the address the dynamic linker (or the static
-        // linker) resolved for the weak symbol, or 0.
-        let slot = unsafe { hakmem_env_gates_conf_addr_v0() };
-        if slot.is_null() {
-            return None;
-        }
-        // SAFETY: a defined `hakmem_conf` is, by its documented contract, a `const char
-        // *` variable: a readable pointer-sized slot.
-        let s = unsafe { slot.read() };
-        if s.is_null() {
-            return None;
-        }
-        // SAFETY: by the same contract, a non-null `hakmem_conf` points to a NUL-terminated
-        // string that lives (unmodified) for the whole process.
-        Some(unsafe { core::ffi::CStr::from_ptr(s) }.to_bytes())
+    let slot = hakmem_env_gates_conf_addr_v0().cast::<*const core::ffi::c_char>();
+    if slot.is_null() {
+        return None;
     }
-    #[cfg(not(all(
-        target_os = "linux",
-        any(target_arch = "x86_64", target_arch = "aarch64")
-    )))]
-    {
-        None
+    // SAFETY: a defined `hakmem_conf` is, by its documented contract, a `const char *`
+    // variable: a readable pointer-sized slot.
+    let s = unsafe { slot.read() };
+    if s.is_null() {
+        return None;
     }
+    // SAFETY: by the same contract, a non-null `hakmem_conf` points to a NUL-terminated
+    // string that lives (unmodified) for the whole process.
+    Some(unsafe { core::ffi::CStr::from_ptr(s) }.to_bytes())
 }
 
 /// The gate snapshot. The first call reads the environment (lock-free, no allocation,

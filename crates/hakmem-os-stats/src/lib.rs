@@ -70,6 +70,72 @@ pub mod lock;
 pub mod sync;
 pub mod writer;
 
+/// Define `fn $name() -> *const u8`: the address of the symbol `$sym` in the process, or
+/// null when nothing defines it, through a weak undefined reference in assembly (stable
+/// Rust has no weak `extern`): a tiny local function that loads the address the dynamic
+/// (or static) linker resolved from the GOT. No `dlsym` (which may allocate), no lock:
+/// callable from inside `malloc`. On targets other than x86_64 and aarch64 Linux the
+/// function returns null. `$sym` is a string literal; `$name` must be unique in the
+/// program (it names the assembly function).
+#[macro_export]
+macro_rules! weak_symbol_address {
+    ($(#[$attr:meta])* $vis:vis fn $name:ident() = $sym:literal;) => {
+        #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+        core::arch::global_asm!(
+            concat!(".weak ", $sym),
+            concat!(".pushsection .text.", stringify!($name), ",\"ax\",@progbits"),
+            ".p2align 4",
+            concat!(".globl ", stringify!($name)),
+            concat!(".hidden ", stringify!($name)),
+            concat!(".type ", stringify!($name), ",@function"),
+            concat!(stringify!($name), ":"),
+            concat!("    mov rax, qword ptr [rip + ", $sym, "@GOTPCREL]"),
+            "    ret",
+            concat!(".size ", stringify!($name), ", . - ", stringify!($name)),
+            ".popsection",
+        );
+
+        #[cfg(all(target_os = "linux", target_arch = "aarch64"))]
+        core::arch::global_asm!(
+            concat!(".weak ", $sym),
+            concat!(".pushsection .text.", stringify!($name), ",\"ax\",@progbits"),
+            ".p2align 2",
+            concat!(".globl ", stringify!($name)),
+            concat!(".hidden ", stringify!($name)),
+            concat!(".type ", stringify!($name), ",@function"),
+            concat!(stringify!($name), ":"),
+            concat!("    adrp x0, :got:", $sym),
+            concat!("    ldr x0, [x0, :got_lo12:", $sym, "]"),
+            "    ret",
+            concat!(".size ", stringify!($name), ", . - ", stringify!($name)),
+            ".popsection",
+        );
+
+        $(#[$attr])*
+        $vis fn $name() -> *const u8 {
+            #[cfg(all(
+                target_os = "linux",
+                any(target_arch = "x86_64", target_arch = "aarch64")
+            ))]
+            {
+                unsafe extern "C" {
+                    fn $name() -> *const u8;
+                }
+                // SAFETY: the assembly function above takes no argument, touches nothing
+                // but its return register and returns the resolved address, or 0.
+                unsafe { $name() }
+            }
+            #[cfg(not(all(
+                target_os = "linux",
+                any(target_arch = "x86_64", target_arch = "aarch64")
+            )))]
+            {
+                core::ptr::null()
+            }
+        }
+    };
+}
+
 /// Counters of every syscall and of the release policy's actions.
 pub mod stats {
     use core::sync::atomic::{AtomicU64, Ordering::Relaxed};

@@ -366,13 +366,13 @@ fn usable_size_checked(p: *mut c_void) -> Result<usize, BadPointer> {
 // ---------------------------------------------------------------------------------------
 // Start-up and thread creation.
 
-/// What `libhakmem.so`'s constructor runs when the library is loaded: put off the
-/// thread-exit key's sweep of the pthread key indices until the first thread creation
-/// ([`pthread_create`]), then set the process and the loading thread up with one
-/// allocation (gates read, fork handlers registered, this thread's cache armed on a key
-/// at the lowest free index: one `pthread_key_create`).
+/// What `libhakmem.so`'s constructor runs when the library is loaded: set the process
+/// and the loading thread up with one allocation (gates read, fork handlers registered,
+/// this thread's cache armed; in the library, whose marker symbol
+/// `hakmem_wraps_pthread_create` puts the thread-exit key's sweep of the pthread key
+/// indices off until the first [`pthread_create`], on a key at the lowest free index:
+/// one `pthread_key_create`).
 pub fn on_load() {
-    raw::defer_exit_key();
     // SAFETY: a block this allocator just returned, freed once.
     unsafe { free(malloc(1)) };
 }

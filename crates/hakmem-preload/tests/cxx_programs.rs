@@ -176,3 +176,29 @@ fn a_programs_replacement_operators_are_honoured() {
         h.describe("replaced under libhakmem.so")
     );
 }
+
+/// `tests/c/exit_key.c` built as C++ (`tests/cxx/exit_key.cpp`): hakmem's first
+/// allocation comes from libstdc++'s constructor, before `libhakmem.so`'s; the
+/// thread-exit key's sweep still waits for the first `pthread_create`.
+#[test]
+fn exit_key_waits_for_threads_in_a_cxx_program() {
+    let Some(exe) = compile_cxx(
+        "tests/cxx/exit_key.cpp",
+        "cxx-exit-key",
+        &["-pthread", "-Wno-missing-field-initializers"],
+        "exit_key",
+    ) else {
+        return;
+    };
+    for arg in [None, Some("timer")] {
+        let mut c = Command::new(&exe);
+        c.args(arg);
+        let h = run(c, true, T);
+        assert!(
+            h.ok() && h.stdout.contains("exit_key: ok"),
+            "{}",
+            h.describe("exit_key (C++) under libhakmem.so")
+        );
+        println!("{}", h.stdout.trim());
+    }
+}

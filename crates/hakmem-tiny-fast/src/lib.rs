@@ -22,8 +22,8 @@
 //! [`cache_alloc`] / [`cache_free`], [`try_alloc_class`] / [`try_free_class`] (and
 //! [`try_free_bin`], the class as its bin's byte offset, for the C `free`),
 //! [`alloc_slow_class`] / [`free_slow_class`]. [`thread_init`], [`thread_state`],
-//! [`defer_exit_key`] and [`prepare_for_threads`] (the exit key's index sweep put off
-//! until the first thread creation, for `libhakmem.so`),
+//! [`prepare_for_threads`] (the exit key's index sweep, put off until the first thread
+//! creation in a process with `libhakmem.so`'s `pthread_create` wrapper),
 //! [`thread_flush`], [`request_flush_all`] (every thread gives its cache back at its
 //! next slow path: `hakmem::trim` and the background purge), [`prewarm`], [`cached`],
 //! [`bin_limit`] and [`thread_grown_bytes`] (a bin's bound and the thread's growth);
@@ -57,9 +57,9 @@
 //!   lists and cache nothing, so no block is ever stranded. The key has the highest
 //!   pthread key index, so it is visited last in every destructor round: a thread whose
 //!   first call comes from another key's destructor, in any round, is drained at the end
-//!   of that same round. (With [`defer_exit_key`], a thread armed before
-//!   [`prepare_for_threads`] made that key is on a key at the lowest index instead: the
-//!   main thread, and threads not made by `pthread_create`.)
+//!   of that same round. (In a process with `libhakmem.so`'s `pthread_create` wrapper, a
+//!   thread armed before [`prepare_for_threads`] made that key is on a key at the
+//!   lowest index instead: the main thread, and threads made without the wrapper.)
 //! - A thread's registry node lives in the registry's own memory, never in the thread's
 //!   TLS: registering or unregistering never touches a dead thread's memory.
 //! - A block freed by another thread than its allocator goes into the freeing thread's
@@ -644,13 +644,21 @@ pub fn thread_state() -> State {
     with_cache(|c| c.state)
 }
 
-/// Defer the process's exit key at the highest pthread key index until
-/// [`prepare_for_threads`] (see `bins::ExitKey::defer`): for a library that wraps
-/// `pthread_create`, so that a program that never starts a thread does not pay the 1,024
-/// `pthread_key_create` calls of finding that index. Call it before the first thread
-/// cache starts.
-pub fn defer_exit_key() {
-    THREAD_EXIT.defer();
+hakmem_os_stats::weak_symbol_address! {
+    /// The address of `hakmem_wraps_pthread_create`, which `libhakmem.so` defines beside
+    /// its `pthread_create` wrapper (which calls [`prepare_for_threads`]); null in a
+    /// process without it.
+    fn hakmem_tiny_fast_wrapper_marker_v0() = "hakmem_wraps_pthread_create";
+}
+
+/// Whether the process has `libhakmem.so`'s `pthread_create` wrapper: then the exit key
+/// at the highest pthread key index waits for the first thread creation
+/// (`bins::ExitKey::defer`), so that a program that never starts a thread does not pay
+/// the 1,024 `pthread_key_create` calls of finding that index. Read by each thread's
+/// set-up (a GOT load), so that it holds from the process's first allocation whatever
+/// constructor makes it (libstdc++'s allocates before `libhakmem.so`'s runs).
+fn exit_key_deferred() -> bool {
+    !hakmem_tiny_fast_wrapper_marker_v0().is_null()
 }
 
 /// Before a thread is created (by a library that sees thread creations coming): make the
@@ -712,6 +720,9 @@ pub fn thread_init() -> bool {
     }
     // The exit hook first (it may allocate, see above), then the registry node: the
     // hook unregisters whatever node the thread has when it runs.
+    if exit_key_deferred() {
+        THREAD_EXIT.defer();
+    }
     let ok = THREAD_EXIT.register_current_thread(on_thread_exit)
         && with_cache(|c| {
             // SAFETY: the thread-local bins do not move, and the exit hook (armed above)

@@ -324,15 +324,10 @@ pub fn owns(p: *mut u8) -> bool {
     owner(p).is_ok()
 }
 
-/// For a library that wraps `pthread_create` (`libhakmem.so`): put off the thread-exit
-/// key's sweep of the pthread key indices (1,024 `pthread_key_create` calls, 0.3 ms)
-/// until [`before_thread_create`], so that a program that never starts a thread never
-/// pays it. Call it before the process's first allocation.
-pub fn defer_exit_key() {
-    hakmem_tiny_fast::defer_exit_key();
-}
-
-/// Call before every `pthread_create` after [`defer_exit_key`]: the first call makes the
+/// For a library that wraps `pthread_create` and defines the marker symbol
+/// `hakmem_wraps_pthread_create` (`libhakmem.so`; with the marker, threads are armed on
+/// a key at the lowest index until then): call before every `pthread_create`. The first
+/// call makes the
 /// thread-exit key at the highest pthread key index (while the process has one thread,
 /// so no other `pthread_key_create` races with the sweep) and moves the calling thread
 /// onto it; later calls cost one atomic load.

@@ -32,6 +32,27 @@ pub extern "C" fn hakmem_on_load() {
 #[unsafe(link_section = ".init_array")]
 static ON_LOAD: extern "C" fn() = hakmem_on_load;
 
+// The marker `hakmem_wraps_pthread_create` that tells hakmem (`hakmem-tiny-fast` holds a
+// weak reference to it, read at each thread's set-up, so from the process's first
+// allocation whatever constructor makes it) that `pthread_create` below is there: the
+// thread-exit key's sweep of the pthread key indices then waits for the first thread
+// creation (docs/c-abi.md, "At the first `pthread_create`"). A weak definition in
+// assembly: with LTO it shares an object with the weak reference, whose binding it must
+// match; it stays local to the library.
+#[cfg(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+))]
+core::arch::global_asm!(
+    ".pushsection .rodata.hakmem_wraps_pthread_create,\"a\",%progbits",
+    ".weak hakmem_wraps_pthread_create",
+    ".type hakmem_wraps_pthread_create,%object",
+    "hakmem_wraps_pthread_create:",
+    ".byte 1",
+    ".size hakmem_wraps_pthread_create, 1",
+    ".popsection",
+);
+
 /// `pthread_create(3)`: hakmem prepares its thread-exit key for threads (once), then
 /// glibc's creates the thread (`hakmem_preload::pthread_create`).
 ///
