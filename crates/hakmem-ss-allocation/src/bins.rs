@@ -231,7 +231,7 @@ pub unsafe fn clear_mark(p: *mut u8) {
 }
 use core::cell::UnsafeCell;
 use core::ptr;
-use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use hakmem_os_stats::lock::Locked;
 
 /// Most bytes of blocks a refill takes from the slabs (at least one block), whatever the
@@ -260,55 +260,40 @@ pub fn refill_batch(cls: usize, limit: u32) -> usize {
 ///
 /// Invariant: `slots[..count]` are `count` distinct free blocks, all of the bin's class
 /// and all the bin's own, the most recently freed last; the array has room for at least
-/// `limit` pointers. The bin keeps them as three pointers into the array (`slots`, `top =
-/// slots + count`, `end = slots + limit`), so that the fast paths compare the top with a
-/// bound and move it, with no index to scale. The fields are private so that only the
-/// methods below keep the invariant; a
+/// `limit` pointers. The fields are private so that only the methods below keep it; a
 /// bin does not record its class, so every method that takes a class is `unsafe`, with
 /// the one precondition "*`cls` is the bin's class*": the class of every block it holds,
 /// the same at every call on this bin. `count <= limit` holds except after
 /// [`Bin::set_limit`] lowered the bound (then the next free overflows); no memory safety
 /// rests on it.
 ///
-/// Only the owning thread reads `slots` and `end` and writes anything; other threads
-/// (the registry's stats) read only the two atomics, `top` and `base` (a copy of
-/// `slots`), through [`Bin::count_shared`].
-///
 /// # Safety (shared by the methods that take `cls`)
 /// `cls` is the bin's class, as above: a bin is used with one class all its life.
 #[repr(C)]
 #[derive(Debug)]
 pub struct Bin {
-    /// The next free slot of the array, `slots + count`. Only the owning thread writes it
-    /// (a relaxed load and store: plain moves); the registry's stats read it from other
-    /// threads.
-    top: AtomicPtr<*mut u8>,
-    /// The array of the bin's blocks (null: none yet; then the limit is 0).
+    /// The array of the bin's blocks (null: none yet; then `limit` is 0).
     slots: *mut *mut u8,
-    /// `slots + limit`: the most blocks kept (`end == slots` turns caching off: every
-    /// push misses).
-    end: *mut *mut u8,
-    /// `slots`, for other threads (written with it, read by [`Bin::count_shared`]).
-    base: AtomicPtr<*mut u8>,
+    /// Blocks in the array. Only the owning thread writes it (a relaxed load and store,
+    /// no read-modify-write: plain moves); [`stats`](crate::bins::CacheRegistry) reads it
+    /// from other threads.
+    count: AtomicU32,
+    /// Most blocks kept; 0 turns caching off (every push misses).
+    limit: u32,
     /// Block size of the bin's class (zero-on-free builds only: what to clear and check;
     /// set with [`Bin::set_block_size`]).
     #[cfg(feature = "zero-on-free")]
     block: u32,
 }
 
-/// The most blocks [`Bin::count_shared`] reports for one bin (a torn read beyond it, a
-/// bin moving to another array while it is read, counts as empty).
-const COUNT_SHARED_MAX: usize = 1 << 20;
-
 impl Bin {
     /// An empty bin that caches nothing (no array, limit 0): every operation takes the
     /// slow path. (A constant for array initializers: each use is a fresh bin.)
     #[allow(clippy::declare_interior_mutable_const)]
     pub const EMPTY: Bin = Bin {
-        top: AtomicPtr::new(ptr::null_mut()),
         slots: ptr::null_mut(),
-        end: ptr::null_mut(),
-        base: AtomicPtr::new(ptr::null_mut()),
+        count: AtomicU32::new(0),
+        limit: 0,
         #[cfg(feature = "zero-on-free")]
         block: 0,
     };
@@ -322,30 +307,7 @@ impl Bin {
     #[inline]
     pub unsafe fn set_slots(&mut self, slots: *mut *mut u8) {
         debug_assert_eq!(self.count(), 0, "set_slots on a bin with blocks");
-        let limit = self.limit() as usize;
         self.slots = slots;
-        self.end = slots.wrapping_add(limit);
-        self.top.store(slots, Ordering::Relaxed);
-        self.base.store(slots, Ordering::Relaxed);
-    }
-
-    /// Blocks in the bin at `b`, read from another thread than its owner (the registry's
-    /// stats): the two atomics only, so a bin in use is read without a data race; a read
-    /// that tears while the bin moves to another array (it is empty then) counts 0.
-    ///
-    /// # Safety
-    /// `b` points to a live `Bin`.
-    pub unsafe fn count_shared(b: *const Bin) -> u32 {
-        // SAFETY: the caller's live bin; only its atomic fields are read, through raw
-        // pointers (no reference to the bin the owner mutates).
-        let (top, base) = unsafe {
-            (
-                (*ptr::addr_of!((*b).top)).load(Ordering::Relaxed) as usize,
-                (*ptr::addr_of!((*b).base)).load(Ordering::Relaxed) as usize,
-            )
-        };
-        let n = top.wrapping_sub(base) / core::mem::size_of::<*mut u8>();
-        if n > COUNT_SHARED_MAX { 0 } else { n as u32 }
     }
 
     /// Record the block size of the bin's class (used by zero-on-free builds only).
@@ -377,14 +339,13 @@ impl Bin {
     /// Blocks in the bin.
     #[inline(always)]
     pub fn count(&self) -> u32 {
-        ((self.top.load(Ordering::Relaxed) as usize - self.slots as usize)
-            / core::mem::size_of::<*mut u8>()) as u32
+        self.count.load(Ordering::Relaxed)
     }
 
     /// Most blocks the bin keeps now (0: it caches nothing).
     #[inline(always)]
     pub fn limit(&self) -> u32 {
-        ((self.end as usize - self.slots as usize) / core::mem::size_of::<*mut u8>()) as u32
+        self.limit
     }
 
     /// Set the bound (0 turns caching off). A bound below the blocks held now makes the
@@ -398,7 +359,7 @@ impl Bin {
             limit == 0 || !self.slots.is_null(),
             "a limit without an array"
         );
-        self.end = self.slots.wrapping_add(limit as usize);
+        self.limit = limit;
     }
 
     /// Whether the bin holds no block.
@@ -439,26 +400,23 @@ impl Bin {
         }
     }
 
-    /// `count = n` (`n` at most the array's room).
     #[inline(always)]
     fn set_count(&self, n: u32) {
-        self.top
-            .store(self.slots.wrapping_add(n as usize), Ordering::Relaxed)
+        self.count.store(n, Ordering::Relaxed)
     }
 
     /// Pop a block, or null when empty. The fast path.
     #[inline(always)]
     pub fn pop(&mut self) -> *mut u8 {
-        let t = self.top.load(Ordering::Relaxed);
-        if t == self.slots {
+        let n = self.count();
+        if n == 0 {
             return ptr::null_mut();
         }
-        // SAFETY: `t - 1` is `slots[count - 1]`, a free block of this bin (invariant),
-        // now the caller's.
+        // SAFETY: `slots[n - 1]` is a free block of this bin (invariant), now the
+        // caller's.
         unsafe {
-            let t = t.sub(1);
-            let p = *t;
-            self.top.store(t, Ordering::Relaxed);
+            let p = *self.slots.add(n as usize - 1);
+            self.set_count(n - 1);
             crate::asan::block_handed_out(p);
             check_free_block(p);
             clear_mark(p);
@@ -473,17 +431,17 @@ impl Bin {
     /// `p` is a free block of this bin's class that the caller gives up.
     #[inline(always)]
     pub unsafe fn push(&mut self, p: *mut u8) -> bool {
-        let t = self.top.load(Ordering::Relaxed);
-        if t < self.end {
+        let n = self.count();
+        if n < self.limit {
             // SAFETY: the caller gives `p` up; it is at least 16 bytes (of the bin's
-            // class); `t < end` is a slot of the array.
+            // class); `n < limit` fits in the array.
             unsafe {
                 scrub(p, self.block_size());
                 mark_free(p);
                 crate::asan::block_freed(p);
-                *t = p;
-                self.top.store(t.add(1), Ordering::Relaxed);
+                *self.slots.add(n as usize) = p;
             }
+            self.set_count(n + 1);
             true
         } else {
             false
@@ -502,7 +460,7 @@ impl Bin {
         if self.count() != 0 {
             return self.pop();
         }
-        if self.limit() == 0 {
+        if self.limit == 0 {
             // Caching is off (the thread is exiting): one block, straight from the slabs.
             let mut one = [ptr::null_mut(); 1];
             if refill_into(cls, &mut one, 1) == 0 {
@@ -518,10 +476,9 @@ impl Bin {
             }
             return p;
         }
-        let limit = self.limit();
-        let want = refill_batch(cls, limit);
+        let want = refill_batch(cls, self.limit);
         // SAFETY: the array has room for `limit` pointers (invariant).
-        let room = unsafe { core::slice::from_raw_parts_mut(self.slots, limit as usize) };
+        let room = unsafe { core::slice::from_raw_parts_mut(self.slots, self.limit as usize) };
         let n = refill_into(cls, room, want);
         if n == 0 {
             return ptr::null_mut();
@@ -562,7 +519,7 @@ impl Bin {
             mark_free(p);
             crate::asan::block_freed(p);
         }
-        if self.limit() == 0 {
+        if self.limit == 0 {
             // Caching is off: `p` goes straight back (with what the bin still holds).
             // SAFETY: forwarded caller guarantee.
             unsafe {
@@ -573,7 +530,7 @@ impl Bin {
         }
         // The older half goes back (at least one block: the bin is full), `p` stays.
         let n = self.count();
-        let keep = (self.limit() / 2).min(n.saturating_sub(1));
+        let keep = (self.limit / 2).min(n.saturating_sub(1));
         // SAFETY: the bin's oldest `n - keep` blocks are ours to give back (invariant).
         let shrinking = unsafe { self.give_back_oldest(cls, n - keep) };
         // SAFETY: `keep + 1 <= limit` pointers fit in the array.
@@ -583,14 +540,10 @@ impl Bin {
             // Lean mode, and the class is giving slabs back: so does this bin, and it
             // caches at most `SHRUNK_LIMIT` blocks until its next refill.
             // SAFETY: forwarded caller guarantee.
-            // SAFETY: forwarded caller guarantee; a lower bound fits the array.
-            unsafe {
-                self.drain(cls);
-                self.set_limit(self.limit().min(SHRUNK_LIMIT));
-            }
-        } else if self.limit() < limit {
-            // SAFETY: the caller's array has room for `limit`.
-            unsafe { self.set_limit(limit) };
+            unsafe { self.drain(cls) };
+            self.limit = self.limit.min(SHRUNK_LIMIT);
+        } else if self.limit < limit {
+            self.limit = limit;
         }
     }
 
@@ -629,9 +582,8 @@ impl Bin {
         if !p.is_null() {
             return p;
         }
-        if self.limit() != 0 && self.limit() < limit {
-            // SAFETY: the caller's array has room for `limit`.
-            unsafe { self.set_limit(limit) };
+        if self.limit != 0 && self.limit < limit {
+            self.limit = limit;
         }
         // SAFETY: forwarded caller guarantee.
         unsafe { self.refill(cls) }
@@ -679,8 +631,7 @@ impl Bin {
     /// Stop caching: limit 0 (every push misses and goes to the central lists). Call it
     /// after [`Bin::drain`].
     pub fn drain_for_exit(&mut self) {
-        // SAFETY: a bound of 0 fits any array.
-        unsafe { self.set_limit(0) };
+        self.limit = 0;
     }
 
     /// Fill the bin up to `n` blocks (at most `limit`); false when out of memory.
@@ -688,7 +639,7 @@ impl Bin {
     /// # Safety
     /// `cls` is the bin's class (see [`Bin`]).
     pub unsafe fn fill_to(&mut self, cls: usize, n: u32) -> bool {
-        let n = n.min(self.limit());
+        let n = n.min(self.limit);
         let have = self.count();
         if have >= n {
             return true;
@@ -709,7 +660,7 @@ impl Bin {
             core::slice::from_raw_parts_mut(self.slots, have as usize + got).rotate_right(got);
         }
         self.set_count(have + got as u32);
-        debug_assert!(self.count() <= self.limit(), "fill_to past the bound");
+        debug_assert!(self.count() <= self.limit, "fill_to past the bound");
         #[cfg(debug_assertions)]
         // SAFETY: forwarded caller guarantee.
         unsafe {
@@ -940,8 +891,8 @@ impl CacheRegistry {
         self.nodes.lock().for_each(|node| {
             for i in 0..node.n {
                 // SAFETY: a registered node's bins are valid (a thread unregisters before
-                // its thread-local storage goes away); only their atomics are read.
-                let c = unsafe { Bin::count_shared(node.bins.add(i)) } as u64;
+                // its thread-local storage goes away); `count` is an atomic.
+                let c = unsafe { (*node.bins.add(i)).count() } as u64;
                 blocks += c;
                 bytes += c * crate::class::block_size(node.first_class + i) as u64;
             }
@@ -955,7 +906,7 @@ impl CacheRegistry {
         self.nodes.lock().for_each(|node| {
             for i in 0..node.n {
                 // SAFETY: as in `cached`.
-                let c = unsafe { Bin::count_shared(node.bins.add(i)) } as u64;
+                let c = unsafe { (*node.bins.add(i)).count() } as u64;
                 if let Some(o) = out.get_mut(node.first_class + i) {
                     *o += c;
                 }

@@ -45,9 +45,8 @@
 //! **Invariants**
 //! - The fast path ([`try_alloc`], [`try_free`], [`try_free_bin`]) takes no lock, does
 //!   no atomic read-modify-write, reads no gate and makes no call: one TLS access, one
-//!   table lookup (`BIN_AT`, the bin's offset by size), the bin's top, a compare with
-//!   its array's start (or end), and the block's pointer out of (or into) it; no load
-//!   from the block handed out.
+//!   table lookup (`BIN_AT`, the bin's offset by size), the bin's count, a test, its
+//!   array, and the block's pointer in (or out of) it; no load from the block handed out.
 //! - A thread starts with empty bins whose limit is 0, so its first allocation and its
 //!   first free (of any class) miss and go to the slow path, which initializes the
 //!   thread (no "initialized?" test on the fast path).
