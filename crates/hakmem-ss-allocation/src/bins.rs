@@ -1433,6 +1433,8 @@ mod tests {
     fn a_deferred_exit_key_is_not_swept_once_other_threads_run() {
         static K: ExitKey = ExitKey::new();
         fn hook() {}
+        // (Its one `pthread_key_create` would fail during another test's sweep.)
+        let _g = SWEEP.lock().unwrap_or_else(|e| e.into_inner());
         K.defer();
         assert!(K.register_current_thread(hook));
         // Other threads run: a sweep now could make their `pthread_key_create` fail, so
