@@ -234,20 +234,33 @@ struct SuperSlab {
 const GRANULES: usize = SS_SIZE >> GRANULE_SHIFT;
 const GRANULE_SHIFT: u32 = 16;
 
-/// What validation needs about the granule of a pointer, in one 8-byte entry: a block
-/// start `p` in this granule satisfies `(p & (SS_SIZE - 1)) - start < carved` (unsigned)
-/// and `((p & (SS_SIZE - 1)) - start)` divisible by the block size. `carved` is 0 for the
-/// header's granule, the granules past the last slab and those of a slab not in use, so
-/// one comparison covers "in a slab", "slab in use" and "carved".
+/// What validation needs about the granule of a pointer, in one 8-byte entry: `p` is a
+/// carved block start of this granule's slab iff, with `rel = (p as u32) - start`
+/// (32-bit, wrapping: the exact distance, which is below 4 MiB),
+/// `(rel as u64).wrapping_mul(M) < limit` (unsigned), where `M` is the class's
+/// [`DIV_MAGIC`] and `limit` is the slab's carved blocks times `M`'s excess
+/// `e = M * block_size - 2^64` (see [`div_excess`]). One multiply and one compare cover
+/// "in a slab in use", "carved" and "a block start": `limit` is 0 for the header's
+/// granule, the granules past the last slab and those of a slab not in use.
+///
+/// Why one compare suffices (`bs` the block size, at most 2^18; `rel = p - start`
+/// below the slab's length, at most 4 MiB, since a granule lies inside its slab; `e`
+/// in `1..=bs`): write `rel = k * bs + r` with `0 <= r < bs`. Then
+/// `rel * M = k * e + r * M` modulo 2^64. For `r = 0` that is `k * e`, increasing in
+/// `k`, so it is below `K * e` (K carved blocks) iff `k < K`. For `r >= 1` it is at least
+/// `M > 2^46` and, as `k * e + r * M < 2^64 - 2^64 / bs + e + rel < 2^64`, it does
+/// not wrap, so it stays above any `limit` (at most the slab's length, 2^22).
+/// The unit test `merged_block_start_check_is_exact` checks it for every class.
 #[repr(C)]
 struct Granule {
-    /// Offset in the superslab of the first block of the slab this granule belongs to
-    /// (constant while the superslab lives).
+    /// The low 32 bits of the address of the first block of the slab this granule
+    /// belongs to (constant while the superslab lives; 0 for the header's granule and
+    /// those past the last slab, whose `limit` is 0).
     start: u32,
-    /// Bytes of that slab carved so far (`Slab::carved * block_size`; 0 for a free
-    /// slab). Written under the class lock with `Slab::carved`; read without it by
-    /// validation (hence atomic, relaxed).
-    carved: AtomicU32,
+    /// `carved blocks * div_excess(class)` of that slab, at most the slab's length
+    /// (0 for a free slab). Written under the class lock with `Slab::carved`; read
+    /// without it by validation (hence atomic, relaxed).
+    limit: AtomicU32,
 }
 
 static_assertions::const_assert!(core::mem::size_of::<SuperSlab>() <= SS_HEADER);
@@ -799,8 +812,8 @@ fn div_block(rel: usize, magic: u64) -> usize {
     ((rel as u128 * magic as u128) >> 64) as usize
 }
 
-/// Set slab `s`'s carve count, and the validation table's `carved` bytes of each of its
-/// granules with it.
+/// Set slab `s`'s carve count, and the validation table's `limit` of each of its
+/// granules with it (`carved * div_excess`, see [`Granule`]).
 ///
 /// # Safety
 /// `s` is a slab of a live superslab; the class lock is held.
@@ -814,12 +827,14 @@ unsafe fn set_carved(s: *mut Slab, carved: u32) {
         let slabs = ptr::addr_of_mut!((*ss).slabs).cast::<Slab>();
         let idx = s.offset_from(slabs) as usize;
         let shift = (*ss).slab_shift;
-        let bytes = carved * (*ss).block_size;
+        let limit = carved as u64 * div_excess((*ss).div_magic, (*ss).block_size as usize);
+        debug_assert!(limit <= u64::from((*s).capacity) * u64::from((*ss).block_size));
+        let limit = limit as u32;
         let g0 = (SS_HEADER + (idx << shift)) >> GRANULE_SHIFT;
         let g1 = (g0 + (1 << (shift - GRANULE_SHIFT))).min(GRANULES);
         let granules = ptr::addr_of!((*ss).granules).cast::<Granule>();
         for g in g0..g1 {
-            (*granules.add(g)).carved.store(bytes, Relaxed);
+            (*granules.add(g)).limit.store(limit, Relaxed);
         }
     }
 }
@@ -886,23 +901,42 @@ pub fn validate(p: *const u8) -> Option<BlockInfo> {
     ss_lookup(p).filter(|i| i.block_start == p as usize)
 }
 
-/// `DIV_MAGIC[c] = u64::MAX / block_size(c) + 1`: `n` (below 2^32) is a multiple of the
-/// block size iff `n.wrapping_mul(M) < M` (Lemire's divisibility test), so validation
-/// needs no division.
+/// `DIV_MAGIC[c]`: the least `M` with `M * block_size(c) > 2^64`, that is
+/// `ceil(2^64 / bs)`, plus one when `bs` is a power of two (where the ceiling divides
+/// exactly). So its excess `e = M * bs - 2^64` ([`div_excess`]) is in `1..=bs`, never 0,
+/// which the validation table's one-compare check needs (see [`Granule`]); and the high
+/// half of `n * M` is still `n / bs` for `n < 2^32` ([`div_block`]: the error term
+/// `n * e / (bs * 2^64)` is below `2^-32`, less than the `1 / bs` gap to the next
+/// integer). No division anywhere on the free path.
 static DIV_MAGIC: [u64; NCLASS] = {
     let mut t = [0u64; NCLASS];
     let mut c = 0;
     while c < NCLASS {
-        t[c] = u64::MAX / block_size(c) as u64 + 1;
+        let bs = block_size(c) as u64;
+        t[c] = u64::MAX / bs + 1 + if bs.is_power_of_two() { 1 } else { 0 };
         c += 1;
     }
     t
 };
 
+/// The validation table's test (see [`Granule`]): `rel` bytes past a slab's first block
+/// is the start of one of its first `limit / div_excess` blocks. `magic` is the class's
+/// [`DIV_MAGIC`]; `rel` is below the slab's length.
+#[inline(always)]
+const fn is_carved_block_start(rel: u32, magic: u64, limit: u32) -> bool {
+    (rel as u64).wrapping_mul(magic) < limit as u64
+}
+
+/// The excess `M * bs - 2^64` of a [`DIV_MAGIC`] `M` for block size `bs` (in `1..=bs`).
+#[inline]
+const fn div_excess(magic: u64, bs: usize) -> u64 {
+    magic.wrapping_mul(bs as u64)
+}
+
 /// The class of `p` if it is the start of a block handed out from a live superslab's
 /// slab (carved, in a slab in use), else `None`. O(1), no division: a registry load,
 /// then the superslab's validation table (the entry of `p`'s 64 KiB granule: its slab's
-/// first block and carved bytes) and a multiply. It cannot tell a live block from a
+/// first block and carved limit) and one multiply. It cannot tell a live block from a
 /// free one (that is the hardening layer's job).
 #[inline]
 // Safe on purpose: validating arbitrary pointers is the job; memory is read only after
@@ -940,22 +974,21 @@ pub unsafe fn validate_class_in_superslab(p: *const u8) -> Option<usize> {
 #[inline(always)]
 pub unsafe fn validate_bin_in_superslab(p: *const u8) -> Option<usize> {
     let ss = ss_of(p);
-    // The validation table (see `Granule`): the granule's slab start, its carved bytes
-    // (0 unless `p` is in a carved part of a slab in use), one multiply for the block
-    // start. No magic check: a released superslab has every `carved` at 0.
-    let off = p as usize & (SS_SIZE - 1);
+    // The validation table (see `Granule`): the granule's slab start and limit, one
+    // multiply and one compare. No magic check: a released superslab has every `limit`
+    // at 0.
     // SAFETY: the caller says the registry marks the unit holding `p` as a live
     // superslab: its header is mapped and initialized (racy fields are atomics).
     unsafe {
-        let g = &(*ss).granules[off >> GRANULE_SHIFT];
-        let rel = (off as u32).wrapping_sub(g.start);
-        if rel >= g.carved.load(Relaxed) {
+        let g = &(*ss).granules[(p as usize >> GRANULE_SHIFT) & (GRANULES - 1)];
+        let rel = (p as u32).wrapping_sub(g.start);
+        if !is_carved_block_start(rel, (*ss).div_magic, g.limit.load(Relaxed)) {
             return None;
         }
-        let m = (*ss).div_magic;
-        if (rel as u64).wrapping_mul(m) >= m {
-            return None;
-        }
+        debug_assert!(
+            validate(p).is_some(),
+            "the validation table passed {p:p}, which is not a carved block start"
+        );
         let bin = (*ss).bin_offset as usize;
         // A live superslab's class is a slab class (set once, from `class_for`).
         core::hint::assert_unchecked(bin < NCLASS * core::mem::size_of::<bins::Bin>());
@@ -1140,12 +1173,12 @@ fn new_superslab(cls: usize) -> *mut SuperSlab {
             (*s).start = base.add(start);
             (*s).capacity = (len / bs) as u32;
             (*s).bitmap = (BITMAP_OFF + i * bitmap_words(cls) * 8) as u32;
-            // The slab's granules point at its first block (their `carved` stays 0, as
+            // The slab's granules point at its first block (their `limit` stays 0, as
             // zeroed above, until the slab is carved).
             let g0 = start >> GRANULE_SHIFT;
             let g1 = (g0 + (slab_size >> GRANULE_SHIFT)).min(GRANULES);
             for g in g0..g1 {
-                (*ss).granules[g].start = start as u32;
+                (*ss).granules[g].start = base.add(start) as usize as u32;
             }
         }
     }

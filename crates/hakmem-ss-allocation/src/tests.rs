@@ -370,3 +370,45 @@ fn a_block_flushed_twice_aborts() {
         }
     }
 }
+
+/// The validation table's one-compare test (`is_carved_block_start`, see `Granule`)
+/// against the two-step definition, for every class: every offset of a whole slab,
+/// with the slab fully carved, and around every block start for other carve counts.
+#[test]
+fn merged_block_start_check_is_exact() {
+    for (cls, &m) in DIV_MAGIC.iter().enumerate() {
+        let bs = block_size(cls);
+        let e = div_excess(m, bs);
+        assert!((1..=bs as u64).contains(&e), "class {cls}: excess {e}");
+        let len = 1usize << slab_shift(cls);
+        let cap = len / bs;
+        let limit = |k: usize| u32::try_from(k as u64 * e).expect("limit fits 32 bits");
+        let full = limit(cap);
+        for rel in 0..len {
+            let want = rel % bs == 0 && rel / bs < cap;
+            assert_eq!(
+                is_carved_block_start(rel as u32, m, full),
+                want,
+                "class {cls} (block {bs}), offset {rel}, all {cap} carved"
+            );
+            // The quotient is still exact with the adjusted magic.
+            assert_eq!(div_block(rel, m), rel / bs, "class {cls}, offset {rel}");
+        }
+        for k in [0, 1, 2, cap / 3, cap / 2, cap.saturating_sub(1)] {
+            let lim = limit(k);
+            for b in 0..=cap {
+                for d in [0usize, 1, 8, 16, bs / 2, bs - 1] {
+                    let Some(rel) = (b * bs).checked_add(d).filter(|&r| r < len) else {
+                        continue;
+                    };
+                    let want = rel % bs == 0 && rel / bs < k;
+                    assert_eq!(
+                        is_carved_block_start(rel as u32, m, lim),
+                        want,
+                        "class {cls} (block {bs}), offset {rel}, {k} carved"
+                    );
+                }
+            }
+        }
+    }
+}
