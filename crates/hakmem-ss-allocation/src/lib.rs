@@ -805,7 +805,8 @@ unsafe fn bitmap_of(s: *mut Slab) -> *mut u64 {
 }
 
 /// `rel / block_size(cls)` for `rel < 2^32` by one multiply (Lemire: `DIV_MAGIC[cls]`
-/// is `ceil(2^64 / bs)`, and the high half of the product is the quotient).
+/// is `ceil(2^64 / bs)` (plus one for a power of two), and the high half of the product
+/// is the quotient).
 #[inline(always)]
 fn div_block(rel: usize, magic: u64) -> usize {
     debug_assert!(rel < 1 << 32);

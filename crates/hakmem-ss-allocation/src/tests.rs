@@ -202,8 +202,8 @@ fn layout_holds_for_every_supported_page_size() {
     assert!(os::page_size_supported(os::page_size()));
 }
 
-/// The validation table (`Granule`: slab start and carved bytes per 64 KiB granule,
-/// one multiply) says exactly what the division-based `validate` (`ss_lookup`: magic,
+/// The validation table (`Granule`: slab start and carved limit per 64 KiB granule,
+/// one multiply and one compare) says exactly what the division-based `validate` (`ss_lookup`: magic,
 /// slab index, free-slab mask, carve count, block start by division) says, for every
 /// 8-byte-aligned address of a superslab: classes with 64 KiB, 64 KiB (mid) and 2 MiB
 /// slabs, with blocks out in two slabs, then after the second slab emptied (its

@@ -152,8 +152,8 @@ pub fn aligned(align: usize, size: usize) -> *mut u8 {
 ///
 /// The hit path, with no division and no call: the registry byte of `p`'s 4 MiB unit
 /// (a live superslab?), then the superslab's validation table (the 4 MiB mask gives the
-/// header, `p`'s 64 KiB granule gives its slab's first block and carved bytes: one
-/// subtraction and compare, and a multiply for the block-start test), the class from
+/// header, `p`'s 64 KiB granule gives its slab's first block and carved limit: one
+/// subtraction, one multiply and one compare for "a carved block start"), the class from
 /// the header, then the thread-cache push (with its double-free check). Anything else
 /// (null, a large block, a bad pointer) takes the cold path, which finds out which.
 ///
