@@ -20,9 +20,9 @@
 //! [`aligned_alloc`], [`memalign`], [`valloc`], [`pvalloc`], [`malloc_usable_size`],
 //! [`free_sized`], [`free_aligned_sized`], [`malloc_trim`]; and the C++ operators
 //! `new`/`delete` in every form, with libstdc++'s failure semantics ([`cxx`]); and
-//! [`pthread_create`], a wrapper that makes hakmem's thread-exit key at the highest
-//! pthread key index before the process's first thread starts (so that a program that
-//! never starts one does not pay for that sweep). The shared object also runs a
+//! [`pthread_create`], a wrapper that starts each thread on a trampoline which sets the
+//! thread's cache up before the program's start routine runs (so that hakmem's
+//! thread-exit key can be one at the lowest pthread key index: no sweep of the indices). The shared object also runs a
 //! constructor at load time that sets hakmem up ([`on_load`]: one allocation).
 //! `docs/c-abi.md` describes the library
 //! for its users: semantics, the TLS model, `dlopen`, measurements, limitations.
@@ -369,51 +369,95 @@ fn usable_size_checked(p: *mut c_void) -> Result<usize, BadPointer> {
 /// What `libhakmem.so`'s constructor runs when the library is loaded: set the process
 /// and the loading thread up with one allocation (gates read, fork handlers registered,
 /// this thread's cache armed; in the library, whose marker symbol
-/// `hakmem_wraps_pthread_create` puts the thread-exit key's sweep of the pthread key
-/// indices off until the first [`pthread_create`], on a key at the lowest free index:
-/// one `pthread_key_create`).
+/// `hakmem_wraps_pthread_create` says that [`pthread_create`] arms every thread as it
+/// starts, on a thread-exit key at the lowest free index: one `pthread_key_create`).
 pub fn on_load() {
     // SAFETY: a block this allocator just returned, freed once.
     unsafe { free(malloc(1)) };
 }
 
+/// A thread's start routine. `C-unwind`: glibc's `pthread_exit` and cancellation unwind
+/// out of it (a forced unwind) through `thread_trampoline`.
+pub type StartRoutine = unsafe extern "C-unwind" fn(*mut c_void) -> *mut c_void;
+
 /// `pthread_create`'s signature.
 type PthreadCreate = unsafe extern "C" fn(
     *mut libc::pthread_t,
     *const libc::pthread_attr_t,
-    extern "C" fn(*mut c_void) -> *mut c_void,
+    StartRoutine,
     *mut c_void,
 ) -> c_int;
 
 /// The next definition of `pthread_create` (glibc's).
 static NEXT_PTHREAD_CREATE: cxx::Lazy = cxx::Lazy::new();
 
+/// What [`thread_trampoline`] gets: the program's start routine and its argument, in a
+/// block of this allocator that the new thread frees.
+#[repr(C)]
+struct ThreadStart {
+    start: StartRoutine,
+    arg: *mut c_void,
+}
+
+/// The first code of every thread made by [`pthread_create`]: set the thread up
+/// (`raw::thread_start`: its cache armed on the exit key before any code of the
+/// program's runs on it), then run the program's start routine and return its result.
+/// No value here has a destructor, so a forced unwind (`pthread_exit`, cancellation)
+/// passes through the frame.
+unsafe extern "C-unwind" fn thread_trampoline(p: *mut c_void) -> *mut c_void {
+    raw::thread_start();
+    // SAFETY: `p` is the `ThreadStart` block `pthread_create` made for this thread, read
+    // once and freed here (this thread is its only user).
+    let ThreadStart { start, arg } = unsafe { p.cast::<ThreadStart>().read() };
+    // SAFETY: a live block of this allocator, freed once.
+    unsafe { free(p) };
+    // SAFETY: the program's start routine with its argument, as glibc would call it.
+    unsafe { start(arg) }
+}
+
 /// `pthread_create(3)`, wrapped by `libhakmem.so` (as sanitizers and profilers wrap it):
-/// before the process's first thread starts, hakmem makes its thread-exit key at the
-/// highest pthread key index (`raw::before_thread_create`: about 1,024
-/// `pthread_key_create` calls, 0.3 ms, once; then one atomic load per call), so that a
-/// program that never starts a thread never pays for it; then the next definition
-/// (glibc's, found once with `dlsym(RTLD_NEXT)`) creates the thread, with the same
-/// arguments and result. Aborts with one line if there is no next definition (a process
-/// without `pthread_create` cannot have called it).
+/// the new thread starts on `thread_trampoline`, which sets its cache up before the
+/// program's start routine runs, then runs it (same argument, same result for
+/// `pthread_join`). So every thread the program starts is armed from its first
+/// instruction, and hakmem's thread-exit key can sit at the lowest free pthread key index
+/// (one `pthread_key_create` per process, instead of the 1,024 of finding the highest:
+/// `hakmem_ss_allocation::bins::ExitKey`, "Low key"). The thread is created by the next
+/// definition (glibc's, found once with `dlsym(RTLD_NEXT)`) with the caller's `thread`
+/// and `attr`. Without memory for the 16-byte start block, the thread is created as is
+/// (its cache is then armed at its first allocation, as a thread glibc starts itself).
+/// Aborts with one line if there is no next definition (a process without
+/// `pthread_create` cannot have called it).
 ///
 /// # Safety
 /// As glibc's `pthread_create`.
 pub unsafe fn pthread_create(
     thread: *mut libc::pthread_t,
     attr: *const libc::pthread_attr_t,
-    start: extern "C" fn(*mut c_void) -> *mut c_void,
+    start: StartRoutine,
     arg: *mut c_void,
 ) -> c_int {
-    raw::before_thread_create();
     let Some(f) = NEXT_PTHREAD_CREATE.get(libc::RTLD_NEXT, c"pthread_create") else {
         hakmem_os_stats::report::fatal_args(format_args!(
             "pthread_create: no next definition (glibc's) in the process"
         ));
     };
-    // SAFETY: `f` is the next `pthread_create` of the process, which has this signature;
-    // the caller's arguments are forwarded unchanged.
-    unsafe { core::mem::transmute::<usize, PthreadCreate>(f)(thread, attr, start, arg) }
+    // SAFETY: `f` is the next `pthread_create` of the process, which has this signature.
+    let next = unsafe { core::mem::transmute::<usize, PthreadCreate>(f) };
+    let s = malloc(core::mem::size_of::<ThreadStart>()).cast::<ThreadStart>();
+    if s.is_null() {
+        // SAFETY: the caller's arguments, forwarded unchanged.
+        return unsafe { next(thread, attr, start, arg) };
+    }
+    // SAFETY: a fresh block of `size_of::<ThreadStart>()` bytes, aligned to 16.
+    unsafe { s.write(ThreadStart { start, arg }) };
+    // SAFETY: the caller's `thread` and `attr`; the trampoline takes over `s`.
+    let r = unsafe { next(thread, attr, thread_trampoline, s.cast()) };
+    if r != 0 {
+        // No thread: the block is still ours.
+        // SAFETY: the block allocated above, never handed to a thread.
+        unsafe { free(s.cast()) };
+    }
+    r
 }
 
 pub mod cxx;

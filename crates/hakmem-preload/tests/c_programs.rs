@@ -150,14 +150,14 @@ fn many_pthread_keys() {
     );
 }
 
-/// The thread-exit key's sweep of the pthread key indices waits for the first
-/// `pthread_create`: a single-threaded process holds one hakmem key, at a low index, and
-/// can create every other; the first thread creation makes the key at the highest index
-/// and moves the creating thread onto it, and every new thread is armed on it. With a
-/// glibc helper thread running first (`timer_create`), there is no sweep (it could make
-/// that thread's `pthread_key_create` fail): every thread stays on the low key.
+/// The thread-exit key is one key at a low index, with no sweep of the pthread key
+/// indices: a single-threaded process can create every other key; a thread made by
+/// `pthread_create` is armed on that key before its first allocation (the wrapper's
+/// trampoline sets it up before the program's start routine runs); arguments, results,
+/// `pthread_exit` and cancellation pass through; after threads ran, the program can still
+/// create every other key. With a glibc helper thread (`timer_create`), the same.
 #[test]
-fn exit_key_is_swept_at_the_first_pthread_create() {
+fn exit_key_is_one_low_key_and_threads_are_armed_as_they_start() {
     let Some(exe) = compile("tests/c/exit_key.c", "exit_key", "exit_key") else {
         return;
     };

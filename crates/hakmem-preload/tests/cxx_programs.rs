@@ -179,9 +179,9 @@ fn a_programs_replacement_operators_are_honoured() {
 
 /// `tests/c/exit_key.c` built as C++ (`tests/cxx/exit_key.cpp`): hakmem's first
 /// allocation comes from libstdc++'s constructor, before `libhakmem.so`'s; the
-/// thread-exit key's sweep still waits for the first `pthread_create`.
+/// thread-exit key is still the one low key, with no sweep.
 #[test]
-fn exit_key_waits_for_threads_in_a_cxx_program() {
+fn exit_key_is_one_low_key_in_a_cxx_program() {
     let Some(exe) = compile_cxx(
         "tests/cxx/exit_key.cpp",
         "cxx-exit-key",

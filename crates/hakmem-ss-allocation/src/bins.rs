@@ -1001,20 +1001,17 @@ pub const MAX_EXIT_HOOKS: usize = 4;
 /// `pthread_key_create` could fail, so it is done at the process's first allocation,
 /// single-threaded in practice).
 ///
-/// **Deferred** ([`ExitKey::defer`], what `libhakmem.so` does, since it wraps
-/// `pthread_create`): threads are armed on a second key, created at the lowest free index
-/// with one call, until [`ExitKey::prepare_for_threads`] creates the highest one, which
-/// the library calls before each `pthread_create` (a no-op once the key exists): that is
-/// while the process still has one thread, so the sweep races with no other
-/// `pthread_key_create`, and the creating thread moves onto the new key (a process that
-/// has other threads by then, made without the wrapper, gets no sweep: they could be
-/// creating keys; every thread stays on the low key). A program that
-/// never starts a thread never pays the sweep; the main thread needs no round ordering
-/// (its first allocation precedes every destructor round), and nor does a thread made
-/// otherwise than by `pthread_create` (glibc's own helper threads) unless its first
-/// allocation comes from a key destructor in round 4: such a thread, armed on the low
-/// key, is the one case left undrained. The low key, once made, stays (both keys run the
-/// same destructor, and a thread is armed on one of them).
+/// **Low key** ([`ExitKey::use_low_key`], what `libhakmem.so` does): threads are armed
+/// on a key created at the lowest free index with one call, and there is no sweep at all.
+/// That is sound for a library that arms every thread it starts *before the thread runs
+/// any code of its own*: `libhakmem.so` wraps `pthread_create` and starts each thread on a
+/// trampoline that sets the thread's cache up first. A thread armed from its start is
+/// drained by this key's destructor in round 1, wherever the key's slot is, and caches
+/// nothing after that, so no destructor, in any round, can arm it late. What is left
+/// undrained is a thread started otherwise (glibc's own helper threads, a raw `clone`)
+/// whose first allocation comes from a key destructor in round 4: its cache (one refill
+/// per class it used) is lost with it. The main thread needs no ordering: its first
+/// allocation precedes every destructor round.
 ///
 /// For an index of 32 or more, glibc's first
 /// `pthread_setspecific` on a thread allocates a 512-byte array with `calloc` (under
@@ -1026,13 +1023,12 @@ pub struct ExitKey {
     /// 3: failed.
     state: AtomicU32,
     key: UnsafeCell<libc::pthread_key_t>,
-    /// The key at the lowest free index, for threads armed before the highest one exists
-    /// when its creation is deferred ([`ExitKey::defer`]); states as `state`.
+    /// The key at the lowest free index, on which threads are armed instead
+    /// ([`ExitKey::use_low_key`]); states as `state`.
     low_state: AtomicU32,
     low: UnsafeCell<libc::pthread_key_t>,
-    /// Whether the highest key waits for [`ExitKey::prepare_for_threads`] (set by
-    /// [`ExitKey::defer`]).
-    deferred: AtomicBool,
+    /// Whether threads are armed on the low key ([`ExitKey::use_low_key`]).
+    low_only: AtomicBool,
     /// The hooks, as `fn()` addresses (0: free slot).
     hooks: [AtomicUsize; MAX_EXIT_HOOKS],
 }
@@ -1089,35 +1085,6 @@ fn create_last_key(dtor: unsafe extern "C" fn(*mut libc::c_void)) -> Option<libc
     last
 }
 
-/// The number of threads of the process (`/proc/self/stat`'s 20th field), if it can be
-/// read: three system calls, no allocation.
-fn process_threads() -> Option<usize> {
-    let mut buf = [0u8; 1024];
-    // SAFETY: a NUL-terminated path; the descriptor is closed below.
-    let fd = unsafe {
-        libc::open(
-            c"/proc/self/stat".as_ptr(),
-            libc::O_RDONLY | libc::O_CLOEXEC,
-        )
-    };
-    if fd < 0 {
-        return None;
-    }
-    // SAFETY: `buf` has room for `buf.len()` bytes; `fd` is open.
-    let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
-    // SAFETY: `fd` was opened above.
-    unsafe { libc::close(fd) };
-    let text = buf.get(..usize::try_from(n).ok()?)?;
-    // "pid (comm) state ppid ...": the command may hold spaces and parentheses, so the
-    // fields are counted from the last ')'; the number of threads is the 18th after it.
-    let rest = text.get(text.iter().rposition(|&b| b == b')')? + 1..)?;
-    let field = rest
-        .split(|&b| b == b' ')
-        .filter(|f| !f.is_empty())
-        .nth(17)?;
-    core::str::from_utf8(field).ok()?.parse().ok()
-}
-
 /// Run `make` once for the key behind `state` (0: not created, 1: being created, 2:
 /// ready, 3: failed) and store what it made in `key`; later calls wait for the first.
 /// True once the key is ready.
@@ -1166,7 +1133,7 @@ impl ExitKey {
             key: UnsafeCell::new(0),
             low_state: AtomicU32::new(0),
             low: UnsafeCell::new(0),
-            deferred: AtomicBool::new(false),
+            low_only: AtomicBool::new(false),
             hooks: [const { AtomicUsize::new(0) }; MAX_EXIT_HOOKS],
         }
     }
@@ -1201,67 +1168,12 @@ impl ExitKey {
         })
     }
 
-    /// Defer the key at the highest index until [`ExitKey::prepare_for_threads`] (or
-    /// for good): until then a thread is armed on a key at the lowest free index, which
-    /// costs one `pthread_key_create` instead of the sweep of 1,024. For a library that
-    /// sees every thread creation coming (`libhakmem.so` wraps `pthread_create`), so that
-    /// a program that never starts a thread never pays the sweep. Call it before the
-    /// first thread is armed.
-    pub fn defer(&self) {
-        self.deferred.store(true, Ordering::Relaxed);
-    }
-
-    /// Before a thread is created: create the key at the highest index (the sweep), if
-    /// it does not exist yet, and move the calling thread onto it if it was armed on the
-    /// low key. Only while the process has one thread (`/proc/self/stat`; taken as one
-    /// if it cannot be read): with more, another thread could be creating pthread keys,
-    /// which the sweep could make fail, so there is none, for good. False if the key was
-    /// not created (threads are then armed on the low key).
-    pub fn prepare_for_threads(&'static self) -> bool {
-        match self.state.load(Ordering::Acquire) {
-            2 => true,
-            3 => false,
-            _ => self.prepare_with(process_threads()),
-        }
-    }
-
-    /// [`ExitKey::prepare_for_threads`] in a process of `threads` threads (`None`: not
-    /// known, taken as one).
-    fn prepare_with(&'static self, threads: Option<usize>) -> bool {
-        if threads.is_some_and(|n| n > 1) {
-            // Other threads exist already (made otherwise than by the caller's
-            // wrapper): the sweep could make their `pthread_key_create` fail, so there is
-            // none; every thread stays on the low key.
-            if self
-                .state
-                .compare_exchange(0, 3, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok()
-            {
-                return false;
-            }
-            return self.state.load(Ordering::Acquire) == 2;
-        }
-        if !self.create() {
-            return false;
-        }
-        if self.low_state.load(Ordering::Acquire) == 2 {
-            // SAFETY: state 2: `low` and `key` are initialized and immutable.
-            let (low, high) = unsafe { (*self.low.get(), *self.key.get()) };
-            let me = self as *const ExitKey as *const libc::c_void;
-            // SAFETY: `low` is a live key; reading this thread's value has no other
-            // precondition.
-            if ptr::eq(unsafe { libc::pthread_getspecific(low) }, me) {
-                // The high key first (`pthread_setspecific` may `calloc`: the thread's
-                // cache is on), then off the low one: the thread is armed throughout.
-                // SAFETY: live keys; the value is this `'static` key.
-                unsafe {
-                    if libc::pthread_setspecific(high, me) == 0 {
-                        libc::pthread_setspecific(low, ptr::null());
-                    }
-                }
-            }
-        }
-        true
+    /// Arm threads on a key at the lowest free index (one `pthread_key_create`), never
+    /// on one at the highest (no sweep of 1,024). Only for a library that arms every
+    /// thread it starts before the thread runs any code of its own (see the type's docs,
+    /// "Low key"); call it before the first thread is armed.
+    pub fn use_low_key(&self) {
+        self.low_only.store(true, Ordering::Relaxed);
     }
 
     /// The key's index (glibc's `pthread_key_t` is the index), once created.
@@ -1274,7 +1186,7 @@ impl ExitKey {
         }
     }
 
-    /// The low key's index, once created (see [`ExitKey::defer`]).
+    /// The low key's index, once created (see [`ExitKey::use_low_key`]).
     pub fn low_index(&self) -> Option<usize> {
         if self.low_state.load(Ordering::Acquire) == 2 {
             // SAFETY: state 2: `low` is initialized and immutable.
@@ -1296,19 +1208,18 @@ impl ExitKey {
         if !self.add_hook(hook) {
             return false;
         }
-        // The highest key when it exists (or is not deferred), else the low one.
-        let key =
-            if self.state.load(Ordering::Acquire) == 2 || !self.deferred.load(Ordering::Relaxed) {
-                if !self.create() {
-                    return false;
-                }
-                &self.key
-            } else {
-                if !self.create_low() {
-                    return false;
-                }
-                &self.low
-            };
+        // The highest key, unless threads are armed on the low one.
+        let key = if !self.low_only.load(Ordering::Relaxed) {
+            if !self.create() {
+                return false;
+            }
+            &self.key
+        } else {
+            if !self.create_low() {
+                return false;
+            }
+            &self.low
+        };
         // SAFETY: state 2 (checked by `create` / `create_low`): the key is initialized
         // and immutable. A non-null value makes the destructor run at thread exit; it is
         // this `'static` key.
@@ -1396,54 +1307,19 @@ mod tests {
     }
 
     #[test]
-    fn a_deferred_exit_key_arms_a_low_key_until_threads_are_prepared() {
+    fn a_low_key_exit_key_never_sweeps() {
         static K: ExitKey = ExitKey::new();
         fn hook() {}
         let me = &K as *const ExitKey as *const libc::c_void;
-        let _g = SWEEP.lock().unwrap_or_else(|e| e.into_inner());
-        K.defer();
-        // Armed without the sweep: on one key at the lowest free index.
-        assert!(K.register_current_thread(hook));
-        assert_eq!(K.index(), None, "swept before prepare_for_threads");
-        let low = K.low_index().unwrap();
-        assert_eq!(value_of(low), me);
-        // (As in a process of one thread: the harness runs others.)
-        assert!(K.prepare_with(Some(1)));
-        let high = K.index().unwrap();
-        assert!(high > low);
-        highest_free_was(high);
-        // The calling thread moved onto the highest key.
-        assert_eq!(value_of(high), me);
-        assert!(value_of(low).is_null());
-        // A thread armed afterwards is on the highest key too, and a second preparation
-        // changes nothing.
-        std::thread::spawn(move || {
-            let me = &K as *const ExitKey as *const libc::c_void;
-            assert!(K.register_current_thread(hook));
-            assert_eq!(value_of(high), me);
-            assert!(value_of(low).is_null());
-        })
-        .join()
-        .unwrap();
-        assert!(K.prepare_for_threads());
-        assert_eq!(K.index(), Some(high));
-    }
-
-    #[test]
-    fn a_deferred_exit_key_is_not_swept_once_other_threads_run() {
-        static K: ExitKey = ExitKey::new();
-        fn hook() {}
         // (Its one `pthread_key_create` would fail during another test's sweep.)
         let _g = SWEEP.lock().unwrap_or_else(|e| e.into_inner());
-        K.defer();
+        K.use_low_key();
+        // Armed without the sweep: on one key at the lowest free index.
         assert!(K.register_current_thread(hook));
-        // Other threads run: a sweep now could make their `pthread_key_create` fail, so
-        // there is none.
-        assert!(!K.prepare_with(Some(2)));
-        assert_eq!(K.index(), None);
-        assert!(!K.prepare_for_threads());
-        // Threads keep being armed, on the low key.
+        assert_eq!(K.index(), None, "swept");
         let low = K.low_index().unwrap();
+        assert_eq!(value_of(low), me);
+        // Other threads too, on the same key, and still no sweep.
         std::thread::spawn(move || {
             let me = &K as *const ExitKey as *const libc::c_void;
             assert!(K.register_current_thread(hook));
@@ -1451,22 +1327,8 @@ mod tests {
         })
         .join()
         .unwrap();
-    }
-
-    #[test]
-    fn process_threads_counts_this_process() {
-        let n = process_threads().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel::<()>();
-        let (tx2, rx2) = std::sync::mpsc::channel::<()>();
-        let t = std::thread::spawn(move || {
-            tx2.send(()).unwrap();
-            rx.recv().unwrap();
-        });
-        rx2.recv().unwrap();
-        assert!(process_threads().unwrap() >= 2);
-        assert!(n >= 1);
-        tx.send(()).unwrap();
-        t.join().unwrap();
+        assert_eq!(K.index(), None, "swept");
+        assert_eq!(K.low_index(), Some(low));
     }
 
     /// A bin over the array `slots` (which the test keeps alive while the bin is used),

@@ -12,8 +12,8 @@
 //! a producer/consumer pair never touches slabs; it is split in [`XFER_SHARDS`] shards with
 //! their own locks (the CPU's first), so it never takes the class lock. It also owns the size-class table
 //! ([`class`]), the thread-cache building blocks ([`bins`]: the bounded `Bin`, the
-//! process's one thread-exit key at the highest pthread key index (or, deferred, a low one
-//! until threads start), the cache registry
+//! process's one thread-exit key at the highest pthread key index (or, for a library
+//! that arms each thread as it starts it, a low one), the cache registry
 //! for stats and fork with nodes outside threads' storage, double-free marks) and the
 //! [`registry`] that tells whether an address is hakmem's.
 //!

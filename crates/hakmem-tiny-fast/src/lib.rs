@@ -22,8 +22,6 @@
 //! [`cache_alloc`] / [`cache_free`], [`try_alloc_class`] / [`try_free_class`] (and
 //! [`try_free_bin`], the class as its bin's byte offset, for the C `free`),
 //! [`alloc_slow_class`] / [`free_slow_class`]. [`thread_init`], [`thread_state`],
-//! [`prepare_for_threads`] (the exit key's index sweep, put off until the first thread
-//! creation in a process with `libhakmem.so`'s `pthread_create` wrapper),
 //! [`thread_flush`], [`request_flush_all`] (every thread gives its cache back at its
 //! next slow path: `hakmem::trim` and the background purge), [`prewarm`], [`cached`],
 //! [`bin_limit`] and [`thread_grown_bytes`] (a bin's bound and the thread's growth);
@@ -57,9 +55,10 @@
 //!   lists and cache nothing, so no block is ever stranded. The key has the highest
 //!   pthread key index, so it is visited last in every destructor round: a thread whose
 //!   first call comes from another key's destructor, in any round, is drained at the end
-//!   of that same round. (In a process with `libhakmem.so`'s `pthread_create` wrapper, a
-//!   thread armed before [`prepare_for_threads`] made that key is on a key at the
-//!   lowest index instead: the main thread, and threads made without the wrapper.)
+//!   of that same round. (In a process with `libhakmem.so`'s `pthread_create` wrapper,
+//!   which sets each thread it starts up before the thread's own code runs, the key is
+//!   one at the lowest index instead, and there is no sweep: a thread armed from its
+//!   start is drained in round 1 and caches nothing afterwards.)
 //! - A thread's registry node lives in the registry's own memory, never in the thread's
 //!   TLS: registering or unregistering never touches a dead thread's memory.
 //! - A block freed by another thread than its allocator goes into the freeing thread's
@@ -646,27 +645,19 @@ pub fn thread_state() -> State {
 
 hakmem_os_stats::weak_symbol_address! {
     /// The address of `hakmem_wraps_pthread_create`, which `libhakmem.so` defines beside
-    /// its `pthread_create` wrapper (which calls [`prepare_for_threads`]); null in a
-    /// process without it.
+    /// its `pthread_create` wrapper; null in a process without it.
     fn hakmem_tiny_fast_wrapper_marker_v0() = "hakmem_wraps_pthread_create";
 }
 
-/// Whether the process has `libhakmem.so`'s `pthread_create` wrapper: then the exit key
-/// at the highest pthread key index waits for the first thread creation
-/// (`bins::ExitKey::defer`), so that a program that never starts a thread does not pay
-/// the 1,024 `pthread_key_create` calls of finding that index. Read by each thread's
-/// set-up (a GOT load), so that it holds from the process's first allocation whatever
-/// constructor makes it (libstdc++'s allocates before `libhakmem.so`'s runs).
-fn exit_key_deferred() -> bool {
+/// Whether the process has `libhakmem.so`'s `pthread_create` wrapper, which sets every
+/// thread it starts up (this box's [`thread_init`]) before the thread runs its own code:
+/// then threads are armed on an exit key at the lowest free index
+/// (`bins::ExitKey::use_low_key`), and no process pays the 1,024 `pthread_key_create`
+/// calls of finding the highest. Read by each thread's set-up (a GOT load), so that it
+/// holds from the process's first allocation whatever constructor makes it
+/// (libstdc++'s allocates before `libhakmem.so`'s runs).
+fn exit_key_low() -> bool {
     !hakmem_tiny_fast_wrapper_marker_v0().is_null()
-}
-
-/// Before a thread is created (by a library that sees thread creations coming): make the
-/// exit key at the highest index if it does not exist yet, and move the calling thread's
-/// cache onto it (see `bins::ExitKey::prepare_for_threads`). Meant to run while the
-/// process has one thread; cheap (one atomic load) once the key exists.
-pub fn prepare_for_threads() -> bool {
-    THREAD_EXIT.prepare_for_threads()
 }
 
 /// Initialize the calling thread's cache (limits on, exit hook armed, registry node).
@@ -720,8 +711,8 @@ pub fn thread_init() -> bool {
     }
     // The exit hook first (it may allocate, see above), then the registry node: the
     // hook unregisters whatever node the thread has when it runs.
-    if exit_key_deferred() {
-        THREAD_EXIT.defer();
+    if exit_key_low() {
+        THREAD_EXIT.use_low_key();
     }
     let ok = THREAD_EXIT.register_current_thread(on_thread_exit)
         && with_cache(|c| {

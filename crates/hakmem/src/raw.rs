@@ -325,14 +325,14 @@ pub fn owns(p: *mut u8) -> bool {
 }
 
 /// For a library that wraps `pthread_create` and defines the marker symbol
-/// `hakmem_wraps_pthread_create` (`libhakmem.so`; with the marker, threads are armed on
-/// a key at the lowest index until then): call before every `pthread_create`. The first
-/// call makes the
-/// thread-exit key at the highest pthread key index (while the process has one thread,
-/// so no other `pthread_key_create` races with the sweep) and moves the calling thread
-/// onto it; later calls cost one atomic load.
-pub fn before_thread_create() {
-    hakmem_tiny_fast::prepare_for_threads();
+/// `hakmem_wraps_pthread_create` (`libhakmem.so`): call first thing on every thread it
+/// starts, before the thread's own code. It sets the thread up (the process too, if
+/// needed) and arms its cache on the thread-exit key, which in such a process is a key at
+/// the lowest pthread key index (no sweep of the indices): a thread armed from its start
+/// is drained by that key's destructor in round 1 and caches nothing afterwards, so no
+/// destructor can arm it too late (see `hakmem_ss_allocation::bins::ExitKey`).
+pub fn thread_start() {
+    thread_setup();
 }
 
 #[cfg(test)]

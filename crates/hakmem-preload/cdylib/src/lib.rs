@@ -8,8 +8,8 @@
 //!
 //! A constructor ([`hakmem_on_load`]) sets hakmem up as soon as the library is loaded,
 //! before `main` and before the program starts threads; `pthread_create` is wrapped so
-//! that hakmem's thread-exit key gets the highest pthread key index just before the
-//! first thread starts.
+//! that each new thread is set up before the program's code runs on it (and hakmem's
+//! thread-exit key can sit at the lowest pthread key index, with no sweep).
 
 use core::ffi::{c_int, c_void};
 use hakmem_preload as c;
@@ -22,8 +22,8 @@ mod cxx;
 ///
 /// Done here rather than at the program's first `malloc` so that process set-up stays
 /// out of any lock the program may hold at its first allocation (a fork handler, an
-/// `atexit` registration). The thread-exit key at the highest pthread key index (the
-/// sweep of 1,024 `pthread_key_create` calls) waits for the first [`pthread_create`].
+/// `atexit` registration). The thread-exit key is one at the lowest free pthread key
+/// index (one `pthread_key_create`): [`pthread_create`] arms each thread as it starts.
 pub extern "C" fn hakmem_on_load() {
     c::on_load();
 }
@@ -34,9 +34,10 @@ static ON_LOAD: extern "C" fn() = hakmem_on_load;
 
 // The marker `hakmem_wraps_pthread_create` that tells hakmem (`hakmem-tiny-fast` holds a
 // weak reference to it, read at each thread's set-up, so from the process's first
-// allocation whatever constructor makes it) that `pthread_create` below is there: the
-// thread-exit key's sweep of the pthread key indices then waits for the first thread
-// creation (docs/c-abi.md, "At the first `pthread_create`"). A weak definition in
+// allocation whatever constructor makes it) that `pthread_create` below is there: every
+// thread it starts is set up before the program's code runs on it, so the thread-exit
+// key is one at the lowest pthread key index, with no sweep of the indices (docs/c-abi.md,
+// "Thread exit and `pthread_create`"). A weak definition in
 // assembly: with LTO it shares an object with the weak reference, whose binding it must
 // match; it stays local to the library.
 #[cfg(all(
@@ -53,8 +54,8 @@ core::arch::global_asm!(
     ".popsection",
 );
 
-/// `pthread_create(3)`: hakmem prepares its thread-exit key for threads (once), then
-/// glibc's creates the thread (`hakmem_preload::pthread_create`).
+/// `pthread_create(3)`: glibc's creates the thread, which runs hakmem's set-up first,
+/// then `start(arg)` (`hakmem_preload::pthread_create`).
 ///
 /// # Safety
 /// As glibc's.
@@ -62,7 +63,7 @@ core::arch::global_asm!(
 pub unsafe extern "C" fn pthread_create(
     thread: *mut libc::pthread_t,
     attr: *const libc::pthread_attr_t,
-    start: extern "C" fn(*mut c_void) -> *mut c_void,
+    start: c::StartRoutine,
     arg: *mut c_void,
 ) -> c_int {
     // SAFETY: the caller's guarantee, forwarded.

@@ -1,20 +1,25 @@
-/* hakmem's thread-exit key under LD_PRELOAD: no sweep of the pthread key indices until
- * the first pthread_create.
+/* hakmem's thread-exit key under LD_PRELOAD: one key, at a low index, and no sweep of
+ * the pthread key indices, ever.
  *
- * A single-threaded process holds one hakmem key, at a low index (the main thread's
- * cache is armed on it), and can create every other key (PTHREAD_KEYS_MAX - 1). The
- * first pthread_create makes hakmem's key at the highest index and moves the calling
- * thread onto it; the new thread is armed on it too; the program can then create
- * PTHREAD_KEYS_MAX - 2 keys (both of hakmem's stay).
+ * libhakmem.so wraps pthread_create: each new thread runs hakmem's set-up before the
+ * program's start routine, so it is armed from its first instruction, and hakmem's key
+ * need not be the last one visited in a destructor round. Checked here:
+ * - a single-threaded process holds one hakmem key, at a low index (the main thread's
+ *   cache is armed on it), and can create every other key (PTHREAD_KEYS_MAX - 1);
+ * - a thread made by pthread_create is armed on that same key before it allocates
+ *   anything (checked first thing in its start routine), and after it has;
+ * - after threads ran, the main thread is still on that key and the program can still
+ *   create PTHREAD_KEYS_MAX - 1 keys (no second key, no sweep);
+ * - the start routine's argument and result reach it and pthread_join unchanged, and a
+ *   thread ending with pthread_exit or cancelled still ends cleanly.
  *
  * hakmem's keys are found as the keys whose value this program never set, with
  * pthread_getspecific over every index (glibc returns NULL for an index that is not a
  * live key).
  *
  * With the argument "timer", a timer_create(SIGEV_THREAD) first makes glibc start a
- * helper thread of its own (not through pthread_create): at the first pthread_create the
- * process has two threads, so hakmem makes no sweep (it could make another thread's
- * pthread_key_create fail), and every thread stays armed on the low key.
+ * helper thread of its own (not through pthread_create), armed at its first allocation
+ * on the same low key; threads made by pthread_create afterwards are armed on it too.
  *
  * Prints "exit_key: ok" or the first check that failed (exit status 1).
  */
@@ -58,8 +63,8 @@ static long creatable(void) {
     return n;
 }
 
-static long thread_first, thread_last;
-static int thread_n;
+static long thread_first, thread_last, early_first, early_last;
+static int thread_n, early_n;
 
 /* Allocate and free for real (a compiler may drop a malloc whose block is unused). */
 static void *volatile sink;
@@ -69,9 +74,42 @@ static void churn(size_t n) {
 }
 
 static void *body(void *arg) {
+    /* Before this thread's first allocation: armed already, by the wrapper. */
+    early_n = set_keys(&early_first, &early_last);
     churn(100);
     thread_n = set_keys(&thread_first, &thread_last);
+    return (char *)arg + 1;
+}
+
+static void *body_exit(void *arg) {
+    churn(50);
+    pthread_exit((char *)arg + 2);
+    return NULL;
+}
+
+static void *body_cancel(void *arg) {
+    churn(70);
+    for (;;) {
+        pthread_testcancel();
+        usleep(100);
+    }
     return arg;
+}
+
+/* A thread made by pthread_create: armed before and after its first allocation, on key
+ * `low`; its result comes back through pthread_join. */
+static void check_thread(const char *what, long low) {
+    static char token[4];
+    pthread_t t;
+    void *res = NULL;
+    early_n = thread_n = -1;
+    if (pthread_create(&t, NULL, body, token) != 0) FAIL("%s: pthread_create failed", what);
+    if (pthread_join(t, &res) != 0 || res != token + 1) FAIL("%s: pthread_join gave %p, not %p", what, res, (void *)(token + 1));
+    if (early_n != 1 || early_first != low)
+        FAIL("%s: new thread before its first allocation: %d keys set (first %ld), expected 1 at %ld", what, early_n,
+             early_first, low);
+    if (thread_n != 1 || thread_first != low)
+        FAIL("%s: new thread: %d keys set (first %ld), expected 1 at %ld", what, thread_n, thread_first, low);
 }
 
 /* The process's threads (the 20th field of /proc/self/stat). */
@@ -114,11 +152,7 @@ static int timer_first(void) {
         printf("exit_key: ok (skipped: no glibc helper thread seen, %d threads)\n", nt);
         return 0;
     }
-    pthread_t t;
-    if (pthread_create(&t, NULL, body, NULL) != 0) FAIL("pthread_create failed");
-    pthread_join(t, NULL);
-    if (thread_n != 1 || thread_first != low)
-        FAIL("timer: new thread: %d keys set (first %ld), expected 1 at %ld", thread_n, thread_first, low);
+    check_thread("timer", low);
     long c = creatable();
     if (c != keys_max - 1) FAIL("timer: %ld keys creatable, expected %ld (no sweep)", c, keys_max - 1);
     timer_delete(tm);
@@ -138,25 +172,24 @@ int main(int argc, char **argv) {
     long c = creatable();
     if (c != keys_max - 1) FAIL("before any thread: %ld keys creatable, expected %ld", c, keys_max - 1);
 
-    pthread_t t;
-    if (pthread_create(&t, NULL, body, NULL) != 0) FAIL("pthread_create failed");
-    pthread_join(t, NULL);
-    if (thread_n != 1 || thread_first != keys_max - 1)
-        FAIL("new thread: %d keys set (first %ld), expected 1 at %ld", thread_n, thread_first, keys_max - 1);
-    n = set_keys(&first, &last);
-    if (n != 1 || first != keys_max - 1)
-        FAIL("main after pthread_create: %d keys set (first %ld), expected 1 at %ld (moved off %ld)", n, first,
-             keys_max - 1, low);
-    c = creatable();
-    if (c != keys_max - 2) FAIL("after pthread_create: %ld keys creatable, expected %ld", c, keys_max - 2);
+    for (int i = 0; i < 5; i++) check_thread("pthread_create", low);
 
-    /* More threads: all on the highest key, nothing swept again. */
-    for (int i = 0; i < 4; i++) {
-        if (pthread_create(&t, NULL, body, NULL) != 0) FAIL("pthread_create failed");
-        pthread_join(t, NULL);
-        if (thread_n != 1 || thread_first != keys_max - 1) FAIL("thread %d: %d keys set (first %ld)", i, thread_n, thread_first);
-    }
-    if (creatable() != keys_max - 2) FAIL("keys creatable changed after more threads");
-    printf("exit_key: ok (hakmem's keys: %ld, then %ld)\n", low, keys_max - 1);
+    /* pthread_exit and cancellation unwind through the wrapper's start. */
+    static char token[4];
+    pthread_t t;
+    void *res = NULL;
+    if (pthread_create(&t, NULL, body_exit, token) != 0) FAIL("pthread_create failed");
+    if (pthread_join(t, &res) != 0 || res != token + 2) FAIL("pthread_exit: pthread_join gave %p", res);
+    if (pthread_create(&t, NULL, body_cancel, token) != 0) FAIL("pthread_create failed");
+    usleep(1000);
+    if (pthread_cancel(t) != 0 || pthread_join(t, &res) != 0 || res != PTHREAD_CANCELED)
+        FAIL("cancel: pthread_join gave %p", res);
+
+    n = set_keys(&first, &last);
+    if (n != 1 || first != low)
+        FAIL("main after threads: %d keys set (first %ld), expected 1 at %ld", n, first, low);
+    c = creatable();
+    if (c != keys_max - 1) FAIL("after threads: %ld keys creatable, expected %ld (no sweep)", c, keys_max - 1);
+    printf("exit_key: ok (hakmem's one key: %ld, no sweep)\n", low);
     return 0;
 }
