@@ -462,16 +462,47 @@ pub mod os {
         (aligned, head, total - head - len)
     }
 
-    /// Map `len` bytes (a multiple of the OS page) aligned to `align` (a power of two):
-    /// over-maps and trims the excess (up to three syscalls; [`over_map_len`],
+    /// The start of the last mapping [`map_aligned`] made with an alignment above the
+    /// page (0: none yet): the next one is first asked for just below it.
+    static ALIGNED_LAST: AtomicUsize = AtomicUsize::new(0);
+
+    /// Where [`map_aligned`] first asks for `len` bytes aligned to `align`, below the
+    /// last aligned mapping it made, at `last`: the highest `align` multiple whose
+    /// `len` bytes end at or below `last` (`None` if there is none, or no last).
+    pub const fn aligned_hint(last: usize, len: usize, align: usize) -> Option<usize> {
+        if last == 0 || last < len {
+            return None;
+        }
+        let want = (last - len) & !(align - 1);
+        if want == 0 { None } else { Some(want) }
+    }
+
+    /// Map `len` bytes (a multiple of the OS page) aligned to `align` (a power of two).
+    /// First asks the kernel for the aligned range just below the previous aligned
+    /// mapping (a hint, never `MAP_FIXED`: the kernel maps top-down, so that range is
+    /// usually free, and then the mapping takes one syscall and extends the previous
+    /// one's VMA); when the kernel puts it elsewhere unaligned, unmaps it and over-maps
+    /// and trims the excess (up to three syscalls more; [`over_map_len`],
     /// [`aligned_cut`]). Null when the OS refuses. Committed like [`map`]: the overcommit
-    /// check sees `len + align - page_size()` bytes.
+    /// check sees `len` bytes for a hinted mapping, `len + align - page_size()` for an
+    /// over-mapped one.
     pub fn map_aligned(len: usize, align: usize) -> *mut u8 {
         debug_assert!(align.is_power_of_two(), "map_aligned to {align}");
         debug_assert!(page_aligned(len), "map_aligned of {len} bytes");
         let page = page_size();
         if align <= page {
             return map(len);
+        }
+        if let Some(want) = aligned_hint(ALIGNED_LAST.load(Relaxed), len, align) {
+            let p = raw_mmap(want as *mut u8, len, libc::PROT_READ | libc::PROT_WRITE, 0);
+            if !p.is_null() {
+                if (p as usize).is_multiple_of(align) {
+                    ALIGNED_LAST.store(p as usize, Relaxed);
+                    return p;
+                }
+                // SAFETY: the mapping just made, unused.
+                unsafe { unmap(p, len) };
+            }
         }
         let Some(total) = over_map_len(len, align, page) else {
             return ptr::null_mut();
@@ -491,6 +522,7 @@ pub mod os {
             }
         }
         debug_assert!(aligned.is_multiple_of(align) && head + len + tail == total);
+        ALIGNED_LAST.store(aligned, Relaxed);
         aligned as *mut u8
     }
 
@@ -670,6 +702,45 @@ mod tests {
                 }
             }
             assert_eq!(os::over_map_len(usize::MAX - 1, 1 << 22, page), None);
+        }
+    }
+
+    #[test]
+    fn aligned_hint_is_below_the_last_mapping() {
+        let m = 1usize << 22;
+        assert_eq!(os::aligned_hint(0, m, m), None, "no last mapping");
+        assert_eq!(os::aligned_hint(100 * m, m, m), Some(99 * m));
+        assert_eq!(os::aligned_hint(100 * m, 3 * m, m), Some(97 * m));
+        // A smaller block below a 4 MiB-aligned last start, aligned to 4 MiB.
+        assert_eq!(os::aligned_hint(100 * m, 1 << 20, m), Some(99 * m));
+        assert_eq!(os::aligned_hint(m, m, m), None, "nothing below");
+        assert_eq!(os::aligned_hint(m / 2, m, m), None);
+    }
+
+    /// Consecutive aligned mappings (the second one, first asked for just below the
+    /// first) are aligned, distinct, and each a usable mapping of its own.
+    #[test]
+    fn consecutive_aligned_maps_are_aligned() {
+        let _g = SERIAL.lock().unwrap();
+        let len = 4 << 20;
+        let a = os::map_aligned(len, len);
+        let b = os::map_aligned(len, len);
+        let c = os::map_aligned(len, len);
+        for p in [a, b, c] {
+            assert!(!p.is_null());
+            assert_eq!(p as usize % len, 0);
+        }
+        assert!(a != b && b != c && a != c);
+        // SAFETY: three fresh mappings of `len` bytes.
+        unsafe {
+            for p in [a, b, c] {
+                p.write_bytes(0x5A, len);
+            }
+            assert_eq!(*a.add(len - 1), 0x5A);
+            os::unmap(b, len);
+            assert_eq!(*c.add(len - 1), 0x5A, "unmapping the middle one leaves the others");
+            os::unmap(a, len);
+            os::unmap(c, len);
         }
     }
 
