@@ -738,7 +738,11 @@ mod tests {
             }
             assert_eq!(*a.add(len - 1), 0x5A);
             os::unmap(b, len);
-            assert_eq!(*c.add(len - 1), 0x5A, "unmapping the middle one leaves the others");
+            assert_eq!(
+                *c.add(len - 1),
+                0x5A,
+                "unmapping the middle one leaves the others"
+            );
             os::unmap(a, len);
             os::unmap(c, len);
         }
