@@ -254,9 +254,10 @@ const GRANULE_SHIFT: u32 = 16;
 #[repr(C)]
 struct Granule {
     /// The low 32 bits of the address of the first block of the slab this granule
-    /// belongs to (constant while the superslab lives; 0 for the header's granule and
-    /// those past the last slab, whose `limit` is 0).
-    start: u32,
+    /// belongs to, negated (so that `rel` is one add: the load goes into the register
+    /// that receives the sum); constant while the superslab lives; 0 for the header's
+    /// granule and those past the last slab, whose `limit` is 0.
+    neg_start: u32,
     /// `carved blocks * div_excess(class)` of that slab, at most the slab's length
     /// (0 for a free slab). Written under the class lock with `Slab::carved`; read
     /// without it by validation (hence atomic, relaxed).
@@ -982,7 +983,7 @@ pub unsafe fn validate_bin_in_superslab(p: *const u8) -> Option<usize> {
     // superslab: its header is mapped and initialized (racy fields are atomics).
     unsafe {
         let g = &(*ss).granules[(p as usize >> GRANULE_SHIFT) & (GRANULES - 1)];
-        let rel = (p as u32).wrapping_sub(g.start);
+        let rel = g.neg_start.wrapping_add(p as u32);
         if !is_carved_block_start(rel, (*ss).div_magic, g.limit.load(Relaxed)) {
             return None;
         }
@@ -1179,7 +1180,7 @@ fn new_superslab(cls: usize) -> *mut SuperSlab {
             let g0 = start >> GRANULE_SHIFT;
             let g1 = (g0 + (slab_size >> GRANULE_SHIFT)).min(GRANULES);
             for g in g0..g1 {
-                (*ss).granules[g].start = base.add(start) as usize as u32;
+                (*ss).granules[g].neg_start = (base.add(start) as usize as u32).wrapping_neg();
             }
         }
     }
