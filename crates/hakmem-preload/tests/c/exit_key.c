@@ -11,7 +11,9 @@
  * - after threads ran, the main thread is still on that key and the program can still
  *   create PTHREAD_KEYS_MAX - 1 keys (no second key, no sweep);
  * - the start routine's argument and result reach it and pthread_join unchanged, and a
- *   thread ending with pthread_exit or cancelled still ends cleanly.
+ *   thread ending with pthread_exit or cancelled still ends cleanly;
+ * - threads with a stack of PTHREAD_STACK_MIN bytes (hakmem's set-up runs on it first)
+ *   run, whether they allocate or not.
  *
  * hakmem's keys are found as the keys whose value this program never set, with
  * pthread_getspecific over every index (glibc returns NULL for an index that is not a
@@ -80,6 +82,8 @@ static void *body(void *arg) {
     thread_n = set_keys(&thread_first, &thread_last);
     return (char *)arg + 1;
 }
+
+static void *body_nothing(void *arg) { return arg; }
 
 static void *body_exit(void *arg) {
     churn(50);
@@ -184,6 +188,17 @@ int main(int argc, char **argv) {
     usleep(1000);
     if (pthread_cancel(t) != 0 || pthread_join(t, &res) != 0 || res != PTHREAD_CANCELED)
         FAIL("cancel: pthread_join gave %p", res);
+
+    /* hakmem's set-up now runs first on every new thread, on the thread's own stack:
+     * threads with the smallest stack glibc allows, which allocate or not. */
+    for (int i = 0; i < 64; i++) {
+        pthread_attr_t at;
+        pthread_attr_init(&at);
+        if (pthread_attr_setstacksize(&at, PTHREAD_STACK_MIN) != 0) FAIL("pthread_attr_setstacksize failed");
+        if (pthread_create(&t, &at, (i & 1) ? body : body_nothing, token) != 0) FAIL("small stack: pthread_create failed");
+        if (pthread_join(t, &res) != 0) FAIL("small stack: pthread_join failed");
+        pthread_attr_destroy(&at);
+    }
 
     n = set_keys(&first, &last);
     if (n != 1 || first != low)
