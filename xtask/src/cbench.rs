@@ -7,7 +7,9 @@
 //! each cell, the ratio to mimalloc's `.so` of the same run, and the peak RSS.
 //! `--callgrind` counts instructions per op of `bench/mixed.c` instead:
 //! (Ir(3 M ops) - Ir(1 M ops)) / 2 M under `valgrind --tool=callgrind`, for each
-//! contender. See `docs/benchmarks.md`, "C-ABI bench".
+//! contender, and the instructions of two whole processes (start-up and exit: `mixed` of
+//! one op, and `cbench thread` starting two threads). See `docs/benchmarks.md`, "C-ABI
+//! bench".
 //!
 //! Written beside `bench` (not inside it): its own contenders (shared objects, not
 //! builds of the Rust bench binary) and its own small table, through the shared
@@ -45,7 +47,8 @@ options:
   --ops-scale F        multiply every workload's op count by F
   --timeout S          seconds before a run is killed (default 120)
   --no-build           use the libraries and programs already in target/cbench
-  --callgrind          instructions per op of bench/mixed.c under valgrind, per contender
+  --callgrind          instructions per op of bench/mixed.c under valgrind, per contender,
+                       and of two whole processes (no thread; two threads)
   -h, --help           this text
 ";
 
@@ -727,7 +730,9 @@ fn callgrind(root: &Path, host: &Host, opts: &Opts, ready: &[Ready]) -> ExitCode
         eprintln!("xtask cbench --callgrind: valgrind not found (apt-get install valgrind)");
         return ExitCode::FAILURE;
     }
-    let exe = match compile(root, "mixed.c", "mixed", false, opts.build) {
+    let (exe, cbench) = match compile(root, "mixed.c", "mixed", false, opts.build)
+        .and_then(|m| Ok((m, compile(root, "cbench.c", "cbench", false, opts.build)?)))
+    {
         Ok(e) => e,
         Err(e) => {
             eprintln!("xtask cbench --callgrind: {e}");
@@ -740,54 +745,72 @@ fn callgrind(root: &Path, host: &Host, opts: &Opts, ready: &[Ready]) -> ExitCode
         (1_000_000u64, 3_000_000u64)
     };
     let tmp = std::env::temp_dir().join(format!("hakmem-cbench-callgrind-{}", std::process::id()));
-    let mut rows: Vec<(String, Result<f64, String>)> = Vec::new();
+    let mut rows: Vec<(String, Result<(f64, u64, u64), String>)> = Vec::new();
     for r in ready {
         let Ok(so) = &r.so else { continue };
         eprintln!("callgrind: {} ...", r.c.name);
-        let ir = |n: u64| {
-            let n = n.to_string();
-            callgrind_ir(
-                &exe,
-                &[&n, "400", "42"],
-                so.as_deref(),
-                &tmp,
-                opts.timeout * 4,
-            )
+        let run_ir = |exe: &Path, args: &[&str]| {
+            callgrind_ir(exe, args, so.as_deref(), &tmp, opts.timeout * 4)
         };
-        let res = ir(n1).and_then(|a| ir(n2).map(|b| (b as f64 - a as f64) / (n2 - n1) as f64));
+        let ir = |n: u64| run_ir(&exe, &[&n.to_string(), "400", "42"]);
+        let res = ir(n1).and_then(|a| {
+            let per_op = ir(n2).map(|b| (b as f64 - a as f64) / (n2 - n1) as f64)?;
+            // Whole processes: start-up and exit, once with no thread, once with two.
+            let one = run_ir(&exe, &["1", "400", "42"])?;
+            let two = run_ir(&cbench, &["thread", "2", "2", "42"])?;
+            Ok((per_op, one, two))
+        });
         rows.push((r.c.name.to_string(), res));
     }
     let _ = std::fs::remove_file(&tmp);
     let reference = rows
         .iter()
         .find(|(n, _)| n == REFERENCE)
-        .and_then(|(_, r)| r.as_ref().ok().copied());
+        .and_then(|(_, r)| r.as_ref().ok().map(|r| r.0));
     let mut md = String::new();
     let _ = writeln!(
         md,
-        "# hakmem C-ABI callgrind {}\n\n- git revision: {}\n- host: {}, CPU: {}\n- bench/mixed.c (1 thread, WS 400, 16..1024 B) under LD_PRELOAD of each library; instructions (Ir) per op = (Ir({n2} ops) - Ir({n1} ops)) / {}\n",
+        "# hakmem C-ABI callgrind {}\n\n- git revision: {}\n- host: {}, CPU: {}\n- bench/mixed.c (1 thread, WS 400, 16..1024 B) under LD_PRELOAD of each library; instructions (Ir) per op = (Ir({n2} ops) - Ir({n1} ops)) / {}\n- process: instructions of a whole process, start-up and exit included: `mixed 1` (one op, no thread) and `cbench thread 2 2` (two threads started, one op each)\n",
         host.date,
         host.rev_label(),
         host.hostname,
         host.cpu,
         n2 - n1
     );
-    let header: Vec<String> = ["contender", "Ir/op", "vs mimalloc"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let header: Vec<String> = [
+        "contender",
+        "Ir/op",
+        "vs mimalloc",
+        "process, no thread",
+        "process, 2 threads",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     let table: Vec<Vec<String>> = rows
         .iter()
         .map(|(n, r)| match r {
-            Ok(ir) => vec![
+            Ok((ir, one, two)) => vec![
                 n.clone(),
                 format!("{ir:.1}"),
                 reference.map_or("–".into(), |m| text::ratio(ir / m)),
+                format!("{:.2} M", *one as f64 / 1e6),
+                format!("{:.2} M", *two as f64 / 1e6),
             ],
-            Err(e) => vec![n.clone(), e.clone(), String::new()],
+            Err(e) => vec![
+                n.clone(),
+                e.clone(),
+                String::new(),
+                String::new(),
+                String::new(),
+            ],
         })
         .collect();
-    md.push_str(&text::table(&header, &table, &[false, true, true]));
+    md.push_str(&text::table(
+        &header,
+        &table,
+        &[false, true, true, true, true],
+    ));
     println!("{md}");
     let dir = root.join("target").join("bench");
     let base = format!("{}-{}-cabi-callgrind", host.stamp, host.rev_label());
@@ -796,7 +819,12 @@ fn callgrind(root: &Path, host: &Host, opts: &Opts, ready: &[Ready]) -> ExitCode
         "git": {"rev": host.rev, "dirty": host.dirty},
         "ops": [n1, n2],
         "results": rows.iter().map(|(n, r)| match r {
-            Ok(ir) => json!({"contender": n, "ir_per_op": ir}),
+            Ok((ir, one, two)) => json!({
+                "contender": n,
+                "ir_per_op": ir,
+                "process_ir_no_thread": one,
+                "process_ir_two_threads": two,
+            }),
             Err(e) => json!({"contender": n, "error": e}),
         }).collect::<Vec<_>>(),
     });
