@@ -724,7 +724,18 @@ fn callgrind_ir(
     crate::bench::runner::callgrind_total(out)
 }
 
-/// `--callgrind`: instructions per op of `bench/mixed.c` for each contender.
+/// What `--callgrind` measures of one contender.
+struct CallgrindRow {
+    /// Instructions per op of `bench/mixed.c`.
+    per_op: f64,
+    /// Instructions of a whole process with no thread (`mixed` of one op).
+    one: u64,
+    /// Instructions of a whole process that starts two threads (`cbench thread 2 2`).
+    two: u64,
+}
+
+/// `--callgrind`: instructions per op of `bench/mixed.c` for each contender, and of two
+/// whole processes.
 fn callgrind(root: &Path, host: &Host, opts: &Opts, ready: &[Ready]) -> ExitCode {
     if !host::have("valgrind") {
         eprintln!("xtask cbench --callgrind: valgrind not found (apt-get install valgrind)");
@@ -745,7 +756,7 @@ fn callgrind(root: &Path, host: &Host, opts: &Opts, ready: &[Ready]) -> ExitCode
         (1_000_000u64, 3_000_000u64)
     };
     let tmp = std::env::temp_dir().join(format!("hakmem-cbench-callgrind-{}", std::process::id()));
-    let mut rows: Vec<(String, Result<(f64, u64, u64), String>)> = Vec::new();
+    let mut rows: Vec<(String, Result<CallgrindRow, String>)> = Vec::new();
     for r in ready {
         let Ok(so) = &r.so else { continue };
         eprintln!("callgrind: {} ...", r.c.name);
@@ -758,7 +769,7 @@ fn callgrind(root: &Path, host: &Host, opts: &Opts, ready: &[Ready]) -> ExitCode
             // Whole processes: start-up and exit, once with no thread, once with two.
             let one = run_ir(&exe, &["1", "400", "42"])?;
             let two = run_ir(&cbench, &["thread", "2", "2", "42"])?;
-            Ok((per_op, one, two))
+            Ok(CallgrindRow { per_op, one, two })
         });
         rows.push((r.c.name.to_string(), res));
     }
@@ -766,7 +777,7 @@ fn callgrind(root: &Path, host: &Host, opts: &Opts, ready: &[Ready]) -> ExitCode
     let reference = rows
         .iter()
         .find(|(n, _)| n == REFERENCE)
-        .and_then(|(_, r)| r.as_ref().ok().map(|r| r.0));
+        .and_then(|(_, r)| r.as_ref().ok().map(|r| r.per_op));
     let mut md = String::new();
     let _ = writeln!(
         md,
@@ -790,7 +801,11 @@ fn callgrind(root: &Path, host: &Host, opts: &Opts, ready: &[Ready]) -> ExitCode
     let table: Vec<Vec<String>> = rows
         .iter()
         .map(|(n, r)| match r {
-            Ok((ir, one, two)) => vec![
+            Ok(CallgrindRow {
+                per_op: ir,
+                one,
+                two,
+            }) => vec![
                 n.clone(),
                 format!("{ir:.1}"),
                 reference.map_or("–".into(), |m| text::ratio(ir / m)),
@@ -819,7 +834,7 @@ fn callgrind(root: &Path, host: &Host, opts: &Opts, ready: &[Ready]) -> ExitCode
         "git": {"rev": host.rev, "dirty": host.dirty},
         "ops": [n1, n2],
         "results": rows.iter().map(|(n, r)| match r {
-            Ok((ir, one, two)) => json!({
+            Ok(CallgrindRow { per_op: ir, one, two }) => json!({
                 "contender": n,
                 "ir_per_op": ir,
                 "process_ir_no_thread": one,
