@@ -16,10 +16,8 @@
 //! compiled out otherwise: no load, no store, no branch). Every free block carries a
 //! *free mark* in its second word: the constant [`FREE_MARK`] (the block's secret key in
 //! hardened builds, where its first word also holds a canary, checked with the mark as
-//! the block is handed out: [`check_free_block`]). [`Bin::overflow`] aborts with "double
-//! free" when the block already carries its mark; [`Bin::push`] does not push such a
-//! block but returns false, so that the caller's slow path ([`Bin::push_or_overflow`])
-//! reports it and the fast path calls nothing; a block leaving the free
+//! the block is handed out: [`check_free_block`]). [`Bin::push`] (and [`Bin::overflow`]) abort with
+//! "double free" when the block already carries its mark; a block leaving the free
 //! state ([`Bin::pop`], [`Bin::refill`]) has the mark cleared. The mark survives in
 //! thread caches and central lists alike, so a double free is caught however long ago
 //! the first free was, as long as the block was not handed out again in between (then
