@@ -15,10 +15,7 @@
 //! The AddressSanitizer build also sets `--cfg hakmem_asan`, with which hakmem poisons
 //! the bytes of a free slab block beyond its link words and unpoisons a block as it is
 //! handed out (`hakmem_ss_allocation::asan`), so that a use after free or an overflow into
-//! a free block is reported. The ThreadSanitizer build sets `--cfg hakmem_tsan`, with
-//! which the registry's `free` probe uses its atomics instead of hand-written loads
-//! (x86_64), so TSan sees the acquire it orders the superslab header by. Exits 1 on any
-//! sanitizer report or test failure.
+//! a free block is reported. Exits 1 on any sanitizer report or test failure.
 //! See `docs/security.md` ("Sanitizer runs").
 
 use crate::bench::progress;
@@ -66,9 +63,7 @@ const SANITIZERS: [San; 2] = [
     San {
         name: "thread",
         runtime: "_rt.tsan.a",
-        // `hakmem_tsan`: the registry probe's hand-written loads (x86_64) give way to
-        // the atomics TSan instruments.
-        flags: " --cfg hakmem_tsan",
+        flags: "",
         // `die_after_fork=0`: the fork test starts a thread in the child of a threaded
         // process, which TSan refuses by default.
         options: (

@@ -425,24 +425,19 @@ impl Bin {
         }
     }
 
-    /// Push a block if the bin has room; false when full, or when `p` carries its free
-    /// mark (a double free: the caller must then take its slow path,
-    /// [`Bin::push_or_overflow`], which reports it). The fast path.
+    /// Push a block if the bin has room; false when full. The fast path.
     ///
     /// # Safety
     /// `p` is a free block of this bin's class that the caller gives up.
     #[inline(always)]
     pub unsafe fn push(&mut self, p: *mut u8) -> bool {
         let n = self.count();
-        // A block that carries its free mark (a double free) is not pushed: the caller's
-        // slow path (`push_or_overflow`, whose `overflow` checks the mark first) reports
-        // it. So this path calls nothing and needs no stack frame.
-        // SAFETY: the caller gives `p` up; it is at least 16 bytes (of the bin's class).
-        if n < self.limit && !(DOUBLE_FREE_CHECK && unsafe { is_marked_free(p) }) {
-            // SAFETY: as above; `n < limit` fits in the array.
+        if n < self.limit {
+            // SAFETY: the caller gives `p` up; it is at least 16 bytes (of the bin's
+            // class); `n < limit` fits in the array.
             unsafe {
                 scrub(p, self.block_size());
-                set_free_mark(p);
+                mark_free(p);
                 crate::asan::block_freed(p);
                 *self.slots.add(n as usize) = p;
             }

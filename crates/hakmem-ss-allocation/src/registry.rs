@@ -264,55 +264,7 @@ pub fn kind_of(p: *const u8) -> Kind {
 /// exists, and a byte compare).
 #[inline(always)]
 pub fn is_superslab(p: *const u8) -> bool {
-    #[cfg(all(target_arch = "x86_64", not(loom), not(hakmem_asan), not(hakmem_tsan)))]
-    {
-        is_superslab_x86(p)
-    }
-    #[cfg(not(all(target_arch = "x86_64", not(loom), not(hakmem_asan), not(hakmem_tsan))))]
-    {
-        TABLE.is_superslab(p)
-    }
-}
-
-/// [`is_superslab`] on x86_64 (not under loom or the sanitizer builds, which must see
-/// every access), written out: the loads and compares of
-/// [`Table::is_superslab`], each load folded into its compare, which LLVM does not do for
-/// atomic loads (they cost the `free` hit path two instructions more). Keep the callers'
-/// hit paths free of calls: with a labelled `asm!` in it, LLVM no longer moves a
-/// function's register save onto the paths that call (shrink-wrapping), so one `call`
-/// anywhere would put a `push`/`pop` on every `free`.
-#[cfg(all(target_arch = "x86_64", not(loom), not(hakmem_asan), not(hakmem_tsan)))]
-#[inline(always)]
-fn is_superslab_x86(p: *const u8) -> bool {
-    const LEN_OFF: usize = core::mem::offset_of!(Table<VA_BITS>, len);
-    const MAP_OFF: usize = core::mem::offset_of!(Table<VA_BITS>, map);
-    const _: () = assert!(crate::SS_SHIFT == 22);
-    // SAFETY: reads `TABLE.len`, then `TABLE.map`, then, when the unit index is below
-    // `len` (so the table is mapped: `len` is stored after `map`, with release), the
-    // unit's byte inside the table's mapping. On x86_64 each plain load is an acquire
-    // load, which is what `Table::is_superslab` does with its atomics, in the same
-    // order. Writes only the two scratch registers and the flags; no stack.
-    unsafe {
-        core::arch::asm!(
-            "mov {i}, {p}",
-            "shr {i}, 22",
-            "cmp {i}, qword ptr [rip + {table} + {len_off}]",
-            "jae {miss}",
-            "mov {t}, qword ptr [rip + {table} + {map_off}]",
-            "cmp byte ptr [{t} + {i}], {superslab}",
-            "jne {miss}",
-            p = in(reg) p,
-            i = out(reg) _,
-            t = out(reg) _,
-            table = sym TABLE,
-            len_off = const LEN_OFF,
-            map_off = const MAP_OFF,
-            superslab = const Kind::Superslab as u8,
-            miss = label { return false; },
-            options(nostack, readonly),
-        );
-    }
-    true
+    TABLE.is_superslab(p)
 }
 
 #[cfg(test)]
