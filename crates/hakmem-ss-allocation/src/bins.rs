@@ -985,24 +985,39 @@ pub const MAX_EXIT_HOOKS: usize = 4;
 /// were added; `hakmem-tiny-fast`'s is the only one the allocator adds) at the exit of
 /// every thread that armed it.
 ///
-/// **Why the key has the highest index.** glibc's `__nptl_deallocate_tsd` visits the keys
+/// **Why the key has a high index.** glibc's `__nptl_deallocate_tsd` visits the keys
 /// in index order in each destructor round, and runs at most
 /// `PTHREAD_DESTRUCTOR_ITERATIONS` (4) rounds. A thread whose first allocation happens in
 /// another key's destructor arms this key then: if this key's slot were before that
 /// key's, it would be visited only in the next round, and in round 4 never, leaving the
-/// cache undrained. So the key is created at the highest free index (at its creation,
-/// keys are created until `pthread_key_create` fails, at `PTHREAD_KEYS_MAX` = 1024 on
-/// glibc; the last is kept, the others deleted): in every round its slot is the last one
-/// visited, after any destructor that could have armed it. A hook drains the cache and
-/// turns caching off for good, so allocations in later rounds cache nothing.
+/// cache undrained. So the key threads are armed on is created at a high index (the
+/// *sweep*: keys are created until one comes at index `PTHREAD_KEYS_MAX - 3`, 1021 on
+/// glibc, or `pthread_key_create` fails; the last is kept, the others deleted, and a key
+/// that comes above 1021 is deleted at once): in every round its slot is visited after
+/// any destructor that could have armed it, but that of a key created during the sweep
+/// itself. A hook drains the cache and turns caching off for good, so allocations in
+/// later rounds cache nothing.
 ///
-/// Costs: creating the key takes about 1,024 `pthread_key_create` calls (0.3 ms, 4.8
-/// million instructions, once per process; while it runs another thread's
-/// `pthread_key_create` could fail, so it is done at the process's first allocation,
-/// single-threaded in practice).
+/// **The top two indices are left free**, so that the sweep does not make another
+/// thread's `pthread_key_create` fail: a key created while the sweep holds every lower
+/// slot gets one of them. (Sweeping until `pthread_key_create` failed held the whole
+/// table for a moment at every sweep: `the_sweep_leaves_a_key_for_other_threads` saw
+/// another thread's calls fail about once per two sweeps. The table can still be full
+/// for a moment, one create and one delete long, if two other threads hold the two top
+/// slots as the sweep reaches them.) Only a key created during the sweep, or one the
+/// program made at a top index before it, comes after ours; its destructor would have to
+/// make a thread's first allocation in round 4 to leave a cache undrained.
 ///
-/// **Low key** ([`ExitKey::use_low_key`], what `libhakmem.so` does): threads are armed
-/// on a key created at the lowest free index with one call, and there is no sweep at all.
+/// **The main thread is armed on the low key** (below), so a process that never starts
+/// a thread makes no sweep: the sweep comes at the first allocation of a thread other
+/// than the main thread (about 1,024 `pthread_key_create` calls, 0.2-0.3 ms and 4.7
+/// million instructions, once per process). The main thread needs no ordering: its key
+/// destructors run only if it calls `pthread_exit`, long after its first allocation.
+/// (Which thread is the main one is asked, with `gettid` and `getpid`, only until the
+/// main thread is armed; a thread arms once.)
+///
+/// **Low key** ([`ExitKey::use_low_key`], what `libhakmem.so` does): every thread is
+/// armed on a key created at the lowest free index with one call, and there is no sweep at all.
 /// That is sound for a library that arms every thread it starts *before the thread runs
 /// any code of its own*: `libhakmem.so` wraps `pthread_create` and starts each thread on a
 /// trampoline that sets the thread's cache up first. A thread armed from its start is
@@ -1010,8 +1025,7 @@ pub const MAX_EXIT_HOOKS: usize = 4;
 /// nothing after that, so no destructor, in any round, can arm it late. What is left
 /// undrained is a thread started otherwise (glibc's own helper threads, a raw `clone`)
 /// whose first allocation comes from a key destructor in round 4: its cache (one refill
-/// per class it used) is lost with it. The main thread needs no ordering: its first
-/// allocation precedes every destructor round.
+/// per class it used) is lost with it.
 ///
 /// For an index of 32 or more, glibc's first
 /// `pthread_setspecific` on a thread allocates a 512-byte array with `calloc` (under
@@ -1019,8 +1033,8 @@ pub const MAX_EXIT_HOOKS: usize = 4;
 /// caching on before arming the key) and frees it after the last round (a free from a
 /// thread whose cache is already off).
 pub struct ExitKey {
-    /// The key at the highest free index. 0: not created, 1: being created, 2: ready,
-    /// 3: failed.
+    /// The key at a high index (the sweep's). 0: not created, 1: being created, 2:
+    /// ready, 3: failed.
     state: AtomicU32,
     key: UnsafeCell<libc::pthread_key_t>,
     /// The key at the lowest free index, on which threads are armed instead
@@ -1029,6 +1043,9 @@ pub struct ExitKey {
     low: UnsafeCell<libc::pthread_key_t>,
     /// Whether threads are armed on the low key ([`ExitKey::use_low_key`]).
     low_only: AtomicBool,
+    /// Whether the main thread has armed (on the low key): every later thread to arm is
+    /// another one.
+    main_armed: AtomicBool,
     /// The hooks, as `fn()` addresses (0: free slot).
     hooks: [AtomicUsize; MAX_EXIT_HOOKS],
 }
@@ -1049,36 +1066,57 @@ impl Default for ExitKey {
 /// Most keys created while looking for the highest free index (glibc has 1024).
 const KEYS_MAX: usize = 1024;
 
-/// Create a key with destructor `dtor` at the highest free index: create keys until
-/// `pthread_key_create` fails (or [`KEYS_MAX`] + 1 exist), keep the last, delete the
-/// others. None if not even one could be created.
-fn create_last_key(dtor: unsafe extern "C" fn(*mut libc::c_void)) -> Option<libc::pthread_key_t> {
+/// Top indices the sweep leaves free for other threads (see [`ExitKey`]).
+const SWEEP_SPARE: usize = 2;
+
+/// The index the sweep stops at: `PTHREAD_KEYS_MAX - 1 - SWEEP_SPARE` (1021 on glibc),
+/// `PTHREAD_KEYS_MAX` read from `sysconf` and at most [`KEYS_MAX`].
+fn sweep_top() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let max = unsafe { libc::sysconf(libc::_SC_THREAD_KEYS_MAX) };
+    let max = if max > SWEEP_SPARE as libc::c_long + 1 {
+        max as usize
+    } else {
+        KEYS_MAX
+    };
+    max.min(KEYS_MAX) - 1 - SWEEP_SPARE
+}
+
+/// Create a key with destructor `dtor` at the highest free index up to `top` (the
+/// *sweep*): create keys until one comes at index `top` or above, or
+/// `pthread_key_create` fails (or [`KEYS_MAX`] exist); keep the last, delete the others.
+/// A key above `top` (one of the top indices, left free for others) is deleted at once
+/// and the one before kept. None if not even one could be created.
+fn create_last_key(
+    dtor: unsafe extern "C" fn(*mut libc::c_void),
+    top: usize,
+) -> Option<libc::pthread_key_t> {
     let mut made = [0 as libc::pthread_key_t; KEYS_MAX];
     let mut n = 0;
-    let mut last = None;
+    let mut last: Option<libc::pthread_key_t> = None;
     loop {
         let mut k: libc::pthread_key_t = 0;
         // SAFETY: `k` is a valid out-parameter; `dtor` is an `extern "C"` function.
         if unsafe { libc::pthread_key_create(&mut k, Some(dtor)) } != 0 {
             break;
         }
-        if let Some(prev) = last {
-            match made.get_mut(n) {
-                Some(slot) => {
-                    *slot = prev;
-                    n += 1;
-                }
-                None => {
-                    // More keys than KEYS_MAX: keep `prev`, give `k` back, stop here.
-                    // SAFETY: `k` was just created and never set.
-                    unsafe { libc::pthread_key_delete(k) };
-                    break;
-                }
-            }
+        let past_top = k as usize > top && last.is_some();
+        if past_top || (last.is_some() && n == made.len()) {
+            // A top index (another thread may need it) or more keys than KEYS_MAX:
+            // give `k` back at once, keep the one before.
+            // SAFETY: `k` was just created and never set.
+            unsafe { libc::pthread_key_delete(k) };
+            break;
         }
-        last = Some(k);
+        if let Some(prev) = last.replace(k) {
+            made[n] = prev;
+            n += 1;
+        }
+        if k as usize >= top {
+            break;
+        }
     }
-    for &k in made.iter().take(n) {
+    for &k in &made[..n] {
         // SAFETY: created above, never set by anyone (nobody else knows them).
         unsafe { libc::pthread_key_delete(k) };
     }
@@ -1134,6 +1172,7 @@ impl ExitKey {
             low_state: AtomicU32::new(0),
             low: UnsafeCell::new(0),
             low_only: AtomicBool::new(false),
+            main_armed: AtomicBool::new(false),
             hooks: [const { AtomicUsize::new(0) }; MAX_EXIT_HOOKS],
         }
     }
@@ -1152,10 +1191,12 @@ impl ExitKey {
         false
     }
 
-    /// Create the key (once per process, at the highest free index). False if it could
-    /// not be created.
+    /// Create the key (once per process, at a high index: the sweep).
+    /// False if it could not be created.
     pub fn create(&self) -> bool {
-        create_once(&self.state, &self.key, || create_last_key(run_exit_hooks))
+        create_once(&self.state, &self.key, || {
+            create_last_key(run_exit_hooks, sweep_top())
+        })
     }
 
     /// Create the low key (once per process, at the lowest free index: one
@@ -1174,6 +1215,20 @@ impl ExitKey {
     /// "Low key"); call it before the first thread is armed.
     pub fn use_low_key(&self) {
         self.low_only.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the calling thread, arming, is the process's main thread (asked until the
+    /// main thread has armed; a thread arms once).
+    fn arming_main(&self) -> bool {
+        if self.main_armed.load(Ordering::Relaxed) {
+            return false;
+        }
+        // SAFETY: `gettid` and `getpid` have no preconditions.
+        let main = unsafe { libc::gettid() == libc::getpid() };
+        if main {
+            self.main_armed.store(true, Ordering::Relaxed);
+        }
+        main
     }
 
     /// The key's index (glibc's `pthread_key_t` is the index), once created.
@@ -1208,8 +1263,9 @@ impl ExitKey {
         if !self.add_hook(hook) {
             return false;
         }
-        // The highest key, unless threads are armed on the low one.
-        let key = if !self.low_only.load(Ordering::Relaxed) {
+        // The swept key, unless threads are armed on the low one or this is the main
+        // thread (see the type's docs).
+        let key = if !self.low_only.load(Ordering::Relaxed) && !self.arming_main() {
             if !self.create() {
                 return false;
             }
@@ -1268,9 +1324,10 @@ mod tests {
     /// indices between them).
     static SWEEP: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-    /// Every key that can be created now is below `index` (all deleted again), and
-    /// there is at least one.
+    /// Every key that can be created now is below `index` but those at the top indices
+    /// (the sweep leaves them free), and there is at least one below (all deleted again).
     fn highest_free_was(index: usize) {
+        let top = sweep_top();
         let mut made = std::vec::Vec::new();
         loop {
             let mut k = 0;
@@ -1280,12 +1337,20 @@ mod tests {
             }
             made.push(k);
         }
-        assert!(!made.is_empty(), "the sweep gave the other keys back");
+        assert!(
+            made.len() > SWEEP_SPARE,
+            "the sweep gave the other keys back"
+        );
         for &k in &made {
-            assert!((k as usize) < index, "key {k} above the swept one, {index}");
+            assert!(
+                (k as usize) < index || k as usize > top,
+                "key {k} between the swept one, {index}, and the spare ones"
+            );
             // SAFETY: created just above.
             unsafe { libc::pthread_key_delete(k) };
         }
+        let spare = made.iter().filter(|&&k| k as usize > top).count();
+        assert_eq!(spare, SWEEP_SPARE, "the top indices are free");
     }
 
     fn value_of(k: usize) -> *const libc::c_void {
@@ -1304,6 +1369,50 @@ mod tests {
         let max = unsafe { libc::sysconf(libc::_SC_THREAD_KEYS_MAX) };
         assert!(i < max as usize);
         highest_free_was(i);
+    }
+
+    /// The sweep does not make another thread's `pthread_key_create` fail: a thread
+    /// that creates and deletes keys in a loop while sweeps run always gets one. (With
+    /// a sweep that takes every free index, about half the sweeps made it fail.)
+    #[test]
+    fn the_sweep_leaves_a_key_for_other_threads() {
+        use std::sync::atomic::AtomicUsize;
+        let _g = SWEEP.lock().unwrap_or_else(|e| e.into_inner());
+        static DONE: AtomicBool = AtomicBool::new(false);
+        static CREATED: AtomicUsize = AtomicUsize::new(0);
+        static FAILED: AtomicUsize = AtomicUsize::new(0);
+        unsafe extern "C" fn dtor(_: *mut libc::c_void) {}
+        let other = std::thread::spawn(|| {
+            while !DONE.load(Ordering::Relaxed) {
+                let mut k = 0;
+                // SAFETY: a valid out-parameter.
+                if unsafe { libc::pthread_key_create(&mut k, None) } == 0 {
+                    CREATED.fetch_add(1, Ordering::Relaxed);
+                    // SAFETY: created just above, never set.
+                    unsafe { libc::pthread_key_delete(k) };
+                } else {
+                    FAILED.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        });
+        let top = sweep_top();
+        let mut sweeps = 0;
+        while sweeps < 300 {
+            let k = create_last_key(dtor, top).expect("a key");
+            assert!(k as usize <= top + 1);
+            // SAFETY: created by the sweep, never set.
+            unsafe { libc::pthread_key_delete(k) };
+            sweeps += 1;
+        }
+        DONE.store(true, Ordering::Relaxed);
+        other.join().unwrap();
+        assert_eq!(
+            FAILED.load(Ordering::Relaxed),
+            0,
+            "{} of {} pthread_key_create calls failed during {sweeps} sweeps",
+            FAILED.load(Ordering::Relaxed),
+            CREATED.load(Ordering::Relaxed) + FAILED.load(Ordering::Relaxed)
+        );
     }
 
     #[test]
