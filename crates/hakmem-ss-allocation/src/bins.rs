@@ -457,6 +457,17 @@ impl Bin {
     #[cold]
     #[inline(never)]
     pub unsafe fn refill(&mut self, cls: usize) -> *mut u8 {
+        // SAFETY: forwarded caller guarantee.
+        unsafe { self.refill_upto(cls, usize::MAX) }
+    }
+
+    /// [`Bin::refill`], asking for at most `most` blocks (at least one).
+    ///
+    /// # Safety
+    /// `cls` is the bin's class (see [`Bin`]).
+    #[cold]
+    #[inline(never)]
+    pub unsafe fn refill_upto(&mut self, cls: usize, most: usize) -> *mut u8 {
         if self.count() != 0 {
             return self.pop();
         }
@@ -476,7 +487,7 @@ impl Bin {
             }
             return p;
         }
-        let want = refill_batch(cls, self.limit);
+        let want = refill_batch(cls, self.limit).min(most.max(1));
         // SAFETY: the array has room for `limit` pointers (invariant).
         let room = unsafe { core::slice::from_raw_parts_mut(self.slots, self.limit as usize) };
         let n = refill_into(cls, room, want);
@@ -578,6 +589,16 @@ impl Bin {
     /// `cls` is the bin's class (see [`Bin`]), and its array has room for `limit`.
     #[inline]
     pub unsafe fn pop_or_refill(&mut self, cls: usize, limit: u32) -> *mut u8 {
+        // SAFETY: forwarded caller guarantee.
+        unsafe { self.pop_or_refill_upto(cls, limit, usize::MAX) }
+    }
+
+    /// [`Bin::pop_or_refill`], a refill asking for at most `most` blocks (at least one).
+    ///
+    /// # Safety
+    /// As [`Bin::pop_or_refill`].
+    #[inline]
+    pub unsafe fn pop_or_refill_upto(&mut self, cls: usize, limit: u32, most: usize) -> *mut u8 {
         let p = self.pop();
         if !p.is_null() {
             return p;
@@ -586,7 +607,7 @@ impl Bin {
             self.limit = limit;
         }
         // SAFETY: forwarded caller guarantee.
-        unsafe { self.refill(cls) }
+        unsafe { self.refill_upto(cls, most) }
     }
 
     /// The slow path of a free: push, or overflow when full (`limit`: the bin's normal
