@@ -237,6 +237,7 @@ fn gates_table(presets: &[&PresetDef], doc: bool) -> String {
                 hakmem_env_gates::GateType::Bool => "0/1",
                 hakmem_env_gates::GateType::Decommit => "FREE/DONTNEED/OFF",
                 hakmem_env_gates::GateType::U32 => "u32",
+                hakmem_env_gates::GateType::Thp => "AUTO/NEVER/DENSE",
             };
             let mut r = vec![
                 format!("{}{}", g.name, if differs { " *" } else { "" }),

@@ -185,6 +185,39 @@ impl Decommit {
     }
 }
 
+/// `HAKMEM_THP`: where hakmem lets transparent huge pages (2 MiB) back its memory.
+/// *Sparse* ranges are those huge pages would make resident beyond what the program
+/// uses (a superslab's header and its slabs, the tail of a large block's mapping past its
+/// last whole 2 MiB, the registry's table); *dense* ones, those the program fills (a
+/// large block's whole 2 MiB pages, the second half of a tiny class's superslab, which a
+/// class reaches only once the first is in use).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Thp {
+    /// Follow the host (`/sys/kernel/mm/transparent_hugepage/enabled`), but never let
+    /// huge pages back a sparse range: with `always`, sparse ranges are marked
+    /// `MADV_NOHUGEPAGE`; with `madvise` or `never`, nothing is done (no system call).
+    Auto,
+    /// No huge pages anywhere hakmem maps (`MADV_NOHUGEPAGE` on everything when the host
+    /// says `always`).
+    Never,
+    /// As `Auto`, and dense ranges are marked `MADV_HUGEPAGE` (when the host says
+    /// `always` or `madvise`): fewer page faults, at the price of up to 2 MiB resident
+    /// per dense range that is not full yet, and of the kernel's compaction stalls when
+    /// no huge page is free.
+    Dense,
+}
+
+impl Thp {
+    /// The environment spelling: `"AUTO"`, `"NEVER"` or `"DENSE"`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Thp::Auto => "AUTO",
+            Thp::Never => "NEVER",
+            Thp::Dense => "DENSE",
+        }
+    }
+}
+
 impl Gates {
     /// Whether to prewarm: `HAKMEM_PREWARM=1`, lean mode off (lean mode suppresses
     /// prewarm, as in the notes' "LEAN+OFF" profile) and a depth above 0. The one place

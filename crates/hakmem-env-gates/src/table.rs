@@ -12,7 +12,7 @@
 
 use core::fmt;
 
-use crate::{Decommit, Preset};
+use crate::{Decommit, Preset, Thp};
 
 /// The Rust type of a gate's field, from its [`GateType`] variant.
 macro_rules! gate_rust_type {
@@ -24,6 +24,9 @@ macro_rules! gate_rust_type {
     };
     (Decommit) => {
         Decommit
+    };
+    (Thp) => {
+        Thp
     };
 }
 
@@ -200,6 +203,8 @@ pub enum GateType {
     Decommit,
     /// A decimal number in `0..=4294967295`.
     U32,
+    /// `AUTO`, `NEVER` or `DENSE`, in any case.
+    Thp,
 }
 
 impl GateType {
@@ -209,6 +214,7 @@ impl GateType {
             GateType::Bool => "0 or 1",
             GateType::Decommit => "FREE, DONTNEED or OFF",
             GateType::U32 => "a decimal number 0..=4294967295",
+            GateType::Thp => "AUTO, NEVER or DENSE",
         }
     }
 
@@ -218,6 +224,7 @@ impl GateType {
             GateType::Bool => "`0`/`1`",
             GateType::Decommit => "`FREE`, `DONTNEED`, `OFF`",
             GateType::U32 => "u32",
+            GateType::Thp => "`AUTO`, `NEVER`, `DENSE`",
         }
     }
 
@@ -246,6 +253,10 @@ impl GateType {
                 }
             }
             GateType::U32 => parse_u32(v).map(GateValue::U32),
+            GateType::Thp => [Thp::Auto, Thp::Never, Thp::Dense]
+                .into_iter()
+                .find(|t| v.eq_ignore_ascii_case(t.as_str().as_bytes()))
+                .map(GateValue::Thp),
         }
     }
 }
@@ -274,6 +285,8 @@ pub enum GateValue {
     Decommit(Decommit),
     /// Of a [`GateType::U32`] gate.
     U32(u32),
+    /// Of a [`GateType::Thp`] gate.
+    Thp(Thp),
 }
 
 impl GateValue {
@@ -283,6 +296,7 @@ impl GateValue {
             GateValue::Bool(_) => GateType::Bool,
             GateValue::Decommit(_) => GateType::Decommit,
             GateValue::U32(_) => GateType::U32,
+            GateValue::Thp(_) => GateType::Thp,
         }
     }
 
@@ -292,18 +306,21 @@ impl GateValue {
             (GateValue::Bool(a), GateValue::Bool(b)) => a == b,
             (GateValue::Decommit(a), GateValue::Decommit(b)) => a as u8 == b as u8,
             (GateValue::U32(a), GateValue::U32(b)) => a == b,
+            (GateValue::Thp(a), GateValue::Thp(b)) => a as u8 == b as u8,
             _ => false,
         }
     }
 }
 
-/// Written as the environment spells it: `0`/`1`, `FREE`/`DONTNEED`/`OFF`, decimal.
+/// Written as the environment spells it: `0`/`1`, `FREE`/`DONTNEED`/`OFF`, decimal,
+/// `AUTO`/`NEVER`/`DENSE`.
 impl fmt::Display for GateValue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
             GateValue::Bool(b) => f.write_str(if b { "1" } else { "0" }),
             GateValue::Decommit(d) => f.write_str(d.as_str()),
             GateValue::U32(n) => fmt::Display::fmt(&n, f),
+            GateValue::Thp(t) => f.write_str(t.as_str()),
         }
     }
 }
@@ -403,6 +420,10 @@ gate_table! {
     BgPurgeMs bg_purge_ms: U32 = "HAKMEM_BG_PURGE_MS" {
         default: 0,
         doc: "Opt-in background purge: every this many milliseconds one thread (started at the first allocation, on a stack mapped by hakmem; none when 0, the default) retires what stayed unused past its decay interval in the superslab and large caches, asks every thread to flush its cache at its next slow path, and drains the transfer caches, so an idle process returns to its idle target within the decay interval plus this period. A forked child restarts it at its first allocation.",
+    }
+    Thp thp: Thp = "HAKMEM_THP" {
+        default: Thp::Auto,
+        doc: "Transparent huge pages (2 MiB): `AUTO` follows the host (`/sys/kernel/mm/transparent_hugepage/enabled`) but keeps huge pages off the sparse ranges (a superslab, the tail of a large block's mapping past its last whole 2 MiB, the registry's table), with `MADV_NOHUGEPAGE` where the host says `always` and nothing otherwise; `NEVER` keeps them off everything hakmem maps; `DENSE` also asks for them (`MADV_HUGEPAGE`) on the dense ranges (a large block's whole 2 MiB pages, the second half of a tiny class's superslab) where the host says `always` or `madvise`: fewer page faults, up to 2 MiB more resident per dense range not yet full, and the kernel's compaction stalls when no huge page is free (docs/results/205-thp.md).",
     }
 }
 

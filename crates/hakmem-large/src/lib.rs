@@ -21,8 +21,8 @@
 //! the address space after it is free; else moves the pages with `mremap` instead of
 //! copying), [`usable_size`], [`validate`].
 //!
-//! **Gates**: none read directly (the cache bound `HAKMEM_LARGE_CACHE_MIB` and lean
-//! decommit belong to `hakmem-release-policy`). **Features**: none.
+//! **Gates**: none read directly (the cache bound `HAKMEM_LARGE_CACHE_MIB`, lean
+//! decommit and `HAKMEM_THP` belong to `hakmem-release-policy`). **Features**: none.
 //!
 //! **Invariants**
 //! - A live large block is registered as `Kind::Large` on the unit(s) holding its header
@@ -37,6 +37,10 @@
 //! - A live block's `touched` covers it and stays within its mapping
 //!   (`offset + size <= touched <= map_len`, checked in debug builds at each free); it
 //!   only grows while the mapping is ours (in place, by `mremap`, by a copy).
+//! - A mapping is advised for transparent huge pages (`release_policy::thp::advise_large`:
+//!   the block's whole 2 MiB pages dense, the rest of the mapping sparse) each time it is
+//!   handed out or grown, before the new part is touched; so on a host whose THP mode is
+//!   `always` a 300 KiB block does not make 2 MiB resident (results/205).
 //! - Nothing here allocates through the global allocator, panics, or takes a lock
 //!   (only the release policy's cache lock, briefly).
 //!
@@ -183,6 +187,9 @@ pub fn large_alloc(size: usize, align: usize, zeroed: bool) -> *mut u8 {
     // SAFETY: `offset < len` and `offset >= HEADER`, so the header and the block lie in
     // the mapping we own.
     unsafe {
+        // Before the header's first touch: huge pages only on the block's whole 2 MiB
+        // pages, never on the mapping's tail past them (release_policy::thp).
+        release::thp::advise_large(base, len, want);
         let p = base.add(offset);
         header(p).write(Header {
             magic: MAGIC,
@@ -301,6 +308,9 @@ pub unsafe fn large_realloc(p: *mut u8, new_size: usize) -> *mut u8 {
             return copy_to(p, dst, len, hot, new_size);
         }
         if os::grow_in_place(base, old_len, new_len) {
+            // The new part is untouched: advise it as the grown block's (and the old
+            // tail, now inside the block, keeps what it had: at worst no huge page).
+            release::thp::advise_large(base, new_len, offset + new_size);
             // The marked units (header and first byte) do not change.
             (*h).map_len = new_len;
             resize_stat(h, new_size);
@@ -310,6 +320,9 @@ pub unsafe fn large_realloc(p: *mut u8, new_size: usize) -> *mut u8 {
         if dst.is_null() {
             return ptr::null_mut();
         }
+        // (For the copy below, should the move fail; a move brings the old mapping's
+        // advice along, and is advised again.)
+        release::thp::advise_large(dst, new_len, offset + new_size);
         let q = dst.add(offset);
         // `dst` is ours from here on: marking its units before the move says "ours" only
         // about our own mapping (its header reads zero until the pages arrive).
@@ -323,6 +336,7 @@ pub unsafe fn large_realloc(p: *mut u8, new_size: usize) -> *mut u8 {
         // Nobody else may use `p` meanwhile: its caller gave it up for this call.
         register(p, Kind::None);
         if os::remap_fixed(base, old_len, new_len, dst) {
+            release::thp::advise_large(dst, new_len, offset + new_size);
             (*header(q)).base = dst;
             (*header(q)).map_len = new_len;
             (*header(q)).user = q;
@@ -368,6 +382,8 @@ unsafe fn copy_to(p: *mut u8, dst: *mut u8, len: usize, hot: usize, new_size: us
     unsafe {
         let h = header(p);
         let offset = p as usize - (*h).base as usize;
+        // Before the copy touches it.
+        release::thp::advise_large(dst, len, offset + new_size.max((*h).size).min(len - offset));
         let q = dst.add(offset);
         ptr::copy_nonoverlapping(
             header(p).cast::<u8>(),

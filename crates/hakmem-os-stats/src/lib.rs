@@ -568,6 +568,91 @@ pub mod os {
         r == 0
     }
 
+    /// The host's transparent huge page mode, `/sys/kernel/mm/transparent_hugepage/enabled`
+    /// (the word in brackets).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum ThpHost {
+        /// `never`, or the file could not be read (no THP known: nothing to steer).
+        Never,
+        /// `madvise`: huge pages only where `MADV_HUGEPAGE` asks for them.
+        Madvise,
+        /// `always`: huge pages wherever a whole aligned 2 MiB fits a mapping, unless
+        /// `MADV_NOHUGEPAGE` says no.
+        Always,
+    }
+
+    /// [`ThpHost`] from the contents of the `enabled` file (`"always [madvise] never\n"`):
+    /// the bracketed word; [`ThpHost::Never`] for anything else.
+    pub fn parse_thp_enabled(text: &[u8]) -> ThpHost {
+        let Some(open) = text.iter().position(|&b| b == b'[') else {
+            return ThpHost::Never;
+        };
+        let rest = &text[open + 1..];
+        let Some(close) = rest.iter().position(|&b| b == b']') else {
+            return ThpHost::Never;
+        };
+        match &rest[..close] {
+            b"always" => ThpHost::Always,
+            b"madvise" => ThpHost::Madvise,
+            _ => ThpHost::Never,
+        }
+    }
+
+    /// [`thp_host`] once read: 0 not yet, then 1 + the variant.
+    static THP_HOST: core::sync::atomic::AtomicU8 = core::sync::atomic::AtomicU8::new(0);
+
+    /// The host's transparent huge page mode, read once (an `open`, a `read` and a
+    /// `close` of the sysfs file, no allocation; on a slow path: the first superslab or
+    /// large mapping). [`ThpHost::Never`] when the file cannot be read.
+    pub fn thp_host() -> ThpHost {
+        const ALL: [ThpHost; 3] = [ThpHost::Never, ThpHost::Madvise, ThpHost::Always];
+        let v = THP_HOST.load(Relaxed);
+        if let Some(&h) = (v as usize).checked_sub(1).and_then(|i| ALL.get(i)) {
+            return h;
+        }
+        let mut buf = [0u8; 64];
+        let mut n = 0usize;
+        // SAFETY: a NUL-terminated path; `buf` is a valid buffer of its length.
+        unsafe {
+            let fd = libc::open(
+                c"/sys/kernel/mm/transparent_hugepage/enabled".as_ptr(),
+                libc::O_RDONLY | libc::O_CLOEXEC,
+            );
+            if fd >= 0 {
+                let r = libc::read(fd, buf.as_mut_ptr().cast(), buf.len());
+                n = usize::try_from(r).unwrap_or(0);
+                libc::close(fd);
+            }
+        }
+        let h = parse_thp_enabled(&buf[..n.min(buf.len())]);
+        let i = ALL.iter().position(|&x| x == h).unwrap_or(0);
+        THP_HOST.store(i as u8 + 1, Relaxed);
+        h
+    }
+
+    /// Mark a range for transparent huge pages (`MADV_HUGEPAGE` when `huge`, else
+    /// `MADV_NOHUGEPAGE`). Counted with the `madvise` calls. Returns false if the OS
+    /// refused (a kernel without THP; nothing else changes).
+    ///
+    /// # Safety
+    /// `p..p+len` must be page-aligned and inside a mapping made by this module. (The
+    /// advice changes no contents; a huge page already there stays until the kernel
+    /// splits it.)
+    pub unsafe fn advise_huge(p: *mut u8, len: usize, huge: bool) -> bool {
+        debug_assert!(
+            page_aligned(p as usize) && page_aligned(len) && len > 0,
+            "THP advice for {p:p}+{len}"
+        );
+        MADVISE.fetch_add(1, Relaxed);
+        let adv = if huge {
+            libc::MADV_HUGEPAGE
+        } else {
+            libc::MADV_NOHUGEPAGE
+        };
+        // SAFETY: the caller guarantees the range is ours; the advice moves no data.
+        unsafe { libc::madvise(p.cast(), len, adv) == 0 }
+    }
+
     /// Change the protection of a range (`libc::PROT_*`). Returns false on failure.
     ///
     /// # Safety
@@ -702,6 +787,29 @@ mod tests {
                 }
             }
             assert_eq!(os::over_map_len(usize::MAX - 1, 1 << 22, page), None);
+        }
+    }
+
+    #[test]
+    fn thp_enabled_file_is_parsed() {
+        use os::{ThpHost, parse_thp_enabled as p};
+        assert_eq!(p(b"always [madvise] never\n"), ThpHost::Madvise);
+        assert_eq!(p(b"[always] madvise never\n"), ThpHost::Always);
+        assert_eq!(p(b"always madvise [never]\n"), ThpHost::Never);
+        for junk in [
+            &b""[..],
+            b"always madvise never",
+            b"[always",
+            b"[sometimes] x",
+            b"][",
+        ] {
+            assert_eq!(p(junk), ThpHost::Never, "{junk:?}");
+        }
+        // The live file, if there is one, reads as one of the three, twice the same.
+        let h = os::thp_host();
+        assert_eq!(os::thp_host(), h);
+        if let Ok(text) = std::fs::read("/sys/kernel/mm/transparent_hugepage/enabled") {
+            assert_eq!(p(&text), h);
         }
     }
 

@@ -18,7 +18,9 @@
 //! [`background`] (the opt-in purge thread); for slab classes
 //! [`lean::SlabSpares`] (an empty slab: spare or decommit) and [`lean::ShrinkState`]
 //! (the shrink signal), [`lean::xfer_max_bytes`], [`lean::mid_bin_bound`],
-//! [`lean::lean_mode`].
+//! [`lean::lean_mode`]; [`thp::advise_superslab`], [`thp::advise_large`] and
+//! [`thp::advise_metadata`] (transparent huge pages only where memory is dense, before a
+//! range's first touch).
 //!
 //! **Decay** (issue 17): empty memory that was in use a moment ago is kept for a decay
 //! interval and given back only when it stays unused, so a program that frees its
@@ -65,7 +67,8 @@
 //! interval, or at all times without one), `HAKMEM_SS_DECAY_MS` (the superslab cache's
 //! decay interval), `HAKMEM_LARGE_CACHE_MIB` (bytes of freed large mappings kept),
 //! `HAKMEM_LARGE_DECAY_MS` (how long a freed large mapping may stay unused),
-//! `HAKMEM_BG_PURGE_MS` (the background thread's period; 0, the default: no thread).
+//! `HAKMEM_BG_PURGE_MS` (the background thread's period; 0, the default: no thread),
+//! `HAKMEM_THP` (where transparent huge pages may back memory: [`thp`]).
 //!
 //! **Features**: none; the policy is chosen at run time by the gates above, whose
 //! defaults the preset sets.
@@ -116,6 +119,7 @@
 
 pub mod background;
 pub mod lean;
+pub mod thp;
 
 use hakmem_env_gates::{Decommit, gates};
 use hakmem_os_stats::lock::Locked;

@@ -56,6 +56,11 @@
 //!   policy decides, see [`release::lean`]); a superslab with no slab in use is
 //!   unregistered and handed to the release policy at once.
 //! - A live superslab is registered as `Kind::Superslab`; a cached one is not.
+//! - A superslab is advised for transparent huge pages as it is set up for a class,
+//!   before its header's first touch (`release::thp::advise_superslab`: its first 2 MiB
+//!   sparse; its second half dense only for a class of blocks up to 4 KiB, whose slabs
+//!   are carved in order), and the registry's table once mapped (sparse): on a host
+//!   whose THP mode is `always`, no superslab makes 2 MiB resident for a page used.
 //! - Lock order: a class lock, then a transfer-cache shard lock of that class, then the
 //!   release-policy cache lock. A shard lock is a leaf (nothing is locked while it is
 //!   held). No class lock is held while another class lock is taken (except by
@@ -1142,8 +1147,14 @@ fn new_superslab(cls: usize) -> *mut SuperSlab {
         Kind::None,
         "a new superslab's unit is registered already"
     );
-    let ss = base.cast::<SuperSlab>();
     let bs = block_size(cls);
+    // Before this class's first touch: huge pages only where the class fills them (on a
+    // host whose THP mode is `always`, the header's first touch would make 2 MiB
+    // resident). A class of blocks up to a page carves, and so touches, its 64 KiB slabs
+    // in order, lowest first: its second half is dense.
+    // SAFETY: our superslab mapping, not touched for this class yet.
+    unsafe { release::thp::advise_superslab(base, SS_SIZE, bs <= os::PAGE) };
+    let ss = base.cast::<SuperSlab>();
     let shift = slab_shift(cls);
     let slab_size = 1usize << shift;
     let mut n = 0usize;

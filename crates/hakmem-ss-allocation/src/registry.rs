@@ -118,6 +118,10 @@ impl<const BITS: u32> Table<BITS> {
         if p.is_null() {
             return p;
         }
+        // One byte per 4 MiB unit, a few touched: no huge page may back it (a host whose
+        // THP mode is `always` would make 2 MiB resident per touched byte's page).
+        // SAFETY: our fresh mapping of `ENTRIES` bytes.
+        unsafe { hakmem_release_policy::thp::advise_metadata(p.cast(), Self::ENTRIES) };
         let m =
             match self
                 .map
