@@ -304,14 +304,53 @@ pub const XFER_SLOTS: usize = 1024;
 /// cross-thread frees at 16 threads (results/110: `xfree` 2.4x faster with 4 shards).
 pub const XFER_SHARDS: usize = 4;
 /// The blocks of a transfer-cache shard: an array of pointers (thread caches hand blocks
-/// over as pointers, never as lists through the blocks).
-struct XferSlots([*mut u8; XFER_SLOTS]);
+/// over as pointers, never as lists through the blocks). They live in [`XFER_MEM`],
+/// apart from the shards' locks and counts (see [`XferShard`]).
+type XferArray = [*mut u8; XFER_SLOTS];
 
-// SAFETY: free blocks belong to whoever holds them (a shard, under its lock).
-unsafe impl Send for XferSlots {}
+/// One shard's array, in [`XFER_MEM`]: reached only through its shard's [`XferSlots`].
+struct XferCell(hakmem_os_stats::sync::UnsafeCell<XferArray>);
+
+// SAFETY: a cell's contents are reached only through the one `XferSlots` naming it, and
+// that only under its shard's lock (`XferSlots::array` takes `&mut self`, which only the
+// lock's guard gives).
+unsafe impl Sync for XferCell {}
+
+impl XferCell {
+    hakmem_os_stats::loom_const_fn! {
+        fn new() -> Self {
+            XferCell(hakmem_os_stats::sync::UnsafeCell::new([ptr::null_mut(); XFER_SLOTS]))
+        }
+    }
+}
+
+sync_static! {
+    /// The arrays of every shard, `XFER_SHARDS` per class (8 KiB each, 1.6 MiB of `.bss`,
+    /// touched only where a shard holds blocks).
+    static XFER_MEM: [XferCell; NCLASS * XFER_SHARDS] =
+        sync_array!(XferCell::new(); NCLASS * XFER_SHARDS);
+}
+
+/// What a shard's lock guards: the index of its array in [`XFER_MEM`]. Each index is
+/// held by exactly one `XferSlots` (made once, in [`XFER`]'s initializer; the type is
+/// neither `Clone` nor made anywhere else), so `&mut XferSlots`, which only the shard's
+/// lock gives, is exclusive access to that array.
+struct XferSlots(usize);
+
+impl XferSlots {
+    /// The shard's array (`&mut self`: under the shard's lock). The pointer lives no
+    /// longer than the guard it came through.
+    fn array(&mut self) -> hakmem_os_stats::sync::MutPtr<XferArray> {
+        XFER_MEM[self.0].0.get_mut()
+    }
+}
 
 /// One shard of a class's transfer cache: a stack of free blocks flushed by thread
 /// caches, handed to the next refill (a producer/consumer pair never touches slabs).
+/// Its lock and count only (64 bytes): the 208 shards fit in 13 KiB, so the fork
+/// handlers, which take every lock, write 4 pages, not one per shard (with the arrays
+/// inline, each lock sat on its own page: a `fork` made the parent copy 208 pages,
+/// 1.4 ms per `fork`; results/205).
 #[repr(align(64))]
 struct XferShard {
     /// Blocks in `slots[..n]`. Written with the shard locked; read without the lock only
@@ -323,19 +362,41 @@ struct XferShard {
 }
 
 impl XferShard {
-    loom_const_fn! {
-        fn new() -> Self {
+    hakmem_os_stats::loom_const_fn! {
+        /// Shard `i` of [`XFER_MEM`]'s order (class `i / XFER_SHARDS`).
+        fn new(i: usize) -> Self {
             XferShard {
                 n: AtomicUsize::new(0),
-                slots: Locked::new(XferSlots([ptr::null_mut(); XFER_SLOTS])),
+                slots: Locked::new(XferSlots(i)),
             }
         }
     }
 }
 
+/// Every shard, each naming its own array: shard `s` of class `c` names array
+/// `c * XFER_SHARDS + s`, once.
+#[cfg(not(loom))]
+const fn xfer_shards() -> [[XferShard; XFER_SHARDS]; NCLASS] {
+    let mut a = [const { [const { XferShard::new(0) }; XFER_SHARDS] }; NCLASS];
+    let mut c = 0;
+    while c < NCLASS {
+        let mut s = 0;
+        while s < XFER_SHARDS {
+            a[c][s] = XferShard::new(c * XFER_SHARDS + s);
+            s += 1;
+        }
+        c += 1;
+    }
+    a
+}
+
+#[cfg(loom)]
+fn xfer_shards() -> [[XferShard; XFER_SHARDS]; NCLASS] {
+    core::array::from_fn(|c| core::array::from_fn(|s| XferShard::new(c * XFER_SHARDS + s)))
+}
+
 sync_static! {
-    static XFER: [[XferShard; XFER_SHARDS]; NCLASS] =
-        sync_array!(sync_array!(XferShard::new(); XFER_SHARDS); NCLASS);
+    static XFER: [[XferShard; XFER_SHARDS]; NCLASS] = xfer_shards();
 }
 
 /// The shard a thread tries first: that of the CPU it runs on (`sched_getcpu`, from the
@@ -373,14 +434,16 @@ fn xfer_take(cls: usize, out: &mut [*mut u8]) -> usize {
         if sh.n.load(Relaxed) == 0 {
             continue;
         }
-        let slots = sh.slots.lock();
+        let mut slots = sh.slots.lock();
         let n = sh.n.load(Relaxed);
         debug_assert!(n <= XFER_SLOTS, "transfer-cache shard holds {n} blocks");
         let k = n.min(out.len());
         if k == 0 {
             continue;
         }
-        out[..k].copy_from_slice(&slots.0[n - k..n]);
+        let arr = slots.array();
+        // SAFETY: the shard's lock is held (`slots`) while `arr` is used.
+        out[..k].copy_from_slice(unsafe { &arr.deref()[n - k..n] });
         sh.n.store(n - k, Relaxed);
         // The counters change under the shard lock, so a block's add (at its put) is
         // ordered before its subtract here: `xfer` never goes below zero.
@@ -435,7 +498,9 @@ unsafe fn xfer_put(cls: usize, blocks: &[*mut u8]) -> bool {
             n
         };
         if fits(n) {
-            slots.0[n..n + count].copy_from_slice(blocks);
+            let arr = slots.array();
+            // SAFETY: the shard's lock is held (`slots`) while `arr` is used.
+            unsafe { arr.deref()[n..n + count].copy_from_slice(blocks) };
             sh.n.store(n + count, Relaxed);
             let st = stats_of(cls);
             stat_add_nonneg(&st.xfer, count as i64);
@@ -461,10 +526,12 @@ unsafe fn xfer_drain_locked(c: &mut Central, cls: usize) {
     for sh in row {
         while sh.n.load(Relaxed) != 0 {
             let mut took = [ptr::null_mut::<u8>(); 128];
-            let slots = sh.slots.lock();
+            let mut slots = sh.slots.lock();
             let n = sh.n.load(Relaxed).min(XFER_SLOTS);
             let k = n.min(took.len());
-            took[..k].copy_from_slice(&slots.0[n - k..n]);
+            let arr = slots.array();
+            // SAFETY: the shard's lock is held (`slots`) while `arr` is used.
+            took[..k].copy_from_slice(unsafe { &arr.deref()[n - k..n] });
             sh.n.store(n - k, Relaxed);
             stat_add_nonneg(&st.xfer, -(k as i64));
             drop(slots);

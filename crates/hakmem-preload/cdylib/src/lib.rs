@@ -174,6 +174,93 @@ pub unsafe extern "C" fn pvalloc(size: usize) -> *mut c_void {
     c::pvalloc(size)
 }
 
+// glibc's own names of its allocation functions (`__libc_malloc`, ...): a program or
+// library that calls them (an old-style malloc hook that forwards to them, a profiler, a
+// runtime that wants "the real malloc") would otherwise get a block from glibc's heap and
+// hand it to hakmem's `free`, which refuses it ("not allocated by hakmem") and stops the
+// program; or free a block of hakmem's with glibc's `free`. Under these names too, every
+// block is hakmem's (mimalloc, tcmalloc and jemalloc export them too). glibc's own
+// internal calls do not go through them.
+
+/// glibc's `__libc_malloc`: [`malloc`].
+///
+/// # Safety
+/// As [`malloc`].
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn __libc_malloc(size: usize) -> *mut c_void {
+    c::malloc(size)
+}
+
+/// glibc's `__libc_free`: [`free`].
+///
+/// # Safety
+/// As [`free`].
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn __libc_free(p: *mut c_void) {
+    // SAFETY: the caller's guarantee, forwarded.
+    unsafe { c::free(p) }
+}
+
+/// glibc's `__libc_calloc`: [`calloc`].
+///
+/// # Safety
+/// As [`calloc`].
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn __libc_calloc(n: usize, size: usize) -> *mut c_void {
+    c::calloc(n, size)
+}
+
+/// glibc's `__libc_realloc`: [`realloc`].
+///
+/// # Safety
+/// As [`realloc`].
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn __libc_realloc(p: *mut c_void, size: usize) -> *mut c_void {
+    // SAFETY: the caller's guarantee, forwarded.
+    unsafe { c::realloc(p, size) }
+}
+
+/// glibc's `__libc_memalign`: [`memalign`].
+///
+/// # Safety
+/// As [`memalign`].
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn __libc_memalign(align: usize, size: usize) -> *mut c_void {
+    c::memalign(align, size)
+}
+
+/// glibc's `__libc_valloc`: [`valloc`].
+///
+/// # Safety
+/// As [`valloc`].
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn __libc_valloc(size: usize) -> *mut c_void {
+    c::valloc(size)
+}
+
+/// glibc's `__libc_pvalloc`: [`pvalloc`].
+///
+/// # Safety
+/// As [`pvalloc`].
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn __libc_pvalloc(size: usize) -> *mut c_void {
+    c::pvalloc(size)
+}
+
+/// `__posix_memalign`, an old glibc name of [`posix_memalign`].
+///
+/// # Safety
+/// As [`posix_memalign`].
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn __posix_memalign(
+    out: *mut *mut c_void,
+    align: usize,
+    size: usize,
+) -> c_int {
+    // SAFETY: the caller's guarantee, forwarded.
+    unsafe { c::posix_memalign(out, align, size) }
+}
+
 /// `malloc_usable_size(3)`.
 ///
 /// # Safety

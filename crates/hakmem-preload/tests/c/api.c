@@ -67,6 +67,9 @@ static void resolves_to_hakmem(void) {
         "malloc",  "free",    "calloc", "realloc", "reallocarray", "posix_memalign",
         "aligned_alloc", "memalign", "valloc", "pvalloc", "malloc_usable_size", "cfree",
         "free_sized", "free_aligned_sized", "malloc_trim",
+        /* glibc's own names: a block from them goes to hakmem's free, and back */
+        "__libc_malloc", "__libc_free", "__libc_calloc", "__libc_realloc",
+        "__libc_memalign", "__libc_valloc", "__libc_pvalloc", "__posix_memalign",
     };
     for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
         void *f = dlsym(RTLD_DEFAULT, names[i]);
@@ -318,6 +321,34 @@ static void c23_and_extras(void) {
     }
     if (fas) fas(aligned_alloc(256, 1000), 256, 1000);
     if (cf) cf(malloc(10));
+    /* glibc's own names, mixed with the standard ones (each block freed by the other
+     * family): under LD_PRELOAD both are hakmem's. */
+    void *(*lm)(size_t) = (void *(*)(size_t))dlsym(RTLD_DEFAULT, "__libc_malloc");
+    void (*lf)(void *) = (void (*)(void *))dlsym(RTLD_DEFAULT, "__libc_free");
+    void *(*lc)(size_t, size_t) = (void *(*)(size_t, size_t))dlsym(RTLD_DEFAULT, "__libc_calloc");
+    void *(*lr)(void *, size_t) = (void *(*)(void *, size_t))dlsym(RTLD_DEFAULT, "__libc_realloc");
+    void *(*lma)(size_t, size_t) = (void *(*)(size_t, size_t))dlsym(RTLD_DEFAULT, "__libc_memalign");
+    CHECK(lm && lf && lc && lr && lma, "glibc's __libc_* names resolve");
+    if (lm && lf && lc && lr && lma) {
+        char *a = lm(100);
+        CHECK(a != NULL, "__libc_malloc(100)");
+        memset(a, 7, 100);
+        free(a);
+        char *b = malloc(50);
+        memset(b, 8, 50);
+        b = lr(b, 5000);
+        CHECK(b != NULL && b[49] == 8, "__libc_realloc of a malloc'd block keeps its bytes");
+        lf(b);
+        unsigned char *z = lc(10, 10);
+        int zero = z != NULL;
+        for (int i = 0; zero && i < 100; i++) zero = z[i] == 0;
+        CHECK(zero, "__libc_calloc zeroes");
+        z = realloc(z, 300);
+        free(z);
+        void *m = lma(64, 100);
+        CHECK(m != NULL && (uintptr_t)m % 64 == 0, "__libc_memalign(64, 100) = %p", m);
+        free(m);
+    }
     int t = malloc_trim(0);
     CHECK(t == 0 || t == 1, "malloc_trim returns 0 or 1: %d", t);
     void *p = malloc(100);
