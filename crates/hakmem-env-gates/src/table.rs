@@ -401,7 +401,7 @@ gate_table! {
         default: 1024,
         safe: 4096,
         lean: 64,
-        doc: "MiB of freed large blocks kept mapped for reuse, 64 mappings at most, counted by the bytes they may hold resident: a mapping's whole length (a block may be written up to its usable size, and one shrunk by `realloc` keeps what it touched), nothing once decommitted (`DONTNEED`); the oldest go at once when a free needs room. See also `HAKMEM_LARGE_DECAY_MS`.",
+        doc: "MiB of freed large blocks kept mapped for reuse, 64 mappings at most and none longer than 32 MiB (a longer one is unmapped at its `free`), counted by the bytes they may hold resident: a mapping's whole length (a block may be written up to its usable size, and one shrunk by `realloc` keeps what it touched), nothing once decommitted (`DONTNEED`); the oldest go at once when a free needs room. See also `HAKMEM_LARGE_DECAY_MS`.",
     }
     Verbose verbose: Bool = "HAKMEM_VERBOSE" {
         default: false,

@@ -130,6 +130,19 @@ use hakmem_os_stats::{os, stats};
 /// Most regions one cache can hold, whatever the gates say.
 pub const MAX_ENTRIES: usize = 64;
 
+/// The longest freed large mapping the large cache keeps (32 MiB): a longer one is
+/// unmapped at its `free`. The cache saves the page faults of a block freed and asked for
+/// again a moment later; for a big one that saving is small beside what keeping it costs
+/// a program that does not ask again: its pages stay resident until the decay check next
+/// runs, on a slow path the program may never take (a 500 MiB buffer freed by a program
+/// that then only allocated from its thread caches, or slept, stayed resident;
+/// results/205). Kept decommitted instead, its address space would still count against
+/// the kernel's commit limit under strict overcommit, unbounded by the cache's byte
+/// bound (which counts what may be resident). glibc unmaps blocks above its `mmap`
+/// threshold (32 MiB at most) at once, jemalloc purges blocks above its
+/// `oversize_threshold` (8 MiB) at once, mimalloc frees its huge segments at once.
+pub const LARGE_REGION_MAX: usize = 32 << 20;
+
 #[derive(Clone, Copy)]
 struct Entry {
     base: *mut u8,
@@ -788,6 +801,10 @@ pub struct Limits {
     /// Most bytes kept, counted by what the regions may hold resident: a region's whole
     /// length, or nothing once decommitted with `DONTNEED`.
     pub max_bytes: usize,
+    /// The longest region kept: a longer one is retired as it comes in
+    /// ([`LARGE_REGION_MAX`] for freed large mappings; `usize::MAX`: no bound but
+    /// `max_bytes`).
+    pub max_region: usize,
     /// Decommit a region when it enters the cache (`None`: keep its pages).
     pub decommit: Option<os::Advice>,
     /// With `decommit` on, regions may stay committed (the cache's spares) as long as
@@ -833,7 +850,8 @@ pub enum Fate {
 /// [`RegionCache::release`] applies it and records its answer under one acquisition of
 /// the cache's lock, so that two releases cannot both take the last spare.
 pub fn decide(limits: &Limits, len: usize, spare_bytes: usize) -> Fate {
-    if limits.max_entries.min(MAX_ENTRIES) == 0 || len > limits.max_bytes {
+    if limits.max_entries.min(MAX_ENTRIES) == 0 || len > limits.max_bytes || len > limits.max_region
+    {
         return Fate::Retire;
     }
     match limits.decommit {
@@ -1189,6 +1207,7 @@ pub fn superslab_limits() -> Limits {
             g.ss_cache_max as usize
         },
         max_bytes: usize::MAX,
+        max_region: usize::MAX,
         decommit: lean_advice(),
         spare_bytes: 0,
         decay_ms,
@@ -1206,6 +1225,7 @@ pub fn large_limits() -> Limits {
     Limits {
         max_entries: MAX_ENTRIES,
         max_bytes: (g.large_cache_mib as usize) << 20,
+        max_region: LARGE_REGION_MAX,
         decommit: lean_advice(),
         spare_bytes: LARGE_SPARE_BYTES,
         decay_ms: g.large_decay_ms as u64,
@@ -1487,12 +1507,37 @@ mod tests {
         Limits {
             max_entries: n,
             max_bytes: bytes,
+            max_region: usize::MAX,
             decommit: d,
             spare_bytes: 0,
             decay_ms: 0,
             idle_entries: 0,
             idle_fraction: 0,
         }
+    }
+
+    /// A region longer than `max_region` is retired as it comes in, whatever room the
+    /// cache has; the large cache's bound is [`LARGE_REGION_MAX`], the superslab cache's
+    /// none.
+    #[test]
+    fn a_region_past_max_region_is_retired() {
+        let l = Limits {
+            max_region: 8 * PAGE,
+            ..lim(4, usize::MAX, None)
+        };
+        assert_eq!(decide(&l, 8 * PAGE, 0), Fate::Keep { spare: false });
+        assert_eq!(decide(&l, 9 * PAGE, 0), Fate::Retire);
+        let c = RegionCache::new();
+        let (a, b) = (os::map(8 * PAGE), os::map(9 * PAGE));
+        // SAFETY: fresh mappings we give up.
+        unsafe {
+            c.release(a, 8 * PAGE, l);
+            c.release(b, 9 * PAGE, l);
+        }
+        assert_eq!(c.usage(), (1, 8 * PAGE), "only the short one is kept");
+        c.drain();
+        assert_eq!(large_limits().max_region, LARGE_REGION_MAX);
+        assert_eq!(superslab_limits().max_region, usize::MAX);
     }
 
     #[test]
@@ -1643,6 +1688,7 @@ mod decay_tests {
         let l = Limits {
             max_entries: MAX_ENTRIES,
             max_bytes: usize::MAX,
+            max_region: usize::MAX,
             decommit: None,
             spare_bytes: 0,
             decay_ms: 30,
@@ -1672,6 +1718,7 @@ mod decay_tests {
         Limits {
             max_entries: MAX_ENTRIES,
             max_bytes: usize::MAX,
+            max_region: usize::MAX,
             decommit: None,
             spare_bytes: 0,
             decay_ms: 40,
@@ -2040,6 +2087,7 @@ mod decay_tests {
         let l = Limits {
             max_entries: 8,
             max_bytes: usize::MAX,
+            max_region: usize::MAX,
             decommit: None,
             spare_bytes: 0,
             decay_ms: 30,
