@@ -19,7 +19,9 @@
 //! are resident already, and hands the old mapping to the cache, so a buffer grown by
 //! doubling round after round reuses its pages; else grows the mapping in place when
 //! the address space after it is free; else moves the pages with `mremap` instead of
-//! copying), [`usable_size`], [`validate`].
+//! copying; shrinks in place, giving back the units and pages past the new end once
+//! half the mapping, or half of what it may hold resident, lies there), [`usable_size`],
+//! [`validate`].
 //!
 //! **Gates**: none read directly (the cache bound `HAKMEM_LARGE_CACHE_MIB`, lean
 //! decommit and `HAKMEM_THP` belong to `hakmem-release-policy`). **Features**: none.
@@ -283,6 +285,14 @@ pub unsafe fn large_realloc(p: *mut u8, new_size: usize) -> *mut u8 {
             return ptr::null_mut();
         };
         if need <= old_len {
+            let end = offset + new_size;
+            if new_size < (*h).size && (need <= old_len / 2 || (*h).touched / 2 > end) {
+                // A shrink, and half the mapping, or half of what it may hold resident,
+                // lies past the block's new end: give that back. (A block growing inside
+                // its mapping keeps the pages an earlier block made resident there: the
+                // large cache handed it that mapping for them.)
+                shrink_mapping(h, need, end);
+            }
             resize_stat(h, new_size);
             return p;
         }
@@ -362,6 +372,44 @@ pub unsafe fn large_realloc(p: *mut u8, new_size: usize) -> *mut u8 {
         resize_stat(header(q), new_size);
         large_free(p);
         q
+    }
+}
+
+/// A live block shrunk in place to end at `end` bytes from its mapping's start: unmap
+/// the whole units past `need` (`end` rounded up to units) and decommit the pages of the
+/// last unit past `end` that earlier, longer blocks spanned, so that a big buffer cut to
+/// fit (`realloc(p, used)`, `Vec::shrink_to_fit`) does not keep its old pages resident
+/// (results/205: 8 blocks of 64 MiB shrunk to 1 MiB each kept 513 MiB; mimalloc and
+/// glibc 9). Only when half the mapping, or half of what it may hold resident, lies past
+/// the new end, so that a block shrunk a little at a time makes a system call per
+/// halving at most, and keeps at most twice what it needs.
+///
+/// # Safety
+/// `h` is a live block's header; `end <= need <= (*h).map_len`, `need` a multiple of
+/// `SS_SIZE` covering the header and the block's new size.
+unsafe fn shrink_mapping(h: *mut Header, need: usize, end: usize) {
+    // SAFETY: the caller guarantees a live header and the bounds; every range below lies
+    // in the block's own mapping, past its new end (no live byte), and none is marked in
+    // the registry (only the units of the header and the first byte are, both below
+    // `need`).
+    unsafe {
+        let base = (*h).base;
+        let old_len = (*h).map_len;
+        debug_assert!(end <= need && need <= old_len && need.is_multiple_of(SS_SIZE));
+        if need < old_len {
+            os::unmap(base.add(need), old_len - need);
+            (*h).map_len = need;
+        }
+        // The last unit's pages past the block: decommitted if an earlier block spanned
+        // them (the count `touched` says so; a page is given back whole, so the block's
+        // last page stays).
+        let page = os::page_size();
+        let keep = (end + page - 1) & !(page - 1);
+        let spanned = (*h).touched.min(need);
+        if spanned > keep {
+            os::decommit(base.add(keep), spanned - keep, os::Advice::DontNeed);
+        }
+        (*h).touched = end.max(keep.min(spanned));
     }
 }
 
@@ -469,6 +517,48 @@ mod tests {
             assert_eq!((*header(d)).touched, HEADER + (1 << 20));
             large_free(c);
             large_free(d);
+        }
+    }
+
+    /// Whether the page at `p` is resident (`mincore`); None when it is not mapped.
+    fn resident(p: *mut u8) -> Option<bool> {
+        let mut v = 0u8;
+        // SAFETY: one page at a page-aligned address; `v` holds its byte.
+        let r = unsafe { libc::mincore(p.cast(), 1, &mut v) };
+        (r == 0).then_some(v & 1 != 0)
+    }
+
+    /// A block shrunk in place to a small part of its mapping gives the rest back: the
+    /// units past its new end unmapped, the pages of its last unit past its end
+    /// decommitted; its contents and its header stay.
+    #[test]
+    fn a_block_shrunk_in_place_gives_its_tail_back() {
+        let _g = serial();
+        let big = 20 << 20;
+        let p = large_alloc(big, 16, false);
+        // SAFETY: a live block of `big` bytes, then of 1 MiB (shrunk in place).
+        unsafe {
+            p.write_bytes(5, big);
+            let base = (*header(p)).base;
+            assert_eq!((*header(p)).map_len, 24 << 20);
+            assert_eq!(large_realloc(p, 1 << 20), p, "shrunk in place");
+            assert_eq!(
+                (*header(p)).map_len,
+                SS_SIZE,
+                "units past the block unmapped"
+            );
+            assert_eq!(resident(base.add(SS_SIZE)), None);
+            assert_eq!(resident(base.add(2 << 20)), Some(false), "tail decommitted");
+            let last = ((p as usize + (1 << 20) - 1) & !4095) as *mut u8;
+            assert_eq!(resident(last), Some(true), "the block's last page kept");
+            assert_eq!(*p.add((1 << 20) - 1), 5);
+            let h = header(p);
+            assert!((*h).touched >= HEADER + (1 << 20) && (*h).touched <= (*h).map_len);
+            // A small cut keeps the mapping as it is (no system call).
+            assert_eq!(large_realloc(p, (1 << 20) - 4096), p);
+            assert_eq!((*header(p)).map_len, SS_SIZE);
+            assert!(validate(p));
+            large_free(p);
         }
     }
 
