@@ -187,10 +187,10 @@ impl Decommit {
 
 /// `HAKMEM_THP`: where hakmem lets transparent huge pages (2 MiB) back its memory.
 /// *Sparse* ranges are those huge pages would make resident beyond what the program
-/// uses (a superslab's header and its slabs, the tail of a large block's mapping past its
-/// last whole 2 MiB, the registry's table); *dense* ones, those the program fills (a
-/// large block's whole 2 MiB pages, the second half of a tiny class's superslab, which a
-/// class reaches only once the first is in use).
+/// uses (a superslab's header and its slabs, a large block's mapping outside the block's
+/// whole 2 MiB pages, the registry's table); *dense* ones, those the program fills (a
+/// large block's whole 2 MiB pages, the second half of the superslab of a class of
+/// blocks up to 4 KiB, which a class reaches only once the first is in use).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Thp {
     /// Follow the host (`/sys/kernel/mm/transparent_hugepage/enabled`), but never let

@@ -191,7 +191,7 @@ pub fn large_alloc(size: usize, align: usize, zeroed: bool) -> *mut u8 {
     unsafe {
         // Before the header's first touch: huge pages only on the block's whole 2 MiB
         // pages, never on the mapping's tail past them (release_policy::thp).
-        release::thp::advise_large(base, len, want);
+        release::thp::advise_large(base, len, offset - HEADER, want);
         let p = base.add(offset);
         header(p).write(Header {
             magic: MAGIC,
@@ -320,7 +320,7 @@ pub unsafe fn large_realloc(p: *mut u8, new_size: usize) -> *mut u8 {
         if os::grow_in_place(base, old_len, new_len) {
             // The new part is untouched: advise it as the grown block's (and the old
             // tail, now inside the block, keeps what it had: at worst no huge page).
-            release::thp::advise_large(base, new_len, offset + new_size);
+            release::thp::advise_large(base, new_len, offset - HEADER, offset + new_size);
             // The marked units (header and first byte) do not change.
             (*h).map_len = new_len;
             resize_stat(h, new_size);
@@ -332,7 +332,7 @@ pub unsafe fn large_realloc(p: *mut u8, new_size: usize) -> *mut u8 {
         }
         // (For the copy below, should the move fail; a move brings the old mapping's
         // advice along, and is advised again.)
-        release::thp::advise_large(dst, new_len, offset + new_size);
+        release::thp::advise_large(dst, new_len, offset - HEADER, offset + new_size);
         let q = dst.add(offset);
         // `dst` is ours from here on: marking its units before the move says "ours" only
         // about our own mapping (its header reads zero until the pages arrive).
@@ -346,7 +346,7 @@ pub unsafe fn large_realloc(p: *mut u8, new_size: usize) -> *mut u8 {
         // Nobody else may use `p` meanwhile: its caller gave it up for this call.
         register(p, Kind::None);
         if os::remap_fixed(base, old_len, new_len, dst) {
-            release::thp::advise_large(dst, new_len, offset + new_size);
+            release::thp::advise_large(dst, new_len, offset - HEADER, offset + new_size);
             (*header(q)).base = dst;
             (*header(q)).map_len = new_len;
             (*header(q)).user = q;
@@ -431,7 +431,12 @@ unsafe fn copy_to(p: *mut u8, dst: *mut u8, len: usize, hot: usize, new_size: us
         let h = header(p);
         let offset = p as usize - (*h).base as usize;
         // Before the copy touches it.
-        release::thp::advise_large(dst, len, offset + new_size.max((*h).size).min(len - offset));
+        release::thp::advise_large(
+            dst,
+            len,
+            offset - HEADER,
+            offset + new_size.max((*h).size).min(len - offset),
+        );
         let q = dst.add(offset);
         ptr::copy_nonoverlapping(
             header(p).cast::<u8>(),

@@ -11,8 +11,9 @@
 //! - **sparse**: huge pages would make resident what the program does not use: a
 //!   superslab's first half (its header and the slabs a class starts with), the whole
 //!   superslab of a class of blocks above a page (they are touched only where the
-//!   program writes them), the part of a large block's mapping past its last whole
-//!   2 MiB page, the registry's table;
+//!   program writes them), the part of a large block's mapping outside its whole 2 MiB
+//!   pages (past the last, or before its header where an aligned block leaves room),
+//!   the registry's table;
 //! - **dense**: the program fills it: a large block's whole 2 MiB pages, and the second
 //!   superslab half of a class of blocks up to a page (4 KiB: its slabs are 64 KiB, taken
 //!   lowest first, and carving a block writes its free mark, so its pages are touched in
@@ -110,23 +111,27 @@ pub unsafe fn advise_superslab(base: *mut u8, len: usize, dense_tail: bool) {
     }
 }
 
-/// Advise a large block's mapping at `base` (`len` bytes, 2 MiB-aligned) whose block
-/// spans its first `used` bytes: the whole 2 MiB pages of those dense, the rest sparse.
-/// At most two system calls, none where [`advice`] says [`Advice::Keep`].
+/// Advise a large block's mapping at `base` (`len` bytes, 2 MiB-aligned) whose block,
+/// with its header, spans bytes `from..used` of it: the whole 2 MiB pages inside that
+/// span dense, the rest of the mapping sparse (before the header, as an aligned block
+/// leaves it, and past the block's last whole 2 MiB page). At most three system calls,
+/// none where [`advice`] says [`Advice::Keep`].
 ///
 /// # Safety
-/// `base..base+len` is a large mapping of ours (`used <= len`).
-pub unsafe fn advise_large(base: *mut u8, len: usize, used: usize) {
-    debug_assert!((base as usize).is_multiple_of(HUGE) && used <= len);
-    let dense = (used & !(HUGE - 1)).min(len);
-    let (a, b) = (advice_here(true), advice_here(false));
-    // SAFETY: forwarded caller guarantee; both parts lie in the mapping.
+/// `base..base+len` is a large mapping of ours (`from <= used <= len`).
+pub unsafe fn advise_large(base: *mut u8, len: usize, from: usize, used: usize) {
+    debug_assert!((base as usize).is_multiple_of(HUGE) && from <= used && used <= len);
+    let lo = from.next_multiple_of(HUGE).min(len);
+    let hi = (used & !(HUGE - 1)).max(lo);
+    let (dense, sparse) = (advice_here(true), advice_here(false));
+    // SAFETY: forwarded caller guarantee; every part lies in the mapping.
     unsafe {
-        if a == b {
-            give(base, len, a);
+        if dense == sparse {
+            give(base, len, dense);
         } else {
-            give(base, dense, a);
-            give(base.add(dense), len - dense, b);
+            give(base, lo, sparse);
+            give(base.add(lo), hi - lo, dense);
+            give(base.add(hi), len - hi, sparse);
         }
     }
 }

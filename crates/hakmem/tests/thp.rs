@@ -14,8 +14,9 @@
 //! | `always` | `DENSE` | `nh` | `hg` |
 //!
 //! Sparse: a superslab's first 2 MiB, the whole superslab of a class of blocks above
-//! 4 KiB, a large mapping past its block's last whole 2 MiB. Dense: the second half of a
-//! superslab of a class of blocks up to 4 KiB, a large block's whole 2 MiB pages.
+//! 4 KiB, a large mapping outside its block's whole 2 MiB pages (past the last, and
+//! before the header of a block aligned to 2 MiB). Dense: the second half of a superslab
+//! of a class of blocks up to 4 KiB, a large block's whole 2 MiB pages.
 
 use std::process::Command;
 
@@ -63,6 +64,14 @@ fn child() {
     let small = Box::new([1u8; 64]);
     let mid = vec![2u8; 20_000];
     let large = vec![3u8; 5 * MIB];
+    // A 4 KiB block aligned to 2 MiB: its header is the last 64 bytes of its mapping's
+    // first 2 MiB, which it leaves empty.
+    let al = std::alloc::Layout::from_size_align(4096, 2 * MIB).unwrap();
+    // SAFETY: a non-zero layout.
+    let aligned = unsafe { std::alloc::alloc(al) };
+    assert!(!aligned.is_null() && (aligned as usize).is_multiple_of(2 * MIB));
+    // SAFETY: the block holds 4096 bytes.
+    unsafe { aligned.write_bytes(4, 4096) };
     let ss = |p: *const u8| p as usize & !(UNIT - 1);
     let s = ss(small.as_ptr());
     let m = ss(mid.as_ptr());
@@ -75,11 +84,15 @@ fn child() {
         ("mid_second_half", advice_at(m + 2 * MIB)),
         ("large_whole_pages", advice_at(l)),
         ("large_tail", advice_at(l + 4 * MIB)),
+        ("aligned_before_header", advice_at(ss(aligned))),
+        ("aligned_block", advice_at(aligned as usize)),
     ];
     for (k, v) in out {
         println!("THP {k}={v}");
     }
     drop((small, mid, large));
+    // SAFETY: from `alloc` with `al`, freed once.
+    unsafe { std::alloc::dealloc(aligned, al) };
 }
 
 #[test]
@@ -133,6 +146,9 @@ fn each_range_gets_the_advice_of_its_kind() {
             ("mid_second_half", sparse),
             ("large_whole_pages", dense),
             ("large_tail", sparse),
+            // No whole 2 MiB page inside the aligned block: all of its mapping sparse.
+            ("aligned_before_header", sparse),
+            ("aligned_block", sparse),
         ] {
             assert_eq!(got(k), want, "host {host:?}, HAKMEM_THP={gate}: {k}");
         }
