@@ -1244,8 +1244,9 @@ impl ExitKey {
         if self.main_armed.load(Ordering::Relaxed) {
             return false;
         }
-        // SAFETY: `gettid` and `getpid` have no preconditions.
-        let main = unsafe { libc::gettid() == libc::getpid() };
+        // SAFETY: the `gettid` system call and `getpid` have no preconditions. (The
+        // system call, not glibc's `gettid`, which only glibc 2.30 and later have.)
+        let main = unsafe { libc::syscall(libc::SYS_gettid) == libc::getpid() as libc::c_long };
         if main {
             self.main_armed.store(true, Ordering::Relaxed);
         }
