@@ -197,8 +197,8 @@ pub mod stats {
         }
     }
 
-    /// Count one decommit done by the release policy (in lean mode: nothing else
-    /// decommits).
+    /// Count one decommit done by the release policy: lean mode's, and an empty slab's
+    /// pages given back after it stayed idle past the decay interval.
     #[inline]
     pub fn count_lean_decommit() {
         LEAN_DECOMMIT.fetch_add(1, Relaxed);

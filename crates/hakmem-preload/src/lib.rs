@@ -18,7 +18,7 @@
 //! **Entry points** (each inlined into the exported C function of the same name):
 //! [`malloc`], [`free`], [`calloc`], [`realloc`], [`reallocarray`], [`posix_memalign`],
 //! [`aligned_alloc`], [`memalign`], [`valloc`], [`pvalloc`], [`malloc_usable_size`],
-//! [`free_sized`], [`free_aligned_sized`], [`malloc_trim`]; and the C++ operators
+//! [`free_sized`], [`free_aligned_sized`], [`malloc_trim`], [`malloc_stats`]; and the C++ operators
 //! `new`/`delete` in every form, with libstdc++'s failure semantics ([`cxx`]); and
 //! [`pthread_create`], a wrapper that starts each thread on a trampoline which sets the
 //! thread's cache up before the program's start routine runs (so that hakmem's
@@ -352,6 +352,14 @@ pub unsafe fn free_aligned_sized(p: *mut c_void, _align: usize, _size: usize) {
 #[inline]
 pub fn malloc_trim(_pad: usize) -> c_int {
     c_int::from(hakmem_facade::trim() > 0)
+}
+
+/// `malloc_stats()`: glibc's name for printing the allocator's statistics on standard
+/// error; here `hakmem::print_stats()` (the counters of `hakmem::stats()`, then one line
+/// per size class in use), every line beginning `hakmem: `. Allocates nothing.
+#[inline]
+pub fn malloc_stats() {
+    hakmem_facade::print_stats();
 }
 
 /// `raw::usable_size` for a C pointer: validated (null gives 0) before any of its memory

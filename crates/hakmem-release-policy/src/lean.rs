@@ -233,6 +233,17 @@ impl ShrinkState {
     }
 }
 
+/// What became of an empty slab ([`SlabSpares::empty_slab`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EmptySlab {
+    /// Kept committed as one of the class's spares.
+    Spare,
+    /// Its pages were decommitted.
+    Decommitted,
+    /// Its pages were left as they are (resident where its blocks were written).
+    Resident,
+}
+
 /// A class's spare slabs (empty slabs kept committed) and its churn, in its central
 /// state: reached only under the class lock (`&mut self`). The caller marks which slabs
 /// are the spares; this counts them and decides.
@@ -301,9 +312,12 @@ impl SlabSpares {
     }
 
     /// The decision point for an empty slab inside a live superslab: kept committed as a
-    /// spare ([`keep_as_spare`](Self::keep_as_spare), returns true: the caller marks it
-    /// a spare), or its touched pages (`touched` bytes from `start`) decommitted in lean
-    /// mode (returns false).
+    /// spare ([`keep_as_spare`](Self::keep_as_spare): [`EmptySlab::Spare`], the caller
+    /// marks it a spare), or its touched pages (`touched` bytes from `start`)
+    /// decommitted in lean mode ([`EmptySlab::Decommitted`]), or else left as they are
+    /// ([`EmptySlab::Resident`]: decommit off, or the call failed). The pages of a spare
+    /// or a resident slab go back once it stays idle past the decay interval
+    /// ([`idle_slab_decay`](crate::idle_slab_decay)).
     ///
     /// # Safety
     /// As [`slab_maybe_decommit`]: `start..start+touched` (rounded up to a page) lies in
@@ -315,15 +329,16 @@ impl SlabSpares {
         touched: usize,
         slab_shift: u32,
         shrinking: bool,
-    ) -> bool {
+    ) -> EmptySlab {
         if self.keep_as_spare(slab_shift, shrinking) {
-            return true;
+            return EmptySlab::Spare;
         }
         // SAFETY: forwarded caller guarantee.
         if unsafe { slab_maybe_decommit(start, touched) } {
             self.decommitted = true;
+            return EmptySlab::Decommitted;
         }
-        false
+        EmptySlab::Resident
     }
 
     /// The class starts shrinking: it stops churning (the caller then gives every spare

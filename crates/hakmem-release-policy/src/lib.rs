@@ -1272,11 +1272,99 @@ pub unsafe fn slab_maybe_decommit(start: *mut u8, len: usize) -> bool {
     ok
 }
 
-/// A cached superslab of exactly `len` bytes, if any: `(base, maybe_dirty)`. A slow
-/// path: it first runs a purge that is due ([`tick`]).
-pub fn ss_take_cached(len: usize) -> Option<(*mut u8, bool)> {
+/// Empty slabs inside live superslabs whose pages stayed resident (every empty slab
+/// outside lean mode's decommit, and a lean class's spares): how long one may stay idle
+/// (milliseconds) before its pages go back, and with which advice; `None` when
+/// `HAKMEM_SS_DECAY_MS` is 0 (the seed's rule: never). The interval is the superslab
+/// cache's: an empty slab is given back on the same schedule as an empty superslab, so
+/// a class that grew in one phase does not keep its peak resident through the next
+/// phases, in which other classes grow (`gcc -O2`, results/210). The advice is lean
+/// mode's where it decommits, else `MADV_DONTNEED` (so that RSS drops).
+pub fn idle_slab_decay() -> Option<(u64, os::Advice)> {
+    let ms = gates().ss_decay_ms as u64;
+    if ms == 0 {
+        return None;
+    }
+    Some((ms, lean_advice().unwrap_or(os::Advice::DontNeed)))
+}
+
+/// Give the pages of an empty slab that stayed idle back (`len` bytes from `start`,
+/// rounded up to whole pages), with `advice` from [`idle_slab_decay`]. Returns whether
+/// it did.
+///
+/// # Safety
+/// As [`slab_maybe_decommit`].
+pub unsafe fn idle_slab_decommit(start: *mut u8, len: usize, advice: os::Advice) -> bool {
+    let len = os::round_to_page(len, os::page_size()).unwrap_or(0);
+    if len == 0 {
+        return false;
+    }
+    // SAFETY: forwarded caller guarantee.
+    let ok = unsafe { os::decommit(start, len, advice) };
+    if ok {
+        stats::count_lean_decommit();
+    }
+    ok
+}
+
+/// Where a superslab taken by [`ss_take_cached`] comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SsOrigin {
+    /// The superslab cache: an empty superslab, its header as its last class left it
+    /// (every slab reset, so its free bitmaps are zero), its pages maybe decommitted.
+    Superslab,
+    /// The first `len` bytes of a cached large mapping: whatever its block wrote is
+    /// there (the caller initializes every header byte it relies on), its pages as
+    /// resident as the block left them.
+    Large,
+}
+
+/// A cached region for a superslab of exactly `len` bytes, aligned to `len`, if any:
+/// `(base, origin)`. A slow path: it first runs a purge that is due ([`tick`]).
+///
+/// From the superslab cache first; else, for a class that fills superslabs (`filling`:
+/// it has one in use and needs another), from the large cache, whose mappings are whole
+/// units of `len` bytes aligned to `len` (`hakmem-large`'s layout): the one whose pages
+/// a block made resident most (the fewest faults for the superslab), cut to its first
+/// `len` bytes, the rest going back to the large cache. So memory a program freed in
+/// big blocks serves its small ones next (as mimalloc's segments serve both), instead of
+/// staying resident in the large cache beside fresh superslabs: `gcc -O2` frees a few
+/// 4-6 MiB tables, then allocates 220 MiB of 96 KiB blocks (results/210). A class's
+/// first superslab never comes from there: the pages a big block left resident would
+/// stay so under a class that may never use them, for as long as one of its blocks
+/// lives, where the large cache would have given them back after its decay interval.
+pub fn ss_take_cached(len: usize, filling: bool) -> Option<(*mut u8, SsOrigin)> {
     tick();
-    SUPERSLABS.take(len, len).map(|(b, _, d)| (b, d))
+    if let Some((b, _, _)) = SUPERSLABS.take(len, len) {
+        return Some((b, SsOrigin::Superslab));
+    }
+    if !filling || len == 0 || !len.is_power_of_two() {
+        return None;
+    }
+    let (base, got, _dirty, hot) = LARGE.take_fit(len, usize::MAX, Some(len), false)?;
+    if !(base as usize).is_multiple_of(len) || !got.is_multiple_of(len) {
+        // Not the large box's layout: put it back as it was.
+        debug_assert!(
+            false,
+            "a cached large mapping off the unit grid: {base:p} + {got}"
+        );
+        // SAFETY: the region came out of this cache just now, unchanged.
+        unsafe { LARGE.release_touched(base, got, hot, large_limits()) };
+        return None;
+    }
+    if got > len {
+        // SAFETY: the rest of a mapping this cache held (no live data, page-aligned:
+        // `len` is a multiple of the page, as the unit grid is).
+        unsafe {
+            LARGE.release_touched(
+                base.add(len),
+                got - len,
+                hot.saturating_sub(len),
+                large_limits(),
+            )
+        };
+    }
+    Some((base, SsOrigin::Large))
 }
 
 /// Note the bytes of superslabs in use now (for the decaying peak behind the superslab

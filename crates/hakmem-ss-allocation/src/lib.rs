@@ -223,6 +223,14 @@ struct SuperSlab {
     in_avail: bool,
     /// Bit i set: slab i is free but its pages were not decommitted (a class spare).
     spare_slabs: u64,
+    /// Bit i set: slab i is free and its pages may still be resident: it emptied and
+    /// was neither decommitted nor taken since (the spares among them). The decay pass
+    /// ([`decay_idle_slabs`]) gives their pages back once idle past the release policy's
+    /// interval. Under the class lock.
+    idle_slabs: u64,
+    /// When each idle slab emptied: the low 32 bits of `os::now_ms()`. Under the class
+    /// lock.
+    idle_since: [u32; MAX_SLABS],
     /// `DIV_MAGIC[class]`, here so that validation reads it beside the granules.
     div_magic: u64,
     /// `class * size_of::<Bin>()`: the byte offset of the class's bin in an array of
@@ -601,6 +609,9 @@ struct ClassStats {
     xfer: AtomicU64,
     /// Slabs of the class in use (carved from a superslab and not yet empty), for stats.
     slabs: AtomicU64,
+    /// Idle slabs (`SuperSlab::idle_slabs`) of the class: written under the class lock;
+    /// read without it by the decay pass, to skip a class with none.
+    idle: AtomicU64,
     /// Lean mode's shrink signal (the recent peak of `out`, the shrinking flag), whose
     /// rules are the release policy's: set and cleared under the class lock; shrinking
     /// ends when the class takes a new slab.
@@ -615,6 +626,7 @@ impl ClassStats {
                 free: AtomicU64::new(0),
                 xfer: AtomicU64::new(0),
                 slabs: AtomicU64::new(0),
+                idle: AtomicU64::new(0),
                 shrink: release::lean::ShrinkState::new(),
             }
         }
@@ -1180,8 +1192,29 @@ unsafe fn avail_remove(c: &mut Central, ss: *mut SuperSlab) {
 
 /// Map (or take from the cache) a superslab for class `cls` and initialize its header.
 fn new_superslab(cls: usize) -> *mut SuperSlab {
-    let base = match release::ss_take_cached(SS_SIZE) {
-        Some((b, _dirty)) => b,
+    let mut from_large = false;
+    // A class with slabs in use, all in full superslabs, fills them: it may take the
+    // pages of a freed large mapping (`ss_take_cached`).
+    let filling = stats_of(cls).slabs.load(Relaxed) > 0;
+    let base = match release::ss_take_cached(SS_SIZE, filling) {
+        Some((b, release::SsOrigin::Superslab)) => b,
+        Some((b, release::SsOrigin::Large)) => {
+            // The first unit of a freed large mapping: its header bytes are a large
+            // block's, its bitmaps whatever the block wrote there (zeroed below: a new
+            // slab expects zero bits). The hardened guard is set up as for a fresh
+            // mapping.
+            from_large = true;
+            if HARDENED
+                && let Some((off, len)) = header_guard(os::page_size())
+                // SAFETY: as for a fresh mapping below.
+                && unsafe { !os::protect(b.add(off), len, libc::PROT_NONE) }
+            {
+                // SAFETY: unpublished region of ours.
+                unsafe { os::unmap(b, SS_SIZE) };
+                return ptr::null_mut();
+            }
+            b
+        }
         None => {
             let b = os::map_aligned(SS_SIZE, SS_SIZE);
             // Hardened: the header's page is followed by inaccessible pages up to the
@@ -1236,6 +1269,13 @@ fn new_superslab(cls: usize) -> *mut SuperSlab {
     // fits in SS_HEADER bytes (const-asserted).
     unsafe {
         ptr::write_bytes(base, 0, core::mem::size_of::<SuperSlab>());
+        if from_large {
+            // Every bitmap, not only this class's: a cached superslab's bitmaps are all
+            // zero (`new_slab` relies on it), and this one may serve a class with more
+            // or longer bitmaps after it empties. (At most 9 pages, in a unit a block
+            // of over 256 KiB wrote from its start: most are resident already.)
+            ptr::write_bytes(base.add(BITMAP_OFF), 0, BITMAP_END - BITMAP_OFF);
+        }
         (*ss).class = cls as u32;
         (*ss).block_size = bs as u32;
         (*ss).slab_shift = shift;
@@ -1308,13 +1348,22 @@ unsafe fn new_slab(c: &mut Central, cls: usize) -> *mut Slab {
             0,
             "a spare slab that is not free"
         );
+        debug_assert_eq!((*ss).idle_slabs & !free, 0, "an idle slab that is not free");
         let took_spare = (*ss).spare_slabs != 0;
         c.spares.on_new_slab(took_spare);
+        // A spare first, then an idle slab (its pages may be resident: no fault), then
+        // the lowest free one.
         let idx = if took_spare {
             (*ss).spare_slabs.trailing_zeros() as usize
+        } else if (*ss).idle_slabs != 0 {
+            (*ss).idle_slabs.trailing_zeros() as usize
         } else {
             free.trailing_zeros() as usize
         };
+        if (*ss).idle_slabs & (1u64 << idx) != 0 {
+            (*ss).idle_slabs &= !(1u64 << idx);
+            stat_add_locked(&st.idle, -1);
+        }
         debug_assert!(
             idx < (*ss).n_slabs as usize,
             "a free bit past the last slab"
@@ -1388,6 +1437,8 @@ unsafe fn slab_empty(c: &mut Central, s: *mut Slab) {
         if free == all {
             c.spares.forget((*ss).spare_slabs.count_ones());
             (*ss).spare_slabs = 0;
+            stat_add_locked(&st.idle, -i64::from((*ss).idle_slabs.count_ones()));
+            (*ss).idle_slabs = 0;
             if (*ss).in_avail {
                 avail_remove(c, ss);
             }
@@ -1416,11 +1467,21 @@ unsafe fn slab_empty(c: &mut Central, s: *mut Slab) {
             // empties and refills a slab repeatedly makes no syscall), or decommitted
             // (lean mode). The slab's blocks were all free and it is reset: its pages
             // hold no data.
-            let shrinking = stats_of((*ss).class as usize).shrink.is_shrinking();
-            if c.spares
-                .empty_slab((*s).start, touched, (*ss).slab_shift, shrinking)
-            {
+            let shrinking = st.shrink.is_shrinking();
+            let fate = c
+                .spares
+                .empty_slab((*s).start, touched, (*ss).slab_shift, shrinking);
+            if fate == release::lean::EmptySlab::Spare {
                 (*ss).spare_slabs |= 1u64 << idx;
+            }
+            // Pages left resident: idle from now on, given back by the decay pass if the
+            // slab stays free past the interval.
+            if fate != release::lean::EmptySlab::Decommitted && release::idle_slab_decay().is_some()
+            {
+                debug_assert_eq!((*ss).idle_slabs & (1u64 << idx), 0, "an idle slab emptied");
+                (*ss).idle_slabs |= 1u64 << idx;
+                (*ss).idle_since[idx] = os::now_ms() as u32;
+                stat_add_locked(&st.idle, 1);
             }
         }
     }
@@ -1440,6 +1501,10 @@ unsafe fn decommit_spares(c: &mut Central) {
                 let s = ptr::addr_of_mut!((*ss).slabs).cast::<Slab>().add(idx);
                 let len = (*s).capacity as usize * (*ss).block_size as usize;
                 c.spares.give_back_spare((*s).start, len);
+                if (*ss).idle_slabs & (1u64 << idx) != 0 {
+                    (*ss).idle_slabs &= !(1u64 << idx);
+                    stat_add_locked(&stats_of((*ss).class as usize).idle, -1);
+                }
             }
             (*ss).spare_slabs = 0;
             ss = (*ss).next;
@@ -1514,6 +1579,7 @@ pub fn refill_into(cls: usize, out: &mut [*mut u8], want: usize) -> usize {
     let c = &mut *g;
     let st = stats_of(cls);
     let from_xfer = n;
+    let mut grew = false;
     // SAFETY: the class lock (held by `g`) serializes all access to this class's
     // central state and its slabs' metadata.
     unsafe {
@@ -1525,6 +1591,7 @@ pub fn refill_into(cls: usize, out: &mut [*mut u8], want: usize) -> usize {
                 if s.is_null() {
                     break;
                 }
+                grew = true;
             }
             let sl = &mut *s;
             debug_check_superslab(ss_of(sl.start), cls);
@@ -1589,6 +1656,12 @@ pub fn refill_into(cls: usize, out: &mut [*mut u8], want: usize) -> usize {
             }
             shuffle(&mut out[from_xfer..n], &mut c.rng);
         }
+    }
+    // The class grew: a moment for the decay pass (rate-limited), so that the empty
+    // slabs other classes left resident go back as this one takes new memory.
+    drop(g);
+    if grew {
+        decay_idle_slabs(false);
     }
     n
 }
@@ -1664,9 +1737,10 @@ pub unsafe fn flush_slice(cls: usize, blocks: &[*mut u8]) -> bool {
     }
     let mut g = pc.0.lock();
     let c = &mut *g;
+    let idle0 = st.idle.load(Relaxed);
     // SAFETY: as in `refill_into`; the blocks are ours to return by the caller's
     // guarantee (unless they went to the transfer cache above).
-    unsafe {
+    let shrinking = unsafe {
         if !cached {
             let magic = DIV_MAGIC[cls];
             for &b in blocks {
@@ -1688,7 +1762,103 @@ pub unsafe fn flush_slice(cls: usize, blocks: &[*mut u8]) -> bool {
             xfer_drain_locked(c, cls);
         }
         shrinking
+    };
+    // A slab emptied and stayed resident: a moment for the decay pass (rate-limited),
+    // once no class lock is held.
+    let emptied = st.idle.load(Relaxed) > idle0;
+    drop(g);
+    if emptied {
+        decay_idle_slabs(false);
     }
+    shrinking
+}
+
+sync_static! {
+    /// When the decay pass may run next (`os::now_ms`): one pass per quarter of the
+    /// interval at most, whichever thread triggers it.
+    static NEXT_IDLE_PASS: AtomicU64 = AtomicU64::new(0);
+}
+
+/// The decay pass over empty slabs (issue 17's decay, for slabs inside live
+/// superslabs): in every class, give back the pages of each slab that stayed idle
+/// (free, its pages left resident) longer than the release policy's interval
+/// ([`release::idle_slab_decay`]); with `all`, of every idle slab whatever its age
+/// (`trim`). Runs on slow paths: a refill that took a new slab, a flush that emptied
+/// one (both rate-limited to a pass per quarter interval), and the facade's `trim`,
+/// `thread_flush` and background purge. Takes each class lock in turn, never two at
+/// once: the caller holds none. Returns the slabs given back.
+pub fn decay_idle_slabs(all: bool) -> usize {
+    let Some((decay, advice)) = release::idle_slab_decay() else {
+        return 0;
+    };
+    let now = os::now_ms();
+    if !all {
+        let next = NEXT_IDLE_PASS.load(Relaxed);
+        if now < next
+            || NEXT_IDLE_PASS
+                .compare_exchange(next, now + (decay / 4).max(1), Relaxed, Relaxed)
+                .is_err()
+        {
+            return 0;
+        }
+    }
+    let now32 = now as u32;
+    let mut given = 0;
+    for cls in 0..NCLASS {
+        let st = stats_of(cls);
+        if st.idle.load(Relaxed) == 0 {
+            continue;
+        }
+        let Some(pc) = CENTRAL.get(cls) else {
+            continue;
+        };
+        let mut g = pc.0.lock();
+        let c = &mut *g;
+        let mut ss = c.avail;
+        // SAFETY: the avail list holds the live superslabs of this class with a free
+        // slab, and every idle slab is free; the class lock is held. An idle slab holds
+        // no block (it was reset when it emptied and not handed out since).
+        unsafe {
+            while !ss.is_null() && st.idle.load(Relaxed) > 0 {
+                debug_check_superslab(ss, cls);
+                let end = ss.cast::<u8>().add(SS_SIZE);
+                let slabs = ptr::addr_of_mut!((*ss).slabs).cast::<Slab>();
+                let mut bits = (*ss).idle_slabs;
+                debug_assert_eq!(
+                    (*ss).idle_slabs & !(*ss).free_slabs.load(Relaxed),
+                    0,
+                    "an idle slab that is not free"
+                );
+                while bits != 0 {
+                    let idx = bits.trailing_zeros() as usize;
+                    bits &= bits - 1;
+                    let since = (*ss).idle_since[idx];
+                    if !all && u64::from(now32.wrapping_sub(since)) < decay {
+                        continue;
+                    }
+                    let s = slabs.add(idx);
+                    let len =
+                        (1usize << (*ss).slab_shift).min(end.offset_from((*s).start) as usize);
+                    release::idle_slab_decommit((*s).start, len, advice);
+                    let bit = 1u64 << idx;
+                    (*ss).idle_slabs &= !bit;
+                    stat_add_locked(&st.idle, -1);
+                    if (*ss).spare_slabs & bit != 0 {
+                        (*ss).spare_slabs &= !bit;
+                        c.spares.forget(1);
+                    }
+                    given += 1;
+                }
+                ss = (*ss).next;
+            }
+        }
+        debug_assert!(
+            all || st.idle.load(Relaxed) == 0 || !c.avail.is_null(),
+            "class {cls}: idle slabs counted outside the avail list"
+        );
+        drop(g);
+    }
+    given
 }
 
 /// Block `b` back to its slab: its bit set in the slab's free bitmap (the block's memory

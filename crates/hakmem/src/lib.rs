@@ -276,10 +276,12 @@ extern "C" fn fork_child() {
 /// The background purge's hook (`HAKMEM_BG_PURGE_MS`), run on its thread after each
 /// decay of the region caches: every thread gives its cache back at its next slow path,
 /// and the transfer caches go back to their slabs now (what empties goes to the region
-/// caches, to decay in turn). Allocates nothing.
+/// caches, to decay in turn); empty slabs idle past the interval give their pages back.
+/// Allocates nothing.
 fn background_hook() {
     hakmem_tiny_fast::request_flush_all();
     hakmem_ss_allocation::drain_transfer_caches();
+    hakmem_ss_allocation::decay_idle_slabs(false);
 }
 
 extern "C" fn print_os_stats_at_exit() {
@@ -843,14 +845,16 @@ fn process_resident_bytes() -> u64 {
 }
 
 /// Give the calling thread's cached blocks back to the slabs (and run the release
-/// policy's decay, a slow path).
+/// policy's decay, a slow path: the region caches', and the empty slabs').
 pub fn thread_flush() {
     hakmem_tiny_fast::thread_flush();
     hakmem_release_policy::tick();
+    hakmem_ss_allocation::decay_idle_slabs(false);
 }
 
 /// Return memory to the OS now: the calling thread's caches and the transfer caches go
-/// back to their slabs, then every cached empty superslab and large mapping is unmapped.
+/// back to their slabs, then every cached empty superslab and large mapping is unmapped
+/// and the pages of every empty slab inside a live superslab decommitted.
 /// Every other thread is asked to give its cache back too, which it does at its next
 /// slow path (a cache miss or overflow: `hakmem_tiny_fast::request_flush_all`); what
 /// they give back then goes to the region caches, and from there back to the OS after
@@ -862,6 +866,7 @@ pub fn trim() -> usize {
     thread_flush();
     hakmem_ss_allocation::drain_transfer_caches();
     hakmem_release_policy::trim();
+    hakmem_ss_allocation::decay_idle_slabs(true);
     before.saturating_sub(hakmem_os_stats::stats::snapshot().mapped_bytes) as usize
 }
 

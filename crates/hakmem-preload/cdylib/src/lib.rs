@@ -299,3 +299,12 @@ pub unsafe extern "C" fn free_aligned_sized(p: *mut c_void, align: usize, size: 
 pub unsafe extern "C" fn malloc_trim(pad: usize) -> c_int {
     c::malloc_trim(pad)
 }
+
+/// `malloc_stats(3)`: hakmem's statistics on standard error.
+///
+/// # Safety
+/// None beyond C's.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn malloc_stats() {
+    c::malloc_stats()
+}

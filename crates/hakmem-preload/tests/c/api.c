@@ -66,7 +66,7 @@ static void resolves_to_hakmem(void) {
     static const char *names[] = {
         "malloc",  "free",    "calloc", "realloc", "reallocarray", "posix_memalign",
         "aligned_alloc", "memalign", "valloc", "pvalloc", "malloc_usable_size", "cfree",
-        "free_sized", "free_aligned_sized", "malloc_trim",
+        "free_sized", "free_aligned_sized", "malloc_trim", "malloc_stats",
         /* glibc's own names: a block from them goes to hakmem's free, and back */
         "__libc_malloc", "__libc_free", "__libc_calloc", "__libc_realloc",
         "__libc_memalign", "__libc_valloc", "__libc_pvalloc", "__posix_memalign",
@@ -309,6 +309,36 @@ static void aligned_functions(void) {
     CHECK(p == NULL && errno == ENOMEM, "pvalloc(SIZE_MAX) = ENOMEM");
 }
 
+/* malloc_stats() writes the allocator's statistics on standard error (glibc's arenas;
+ * hakmem's counters and one line per class in use, with a live block of class 100). */
+static void stats_on_stderr(void) {
+    char path[] = "/tmp/hakmem-api-stats-XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0, "mkstemp");
+    if (fd < 0) return;
+    unlink(path);
+    kept = malloc(100);
+    fflush(stderr);
+    int saved = dup(2);
+    dup2(fd, 2);
+    malloc_stats();
+    dup2(saved, 2);
+    close(saved);
+    char buf[8192];
+    ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+    close(fd);
+    free(kept);
+    CHECK(n > 0, "malloc_stats wrote nothing");
+    if (n <= 0) return;
+    buf[n] = 0;
+    if (!glibc_mode) {
+        CHECK(strncmp(buf, "hakmem: ", 8) == 0, "malloc_stats output: %.60s", buf);
+        CHECK(strstr(buf, "hakmem: class block_size") != NULL, "malloc_stats has the class table");
+        CHECK(strstr(buf, "        112      1 ") != NULL,
+              "malloc_stats lists the class of a live 100-byte block: %s", buf);
+    }
+}
+
 static void c23_and_extras(void) {
     void (*fs)(void *, size_t) = (void (*)(void *, size_t))dlsym(RTLD_DEFAULT, "free_sized");
     void (*fas)(void *, size_t, size_t) =
@@ -354,6 +384,7 @@ static void c23_and_extras(void) {
     void *p = malloc(100);
     CHECK(p != NULL, "malloc after malloc_trim");
     free(p);
+    stats_on_stderr();
 }
 
 int main(int argc, char **argv) {
