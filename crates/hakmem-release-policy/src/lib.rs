@@ -11,7 +11,9 @@
 //!
 //! **Entry points**: [`ss_maybe_decommit_superslab`] (an empty superslab comes in),
 //! [`slab_maybe_decommit`] (an empty slab inside a live superslab),
-//! [`ss_take_cached`] (a superslab is needed), [`ss_note_live`] (superslabs in use, for
+//! [`ss_take_cached`] (a superslab is needed: an empty one, else one cut from a cached
+//! large mapping), [`idle_slab_decay`] / [`idle_slab_decommit`] (an empty slab left
+//! resident, once idle past the interval), [`ss_note_live`] (superslabs in use, for
 //! the decaying peak), and the same pair for large mappings: [`large_release`] /
 //! [`large_take_cached`] (and [`large_take_committed`]); [`decide`] (the rule a release
 //! applies); [`tick`] (the decay check of the slow paths);

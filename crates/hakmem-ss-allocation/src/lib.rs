@@ -22,6 +22,7 @@
 //! array of pointers), [`flush_slice`] (blocks back: to the transfer cache, or each to
 //! its slab's bitmap); [`refill`] / [`refill_upto`] / [`flush`], the same for a chain
 //! linked through the blocks (tests and examples); [`drain_transfer_caches`],
+//! [`decay_idle_slabs`] (the decay of empty slabs left resident),
 //! [`ss_lookup`] / [`validate_class`] (the superslab, slab and class of any block in
 //! O(1)), [`class_counts`] (stats).
 //!
@@ -55,6 +56,16 @@
 //!   once (lean mode decommits all but one spare of a class that churns: the release
 //!   policy decides, see [`release::lean`]); a superslab with no slab in use is
 //!   unregistered and handed to the release policy at once.
+//! - An empty slab whose pages stay resident (every one outside lean mode's decommit,
+//!   and a lean class's spares) is *idle*: its bit in `SuperSlab::idle_slabs`, the time
+//!   it emptied in `idle_since` (under the class lock; idle slabs are free slabs). A new
+//!   slab is a spare first, then an idle slab, then the lowest free one. The decay pass
+//!   ([`decay_idle_slabs`]) decommits each slab idle past the release policy's interval
+//!   ([`release::idle_slab_decay`]).
+//! - Every free bitmap of a superslab that is not in use (cached, or about to be set
+//!   up) is zero: a slab clears its bits as it empties, a fresh mapping reads zero, and
+//!   a superslab cut from a cached large mapping (`release::ss_take_cached`) has its
+//!   header and every bitmap zeroed first.
 //! - A live superslab is registered as `Kind::Superslab`; a cached one is not.
 //! - A superslab is advised for transparent huge pages as it is set up for a class,
 //!   before its header's first touch (`release::thp::advise_superslab`: its first 2 MiB
