@@ -1014,6 +1014,47 @@ impl RegionCache {
         doomed.retire_all();
     }
 
+    /// Return the unused rest of a region just taken from this cache (`base..base+len`),
+    /// in the state it was taken in: decommitted with `DONTNEED` (`zeroed`: it weighs
+    /// nothing) or not, `hot` its hot bytes. No decision and no system call: it was
+    /// cached already (a spare's budget is not spent on it; a decommitted rest is not
+    /// decommitted again). Retired if it no longer fits the bounds.
+    ///
+    /// # Safety
+    /// As [`release`](Self::release): the range is ours and holds no live data.
+    pub unsafe fn put_back(
+        &self,
+        base: *mut u8,
+        len: usize,
+        zeroed: bool,
+        hot: usize,
+        limits: Limits,
+    ) {
+        debug_assert!(!base.is_null() && len > 0, "a put-back of an empty region");
+        let now = if limits.decay_ms > 0 { os::now_ms() } else { 0 };
+        let max_entries = limits.max_entries.min(MAX_ENTRIES);
+        let mut doomed = Doomed::new();
+        let e = Entry {
+            base,
+            len,
+            zeroed,
+            spare: false,
+            hot: if zeroed { 0 } else { hot.min(len) },
+            stamp: now,
+            ..EMPTY
+        };
+        let kept = self.inner.with(|c| {
+            let kept = c.make_room(&mut doomed, e.weight(), max_entries, limits.max_bytes)
+                && c.push_newest(e);
+            self.due.store(c.due(now, limits.decay_ms), Relaxed);
+            kept
+        });
+        doomed.retire_all();
+        if !kept {
+            retire(base, len);
+        }
+    }
+
     /// Take the cached region that fits best: the shortest whose length is in
     /// `min_len..=max_len`, the most recently cached of those (the newest region of
     /// exactly `min_len` bytes ends the search at once). Best fit keeps the bigger
@@ -1343,7 +1384,7 @@ pub fn ss_take_cached(len: usize, filling: bool) -> Option<(*mut u8, SsOrigin)> 
     if !filling || len == 0 || !len.is_power_of_two() {
         return None;
     }
-    let (base, got, _dirty, hot) = LARGE.take_fit(len, usize::MAX, Some(len), false)?;
+    let (base, got, dirty, hot) = LARGE.take_fit(len, usize::MAX, Some(len), false)?;
     if !(base as usize).is_multiple_of(len) || !got.is_multiple_of(len) {
         // Not the large box's layout: put it back as it was.
         debug_assert!(
@@ -1351,16 +1392,17 @@ pub fn ss_take_cached(len: usize, filling: bool) -> Option<(*mut u8, SsOrigin)> 
             "a cached large mapping off the unit grid: {base:p} + {got}"
         );
         // SAFETY: the region came out of this cache just now, unchanged.
-        unsafe { LARGE.release_touched(base, got, hot, large_limits()) };
+        unsafe { LARGE.put_back(base, got, !dirty, hot, large_limits()) };
         return None;
     }
     if got > len {
         // SAFETY: the rest of a mapping this cache held (no live data, page-aligned:
-        // `len` is a multiple of the page, as the unit grid is).
+        // `len` is a multiple of the page, as the unit grid is), as it was.
         unsafe {
-            LARGE.release_touched(
+            LARGE.put_back(
                 base.add(len),
                 got - len,
+                !dirty,
                 hot.saturating_sub(len),
                 large_limits(),
             )
@@ -1974,6 +2016,48 @@ mod decay_tests {
             c.take_for(4 * PAGE, 4 * PAGE, PAGE),
             Some((a, 4 * PAGE, false, 0))
         );
+        // SAFETY: ours again.
+        unsafe {
+            os::unmap(a, 4 * PAGE);
+            os::unmap(b, 4 * PAGE);
+        }
+    }
+
+    #[test]
+    fn a_rest_put_back_keeps_its_state() {
+        // The rest of a region cut for a superslab: a decommitted one stays so (no
+        // weight, no second `madvise`, not hot), a committed one keeps its weight and
+        // hot bytes; neither spends the spare budget.
+        use os::PAGE;
+        let c = RegionCache::new();
+        let l = Limits {
+            decommit: Some(os::Advice::DontNeed),
+            spare_bytes: 16 * PAGE,
+            ..decaying(0, 0)
+        };
+        let (a, b) = (os::map(4 * PAGE), os::map(4 * PAGE));
+        // SAFETY: fresh mappings given up.
+        unsafe {
+            c.put_back(a, 4 * PAGE, true, 4 * PAGE, l);
+            c.put_back(b, 4 * PAGE, false, 3 * PAGE, l);
+        }
+        // (Had `b` been released, the decision would have decommitted it or spent the
+        // spare budget on it: `take_for` would find it cold, or `spare_bytes` used.)
+        assert_eq!(
+            c.inner.with(|c| c.spare_bytes()),
+            0,
+            "a put-back spent the spare budget"
+        );
+        assert_eq!(
+            c.usage(),
+            (2, 4 * PAGE),
+            "the decommitted rest weighs nothing"
+        );
+        assert_eq!(
+            c.take_for(4 * PAGE, 4 * PAGE, 3 * PAGE),
+            Some((b, 4 * PAGE, true, 3 * PAGE))
+        );
+        assert_eq!(c.take(4 * PAGE, 4 * PAGE), Some((a, 4 * PAGE, false)));
         // SAFETY: ours again.
         unsafe {
             os::unmap(a, 4 * PAGE);
