@@ -1301,18 +1301,8 @@ pub unsafe fn slab_maybe_decommit(start: *mut u8, len: usize) -> bool {
     let Some(advice) = lean_advice() else {
         return false;
     };
-    // Whole OS pages: a slab starts on a 64 KiB multiple and ends on one (or at its
-    // superslab's end), so they stay inside it for every supported page size.
-    let len = os::round_to_page(len, os::page_size()).unwrap_or(0);
-    if len == 0 {
-        return false;
-    }
     // SAFETY: forwarded caller guarantee.
-    let ok = unsafe { os::decommit(start, len, advice) };
-    if ok {
-        stats::count_lean_decommit();
-    }
-    ok
+    unsafe { idle_slab_decommit(start, len, advice) }
 }
 
 /// Empty slabs inside live superslabs whose pages stayed resident (every empty slab
@@ -1331,13 +1321,16 @@ pub fn idle_slab_decay() -> Option<(u64, os::Advice)> {
     Some((ms, lean_advice().unwrap_or(os::Advice::DontNeed)))
 }
 
-/// Give the pages of an empty slab that stayed idle back (`len` bytes from `start`,
-/// rounded up to whole pages), with `advice` from [`idle_slab_decay`]. Returns whether
-/// it did.
+/// Give the pages of an empty slab back (`len` bytes from `start`, rounded up to whole
+/// pages), with `advice`: one that stayed idle (the advice of [`idle_slab_decay`]), or
+/// one that lean mode decommits at once ([`slab_maybe_decommit`]). Returns whether it
+/// did.
 ///
 /// # Safety
 /// As [`slab_maybe_decommit`].
 pub unsafe fn idle_slab_decommit(start: *mut u8, len: usize, advice: os::Advice) -> bool {
+    // Whole OS pages: a slab starts on a 64 KiB multiple and ends on one (or at its
+    // superslab's end), so they stay inside it for every supported page size.
     let len = os::round_to_page(len, os::page_size()).unwrap_or(0);
     if len == 0 {
         return false;
