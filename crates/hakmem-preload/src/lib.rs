@@ -347,8 +347,9 @@ pub unsafe fn free_aligned_sized(p: *mut c_void, _align: usize, _size: usize) {
 }
 
 /// `malloc_trim(pad)`: `hakmem::trim()`: give the calling thread's cached blocks back,
-/// ask every other thread to give its own back at its next slow path, and every cached
-/// empty region to the OS; 1 if memory was returned, else 0. `pad` is ignored.
+/// ask every other thread to give its own back at its next slow path, every cached
+/// empty region to the OS, and decommit every empty slab; 1 if address space was
+/// unmapped, else 0 (decommitted slabs alone do not count). `pad` is ignored.
 #[inline]
 pub fn malloc_trim(_pad: usize) -> c_int {
     c_int::from(hakmem_facade::trim() > 0)
