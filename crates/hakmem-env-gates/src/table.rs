@@ -395,7 +395,7 @@ gate_table! {
         default: 8,
         safe: 16,
         lean: 4,
-        doc: "Empty superslabs (4 MiB each) the cache keeps past its decay interval (`HAKMEM_SS_DECAY_MS`; and at most a quarter of the recent peak of superslabs in use), or at all times when that interval is 0; within the interval it keeps up to 64. Lean mode decommits the cached ones.",
+        doc: "Empty superslabs (4 MiB each) the cache keeps past its decay interval (`HAKMEM_SS_DECAY_MS`; and at most a quarter of the recent peak of slab memory in use), or at all times when that interval is 0; within the interval it keeps up to 64. Lean mode decommits the cached ones.",
     }
     LargeCacheMib large_cache_mib: U32 = "HAKMEM_LARGE_CACHE_MIB" {
         default: 1024,
@@ -415,7 +415,7 @@ gate_table! {
     SsDecayMs ss_decay_ms: U32 = "HAKMEM_SS_DECAY_MS" {
         default: 1000,
         lean: 250,
-        doc: "The decay interval of empty superslab memory (milliseconds): an empty superslab is kept (up to 64, committed, or decommitted in lean mode) this long, so a program that frees its working set and builds it again maps nothing; past it, at most `HAKMEM_SS_CACHE_MAX` stay and no more than a quarter of the recent (decaying) peak of superslabs in use. An empty slab inside a live superslab whose pages stayed resident (every one unless lean mode decommits; a lean class's spares) gives them back (`MADV_DONTNEED`, or lean mode's advice) once it stays empty this long, checked on slow paths (a class growing, a flush that empties a slab, `trim`, `thread_flush`, the background purge). 0: `HAKMEM_SS_CACHE_MAX` at all times and empty slabs kept resident (the seed's rule).",
+        doc: "The decay interval of empty superslab memory (milliseconds): an empty superslab is kept (up to 64, committed, or decommitted in lean mode) this long, so a program that frees its working set and builds it again maps nothing; past it, at most `HAKMEM_SS_CACHE_MAX` stay and no more than a quarter of the recent (decaying) peak of slab memory in use. An empty slab inside a live superslab whose pages stayed resident (every one unless lean mode decommits; a lean class's spares) gives them back (`MADV_DONTNEED`, or lean mode's advice) once it stays empty this long, and a class's transfer cache that no refill took from for this long goes back to its slabs (whose pages then go too), checked on slow paths (every allocation slow path, a class growing, a flush that empties a slab, `trim`, `thread_flush`, the background purge; at most once per quarter interval). 0: `HAKMEM_SS_CACHE_MAX` at all times and empty slabs kept resident (the seed's rule).",
     }
     BgPurgeMs bg_purge_ms: U32 = "HAKMEM_BG_PURGE_MS" {
         default: 0,

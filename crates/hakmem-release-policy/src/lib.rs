@@ -13,7 +13,7 @@
 //! [`slab_maybe_decommit`] (an empty slab inside a live superslab),
 //! [`ss_take_cached`] (a superslab is needed: an empty one, else one cut from a cached
 //! large mapping), [`idle_slab_decay`] / [`idle_slab_decommit`] (an empty slab left
-//! resident, once idle past the interval), [`ss_note_live`] (superslabs in use, for
+//! resident, once idle past the interval), [`ss_note_live`] (slab memory in use, for
 //! the decaying peak), and the same pair for large mappings: [`large_release`] /
 //! [`large_take_cached`] (and [`large_take_committed`]); [`decide`] (the rule a release
 //! applies); [`tick`] (the decay check of the slow paths);
@@ -35,7 +35,8 @@
 //! superslab cache keeps up to [`MAX_ENTRIES`] superslabs (256 MiB), the large cache up
 //! to `HAKMEM_LARGE_CACHE_MIB`; past it, the oldest regions go down to the idle target:
 //! at most `HAKMEM_SS_CACHE_MAX` superslabs and a quarter ([`IDLE_FRACTION`]) of the
-//! recent peak of superslabs in use; no large mapping. The check runs on slow paths
+//! recent peak of slab memory in use (the slabs in use, not the superslabs they keep
+//! mapped); no large mapping. The check runs on slow paths
 //! only ([`tick`]: one relaxed load per cache when nothing is cached, else the coarse
 //! clock `CLOCK_MONOTONIC_COARSE`, and the lock only when a purge is due): every entry point here, the facade's `thread_flush` and `trim`, and
 //! the background thread when `HAKMEM_BG_PURGE_MS` asks for one. Without that thread a
@@ -1238,7 +1239,7 @@ pub const IDLE_FRACTION: usize = 4;
 /// (`HAKMEM_SS_DECAY_MS`, the default) it keeps up to [`MAX_ENTRIES`] empty superslabs
 /// for the interval (a program that frees its working set and builds it again maps
 /// nothing), and past it at most `HAKMEM_SS_CACHE_MAX` of them and a quarter of the
-/// recent peak of superslab bytes in use; without one, `HAKMEM_SS_CACHE_MAX` at all
+/// recent peak of slab bytes in use; without one, `HAKMEM_SS_CACHE_MAX` at all
 /// times (the seed's rule).
 pub fn superslab_limits() -> Limits {
     let g = gates();
@@ -1404,8 +1405,9 @@ pub fn ss_take_cached(len: usize, filling: bool) -> Option<(*mut u8, SsOrigin)> 
     Some((base, SsOrigin::Large))
 }
 
-/// Note the bytes of superslabs in use now (for the decaying peak behind the superslab
-/// cache's idle target): `hakmem-ss-allocation` calls it when its count changes.
+/// Note the bytes of slabs in use now, each slab whole (for the decaying peak behind the
+/// superslab cache's idle target): `hakmem-ss-allocation` calls it when a slab is taken
+/// or empties.
 #[inline]
 pub fn ss_note_live(bytes: usize) {
     SUPERSLABS.note_live(bytes);

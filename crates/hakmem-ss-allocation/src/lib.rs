@@ -61,7 +61,10 @@
 //!   it emptied in `idle_since` (under the class lock; idle slabs are free slabs). A new
 //!   slab is a spare first, then an idle slab, then the lowest free one. The decay pass
 //!   ([`decay_idle_slabs`]) decommits each slab idle past the release policy's interval
-//!   ([`release::idle_slab_decay`]).
+//!   ([`release::idle_slab_decay`]), after giving a transfer cache that no refill took
+//!   from for that interval back to its slabs (its blocks would pin them: a finished
+//!   thread pool's for good); the slabs that drain empties count as idle since the
+//!   cache's last use.
 //! - Every free bitmap of a superslab that is not in use (cached, or about to be set
 //!   up) is zero: a slab clears its bits as it empties, a fresh mapping reads zero, and
 //!   a superslab cut from a cached large mapping (`release::ss_take_cached`) has its
@@ -113,7 +116,7 @@ use core::sync::atomic::AtomicUsize as HeaderUsize;
 use hakmem_os_stats::lock::Locked;
 use hakmem_os_stats::os;
 use hakmem_os_stats::sync::Ordering::{self, Relaxed};
-use hakmem_os_stats::sync::{AtomicU64, AtomicUsize};
+use hakmem_os_stats::sync::{AtomicBool, AtomicU64, AtomicUsize};
 use hakmem_os_stats::{loom_const_fn, sync_array, sync_static};
 use hakmem_release_policy as release;
 use registry::Kind;
@@ -306,6 +309,10 @@ struct Central {
     spares: release::lean::SlabSpares,
     /// xorshift state for shuffling refills (hardened builds).
     rng: u64,
+    /// While the decay pass drains a transfer cache that no refill used for an interval:
+    /// the time of that last use (`os::now_ms`, low 32 bits), stamped on the slabs the
+    /// drain empties as the time they went idle. `None` otherwise.
+    idle_stamp: Option<u32>,
 }
 
 // SAFETY: the pointers name slabs and superslabs of the class, reached only with the
@@ -475,6 +482,9 @@ fn xfer_take(cls: usize, out: &mut [*mut u8]) -> usize {
         stat_add_nonneg(&st.out, k as i64);
         drop(slots);
         note_refill(st);
+        if release::idle_slab_decay().is_some() {
+            st.xfer_used.store(os::now_ms(), Relaxed);
+        }
         return k;
     }
     0
@@ -524,6 +534,9 @@ unsafe fn xfer_put(cls: usize, blocks: &[*mut u8]) -> bool {
             let st = stats_of(cls);
             stat_add_nonneg(&st.xfer, count as i64);
             stat_add_nonneg(&st.out, -(count as i64));
+            if !XFER_HELD.load(Relaxed) {
+                XFER_HELD.store(true, Relaxed);
+            }
             return true;
         }
     }
@@ -576,6 +589,7 @@ impl Padded {
                 avail: ptr::null_mut(),
                 spares: release::lean::SlabSpares::new(),
                 rng: 0,
+                idle_stamp: None,
             }))
         }
     }
@@ -620,9 +634,14 @@ struct ClassStats {
     xfer: AtomicU64,
     /// Slabs of the class in use (carved from a superslab and not yet empty), for stats.
     slabs: AtomicU64,
-    /// Idle slabs (`SuperSlab::idle_slabs`) of the class: written under the class lock;
-    /// read without it by the decay pass, to skip a class with none.
+    /// Idle slabs (`SuperSlab::idle_slabs`) of the class: written under the class lock
+    /// (with [`IDLE_SLABS`], by [`idle_add`]); read without it by the decay pass, to skip
+    /// a class with none.
     idle: AtomicU64,
+    /// When a refill last took blocks from the class's transfer cache (`os::now_ms`):
+    /// the decay pass gives the blocks of a cache unused for an interval back to their
+    /// slabs, which they would otherwise pin.
+    xfer_used: AtomicU64,
     /// Lean mode's shrink signal (the recent peak of `out`, the shrinking flag), whose
     /// rules are the release policy's: set and cleared under the class lock; shrinking
     /// ends when the class takes a new slab.
@@ -638,6 +657,7 @@ impl ClassStats {
                 xfer: AtomicU64::new(0),
                 slabs: AtomicU64::new(0),
                 idle: AtomicU64::new(0),
+                xfer_used: AtomicU64::new(0),
                 shrink: release::lean::ShrinkState::new(),
             }
         }
@@ -682,6 +702,27 @@ fn stat_add_nonneg(a: &AtomicU64, d: i64) {
     );
 }
 
+sync_static! {
+    /// Idle slabs of every class (the sum of `ClassStats::idle`): with [`XFER_HELD`],
+    /// what lets a decay pass with nothing to do return before reading the clock.
+    static IDLE_SLABS: AtomicU64 = AtomicU64::new(0);
+    /// Set by a put into any transfer cache, cleared by a decay pass that starts: a pass
+    /// may have transfer-cache blocks to give back.
+    static XFER_HELD: AtomicBool = AtomicBool::new(false);
+}
+
+/// Count `d` idle slabs of the class whose stats are `st` (under its class lock), in its
+/// count and in [`IDLE_SLABS`].
+#[inline]
+fn idle_add(st: &ClassStats, d: i64) {
+    stat_add_locked(&st.idle, d);
+    let old = IDLE_SLABS.fetch_add(d as u64, Relaxed);
+    debug_assert!(
+        d >= 0 || old >= d.unsigned_abs(),
+        "the idle slab count went below zero ({old} {d})"
+    );
+}
+
 /// Debug builds: the calling thread holds the class lock of `cls`.
 #[inline(always)]
 #[track_caller]
@@ -710,6 +751,39 @@ unsafe fn debug_check_superslab(ss: *mut SuperSlab, cls: usize) {
         Kind::Superslab,
         "a live superslab not registered"
     );
+}
+
+sync_static! {
+    /// Bytes of the slabs in use, every class together (each slab's whole length): the
+    /// superslab memory in use that the release policy's decaying peak follows
+    /// ([`release::ss_note_live`]), so that its idle target is a share of what the
+    /// program used, not of the superslabs a few slabs keep mapped.
+    static SLAB_BYTES: AtomicUsize = AtomicUsize::new(0);
+}
+
+/// Count `d` bytes of slabs taken (`d > 0`) or emptied, and tell the release policy.
+#[inline]
+fn slab_bytes_add(d: isize) {
+    let old = SLAB_BYTES.fetch_add(d as usize, Relaxed);
+    debug_assert!(
+        d >= 0 || old >= d.unsigned_abs(),
+        "the slab bytes in use went below zero ({old} {d})"
+    );
+    release::ss_note_live(old.wrapping_add(d as usize));
+}
+
+/// The length of slab `s` of superslab `ss`: its class's slab size, cut at the
+/// superslab's end.
+///
+/// # Safety
+/// `s` is a slab of the live superslab `ss`.
+#[inline]
+unsafe fn slab_len(ss: *mut SuperSlab, s: *mut Slab) -> usize {
+    // SAFETY: the caller's guarantee: both are in the live superslab's header.
+    unsafe {
+        let end = ss.cast::<u8>().add(SS_SIZE);
+        (1usize << (*ss).slab_shift).min(end.offset_from((*s).start) as usize)
+    }
 }
 
 /// Blocks of class `cls` handed out and not returned (in use or in thread caches), and
@@ -1326,7 +1400,6 @@ fn new_superslab(cls: usize) -> *mut SuperSlab {
     if live > SS_LIVE_PEAK.load(Relaxed) {
         SS_LIVE_PEAK.fetch_max(live, Relaxed);
     }
-    release::ss_note_live(live * SS_SIZE);
     // SAFETY: just initialized and registered.
     unsafe { debug_check_superslab(ss, cls) };
     ss
@@ -1373,7 +1446,7 @@ unsafe fn new_slab(c: &mut Central, cls: usize) -> *mut Slab {
         };
         if (*ss).idle_slabs & (1u64 << idx) != 0 {
             (*ss).idle_slabs &= !(1u64 << idx);
-            stat_add_locked(&st.idle, -1);
+            idle_add(st, -1);
         }
         debug_assert!(
             idx < (*ss).n_slabs as usize,
@@ -1390,6 +1463,7 @@ unsafe fn new_slab(c: &mut Central, cls: usize) -> *mut Slab {
         (*s).scan = 0;
         (*s).used = 0;
         set_carved(s, 0);
+        slab_bytes_add(slab_len(ss, s) as isize);
         // Every bitmap is zero here: a fresh header is zero, and a slab is cleared when
         // it empties (a superslab is released only with every slab empty).
         #[cfg(debug_assertions)]
@@ -1434,6 +1508,7 @@ unsafe fn slab_empty(c: &mut Central, s: *mut Slab) {
         let touched = carved as usize * (*ss_of((*s).start)).block_size as usize;
         set_carved(s, 0);
         let ss = ss_of((*s).start);
+        slab_bytes_add(-(slab_len(ss, s) as isize));
         let slabs = ptr::addr_of_mut!((*ss).slabs).cast::<Slab>();
         let idx = s.offset_from(slabs) as usize;
         debug_assert_eq!(
@@ -1448,7 +1523,7 @@ unsafe fn slab_empty(c: &mut Central, s: *mut Slab) {
         if free == all {
             c.spares.forget((*ss).spare_slabs.count_ones());
             (*ss).spare_slabs = 0;
-            stat_add_locked(&st.idle, -i64::from((*ss).idle_slabs.count_ones()));
+            idle_add(st, -i64::from((*ss).idle_slabs.count_ones()));
             (*ss).idle_slabs = 0;
             if (*ss).in_avail {
                 avail_remove(c, ss);
@@ -1463,8 +1538,7 @@ unsafe fn slab_empty(c: &mut Central, s: *mut Slab) {
             if !late {
                 registry::mark(ss.cast(), 1, Kind::None);
             }
-            let live = SS_LIVE.fetch_sub(1, Relaxed) - 1;
-            release::ss_note_live(live * SS_SIZE);
+            SS_LIVE.fetch_sub(1, Relaxed);
             asan::superslab_released(ss.cast(), SS_SIZE);
             release::ss_maybe_decommit_superslab(ss.cast(), SS_SIZE);
             if late {
@@ -1491,8 +1565,10 @@ unsafe fn slab_empty(c: &mut Central, s: *mut Slab) {
             {
                 debug_assert_eq!((*ss).idle_slabs & (1u64 << idx), 0, "an idle slab emptied");
                 (*ss).idle_slabs |= 1u64 << idx;
-                (*ss).idle_since[idx] = os::now_ms() as u32;
-                stat_add_locked(&st.idle, 1);
+                // Idle from now, or, emptied by the decay pass's drain of a transfer
+                // cache no refill used for an interval, since that cache's last use.
+                (*ss).idle_since[idx] = c.idle_stamp.unwrap_or_else(|| os::now_ms() as u32);
+                idle_add(st, 1);
             }
         }
     }
@@ -1514,7 +1590,7 @@ unsafe fn decommit_spares(c: &mut Central) {
                 c.spares.give_back_spare((*s).start, len);
                 if (*ss).idle_slabs & (1u64 << idx) != 0 {
                     (*ss).idle_slabs &= !(1u64 << idx);
-                    stat_add_locked(&stats_of((*ss).class as usize).idle, -1);
+                    idle_add(stats_of((*ss).class as usize), -1);
                 }
             }
             (*ss).spare_slabs = 0;
@@ -1794,11 +1870,21 @@ sync_static! {
 /// superslabs): in every class, give back the pages of each slab that stayed idle
 /// (free, its pages left resident) longer than the release policy's interval
 /// ([`release::idle_slab_decay`]); with `all`, of every idle slab whatever its age
-/// (`trim`). Runs on slow paths: a refill that took a new slab, a flush that emptied
-/// one (both rate-limited to a pass per quarter interval), and the facade's `trim`,
-/// `thread_flush` and background purge. Takes each class lock in turn, never two at
-/// once: the caller holds none. Returns the slabs given back.
+/// (`trim`). First, a class's transfer cache that no refill took from for the interval
+/// (every one, with `all`) goes back to its slabs: its blocks would pin them, a finished
+/// thread pool's for good. The slabs that drain empties are idle since the cache's last
+/// use, so the same pass gives them back.
+///
+/// Runs on slow paths: a refill that took a new slab, a flush that emptied one, the
+/// facade's allocation slow path (rate-limited to a pass per quarter interval; with
+/// nothing idle and no transfer-cache block put since the last pass, two relaxed loads
+/// and no clock read), and the facade's `trim`, `thread_flush` and background purge.
+/// Takes each class lock in turn (and, to drain, that class's shard locks), never two
+/// class locks at once: the caller holds none. Returns the slabs given back.
 pub fn decay_idle_slabs(all: bool) -> usize {
+    if !all && IDLE_SLABS.load(Relaxed) == 0 && !XFER_HELD.load(Relaxed) {
+        return 0;
+    }
     let Some((decay, advice)) = release::idle_slab_decay() else {
         return 0;
     };
@@ -1813,11 +1899,15 @@ pub fn decay_idle_slabs(all: bool) -> usize {
             return 0;
         }
     }
+    // A put from now on sets it again; a cache left fresh below sets it again too.
+    XFER_HELD.store(false, Relaxed);
     let now32 = now as u32;
     let mut given = 0;
+    let mut xfer_left = false;
     for cls in 0..NCLASS {
         let st = stats_of(cls);
-        if st.idle.load(Relaxed) == 0 {
+        let xfer = st.xfer.load(Relaxed) != 0;
+        if st.idle.load(Relaxed) == 0 && !xfer {
             continue;
         }
         let Some(pc) = CENTRAL.get(cls) else {
@@ -1825,6 +1915,19 @@ pub fn decay_idle_slabs(all: bool) -> usize {
         };
         let mut g = pc.0.lock();
         let c = &mut *g;
+        if xfer {
+            let used = st.xfer_used.load(Relaxed);
+            if all || now.saturating_sub(used) >= decay {
+                // SAFETY: the class lock is held (`g`).
+                debug_assert!(c.idle_stamp.is_none());
+                c.idle_stamp = Some(if all { now32 } else { used as u32 });
+                // SAFETY: `c` is the locked central state of `cls`.
+                unsafe { xfer_drain_locked(c, cls) };
+                c.idle_stamp = None;
+            } else {
+                xfer_left = true;
+            }
+        }
         let mut ss = c.avail;
         // SAFETY: the avail list holds the live superslabs of this class with a free
         // slab, and every idle slab is free; the class lock is held. An idle slab holds
@@ -1853,7 +1956,7 @@ pub fn decay_idle_slabs(all: bool) -> usize {
                     release::idle_slab_decommit((*s).start, len, advice);
                     let bit = 1u64 << idx;
                     (*ss).idle_slabs &= !bit;
-                    stat_add_locked(&st.idle, -1);
+                    idle_add(st, -1);
                     if (*ss).spare_slabs & bit != 0 {
                         (*ss).spare_slabs &= !bit;
                         c.spares.forget(1);
@@ -1869,6 +1972,11 @@ pub fn decay_idle_slabs(all: bool) -> usize {
         );
         drop(g);
     }
+    if xfer_left {
+        XFER_HELD.store(true, Relaxed);
+    }
+    // Superslabs the drains emptied went to the release policy: its decay check.
+    release::tick();
     given
 }
 

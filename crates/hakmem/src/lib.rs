@@ -436,6 +436,11 @@ fn alloc_slow_with(size: usize, align: usize, zeroed: bool, cfg: &Config) -> *mu
         // program that keeps allocating small blocks still gives back what decayed.
         hakmem_release_policy::tick();
     }
+    // The decay pass over empty slabs and unused transfer caches (two relaxed loads when
+    // there is nothing to give back; a pass per quarter interval at most): so that what
+    // a finished phase left, a thread pool's blocks and slabs, goes back whatever this
+    // program allocates next (results/215).
+    hakmem_ss_allocation::decay_idle_slabs(false);
     // The opt-in background purge starts here, at the end of a slow path (no hakmem
     // lock held, the process set up): one relaxed load once it runs or when it is off.
     if PROCESS.load(Ordering::Relaxed) == 2 {
