@@ -18,7 +18,8 @@
 //! **Entry points** (each inlined into the exported C function of the same name):
 //! [`malloc`], [`free`], [`calloc`], [`realloc`], [`reallocarray`], [`posix_memalign`],
 //! [`aligned_alloc`], [`memalign`], [`valloc`], [`pvalloc`], [`malloc_usable_size`],
-//! [`free_sized`], [`free_aligned_sized`], [`malloc_trim`], [`malloc_stats`]; and the C++ operators
+//! [`free_sized`], [`free_aligned_sized`], [`malloc_trim`], [`malloc_stats`], [`mallinfo2`],
+//! [`mallinfo`]; and the C++ operators
 //! `new`/`delete` in every form, with libstdc++'s failure semantics ([`cxx`]); and
 //! [`pthread_create`], a wrapper that starts each thread on a trampoline which sets the
 //! thread's cache up before the program's start routine runs (so that hakmem's
@@ -361,6 +362,101 @@ pub fn malloc_trim(_pad: usize) -> c_int {
 #[inline]
 pub fn malloc_stats() {
     hakmem_facade::print_stats();
+}
+
+/// glibc's `struct mallinfo2` (`<malloc.h>`, glibc 2.33): `size_t` fields.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Mallinfo2 {
+    /// Bytes of the heap's blocks, in use and free (`uordblks + fordblks`).
+    pub arena: usize,
+    /// Free blocks held centrally (glibc: free chunks).
+    pub ordblks: usize,
+    /// Free blocks in threads' caches (glibc: fastbin blocks).
+    pub smblks: usize,
+    /// Live large blocks, each its own mapping (glibc: mmapped regions).
+    pub hblks: usize,
+    /// Bytes asked for by the live large blocks (glibc: space in mmapped regions).
+    pub hblkhd: usize,
+    /// Always 0 (as glibc).
+    pub usmblks: usize,
+    /// Bytes of the free blocks in threads' caches (glibc: space in freed fastbin
+    /// blocks; part of `fordblks`).
+    pub fsmblks: usize,
+    /// Bytes of the slab blocks the program holds (glibc: total allocated space, outside
+    /// mmapped regions).
+    pub uordblks: usize,
+    /// Bytes of free slab blocks, central and cached by threads (glibc: total free space).
+    pub fordblks: usize,
+    /// Bytes of empty memory kept for reuse that `malloc_trim` gives back (glibc:
+    /// releasable top-most space).
+    pub keepcost: usize,
+}
+
+/// glibc's deprecated `struct mallinfo`: the same fields as [`Mallinfo2`] as C `int`s.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Mallinfo {
+    /// As [`Mallinfo2::arena`].
+    pub arena: c_int,
+    /// As [`Mallinfo2::ordblks`].
+    pub ordblks: c_int,
+    /// As [`Mallinfo2::smblks`].
+    pub smblks: c_int,
+    /// As [`Mallinfo2::hblks`].
+    pub hblks: c_int,
+    /// As [`Mallinfo2::hblkhd`].
+    pub hblkhd: c_int,
+    /// As [`Mallinfo2::usmblks`].
+    pub usmblks: c_int,
+    /// As [`Mallinfo2::fsmblks`].
+    pub fsmblks: c_int,
+    /// As [`Mallinfo2::uordblks`].
+    pub uordblks: c_int,
+    /// As [`Mallinfo2::fordblks`].
+    pub fordblks: c_int,
+    /// As [`Mallinfo2::keepcost`].
+    pub keepcost: c_int,
+}
+
+/// `mallinfo2()`: hakmem's heap in glibc's fields ([`Mallinfo2`], from
+/// `hakmem::heap_info()`): slab blocks are glibc's arena chunks, large blocks its mmapped
+/// regions, thread caches its fastbins. Allocates nothing; reads no file.
+pub fn mallinfo2() -> Mallinfo2 {
+    let h = hakmem_facade::heap_info();
+    let z = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
+    let free = h.central_free_bytes.saturating_add(h.thread_cached_bytes);
+    Mallinfo2 {
+        arena: z(h.slab_in_use_bytes.saturating_add(free)),
+        ordblks: z(h.central_free_blocks),
+        smblks: z(h.thread_cached_blocks),
+        hblks: z(h.large_blocks),
+        hblkhd: z(h.large_bytes),
+        usmblks: 0,
+        fsmblks: z(h.thread_cached_bytes),
+        uordblks: z(h.slab_in_use_bytes),
+        fordblks: z(free),
+        keepcost: z(h.cached_bytes),
+    }
+}
+
+/// `mallinfo()`: [`mallinfo2`] with each field saturated at `INT_MAX` (glibc truncates
+/// them to `int`, so a heap past 2 GiB reads as garbage there; here as `INT_MAX`).
+pub fn mallinfo() -> Mallinfo {
+    let m = mallinfo2();
+    let i = |v: usize| c_int::try_from(v).unwrap_or(c_int::MAX);
+    Mallinfo {
+        arena: i(m.arena),
+        ordblks: i(m.ordblks),
+        smblks: i(m.smblks),
+        hblks: i(m.hblks),
+        hblkhd: i(m.hblkhd),
+        usmblks: i(m.usmblks),
+        fsmblks: i(m.fsmblks),
+        uordblks: i(m.uordblks),
+        fordblks: i(m.fordblks),
+        keepcost: i(m.keepcost),
+    }
 }
 
 /// `raw::usable_size` for a C pointer: validated (null gives 0) before any of its memory

@@ -16,7 +16,7 @@
 //! | anything larger | `hakmem-large` (dedicated mappings, cached by `hakmem-release-policy`) |
 //!
 //! **Entry points**: [`HakMem`](struct@HakMem) (`GlobalAlloc`), [`stats`] (and
-//! [`class_stats`], [`print_stats`]), [`build_info`], [`trim`], [`thread_flush`],
+//! [`class_stats`], [`heap_info`], [`print_stats`]), [`build_info`], [`trim`], [`thread_flush`],
 //! [`usable_size`].
 //!
 //! **Presets** (Cargo features; `preset-balanced` is the default; features are additive:
@@ -657,6 +657,54 @@ pub fn class_stats(out: &mut [ClassStats]) {
             slabs: hakmem_ss_allocation::class_slabs(c),
         };
     }
+}
+
+/// The heap by kind of memory now: [`heap_info`]. What the C ABI's `mallinfo2` reports
+/// (`docs/c-abi.md`), in its own words.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HeapInfo {
+    /// Bytes of the slab blocks the program holds (each at its block size).
+    pub slab_in_use_bytes: u64,
+    /// Free slab blocks held centrally (slab free lists and the transfer caches).
+    pub central_free_blocks: u64,
+    /// Their bytes.
+    pub central_free_bytes: u64,
+    /// Free slab blocks in threads' caches.
+    pub thread_cached_blocks: u64,
+    /// Their bytes.
+    pub thread_cached_bytes: u64,
+    /// Live large blocks (each its own mapping).
+    pub large_blocks: u64,
+    /// Bytes asked for by live large blocks.
+    pub large_bytes: u64,
+    /// Bytes of empty memory kept for reuse that [`trim`] would give back: cached empty
+    /// superslabs and freed large mappings, counted as the release policy counts them
+    /// (whole, or nothing once decommitted).
+    pub cached_bytes: u64,
+}
+
+/// The heap by kind of memory now ([`HeapInfo`]): the per-class counters summed, the
+/// large blocks and the region caches. No `/proc` read (unlike [`stats`]); never
+/// allocates. The counters are read one after the other, without a lock: under
+/// concurrent calls the sums are approximate, never torn.
+pub fn heap_info() -> HeapInfo {
+    let mut classes = [ClassStats::default(); class::NCLASS];
+    class_stats(&mut classes);
+    let mut h = HeapInfo::default();
+    for c in &classes {
+        let bs = c.block_size as u64;
+        h.slab_in_use_bytes += c.in_use_blocks * bs;
+        h.central_free_blocks += c.central_free_blocks;
+        h.central_free_bytes += c.central_free_blocks * bs;
+        h.thread_cached_blocks += c.thread_cached_blocks;
+        h.thread_cached_bytes += c.thread_cached_blocks * bs;
+    }
+    let (blocks, bytes) = hakmem_large::live();
+    h.large_blocks = blocks as u64;
+    h.large_bytes = bytes as u64;
+    h.cached_bytes = (hakmem_release_policy::SUPERSLABS.usage().1
+        + hakmem_release_policy::LARGE.usage().1) as u64;
+    h
 }
 
 /// `allocated 1.2 MiB, resident 5.0 MiB (peak 7.1 MiB), ...`: every field, on a few

@@ -308,3 +308,21 @@ pub unsafe extern "C" fn malloc_trim(pad: usize) -> c_int {
 pub unsafe extern "C" fn malloc_stats() {
     c::malloc_stats()
 }
+
+/// `mallinfo2(3)`: hakmem's heap in glibc's fields (see `hakmem_preload::mallinfo2`).
+///
+/// # Safety
+/// None beyond C's.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn mallinfo2() -> c::Mallinfo2 {
+    c::mallinfo2()
+}
+
+/// `mallinfo(3)`: as `mallinfo2`, each field saturated at `INT_MAX`.
+///
+/// # Safety
+/// None beyond C's.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn mallinfo() -> c::Mallinfo {
+    c::mallinfo()
+}

@@ -66,7 +66,8 @@ static void resolves_to_hakmem(void) {
     static const char *names[] = {
         "malloc",  "free",    "calloc", "realloc", "reallocarray", "posix_memalign",
         "aligned_alloc", "memalign", "valloc", "pvalloc", "malloc_usable_size", "cfree",
-        "free_sized", "free_aligned_sized", "malloc_trim", "malloc_stats",
+        "free_sized", "free_aligned_sized", "malloc_trim", "malloc_stats", "mallinfo2",
+        "mallinfo",
         /* glibc's own names: a block from them goes to hakmem's free, and back */
         "__libc_malloc", "__libc_free", "__libc_calloc", "__libc_realloc",
         "__libc_memalign", "__libc_valloc", "__libc_pvalloc", "__posix_memalign",
@@ -339,6 +340,57 @@ static void stats_on_stderr(void) {
     }
 }
 
+/* mallinfo2() and mallinfo() describe the heap the program uses (under hakmem: slab
+ * blocks as glibc's chunks, large blocks as its mmapped regions, thread caches as its
+ * fastbins; before, glibc's own unused arena: all zero). */
+static void mallinfo_sees_the_heap(void) {
+    enum { N = 1000, SZ = 100, BIG = 4 << 20 };
+    static void *blocks[N];
+    struct mallinfo2 before = mallinfo2();
+    for (int i = 0; i < N; i++) {
+        blocks[i] = malloc(SZ);
+        CHECK(blocks[i] != NULL, "malloc(%d)", SZ);
+        if (blocks[i]) memset(blocks[i], i, SZ);
+    }
+    char *big = malloc(BIG);
+    CHECK(big != NULL, "malloc(4 MiB)");
+    if (big) memset(big, 1, 4096);
+    struct mallinfo2 during = mallinfo2();
+    CHECK(during.uordblks >= before.uordblks + (size_t)N * SZ,
+          "mallinfo2 counts %d live blocks of %d bytes: uordblks %zu -> %zu", N, SZ,
+          before.uordblks, during.uordblks);
+    /* (glibc maps a block this big on its own only below its dynamic threshold, which
+     * the frees of big blocks earlier in this program raised: then it is a chunk.) */
+    CHECK((during.hblks >= before.hblks + 1 && during.hblkhd >= before.hblkhd + BIG) ||
+              (glibc_mode && during.uordblks >= before.uordblks + (size_t)N * SZ + BIG),
+          "mallinfo2 counts a live 4 MiB block: hblks %zu -> %zu, hblkhd %zu -> %zu",
+          before.hblks, during.hblks, before.hblkhd, during.hblkhd);
+    CHECK(during.arena >= during.uordblks && during.fordblks >= during.fsmblks,
+          "mallinfo2 arena %zu >= uordblks %zu, fordblks %zu >= fsmblks %zu", during.arena,
+          during.uordblks, during.fordblks, during.fsmblks);
+    if (!glibc_mode) {
+        CHECK(during.arena == during.uordblks + during.fordblks,
+              "hakmem's arena is its blocks in use and free: %zu = %zu + %zu", during.arena,
+              during.uordblks, during.fordblks);
+        CHECK(during.usmblks == 0, "usmblks is 0");
+    }
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+    struct mallinfo old = mallinfo();
+#pragma GCC diagnostic pop
+    CHECK(old.uordblks > 0 && (size_t)old.uordblks <= during.uordblks + (size_t)N * SZ &&
+              (size_t)old.uordblks + (size_t)N * SZ >= during.uordblks,
+          "mallinfo's uordblks %d agrees with mallinfo2's %zu", old.uordblks, during.uordblks);
+    for (int i = 0; i < N; i++) free(blocks[i]);
+    free(big);
+    struct mallinfo2 after = mallinfo2();
+    CHECK(after.uordblks + (size_t)N * SZ <= during.uordblks,
+          "freed blocks are no longer in use: uordblks %zu -> %zu", during.uordblks,
+          after.uordblks);
+    CHECK(after.hblks + 1 <= during.hblks || (glibc_mode && during.hblks == before.hblks),
+          "a freed large block: hblks %zu -> %zu", during.hblks, after.hblks);
+}
+
 static void c23_and_extras(void) {
     void (*fs)(void *, size_t) = (void (*)(void *, size_t))dlsym(RTLD_DEFAULT, "free_sized");
     void (*fas)(void *, size_t, size_t) =
@@ -396,6 +448,7 @@ int main(int argc, char **argv) {
     realloc_semantics();
     aligned_functions();
     c23_and_extras();
+    mallinfo_sees_the_heap();
     if (failures) {
         fprintf(stderr, "api: %d of %d checks FAILED\n", failures, checks + failures);
         return 1;
