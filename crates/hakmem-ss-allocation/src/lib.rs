@@ -467,9 +467,13 @@ fn xfer_take(cls: usize, out: &mut [*mut u8]) -> usize {
         if k == 0 {
             continue;
         }
-        let arr = slots.array();
-        // SAFETY: the shard's lock is held (`slots`) while `arr` is used.
-        out[..k].copy_from_slice(unsafe { &arr.deref()[n - k..n] });
+        {
+            // (Its own scope: under loom the pointer is a tracked access, which must end
+            // before the lock is dropped below.)
+            let arr = slots.array();
+            // SAFETY: the shard's lock is held (`slots`) while `arr` is used.
+            out[..k].copy_from_slice(unsafe { &arr.deref()[n - k..n] });
+        }
         sh.n.store(n - k, Relaxed);
         // The counters change under the shard lock, so a block's add (at its put) is
         // ordered before its subtract here: `xfer` never goes below zero.
@@ -527,9 +531,11 @@ unsafe fn xfer_put(cls: usize, blocks: &[*mut u8]) -> bool {
             n
         };
         if fits(n) {
-            let arr = slots.array();
-            // SAFETY: the shard's lock is held (`slots`) while `arr` is used.
-            unsafe { arr.deref()[n..n + count].copy_from_slice(blocks) };
+            {
+                let arr = slots.array();
+                // SAFETY: the shard's lock is held (`slots`) while `arr` is used.
+                unsafe { arr.deref()[n..n + count].copy_from_slice(blocks) };
+            }
             sh.n.store(n + count, Relaxed);
             let st = stats_of(cls);
             stat_add_nonneg(&st.xfer, count as i64);
@@ -561,9 +567,13 @@ unsafe fn xfer_drain_locked(c: &mut Central, cls: usize) {
             let mut slots = sh.slots.lock();
             let n = sh.n.load(Relaxed).min(XFER_SLOTS);
             let k = n.min(took.len());
-            let arr = slots.array();
-            // SAFETY: the shard's lock is held (`slots`) while `arr` is used.
-            took[..k].copy_from_slice(unsafe { &arr.deref()[n - k..n] });
+            {
+                // (Its own scope: under loom the pointer is a tracked access, which must
+                // end before the lock is dropped below.)
+                let arr = slots.array();
+                // SAFETY: the shard's lock is held (`slots`) while `arr` is used.
+                took[..k].copy_from_slice(unsafe { &arr.deref()[n - k..n] });
+            }
             sh.n.store(n - k, Relaxed);
             stat_add_nonneg(&st.xfer, -(k as i64));
             drop(slots);

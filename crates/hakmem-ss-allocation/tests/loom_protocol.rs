@@ -45,8 +45,8 @@ use hakmem_os_stats::lock::Locked;
 use hakmem_os_stats::sync::mutation;
 use hakmem_ss_allocation::bins::{Bin, CacheRegistry};
 use hakmem_ss_allocation::{
-    class_counts, drain_transfer_caches, flush, next_of, refill, refill_upto, superslabs_live,
-    validate_class,
+    class_counts, decay_idle_slabs, drain_transfer_caches, flush, next_of, refill, refill_upto,
+    superslabs_live, validate_class,
 };
 use loom::sync::Arc;
 use loom::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
@@ -83,6 +83,11 @@ fn model(bound: Option<usize>, bits: u32, f: impl Fn() + Sync + Send + 'static) 
     let mut b = loom::model::Builder::new();
     if std::env::var_os("LOOM_MAX_PREEMPTIONS").is_none() {
         b.preemption_bound = bound;
+    }
+    // The decay pass visits every class (a relaxed load or two each): more branches per
+    // execution than loom's default allows.
+    if std::env::var_os("LOOM_MAX_BRANCHES").is_none() {
+        b.max_branches = 20_000;
     }
     let f = std::sync::Arc::new(f);
     // The model's main thread has loom's small default stack (32 KiB), too small for the
@@ -262,6 +267,40 @@ fn transfer_cache_chain_goes_to_one_taker() {
             // SAFETY: each chain from `refill_upto`, given back whole.
             unsafe { flush(CLS, h as *mut u8, n) };
         }
+        all_back(&[CLS]);
+    });
+}
+
+/// The decay pass drains a class's transfer cache (as it does one that no refill used for
+/// an interval; `all` drains every one) while another thread takes the blocks waiting
+/// there and gives its own back: each block goes to exactly one place, none is handed out
+/// twice, and all of them come back.
+#[test]
+fn decay_pass_drains_while_a_refill_and_a_flush_race() {
+    model(Some(2), 0, || {
+        let c = refill(CLS, 2);
+        ensure!(c.count == 2, "a short refill");
+        let first = blocks(c.head, CLS);
+        // SAFETY: the chain from `refill`, given back whole (to the transfer cache).
+        unsafe { flush(CLS, c.head, c.count) };
+        let t = spawn(|| {
+            decay_idle_slabs(true);
+        });
+        let c = refill(CLS, 2);
+        ensure!(c.count == 2, "a short refill");
+        let mine = blocks(c.head, CLS);
+        ensure!(
+            mine.len() == 2 && mine[0] != mine[1],
+            "a refill handed out {mine:?}"
+        );
+        ensure!(
+            mine.iter()
+                .all(|b| first.contains(b) || validate_class(*b as *const u8) == Some(CLS)),
+            "a refill handed out a block that is not one"
+        );
+        // SAFETY: as above.
+        unsafe { flush(CLS, c.head, c.count) };
+        t.join().unwrap();
         all_back(&[CLS]);
     });
 }
