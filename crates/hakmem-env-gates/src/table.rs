@@ -408,13 +408,11 @@ gate_table! {
         doc: "Print the preset, the compiled-in boxes and every gate's value and source at start-up.",
     }
     LargeDecayMs large_decay_ms: U32 = "HAKMEM_LARGE_DECAY_MS" {
-        default: 1000,
-        lean: 250,
+        default: 250,
         doc: "A freed large mapping left unused this long (milliseconds) is unmapped at the next slow-path purge (a large allocation or free, a superslab taken or released, `trim`/`thread_flush`) or by the background thread (`HAKMEM_BG_PURGE_MS`), all such mappings at once; 0 keeps them until the cache bound.",
     }
     SsDecayMs ss_decay_ms: U32 = "HAKMEM_SS_DECAY_MS" {
-        default: 1000,
-        lean: 250,
+        default: 250,
         doc: "The decay interval of empty superslab memory (milliseconds): an empty superslab is kept (up to 64, committed, or decommitted in lean mode) this long, so a program that frees its working set and builds it again maps nothing; past it, at most `HAKMEM_SS_CACHE_MAX` stay and no more than a quarter of the recent (decaying) peak of slab memory in use. An empty slab inside a live superslab whose pages stayed resident (every one unless lean mode decommits; a lean class's spares) gives them back (`MADV_DONTNEED`, or lean mode's advice) once it stays empty this long, and a class's transfer cache that no refill took from for this long goes back to its slabs (whose pages then go too), checked on slow paths (every allocation slow path, a class growing, a flush that empties a slab, `trim`, `thread_flush`, the background purge; at most once per quarter interval). 0: `HAKMEM_SS_CACHE_MAX` at all times and empty slabs kept resident (the seed's rule).",
     }
     BgPurgeMs bg_purge_ms: U32 = "HAKMEM_BG_PURGE_MS" {

@@ -1,5 +1,5 @@
 //! Empty slabs inside live superslabs give their pages back once they stay idle past
-//! the decay interval (`HAKMEM_SS_DECAY_MS`, 1 s in BALANCED; results/210).
+//! the decay interval (`HAKMEM_SS_DECAY_MS`, 250 ms; results/210, results/215).
 //!
 //! A class that grew in one phase of a program and shrank in the next kept every page
 //! of its empty slabs resident for as long as one block of each superslab lived: only a
