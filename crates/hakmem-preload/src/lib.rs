@@ -347,13 +347,15 @@ pub unsafe fn free_aligned_sized(p: *mut c_void, _align: usize, _size: usize) {
     unsafe { free(p) }
 }
 
-/// `malloc_trim(pad)`: `hakmem::trim()`: give the calling thread's cached blocks back,
-/// ask every other thread to give its own back at its next slow path, every cached
-/// empty region to the OS, and decommit every empty slab; 1 if address space was
-/// unmapped, else 0 (decommitted slabs alone do not count). `pad` is ignored.
+/// `malloc_trim(pad)`: `hakmem::trim_report()`: give the calling thread's cached blocks
+/// back, ask every other thread to give its own back at its next slow path, every cached
+/// empty region to the OS, and decommit every empty slab; 1 if memory went back to the
+/// OS (address space unmapped or an empty slab decommitted: glibc returns 1 when it
+/// unmapped or advised pages away), else 0. `pad` is ignored.
 #[inline]
 pub fn malloc_trim(_pad: usize) -> c_int {
-    c_int::from(hakmem_facade::trim() > 0)
+    let t = hakmem_facade::trim_report();
+    c_int::from(t.unmapped_bytes > 0 || t.decommitted_slabs > 0)
 }
 
 /// `malloc_stats()`: glibc's name for printing the allocator's statistics on standard

@@ -16,7 +16,7 @@
 //! | anything larger | `hakmem-large` (dedicated mappings, cached by `hakmem-release-policy`) |
 //!
 //! **Entry points**: [`HakMem`](struct@HakMem) (`GlobalAlloc`), [`stats`] (and
-//! [`class_stats`], [`heap_info`], [`print_stats`]), [`build_info`], [`trim`], [`thread_flush`],
+//! [`class_stats`], [`heap_info`], [`print_stats`]), [`build_info`], [`trim`] (and [`trim_report`]), [`thread_flush`],
 //! [`usable_size`].
 //!
 //! **Presets** (Cargo features; `preset-balanced` is the default; features are additive:
@@ -912,15 +912,37 @@ pub fn thread_flush() {
 /// slow path (a cache miss or overflow: `hakmem_tiny_fast::request_flush_all`); what
 /// they give back then goes to the region caches, and from there back to the OS after
 /// the decay interval (or at the next `trim`). Returns how many bytes of address space
-/// this call unmapped, including superslabs that emptied during the flush.
+/// this call unmapped, including superslabs that emptied during the flush
+/// ([`trim_report`] also says how many empty slabs it decommitted).
 pub fn trim() -> usize {
+    trim_report().unmapped_bytes
+}
+
+/// What one [`trim_report`] gave back to the OS.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Trimmed {
+    /// Bytes of address space unmapped (what [`trim`] returns).
+    pub unmapped_bytes: usize,
+    /// Empty slabs inside live superslabs whose pages were decommitted (`MADV_DONTNEED`,
+    /// or lean mode's advice): memory given back without unmapping (their resident
+    /// bytes are not known: a slab's pages are resident only where it was written).
+    pub decommitted_slabs: usize,
+}
+
+/// [`trim`], saying what it gave back: the C ABI's `malloc_trim` returns 1 when either
+/// count is not zero, as glibc's does when it unmapped or advised pages away.
+pub fn trim_report() -> Trimmed {
     let before = hakmem_os_stats::stats::snapshot().mapped_bytes;
     hakmem_tiny_fast::request_flush_all();
     thread_flush();
     hakmem_ss_allocation::drain_transfer_caches();
     hakmem_release_policy::trim();
-    hakmem_ss_allocation::decay_idle_slabs(true);
-    before.saturating_sub(hakmem_os_stats::stats::snapshot().mapped_bytes) as usize
+    let decommitted_slabs = hakmem_ss_allocation::decay_idle_slabs(true);
+    Trimmed {
+        unmapped_bytes: before.saturating_sub(hakmem_os_stats::stats::snapshot().mapped_bytes)
+            as usize,
+        decommitted_slabs,
+    }
 }
 
 /// The README's examples, compiled and run as doc tests.

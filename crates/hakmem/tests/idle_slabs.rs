@@ -84,9 +84,15 @@ fn main() {
     // `trim`: every idle slab at once, whatever its age.
     let kept2 = grow_and_shrink(3);
     let before = rss_mib();
-    hakmem::trim();
+    let report = hakmem::trim_report();
     let trimmed = rss_mib();
-    println!("trim: RSS {before} -> {trimmed} MiB");
+    println!("trim: RSS {before} -> {trimmed} MiB, {report:?}");
+    // (`malloc_trim` returns 1 on this count: memory went back without an unmap.)
+    assert!(
+        report.decommitted_slabs >= 64,
+        "trim decommitted {} idle slabs of a 24 MiB phase",
+        report.decommitted_slabs
+    );
     check(&kept2, 3);
     assert!(
         trimmed + 12 <= before,
