@@ -1485,10 +1485,7 @@ unsafe fn new_slab(c: &mut Central, cls: usize) -> *mut Slab {
             );
         }
         if asan::ENABLED {
-            let start = (*s).start;
-            let end = ss.cast::<u8>().add(SS_SIZE);
-            let len = (1usize << (*ss).slab_shift).min(end.offset_from(start) as usize);
-            asan::slab_issued(start, len);
+            asan::slab_issued((*s).start, slab_len(ss, s));
         }
         partial_push(c, s);
         s
@@ -1928,8 +1925,7 @@ pub fn decay_idle_slabs(all: bool) -> usize {
         if xfer {
             let used = st.xfer_used.load(Relaxed);
             if all || now.saturating_sub(used) >= decay {
-                // SAFETY: the class lock is held (`g`).
-                debug_assert!(c.idle_stamp.is_none());
+                debug_assert!(c.idle_stamp.is_none(), "a drain inside a drain");
                 c.idle_stamp = Some(if all { now32 } else { used as u32 });
                 // SAFETY: `c` is the locked central state of `cls`.
                 unsafe { xfer_drain_locked(c, cls) };
@@ -1945,7 +1941,6 @@ pub fn decay_idle_slabs(all: bool) -> usize {
         unsafe {
             while !ss.is_null() && st.idle.load(Relaxed) > 0 {
                 debug_check_superslab(ss, cls);
-                let end = ss.cast::<u8>().add(SS_SIZE);
                 let slabs = ptr::addr_of_mut!((*ss).slabs).cast::<Slab>();
                 let mut bits = (*ss).idle_slabs;
                 debug_assert_eq!(
@@ -1961,9 +1956,7 @@ pub fn decay_idle_slabs(all: bool) -> usize {
                         continue;
                     }
                     let s = slabs.add(idx);
-                    let len =
-                        (1usize << (*ss).slab_shift).min(end.offset_from((*s).start) as usize);
-                    release::idle_slab_decommit((*s).start, len, advice);
+                    release::idle_slab_decommit((*s).start, slab_len(ss, s), advice);
                     let bit = 1u64 << idx;
                     (*ss).idle_slabs &= !bit;
                     idle_add(st, -1);
