@@ -9,16 +9,11 @@
 //!
 //! Run without the test harness: its threads would allocate on their own.
 
-use std::time::Duration;
-
 #[global_allocator]
 static GLOBAL: hakmem::HakMem = hakmem::HakMem;
 
-fn rss_mib() -> usize {
-    let s = std::fs::read_to_string("/proc/self/statm").unwrap();
-    let pages: usize = s.split_whitespace().nth(1).unwrap().parse().unwrap();
-    (pages * 4096) >> 20
-}
+mod decay_common;
+use decay_common::{decay_or_skip, rss_mib};
 
 /// One 256-byte block each (the point: many blocks of one class, not one array).
 type Block = Box<[u8; 256]>;
@@ -40,21 +35,9 @@ fn check(kept: &[Block], round: u8) {
 }
 
 fn main() {
-    let gates = hakmem_env_gates::gates();
-    // Lean mode with decommit on gives an empty slab's pages back at once (but for a
-    // churning class's spares): nothing stays idle to decay.
-    if gates.ss_decay_ms == 0
-        || gates.ss_decay_ms > 2000
-        || gates.decommit_effective() != hakmem_env_gates::Decommit::Off
-    {
-        println!(
-            "idle_slabs: SKIPPED (HAKMEM_SS_DECAY_MS={}, decommit {:?})",
-            gates.ss_decay_ms,
-            gates.decommit_effective()
-        );
+    let Some(decay) = decay_or_skip("idle_slabs") else {
         return;
-    }
-    let decay = Duration::from_millis(u64::from(gates.ss_decay_ms));
+    };
     let _ = rss_mib();
 
     // Decay: idle past the interval, given back at the next slow path.

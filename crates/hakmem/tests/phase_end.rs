@@ -12,16 +12,11 @@
 //!
 //! Run without the test harness: its threads would allocate on their own.
 
-use std::time::Duration;
-
 #[global_allocator]
 static GLOBAL: hakmem::HakMem = hakmem::HakMem;
 
-fn rss_mib() -> usize {
-    let s = std::fs::read_to_string("/proc/self/statm").unwrap();
-    let pages: usize = s.split_whitespace().nth(1).unwrap().parse().unwrap();
-    (pages * 4096) >> 20
-}
+mod decay_common;
+use decay_common::{decay_or_skip, rss_mib};
 
 const THREADS: usize = 8;
 /// Blocks per class per thread (four classes: 48 to 960 bytes).
@@ -47,19 +42,9 @@ fn large_call() -> usize {
 }
 
 fn main() {
-    let gates = hakmem_env_gates::gates();
-    if gates.ss_decay_ms == 0
-        || gates.ss_decay_ms > 2000
-        || gates.decommit_effective() != hakmem_env_gates::Decommit::Off
-    {
-        println!(
-            "phase_end: SKIPPED (HAKMEM_SS_DECAY_MS={}, decommit {:?})",
-            gates.ss_decay_ms,
-            gates.decommit_effective()
-        );
+    let Some(decay) = decay_or_skip("phase_end") else {
         return;
-    }
-    let decay = Duration::from_millis(u64::from(gates.ss_decay_ms));
+    };
     let base = rss_mib();
     let pool: Vec<_> = (0..THREADS).map(|_| std::thread::spawn(phase)).collect();
     for t in pool {
