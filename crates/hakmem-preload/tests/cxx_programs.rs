@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{out_dir, run, src, tool};
+use common::{out_dir, run, run_preloaded, so, so_variant, src, tool};
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
@@ -200,5 +200,46 @@ fn exit_key_is_one_low_key_in_a_cxx_program() {
             h.describe("exit_key (C++) under libhakmem.so")
         );
         println!("{}", h.stdout.trim());
+    }
+}
+
+/// Whether the library file names `libgcc_s.so.1` (as a `DT_NEEDED` entry does, in its
+/// dynamic string table).
+fn needs_libgcc_s(lib: &std::path::Path) -> bool {
+    let bytes = std::fs::read(lib).expect("read libhakmem.so");
+    bytes.windows(13).any(|w| w == b"libgcc_s.so.1")
+}
+
+/// Feature `static-unwinder` (results/215): the unwinder is linked in from `libgcc_eh.a`
+/// and `libhakmem.so` no longer needs `libgcc_s.so.1`, whose loading costs a C program
+/// about 125 microseconds at every start. A C++ exception crossing hakmem's operators
+/// (a throwing new-handler, `std::bad_alloc` from libstdc++'s operator behind hakmem's)
+/// is then unwound by libstdc++'s `libgcc_s` through frames whose personality routine
+/// reads the unwind context with the linked-in copy: every mode of `operators.cpp` must
+/// behave as with the default library.
+#[test]
+fn static_unwinder_library_runs_the_operators() {
+    assert!(
+        needs_libgcc_s(so()),
+        "the default libhakmem.so no longer needs libgcc_s: this test's premise changed"
+    );
+    let Some(exe) = operators("static-unwinder") else {
+        return;
+    };
+    let lib = so_variant("static-unwinder", "static-unwinder");
+    assert!(
+        !needs_libgcc_s(&lib),
+        "{} still needs libgcc_s.so.1",
+        lib.display()
+    );
+    for mode in ["forms", "handler", "handler2", "throws", "badalloc"] {
+        let mut c = Command::new(&exe);
+        c.args([mode, "hakmem"]);
+        let h = run_preloaded(c, &lib, T);
+        assert!(
+            h.ok() && h.stdout.contains(&format!("{mode}: ok")),
+            "{}",
+            h.describe(&format!("{mode} under the static-unwinder libhakmem.so"))
+        );
     }
 }
