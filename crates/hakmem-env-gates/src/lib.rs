@@ -190,7 +190,8 @@ impl Decommit {
 /// uses (a superslab's header and its slabs, a large block's mapping outside the block's
 /// whole 2 MiB pages, the registry's table); *dense* ones, those the program fills (a
 /// large block's whole 2 MiB pages, the second half of the superslab of a class of
-/// blocks up to 4 KiB, which a class reaches only once the first is in use).
+/// blocks up to 4 KiB, which a class reaches only once the first is in use, and the
+/// whole of it once such a class has filled every superslab it had).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Thp {
     /// Follow the host (`/sys/kernel/mm/transparent_hugepage/enabled`), but never let

@@ -421,7 +421,7 @@ gate_table! {
     }
     Thp thp: Thp = "HAKMEM_THP" {
         default: Thp::Auto,
-        doc: "Transparent huge pages (2 MiB): `AUTO` follows the host (`/sys/kernel/mm/transparent_hugepage/enabled`) but keeps huge pages off the sparse ranges (a superslab, a large block's mapping outside the block's whole 2 MiB pages, the registry's table), with `MADV_NOHUGEPAGE` where the host says `always` and nothing otherwise; `NEVER` keeps them off everything hakmem maps; `DENSE` also asks for them (`MADV_HUGEPAGE`) on the dense ranges (a large block's whole 2 MiB pages, the second half of the superslab of a class of blocks up to 4 KiB) where the host says `always` or `madvise`: fewer page faults, up to 2 MiB more resident per dense range not yet full, and the kernel's compaction stalls when no huge page is free (docs/results/205-thp.md).",
+        doc: "Transparent huge pages (2 MiB): `AUTO` follows the host (`/sys/kernel/mm/transparent_hugepage/enabled`) but keeps huge pages off the sparse ranges (a superslab, a large block's mapping outside the block's whole 2 MiB pages, the registry's table), with `MADV_NOHUGEPAGE` where the host says `always` and nothing otherwise; `NEVER` keeps them off everything hakmem maps; `DENSE` also asks for them (`MADV_HUGEPAGE`) on the dense ranges (a large block's whole 2 MiB pages, the second half of the superslab of a class of blocks up to 4 KiB, and the whole of it once such a class has filled every superslab it had, outside lean mode) where the host says `always` or `madvise`: fewer page faults, up to 2 MiB more resident per dense range not yet full, and the kernel's compaction stalls when no huge page is free (docs/results/205-thp.md).",
     }
 }
 

@@ -73,8 +73,10 @@
 //! - A superslab is advised for transparent huge pages as it is set up for a class,
 //!   before its header's first touch (`release::thp::advise_superslab`: its first 2 MiB
 //!   sparse; its second half dense only for a class of blocks up to 4 KiB, whose slabs
-//!   are carved in order), and the registry's table once mapped (sparse): on a host
-//!   whose THP mode is `always`, no superslab makes 2 MiB resident for a page used.
+//!   are carved in order; under `HAKMEM_THP=DENSE`, all of it when such a class has
+//!   filled every superslab it has, 4 MiB of slabs in use), and the registry's table
+//!   once mapped (sparse): on a host whose THP mode is `always`, no superslab makes
+//!   2 MiB resident for a page used.
 //! - Lock order: a class lock, then a transfer-cache shard lock of that class, then the
 //!   release-policy cache lock. A shard lock is a leaf (nothing is locked while it is
 //!   held). No class lock is held while another class lock is taken (except by
@@ -1346,9 +1348,12 @@ fn new_superslab(cls: usize) -> *mut SuperSlab {
     // Before this class's first touch: huge pages only where the class fills them (on a
     // host whose THP mode is `always`, the header's first touch would make 2 MiB
     // resident). A class of blocks up to a page carves, and so touches, its 64 KiB slabs
-    // in order, lowest first: its second half is dense.
+    // in order, lowest first: its second half is dense, and under `DENSE` the whole
+    // superslab when the class fills every superslab it has (`filling`: slabs in use and
+    // none free, since only a class without a superslab on its avail list gets here):
+    // it has 4 MiB of them in use already.
     // SAFETY: our superslab mapping, not touched for this class yet.
-    unsafe { release::thp::advise_superslab(base, SS_SIZE, bs <= os::PAGE) };
+    unsafe { release::thp::advise_superslab(base, SS_SIZE, bs <= os::PAGE, filling) };
     let ss = base.cast::<SuperSlab>();
     let shift = slab_shift(cls);
     let slab_size = 1usize << shift;

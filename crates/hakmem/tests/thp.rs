@@ -4,19 +4,24 @@
 //! (`/sys/kernel/mm/transparent_hugepage/enabled`). The table the kernel must show is
 //! written out here, not derived from the code under test (results/205):
 //!
-//! | host | gate | sparse | dense |
-//! |---|---|---|---|
-//! | `never` (or unreadable) | any | - | - |
-//! | `madvise` | `AUTO`, `NEVER` | - | - |
-//! | `madvise` | `DENSE` | - | `hg` |
-//! | `always` | `AUTO` | `nh` | - |
-//! | `always` | `NEVER` | `nh` | `nh` |
-//! | `always` | `DENSE` | `nh` | `hg` |
+//! | host | gate | sparse | dense | proven dense |
+//! |---|---|---|---|---|
+//! | `never` (or unreadable) | any | - | - | - |
+//! | `madvise` | `AUTO` | - | - | - |
+//! | `madvise` | `NEVER` | - | - | - |
+//! | `madvise` | `DENSE` | - | `hg` | `hg` |
+//! | `always` | `AUTO` | `nh` | - | `nh` / - |
+//! | `always` | `NEVER` | `nh` | `nh` | `nh` |
+//! | `always` | `DENSE` | `nh` | `hg` | `hg` |
 //!
 //! Sparse: a superslab's first 2 MiB, the whole superslab of a class of blocks above
 //! 4 KiB, a large mapping outside its block's whole 2 MiB pages (past the last, and
 //! before the header of a block aligned to 2 MiB). Dense: the second half of a superslab
-//! of a class of blocks up to 4 KiB, a large block's whole 2 MiB pages.
+//! of a class of blocks up to 4 KiB, a large block's whole 2 MiB pages. Proven dense:
+//! the whole superslab a class of blocks up to 4 KiB gets once it filled every one it
+//! had, dense under `DENSE` only; under the other gates, and in lean mode (which trades
+//! faults for resident bytes), it is advised as any superslab of its class, first half
+//! sparse and second half dense (hence `nh` / - in the table).
 
 use std::process::Command;
 
@@ -77,7 +82,23 @@ fn child() {
     let m = ss(mid.as_ptr());
     // The large block's mapping starts at its header, 64 bytes before it, on a unit.
     let l = ss(large.as_ptr().wrapping_sub(64));
+    // A class of 256-byte blocks grown past one superslab (4 MiB holds about 16,000):
+    // the next superslab of the class is proven dense.
+    let mut fill: Vec<Box<[u8; 256]>> = Vec::with_capacity(40_000);
+    fill.push(Box::new([5u8; 256]));
+    let first = ss(fill[0].as_ptr());
+    let next = loop {
+        assert!(fill.len() < 40_000, "no second superslab after 10 MiB of blocks");
+        let b = Box::new([5u8; 256]);
+        let u = ss(b.as_ptr());
+        fill.push(b);
+        if u != first {
+            break u;
+        }
+    };
     let out = [
+        ("proven_first_half", advice_at(next)),
+        ("proven_second_half", advice_at(next + 2 * MIB)),
         ("small_first_half", advice_at(s)),
         ("small_second_half", advice_at(s + 2 * MIB)),
         ("mid_first_half", advice_at(m)),
@@ -90,7 +111,7 @@ fn child() {
     for (k, v) in out {
         println!("THP {k}={v}");
     }
-    drop((small, mid, large));
+    drop((small, mid, large, fill));
     // SAFETY: from `alloc` with `al`, freed once.
     unsafe { std::alloc::dealloc(aligned, al) };
 }
@@ -102,15 +123,15 @@ fn thp_child() {
     }
 }
 
-/// What the kernel must show, by host mode and gate: (sparse, dense).
-fn expected(host: ThpHost, gate: &str) -> (&'static str, &'static str) {
+/// What the kernel must show, by host mode and gate: (sparse, dense, proven dense).
+fn expected(host: ThpHost, gate: &str) -> (&'static str, &'static str, &'static str) {
     match (host, gate) {
-        (ThpHost::Never, _) => ("-", "-"),
-        (ThpHost::Madvise, "DENSE") => ("-", "hg"),
-        (ThpHost::Madvise, _) => ("-", "-"),
-        (ThpHost::Always, "AUTO") => ("nh", "-"),
-        (ThpHost::Always, "NEVER") => ("nh", "nh"),
-        (ThpHost::Always, "DENSE") => ("nh", "hg"),
+        (ThpHost::Never, _) => ("-", "-", "-"),
+        (ThpHost::Madvise, "DENSE") => ("-", "hg", "hg"),
+        (ThpHost::Madvise, _) => ("-", "-", "-"),
+        (ThpHost::Always, "AUTO") => ("nh", "-", "-"),
+        (ThpHost::Always, "NEVER") => ("nh", "nh", "nh"),
+        (ThpHost::Always, "DENSE") => ("nh", "hg", "hg"),
         _ => unreachable!(),
     }
 }
@@ -118,11 +139,23 @@ fn expected(host: ThpHost, gate: &str) -> (&'static str, &'static str) {
 #[test]
 fn each_range_gets_the_advice_of_its_kind() {
     let host = thp_host();
-    for gate in ["AUTO", "NEVER", "DENSE"] {
+    // Outside lean mode (BALANCED's decommit `OFF`, whatever the preset), then in it.
+    for (gate, lean) in [
+        ("AUTO", false),
+        ("NEVER", false),
+        ("DENSE", false),
+        ("AUTO", true),
+        ("DENSE", true),
+    ] {
         let out = Command::new(std::env::current_exe().unwrap())
             .args(["--exact", "thp_child", "--nocapture", "--test-threads=1"])
             .env("HAKMEM_THP_TEST_CHILD", "1")
             .env("HAKMEM_THP", gate)
+            .env("HAKMEM_SS_MEM_LEAN", "1")
+            .env(
+                "HAKMEM_SS_MEM_LEAN_DECOMMIT",
+                if lean { "DONTNEED" } else { "OFF" },
+            )
             .output()
             .unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout);
@@ -137,9 +170,18 @@ fn each_range_gets_the_advice_of_its_kind() {
                 .unwrap_or_else(|| panic!("{gate}: no {k} in {stdout}"))
                 .to_string()
         };
-        let (sparse, dense) = expected(host, gate);
-        println!("host {host:?}, HAKMEM_THP={gate}: {stdout}");
+        let (sparse, dense, proven) = expected(host, gate);
+        // A proven superslab is dense as a whole under `DENSE` outside lean mode; else it
+        // is advised as any of its class.
+        let (proven_first, proven_second) = if gate == "DENSE" && !lean {
+            (proven, proven)
+        } else {
+            (sparse, dense)
+        };
+        println!("host {host:?}, HAKMEM_THP={gate}, lean {lean}: {stdout}");
         for (k, want) in [
+            ("proven_first_half", proven_first),
+            ("proven_second_half", proven_second),
             ("small_first_half", sparse),
             ("small_second_half", dense),
             ("mid_first_half", sparse),
@@ -150,7 +192,11 @@ fn each_range_gets_the_advice_of_its_kind() {
             ("aligned_before_header", sparse),
             ("aligned_block", sparse),
         ] {
-            assert_eq!(got(k), want, "host {host:?}, HAKMEM_THP={gate}: {k}");
+            assert_eq!(
+                got(k),
+                want,
+                "host {host:?}, HAKMEM_THP={gate}, lean {lean}: {k}"
+            );
         }
     }
 }
