@@ -231,7 +231,10 @@ pub unsafe fn clear_mark(p: *mut u8) {
 }
 use core::cell::UnsafeCell;
 use core::ptr;
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicUsize, Ordering};
+
+/// Bytes of a slot of a bin's array.
+const PTR_BYTES: u32 = core::mem::size_of::<*mut u8>() as u32;
 use hakmem_os_stats::lock::Locked;
 
 /// Most bytes of blocks a refill takes from the slabs (at least one block), whatever the
@@ -267,38 +270,52 @@ pub fn refill_batch(cls: usize, limit: u32) -> usize {
 /// [`Bin::set_limit`] lowered the bound (then the next free overflows); no memory safety
 /// rests on it.
 ///
+/// Representation (16 bytes, so that a thread's bins fit `dlopen`'s static TLS surplus):
+/// `top = slots + count` whole, and the low 32 bits of `slots` and of `slots + limit`.
+/// A pop compares `top`'s low half with the first, a push with the second, each against
+/// memory: one instruction fewer on each fast path than a count and a bound
+/// (results/220). That holds because every slot from the array's start to its bound lies
+/// in one 4 GiB-aligned window: [`Bin::set_limit`] cuts the bound there.
+///
 /// # Safety (shared by the methods that take `cls`)
 /// `cls` is the bin's class, as above: a bin is used with one class all its life.
 #[repr(C)]
 #[derive(Debug)]
 pub struct Bin {
-    /// The array of the bin's blocks (null: none yet; then `limit` is 0).
-    slots: *mut *mut u8,
-    /// Blocks in the array. Only the owning thread writes it (a relaxed load and store,
-    /// no read-modify-write: plain moves); [`stats`](crate::bins::CacheRegistry) reads it
-    /// from other threads.
-    count: AtomicU32,
-    /// Most blocks kept; 0 turns caching off (every push misses).
-    limit: u32,
+    /// One past the most recently freed block, `slots + count` (a push writes there).
+    /// Only the owning thread writes it (relaxed loads and stores, no read-modify-write:
+    /// plain moves); [`stats`](crate::bins::CacheRegistry) reads it from other threads.
+    top: AtomicPtr<*mut u8>,
+    /// The low 32 bits of `slots + limit` (a push at or past it misses: the bound).
+    /// Owner only.
+    end: u32,
+    /// The low 32 bits of `slots`, the array of the bin's blocks (a pop there misses).
+    /// Written by the owning thread only, atomically, with the bin empty; read plainly
+    /// by it (no other thread writes it) and atomically by stats.
+    floor: AtomicU32,
     /// Block size of the bin's class (zero-on-free builds only: what to clear and check;
     /// set with [`Bin::set_block_size`]).
     #[cfg(feature = "zero-on-free")]
     block: u32,
 }
 
+/// The bits of an address above the low 32 that [`Bin`] keeps of its array's bounds.
+const HIGH: usize = !(u32::MAX as usize);
+
 impl Bin {
     /// An empty bin that caches nothing (no array, limit 0): every operation takes the
     /// slow path. (A constant for array initializers: each use is a fresh bin.)
     #[allow(clippy::declare_interior_mutable_const)]
     pub const EMPTY: Bin = Bin {
-        slots: ptr::null_mut(),
-        count: AtomicU32::new(0),
-        limit: 0,
+        top: AtomicPtr::new(ptr::null_mut()),
+        end: 0,
+        floor: AtomicU32::new(0),
         #[cfg(feature = "zero-on-free")]
         block: 0,
     };
 
-    /// Give the bin its array (the bin must be empty; its limit stays as it is).
+    /// Give the bin its array (the bin must be empty; its limit stays as it is, within
+    /// what the array's 4 GiB window allows: see [`Bin::set_limit`]).
     ///
     /// # Safety
     /// `slots` points to an array of at least `cap` pointers that stays valid, and is used
@@ -307,7 +324,29 @@ impl Bin {
     #[inline]
     pub unsafe fn set_slots(&mut self, slots: *mut *mut u8) {
         debug_assert_eq!(self.count(), 0, "set_slots on a bin with blocks");
-        self.slots = slots;
+        let limit = self.limit();
+        debug_assert!(limit == 0 || !slots.is_null(), "a limit without an array");
+        self.floor.store(slots as usize as u32, Ordering::Relaxed);
+        self.top.store(slots, Ordering::Relaxed);
+        // SAFETY: forwarded caller guarantee (the limit was set for this array's room).
+        unsafe { self.set_limit(limit) };
+    }
+
+    /// The bin's array (null: none yet). The bin keeps the low 32 bits of its bounds: the
+    /// array's high bits are `top`'s, as every slot from the array's start to its bound
+    /// lies in one 4 GiB window ([`Bin::set_limit`] keeps the bound there).
+    #[inline(always)]
+    fn slots(&self) -> *mut *mut u8 {
+        let top = self.top.load(Ordering::Relaxed) as usize;
+        ((top & HIGH) | self.floor_lo() as usize) as *mut *mut u8
+    }
+
+    /// `floor` by a plain read: only this bin's thread writes it, and only it calls this.
+    #[inline(always)]
+    fn floor_lo(&self) -> u32 {
+        // SAFETY: a read of our own field; the only writer is the owning thread, the
+        // caller (stats on other threads read it atomically, and never write).
+        unsafe { *self.floor.as_ptr() }
     }
 
     /// Record the block size of the bin's class (used by zero-on-free builds only).
@@ -336,30 +375,37 @@ impl Bin {
         }
     }
 
-    /// Blocks in the bin.
+    /// Blocks in the bin. (Callable from other threads, for stats: atomic loads only.)
     #[inline(always)]
     pub fn count(&self) -> u32 {
-        self.count.load(Ordering::Relaxed)
+        let top = self.top.load(Ordering::Relaxed) as usize as u32;
+        top.wrapping_sub(self.floor.load(Ordering::Relaxed)) / PTR_BYTES
     }
 
     /// Most blocks the bin keeps now (0: it caches nothing).
     #[inline(always)]
     pub fn limit(&self) -> u32 {
-        self.limit
+        self.end.wrapping_sub(self.floor_lo()) / PTR_BYTES
     }
 
     /// Set the bound (0 turns caching off). A bound below the blocks held now makes the
-    /// next free overflow, which gives the surplus back.
+    /// next free overflow, which gives the surplus back. The bound is cut where the
+    /// array's 4 GiB window ends, so that the low 32 bits the bin keeps compare as the
+    /// addresses do (an array that crosses such a boundary, which the thread cache's
+    /// mappings almost never do, caches fewer blocks).
     ///
     /// # Safety
     /// The bin's array (see [`Bin::set_slots`]) has room for `limit` pointers.
     #[inline]
     pub unsafe fn set_limit(&mut self, limit: u32) {
         debug_assert!(
-            limit == 0 || !self.slots.is_null(),
+            limit == 0 || !self.slots().is_null(),
             "a limit without an array"
         );
-        self.limit = limit;
+        let floor = self.floor_lo();
+        // The last slot address the window holds below 2^32, so that `end` never wraps.
+        let fit = (u32::MAX - (PTR_BYTES - 1) - floor) / PTR_BYTES;
+        self.end = floor + limit.min(fit) * PTR_BYTES;
     }
 
     /// Whether the bin holds no block.
@@ -372,11 +418,11 @@ impl Bin {
     #[inline(always)]
     #[cfg(any(test, debug_assertions))]
     fn blocks(&self) -> &[*mut u8] {
-        if self.slots.is_null() {
+        if self.slots().is_null() {
             return &[];
         }
         // SAFETY: `slots[..count]` are initialized (the invariant).
-        unsafe { core::slice::from_raw_parts(self.slots, self.count() as usize) }
+        unsafe { core::slice::from_raw_parts(self.slots(), self.count() as usize) }
     }
 
     /// Debug builds: check the invariant (each block of class `cls`, in
@@ -402,21 +448,24 @@ impl Bin {
 
     #[inline(always)]
     fn set_count(&self, n: u32) {
-        self.count.store(n, Ordering::Relaxed)
+        self.top
+            .store(self.slots().wrapping_add(n as usize), Ordering::Relaxed)
     }
 
     /// Pop a block, or null when empty. The fast path.
     #[inline(always)]
     pub fn pop(&mut self) -> *mut u8 {
-        let n = self.count();
-        if n == 0 {
+        let top = self.top.load(Ordering::Relaxed);
+        if top as usize as u32 == self.floor_lo() {
             return ptr::null_mut();
         }
-        // SAFETY: `slots[n - 1]` is a free block of this bin (invariant), now the
+        // SAFETY: `top` lies above the array's start in its window (the bound does), so
+        // `top - 1` is in `slots[..count]`: a free block of this bin (invariant), now the
         // caller's.
         unsafe {
-            let p = *self.slots.add(n as usize - 1);
-            self.set_count(n - 1);
+            let top = top.sub(1);
+            let p = *top;
+            self.top.store(top, Ordering::Relaxed);
             crate::asan::block_handed_out(p);
             check_free_block(p);
             clear_mark(p);
@@ -431,17 +480,17 @@ impl Bin {
     /// `p` is a free block of this bin's class that the caller gives up.
     #[inline(always)]
     pub unsafe fn push(&mut self, p: *mut u8) -> bool {
-        let n = self.count();
-        if n < self.limit {
+        let top = self.top.load(Ordering::Relaxed);
+        if (top as usize as u32) < self.end {
             // SAFETY: the caller gives `p` up; it is at least 16 bytes (of the bin's
-            // class); `n < limit` fits in the array.
+            // class); `top` below `slots + limit`, in the same window, lies in the array.
             unsafe {
                 scrub(p, self.block_size());
                 mark_free(p);
                 crate::asan::block_freed(p);
-                *self.slots.add(n as usize) = p;
+                *top = p;
+                self.top.store(top.add(1), Ordering::Relaxed);
             }
-            self.set_count(n + 1);
             true
         } else {
             false
@@ -471,7 +520,7 @@ impl Bin {
         if self.count() != 0 {
             return self.pop();
         }
-        if self.limit == 0 {
+        if self.limit() == 0 {
             // Caching is off (the thread is exiting): one block, straight from the slabs.
             let mut one = [ptr::null_mut(); 1];
             if refill_into(cls, &mut one, 1) == 0 {
@@ -487,9 +536,9 @@ impl Bin {
             }
             return p;
         }
-        let want = refill_batch(cls, self.limit).min(most.max(1));
+        let want = refill_batch(cls, self.limit()).min(most.max(1));
         // SAFETY: the array has room for `limit` pointers (invariant).
-        let room = unsafe { core::slice::from_raw_parts_mut(self.slots, self.limit as usize) };
+        let room = unsafe { core::slice::from_raw_parts_mut(self.slots(), self.limit() as usize) };
         let n = refill_into(cls, room, want);
         if n == 0 {
             return ptr::null_mut();
@@ -530,7 +579,7 @@ impl Bin {
             mark_free(p);
             crate::asan::block_freed(p);
         }
-        if self.limit == 0 {
+        if self.limit() == 0 {
             // Caching is off: `p` goes straight back (with what the bin still holds).
             // SAFETY: forwarded caller guarantee.
             unsafe {
@@ -541,20 +590,23 @@ impl Bin {
         }
         // The older half goes back (at least one block: the bin is full), `p` stays.
         let n = self.count();
-        let keep = (self.limit / 2).min(n.saturating_sub(1));
+        let keep = (self.limit() / 2).min(n.saturating_sub(1));
         // SAFETY: the bin's oldest `n - keep` blocks are ours to give back (invariant).
         let shrinking = unsafe { self.give_back_oldest(cls, n - keep) };
         // SAFETY: `keep + 1 <= limit` pointers fit in the array.
-        unsafe { *self.slots.add(keep as usize) = p };
+        unsafe { *self.slots().add(keep as usize) = p };
         self.set_count(keep + 1);
         if shrinking {
             // Lean mode, and the class is giving slabs back: so does this bin, and it
             // caches at most `SHRUNK_LIMIT` blocks until its next refill.
             // SAFETY: forwarded caller guarantee.
-            unsafe { self.drain(cls) };
-            self.limit = self.limit.min(SHRUNK_LIMIT);
-        } else if self.limit < limit {
-            self.limit = limit;
+            unsafe {
+                self.drain(cls);
+                self.set_limit(self.limit().min(SHRUNK_LIMIT));
+            }
+        } else if self.limit() < limit {
+            // SAFETY: the caller guarantees room for `limit`.
+            unsafe { self.set_limit(limit) };
         }
     }
 
@@ -574,8 +626,9 @@ impl Bin {
         unsafe {
             #[cfg(debug_assertions)]
             self.check(cls);
-            let shrinking = flush_slice(cls, core::slice::from_raw_parts(self.slots, k as usize));
-            ptr::copy(self.slots.add(k as usize), self.slots, (n - k) as usize);
+            let slots = self.slots();
+            let shrinking = flush_slice(cls, core::slice::from_raw_parts(slots, k as usize));
+            ptr::copy(slots.add(k as usize), slots, (n - k) as usize);
             self.set_count(n - k);
             shrinking
         }
@@ -603,8 +656,9 @@ impl Bin {
         if !p.is_null() {
             return p;
         }
-        if self.limit != 0 && self.limit < limit {
-            self.limit = limit;
+        if self.limit() != 0 && self.limit() < limit {
+            // SAFETY: the caller guarantees room for `limit`.
+            unsafe { self.set_limit(limit) };
         }
         // SAFETY: forwarded caller guarantee.
         unsafe { self.refill_upto(cls, most) }
@@ -652,7 +706,8 @@ impl Bin {
     /// Stop caching: limit 0 (every push misses and goes to the central lists). Call it
     /// after [`Bin::drain`].
     pub fn drain_for_exit(&mut self) {
-        self.limit = 0;
+        // SAFETY: a bound of 0 needs no room.
+        unsafe { self.set_limit(0) };
     }
 
     /// Fill the bin up to `n` blocks (at most `limit`); false when out of memory.
@@ -660,7 +715,7 @@ impl Bin {
     /// # Safety
     /// `cls` is the bin's class (see [`Bin`]).
     pub unsafe fn fill_to(&mut self, cls: usize, n: u32) -> bool {
-        let n = n.min(self.limit);
+        let n = n.min(self.limit());
         let have = self.count();
         if have >= n {
             return true;
@@ -668,7 +723,7 @@ impl Bin {
         // SAFETY: the array has room for `limit >= n` pointers; `slots[have..n]` are
         // free to write.
         let room = unsafe {
-            core::slice::from_raw_parts_mut(self.slots.add(have as usize), (n - have) as usize)
+            core::slice::from_raw_parts_mut(self.slots().add(have as usize), (n - have) as usize)
         };
         let want = room.len();
         let got = refill_into(cls, room, want);
@@ -678,10 +733,10 @@ impl Bin {
         // The refill's blocks go under the bin's own (they are older in the stack).
         // SAFETY: `slots[..have + got]` hold blocks; rotate so the new ones come first.
         unsafe {
-            core::slice::from_raw_parts_mut(self.slots, have as usize + got).rotate_right(got);
+            core::slice::from_raw_parts_mut(self.slots(), have as usize + got).rotate_right(got);
         }
         self.set_count(have + got as u32);
-        debug_assert!(self.count() <= self.limit, "fill_to past the bound");
+        debug_assert!(self.count() <= self.limit(), "fill_to past the bound");
         #[cfg(debug_assertions)]
         // SAFETY: forwarded caller guarantee.
         unsafe {
@@ -1460,6 +1515,38 @@ mod tests {
         .unwrap();
         assert_eq!(K.index(), None, "swept");
         assert_eq!(K.low_index(), Some(low));
+    }
+
+    /// A bin keeps the low 32 bits of its bounds: its bound stops where its array's
+    /// 4 GiB window ends (so that `end` never wraps), and follows the array when it moves.
+    #[test]
+    fn a_bin_bound_stays_in_its_4_gib_window() {
+        let mut b = Bin::EMPTY;
+        assert_eq!((b.count(), b.limit()), (0, 0));
+        // SAFETY: a limit of 0 needs no array.
+        unsafe { b.set_limit(0) };
+        assert!(b.pop().is_null());
+        // Arrays that are never read or written here (no push, no pop): only the
+        // bounds are computed.
+        let near = (1usize << 32) - 3 * 8;
+        // SAFETY: the bin is never used to touch `near`'s slots.
+        unsafe {
+            b.set_slots(near as *mut *mut u8);
+            b.set_limit(1000);
+        }
+        // Slots at 2^32 - 24 and - 16 fit; one at - 8 would make `end` 2^32.
+        assert_eq!(b.limit(), 2);
+        assert_eq!(b.slots() as usize, near);
+        let far = (5usize << 32) + 4096;
+        // SAFETY: as above; the bin is empty.
+        unsafe {
+            b.set_slots(far as *mut *mut u8);
+            b.set_limit(1000);
+        }
+        assert_eq!((b.slots() as usize, b.count(), b.limit()), (far, 0, 1000));
+        // SAFETY: a bound of 0 needs no room.
+        unsafe { b.set_limit(0) };
+        assert_eq!(b.limit(), 0);
     }
 
     /// A bin over the array `slots` (which the test keeps alive while the bin is used),
