@@ -315,7 +315,9 @@ impl Bin {
     };
 
     /// Give the bin its array (the bin must be empty; its limit stays as it is, within
-    /// what the array's 4 GiB window allows: see [`Bin::set_limit`]).
+    /// what the array's 4 GiB window allows: see [`Bin::set_limit`]). For a bin of a
+    /// registered cache, call it inside [`CacheRegistry::exclusive`], so that stats
+    /// never read a count from the old array's top and the new array's start.
     ///
     /// # Safety
     /// `slots` points to an array of at least `cap` pointers that stays valid, and is used
@@ -921,6 +923,19 @@ impl CacheRegistry {
             g.head = node;
         }
         node
+    }
+
+    /// Run `f` with the registry's lock held, so that no stats reader ([`cached`],
+    /// [`cached_by_class`]) walks the caches meanwhile. For the owner of a registered
+    /// cache that gives one of its bins another array ([`Bin::set_slots`]): a reader
+    /// computes a bin's count from two words, which that changes one after the other, so
+    /// it would read a count of blocks the bin never held.
+    ///
+    /// [`cached`]: CacheRegistry::cached
+    /// [`cached_by_class`]: CacheRegistry::cached_by_class
+    pub fn exclusive<R>(&self, f: impl FnOnce() -> R) -> R {
+        let _g = self.nodes.lock();
+        f()
     }
 
     /// Remove a registered cache; its node goes back to the free list.
@@ -1547,6 +1562,46 @@ mod tests {
         // SAFETY: a bound of 0 needs no room.
         unsafe { b.set_limit(0) };
         assert_eq!(b.limit(), 0);
+    }
+
+    /// A registered bin that moves between two arrays, empty, under
+    /// `CacheRegistry::exclusive`, never shows stats a block (without it, a reader takes
+    /// the count from one array's top and the other's start: tens of thousands).
+    #[test]
+    fn stats_never_see_a_bin_move() {
+        static REG: CacheRegistry = CacheRegistry::new();
+        let mut arrays = std::vec![ptr::null_mut::<u8>(); 100_000];
+        let (x, y) = (arrays.as_mut_ptr(), arrays.as_mut_ptr().wrapping_add(60_000));
+        let bin = std::boxed::Box::into_raw(std::boxed::Box::new(Bin::EMPTY));
+        // SAFETY: the bin stays valid until unregistered below.
+        let node = unsafe { REG.register(bin, 1, 0) };
+        assert!(!node.is_null());
+        let (stop, reads) = (AtomicBool::new(false), AtomicUsize::new(0));
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                while !stop.load(Ordering::Relaxed) {
+                    assert_eq!(REG.cached().0, 0, "stats saw blocks in an empty bin");
+                    reads.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+            // Moves while the reader reads (a million reads, or 5 s).
+            let t = std::time::Instant::now();
+            let mut i = 0usize;
+            while reads.load(Ordering::Relaxed) < 1_000_000 && t.elapsed().as_secs() < 5 {
+                let to = if i % 2 == 0 { x } else { y };
+                i += 1;
+                // SAFETY: the bin is empty with limit 0 and owned by this thread; the
+                // arrays outlive it.
+                REG.exclusive(|| unsafe { (*bin).set_slots(to) });
+            }
+            stop.store(true, Ordering::Relaxed);
+        });
+        // SAFETY: registered above; the bin is freed after it leaves the registry.
+        unsafe {
+            REG.unregister(node);
+            drop(std::boxed::Box::from_raw(bin));
+        }
+        drop(arrays);
     }
 
     /// A bin over the array `slots` (which the test keeps alive while the bin is used),

@@ -749,10 +749,14 @@ fn stop_caching(c: &mut Cache) {
     // SAFETY: `bins[i]` holds class `i`.
     unsafe { drain_all(&mut c.bins, 0, true) };
     if !c.slots.is_null() {
-        for b in c.bins.iter_mut() {
-            // SAFETY: the bin is empty with limit 0: it never touches an array again.
-            unsafe { b.set_slots(core::ptr::null_mut()) };
-        }
+        // (With the registry's lock: the cache may be registered, and stats must not
+        // read a bin halfway through.)
+        REGISTRY.exclusive(|| {
+            for b in c.bins.iter_mut() {
+                // SAFETY: the bin is empty with limit 0: it never touches an array again.
+                unsafe { b.set_slots(core::ptr::null_mut()) };
+            }
+        });
         // SAFETY: our mapping, which no bin uses any more.
         unsafe { give_slots_map(c.slots) };
         c.slots = core::ptr::null_mut();
@@ -836,7 +840,10 @@ fn grow_on_refill(c: &mut Cache, cls: usize) {
             debug_assert!(b.is_empty(), "a bin moved to its big array with blocks");
             // SAFETY: the bin's big array, `TINY_SLOTS` pointers of the thread's
             // mapping that nothing else uses, unmapped only after the bins stop caching.
-            unsafe { b.set_slots(c.slots.add(big_slots_offset(cls)).cast()) };
+            // (With the registry's lock: stats must not read the bin halfway through.)
+            let big = unsafe { c.slots.add(big_slots_offset(cls)).cast() };
+            // SAFETY: as above.
+            REGISTRY.exclusive(|| unsafe { b.set_slots(big) });
             c.big |= 1 << cls;
         }
         // (A bin shrunk by lean mode gets its bound back at its refill.)
