@@ -1571,7 +1571,10 @@ mod tests {
     fn stats_never_see_a_bin_move() {
         static REG: CacheRegistry = CacheRegistry::new();
         let mut arrays = std::vec![ptr::null_mut::<u8>(); 100_000];
-        let (x, y) = (arrays.as_mut_ptr(), arrays.as_mut_ptr().wrapping_add(60_000));
+        let (x, y) = (
+            arrays.as_mut_ptr(),
+            arrays.as_mut_ptr().wrapping_add(60_000),
+        );
         let bin = std::boxed::Box::into_raw(std::boxed::Box::new(Bin::EMPTY));
         // SAFETY: the bin stays valid until unregistered below.
         let node = unsafe { REG.register(bin, 1, 0) };
@@ -1588,7 +1591,7 @@ mod tests {
             let t = std::time::Instant::now();
             let mut i = 0usize;
             while reads.load(Ordering::Relaxed) < 1_000_000 && t.elapsed().as_secs() < 5 {
-                let to = if i % 2 == 0 { x } else { y };
+                let to = if i.is_multiple_of(2) { x } else { y };
                 i += 1;
                 // SAFETY: the bin is empty with limit 0 and owned by this thread; the
                 // arrays outlive it.

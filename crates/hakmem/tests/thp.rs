@@ -88,7 +88,10 @@ fn child() {
     fill.push(Box::new([5u8; 256]));
     let first = ss(fill[0].as_ptr());
     let next = loop {
-        assert!(fill.len() < 40_000, "no second superslab after 10 MiB of blocks");
+        assert!(
+            fill.len() < 40_000,
+            "no second superslab after 10 MiB of blocks"
+        );
         let b = Box::new([5u8; 256]);
         let u = ss(b.as_ptr());
         fill.push(b);
