@@ -158,11 +158,12 @@ pub const fn header_guard(page: usize) -> Option<(usize, usize)> {
 /// Most slabs one superslab can hold (64 KiB slabs).
 pub const MAX_SLABS: usize = (SS_SIZE - SS_HEADER) >> 16;
 
-/// Where the slabs' free bitmaps start in a superslab: after the header's first 4 KiB
+/// Where the slabs' free bitmaps start in a superslab: after the header's first 8 KiB
 /// (the `SuperSlab` struct). Slab `i` of class `c` has its [`bitmap_words`]`(c)` words
-/// at `BITMAP_OFF + i * bitmap_words(c) * 8`; a bitmap page is touched only once a slab
+/// at `BITMAP_OFF + i * bitmap_words(c) * 8` (in a pool superslab, whose slabs change
+/// class, [`MAX_BITMAP_WORDS`] words each); a bitmap page is touched only once a slab
 /// whose bitmap lies there gets a block back.
-const BITMAP_OFF: usize = 4096;
+const BITMAP_OFF: usize = 8192;
 /// The end of the largest bitmap area (64 words for each of `MAX_SLABS` slabs).
 const BITMAP_END: usize = BITMAP_OFF + MAX_SLABS * MAX_BITMAP_WORDS * 8;
 /// The most words a slab's bitmap takes (64 KiB slabs of 16-byte blocks: 4096 blocks).
@@ -173,6 +174,17 @@ const MAX_BITMAP_WORDS: usize = 64;
 pub const fn bitmap_words(cls: usize) -> usize {
     ((1usize << slab_shift(cls)) / block_size(cls)).div_ceil(64)
 }
+
+/// Whether class `cls` takes its slabs from the *pool*: the superslabs that every class
+/// of 64 KiB slabs and blocks up to a page (4 KiB) shares, a slab at a time, so that the
+/// pages one class emptied serve the next class that grows (a superslab per class kept
+/// each class's peak resident). The other classes have superslabs of their own.
+pub const fn is_pool_class(cls: usize) -> bool {
+    slab_shift(cls) == 16 && block_size(cls) <= os::PAGE
+}
+
+/// `SuperSlab::class` of a pool superslab (its slabs' classes are their own).
+const POOL_CLASS: u32 = u32::MAX;
 
 const _: () = {
     let mut c = 0;
@@ -219,6 +231,11 @@ struct Slab {
     /// Words of the bitmap below this one are all zero (where a refill starts looking).
     scan: u16,
     in_partial: bool,
+    /// Its class while in use (in a pool superslab, set as a class takes it; in a class's
+    /// own superslab, that class all along).
+    class: u32,
+    /// Its class's block size (as `class`).
+    block_size: u32,
 }
 
 /// The header at the start of every superslab.
@@ -247,14 +264,11 @@ struct SuperSlab {
     /// When each idle slab emptied: the low 32 bits of `os::now_ms()`. Under the class
     /// lock.
     idle_since: [u32; MAX_SLABS],
-    /// `DIV_MAGIC[class]`, here so that validation reads it beside the granules.
-    div_magic: u64,
-    /// `class * size_of::<Bin>()`: the byte offset of the class's bin in an array of
-    /// bins indexed by class (a thread cache), so that `free` does not scale the class.
-    bin_offset: u32,
     /// The validation table: one entry per 64 KiB granule of the superslab (see
     /// [`Granule`]).
     granules: [Granule; GRANULES],
+    /// The class of each granule's slab, as validation needs it (see [`GranuleClass`]).
+    gclass: [GranuleClass; GRANULES],
     slabs: [Slab; MAX_SLABS],
 }
 
@@ -293,10 +307,22 @@ struct Granule {
     limit: AtomicU32,
 }
 
+/// The class of a granule's slab, for validation: its [`DIV_MAGIC`] and its bin's byte
+/// offset in an array of bins indexed by class (a thread cache: `class * size_of::<Bin>()`,
+/// so that `free` does not scale the class). Set with the slab's class (a class's own
+/// superslab: once, before it is published; a pool slab: as a class takes it, before its
+/// `limit` lets validation pass), hence atomics (relaxed).
+#[repr(C)]
+struct GranuleClass {
+    magic: HeaderU64,
+    bin: AtomicU32,
+    class: AtomicU32,
+}
+
 static_assertions::const_assert!(core::mem::size_of::<SuperSlab>() <= SS_HEADER);
 static_assertions::const_assert!(core::mem::size_of::<Granule>() == 8);
+static_assertions::const_assert!(core::mem::size_of::<GranuleClass>() == 16);
 static_assertions::const_assert!(SS_HEADER == 1 << GRANULE_SHIFT);
-static_assertions::const_assert!(core::mem::size_of::<SuperSlab>() <= os::PAGE);
 static_assertions::const_assert!(core::mem::size_of::<SuperSlab>() <= BITMAP_OFF);
 static_assertions::const_assert!(MAX_SLABS <= 64);
 
@@ -611,6 +637,46 @@ sync_static! {
     static CENTRAL: [Padded; NCLASS] = sync_array!(Padded::new(); NCLASS);
 }
 
+/// The pool's state (behind the pool lock, `POOL`): the superslabs every pool class
+/// ([`is_pool_class`]) takes its slabs from. Their fields that say which slabs are free,
+/// idle or spare (`free_slabs`, `idle_slabs`, `idle_since`, `spare_slabs`) and their
+/// avail-list links are the pool's, under this lock; a slab in use is its class's, under
+/// that class's lock.
+struct Pool {
+    /// Pool superslabs with a free slab.
+    avail: *mut SuperSlab,
+    /// Its spare slabs and churn, as a class's (lean mode).
+    spares: release::lean::SlabSpares,
+    /// Pool slabs in use (every class together).
+    slabs: u64,
+    /// Its idle slabs (also counted in [`IDLE_SLABS`]).
+    idle: u64,
+}
+
+// SAFETY: the pointers name pool superslabs, reached only with the pool lock held.
+unsafe impl Send for Pool {}
+
+/// The pool lock and its state, on a cache line of its own.
+#[repr(align(64))]
+struct PaddedPool(Locked<Pool>);
+
+impl PaddedPool {
+    loom_const_fn! {
+        fn new() -> Self {
+            PaddedPool(Locked::new(Pool {
+                avail: ptr::null_mut(),
+                spares: release::lean::SlabSpares::new(),
+                slabs: 0,
+                idle: 0,
+            }))
+        }
+    }
+}
+
+sync_static! {
+    static POOL: PaddedPool = PaddedPool::new();
+}
+
 /// The smallest peak of blocks out of class `cls` from which it may shrink (the release
 /// policy's rule, [`release::lean::shrink_floor`], for this class's slab and block size).
 #[inline]
@@ -728,6 +794,12 @@ sync_static! {
 #[inline]
 fn idle_add(st: &ClassStats, d: i64) {
     stat_add_locked(&st.idle, d);
+    idle_global_add(d);
+}
+
+/// Count `d` idle slabs in [`IDLE_SLABS`] only (the pool's, counted in `Pool::idle`).
+#[inline]
+fn idle_global_add(d: i64) {
     let old = IDLE_SLABS.fetch_add(d as u64, Relaxed);
     debug_assert!(
         d >= 0 || old >= d.unsigned_abs(),
@@ -755,7 +827,11 @@ unsafe fn debug_check_superslab(ss: *mut SuperSlab, cls: usize) {
     // SAFETY: the caller guarantees a mapped header.
     unsafe {
         debug_assert_eq!((*ss).magic.load(Relaxed), MAGIC, "not a live superslab");
-        debug_assert_eq!((*ss).class as usize, cls, "a superslab of another class");
+        debug_assert!(
+            (*ss).class as usize == cls
+                || ((*ss).class == POOL_CLASS && is_pool_class(cls)),
+            "a superslab of another class"
+        );
         debug_assert!((*ss).n_slabs as usize >= 1 && (*ss).n_slabs as usize <= MAX_SLABS);
     }
     debug_assert_eq!(
@@ -1010,8 +1086,10 @@ unsafe fn set_carved(s: *mut Slab, carved: u32) {
         let slabs = ptr::addr_of_mut!((*ss).slabs).cast::<Slab>();
         let idx = s.offset_from(slabs) as usize;
         let shift = (*ss).slab_shift;
-        let limit = carved as u64 * div_excess((*ss).div_magic, (*ss).block_size as usize);
-        debug_assert!(limit <= u64::from((*s).capacity) * u64::from((*ss).block_size));
+        let cls = (*s).class as usize;
+        debug_assert!(cls < NCLASS, "carving a slab without a class");
+        let limit = carved as u64 * div_excess(DIV_MAGIC[cls], (*s).block_size as usize);
+        debug_assert!(limit <= u64::from((*s).capacity) * u64::from((*s).block_size));
         let limit = limit as u32;
         let g0 = (SS_HEADER + (idx << shift)) >> GRANULE_SHIFT;
         let g1 = (g0 + (1 << (shift - GRANULE_SHIFT))).min(GRANULES);
@@ -1062,7 +1140,14 @@ pub fn ss_lookup(p: *const u8) -> Option<BlockInfo> {
             return None;
         }
         let slab = &*slab_of(p);
-        let bs = (*ss).block_size as usize;
+        // (The class from the granule's atomics: a pool slab's changes as classes take it.)
+        let cls = (*ss).gclass[(p as usize >> GRANULE_SHIFT) & (GRANULES - 1)]
+            .class
+            .load(Relaxed) as usize;
+        if cls >= NCLASS {
+            return None;
+        }
+        let bs = block_size(cls);
         let rel = p as usize - slab.start as usize;
         if (*ss).free_slabs.load(Relaxed) & (1 << idx) != 0
             || rel / bs >= slab.carved.load(Relaxed) as usize
@@ -1072,7 +1157,7 @@ pub fn ss_lookup(p: *const u8) -> Option<BlockInfo> {
         Some(BlockInfo {
             superslab: ss as usize,
             slab: idx,
-            class: (*ss).class as usize,
+            class: cls,
             block_start: slab.start as usize + rel / bs * bs,
             block_size: bs,
         })
@@ -1163,17 +1248,19 @@ pub unsafe fn validate_bin_in_superslab(p: *const u8) -> Option<usize> {
     // SAFETY: the caller says the registry marks the unit holding `p` as a live
     // superslab: its header is mapped and initialized (racy fields are atomics).
     unsafe {
-        let g = &(*ss).granules[(p as usize >> GRANULE_SHIFT) & (GRANULES - 1)];
+        let gi = (p as usize >> GRANULE_SHIFT) & (GRANULES - 1);
+        let g = &(*ss).granules[gi];
+        let gc = &(*ss).gclass[gi];
         let rel = g.neg_start.wrapping_add(p as u32);
-        if !is_carved_block_start(rel, (*ss).div_magic, g.limit.load(Relaxed)) {
+        if !is_carved_block_start(rel, gc.magic.load(Relaxed), g.limit.load(Relaxed)) {
             return None;
         }
         debug_assert!(
             validate(p).is_some(),
             "the validation table passed {p:p}, which is not a carved block start"
         );
-        let bin = (*ss).bin_offset as usize;
-        // A live superslab's class is a slab class (set once, from `class_for`).
+        let bin = gc.bin.load(Relaxed) as usize;
+        // A carved slab's class is a slab class (set with it, from `class_for`).
         core::hint::assert_unchecked(bin < NCLASS * core::mem::size_of::<bins::Bin>());
         Some(bin)
     }
@@ -1185,8 +1272,13 @@ pub unsafe fn validate_bin_in_superslab(p: *const u8) -> Option<usize> {
 /// `p` must be a block handed out by [`refill`] and not yet flushed.
 #[inline(always)]
 pub unsafe fn class_of_block(p: *const u8) -> usize {
-    // SAFETY: the caller guarantees `p` is in a live superslab.
-    unsafe { (*ss_of(p)).class as usize }
+    // SAFETY: the caller guarantees `p` is in a live superslab, in a slab in use, whose
+    // class stays while the block is out.
+    unsafe {
+        (*ss_of(p)).gclass[(p as usize >> GRANULE_SHIFT) & (GRANULES - 1)]
+            .class
+            .load(Relaxed) as usize
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1241,7 +1333,22 @@ unsafe fn partial_remove(c: &mut Central, s: *mut Slab) {
 }
 
 unsafe fn avail_push(c: &mut Central, ss: *mut SuperSlab) {
-    // SAFETY: `ss` is a live superslab of this class not in the list; lock held.
+    // SAFETY: forwarded caller guarantee.
+    unsafe { list_push(&mut c.avail, ss) }
+}
+
+unsafe fn avail_remove(c: &mut Central, ss: *mut SuperSlab) {
+    // SAFETY: forwarded caller guarantee.
+    unsafe { list_remove(&mut c.avail, ss) }
+}
+
+/// Push `ss` on the avail list at `head` (a class's, or the pool's).
+///
+/// # Safety
+/// `ss` is a live superslab with a free slab, not on a list; the lock that guards the
+/// list is held.
+unsafe fn list_push(head: &mut *mut SuperSlab, ss: *mut SuperSlab) {
+    // SAFETY: `ss` is a live superslab of this list's owner not in the list; lock held.
     unsafe {
         debug_assert!(
             !(*ss).in_avail,
@@ -1253,28 +1360,32 @@ unsafe fn avail_push(c: &mut Central, ss: *mut SuperSlab) {
             "a full superslab on avail"
         );
         (*ss).prev = ptr::null_mut();
-        (*ss).next = c.avail;
-        if !c.avail.is_null() {
-            (*c.avail).prev = ss;
+        (*ss).next = *head;
+        if !head.is_null() {
+            (**head).prev = ss;
         }
-        c.avail = ss;
+        *head = ss;
         (*ss).in_avail = true;
     }
 }
 
-unsafe fn avail_remove(c: &mut Central, ss: *mut SuperSlab) {
-    // SAFETY: `ss` is in this class's avail list; lock held.
+/// Remove `ss` from the avail list at `head`.
+///
+/// # Safety
+/// `ss` is on that list; the lock that guards the list is held.
+unsafe fn list_remove(head: &mut *mut SuperSlab, ss: *mut SuperSlab) {
+    // SAFETY: `ss` is in this list; lock held.
     unsafe {
         debug_assert!(
             (*ss).in_avail,
             "a superslab removed from a list it is not on"
         );
         debug_assert!(
-            !(*ss).prev.is_null() || c.avail == ss,
+            !(*ss).prev.is_null() || *head == ss,
             "a broken avail list"
         );
         if (*ss).prev.is_null() {
-            c.avail = (*ss).next;
+            *head = (*ss).next;
         } else {
             (*(*ss).prev).next = (*ss).next;
         }
@@ -1287,12 +1398,14 @@ unsafe fn avail_remove(c: &mut Central, ss: *mut SuperSlab) {
     }
 }
 
-/// Map (or take from the cache) a superslab for class `cls` and initialize its header.
-fn new_superslab(cls: usize) -> *mut SuperSlab {
+/// Map (or take from the cache) a superslab for class `cls`, or for the pool when `cls`
+/// is [`POOL_CLASS`], and initialize its header. `filling`: the class (or the pool) has
+/// slabs in use, all in full superslabs.
+fn new_superslab(cls: usize, filling: bool) -> *mut SuperSlab {
+    let pool = cls == POOL_CLASS as usize;
     let mut from_large = false;
     // A class with slabs in use, all in full superslabs, fills them: it may take the
     // pages of a freed large mapping (`ss_take_cached`).
-    let filling = stats_of(cls).slabs.load(Relaxed) > 0;
     let base = match release::ss_take_cached(SS_SIZE, filling) {
         Some((b, release::SsOrigin::Superslab)) => b,
         Some((b, release::SsOrigin::Large)) => {
@@ -1344,7 +1457,9 @@ fn new_superslab(cls: usize) -> *mut SuperSlab {
         Kind::None,
         "a new superslab's unit is registered already"
     );
-    let bs = block_size(cls);
+    // (A pool superslab's slabs are 64 KiB, of blocks up to a page: set when a class
+    // takes one.)
+    let bs = if pool { os::PAGE } else { block_size(cls) };
     // Before this class's first touch: huge pages only where the class fills them (on a
     // host whose THP mode is `always`, the header's first touch would make 2 MiB
     // resident). A class of blocks up to a page carves, and so touches, its 64 KiB slabs
@@ -1355,8 +1470,13 @@ fn new_superslab(cls: usize) -> *mut SuperSlab {
     // SAFETY: our superslab mapping, not touched for this class yet.
     unsafe { release::thp::advise_superslab(base, SS_SIZE, bs <= os::PAGE, filling) };
     let ss = base.cast::<SuperSlab>();
-    let shift = slab_shift(cls);
+    let shift = if pool { 16 } else { slab_shift(cls) };
     let slab_size = 1usize << shift;
+    let words = if pool {
+        MAX_BITMAP_WORDS
+    } else {
+        bitmap_words(cls)
+    };
     let mut n = 0usize;
     while n < MAX_SLABS {
         let start = SS_HEADER + (n << shift);
@@ -1377,11 +1497,9 @@ fn new_superslab(cls: usize) -> *mut SuperSlab {
             ptr::write_bytes(base.add(BITMAP_OFF), 0, BITMAP_END - BITMAP_OFF);
         }
         (*ss).class = cls as u32;
-        (*ss).block_size = bs as u32;
+        (*ss).block_size = if pool { 0 } else { bs as u32 };
         (*ss).slab_shift = shift;
         (*ss).n_slabs = n as u32;
-        (*ss).div_magic = DIV_MAGIC[cls];
-        (*ss).bin_offset = (cls * core::mem::size_of::<bins::Bin>()) as u32;
         (*ss)
             .free_slabs
             .store(if n == 64 { u64::MAX } else { (1u64 << n) - 1 }, Relaxed);
@@ -1391,14 +1509,20 @@ fn new_superslab(cls: usize) -> *mut SuperSlab {
             let len = slab_size.min(SS_SIZE - start);
             let s = slabs.add(i);
             (*s).start = base.add(start);
-            (*s).capacity = (len / bs) as u32;
-            (*s).bitmap = (BITMAP_OFF + i * bitmap_words(cls) * 8) as u32;
+            (*s).bitmap = (BITMAP_OFF + i * words * 8) as u32;
             // The slab's granules point at its first block (their `limit` stays 0, as
             // zeroed above, until the slab is carved).
             let g0 = start >> GRANULE_SHIFT;
             let g1 = (g0 + (slab_size >> GRANULE_SHIFT)).min(GRANULES);
             for g in g0..g1 {
                 (*ss).granules[g].neg_start = (base.add(start) as usize as u32).wrapping_neg();
+            }
+            if pool {
+                // No class yet (and no capacity): set as a class takes the slab.
+                (*s).class = POOL_CLASS;
+            } else {
+                (*s).capacity = (len / bs) as u32;
+                set_slab_class(ss, s, cls);
             }
         }
     }
@@ -1420,60 +1544,59 @@ fn new_superslab(cls: usize) -> *mut SuperSlab {
     ss
 }
 
+/// Give slab `s` of superslab `ss` the class `cls`: the slab's class fields, and those of
+/// its granules that validation reads (before its `limit` lets a block pass).
+///
+/// # Safety
+/// `s` is a slab of `ss`, not in use (its granules' `limit` 0); the caller owns it (the
+/// class's superslab being set up, or the pool lock held as a class takes it).
+unsafe fn set_slab_class(ss: *mut SuperSlab, s: *mut Slab, cls: usize) {
+    // SAFETY: the caller's guarantee.
+    unsafe {
+        (*s).class = cls as u32;
+        (*s).block_size = block_size(cls) as u32;
+        let slabs = ptr::addr_of_mut!((*ss).slabs).cast::<Slab>();
+        let idx = s.offset_from(slabs) as usize;
+        let shift = (*ss).slab_shift;
+        let g0 = (SS_HEADER + (idx << shift)) >> GRANULE_SHIFT;
+        let g1 = (g0 + (1 << (shift - GRANULE_SHIFT))).min(GRANULES);
+        for g in g0..g1 {
+            let gc = &(*ss).gclass[g];
+            debug_assert_eq!(
+                (*ss).granules[g].limit.load(Relaxed),
+                0,
+                "a class set on a slab in use"
+            );
+            gc.magic.store(DIV_MAGIC[cls], Relaxed);
+            gc.bin
+                .store((cls * core::mem::size_of::<bins::Bin>()) as u32, Relaxed);
+            gc.class.store(cls as u32, Relaxed);
+        }
+    }
+}
+
 /// A slab of class `cls` with room, new in the partial list; null when out of memory.
 unsafe fn new_slab(c: &mut Central, cls: usize) -> *mut Slab {
     assert_class_locked(cls);
-    let mut ss = c.avail;
-    if ss.is_null() {
-        ss = new_superslab(cls);
-        if ss.is_null() {
-            return ptr::null_mut();
-        }
-        // SAFETY: fresh superslab of this class; lock held.
-        unsafe { avail_push(c, ss) };
+    let s = if is_pool_class(cls) {
+        // SAFETY: the class lock is held (the pool lock comes after it).
+        unsafe { pool_take_slab(cls) }
+    } else {
+        // SAFETY: the class lock is held.
+        unsafe { class_take_slab(c, cls) }
+    };
+    if s.is_null() {
+        return s;
     }
-    // SAFETY: `ss` is a live superslab of this class with a free slab; lock held.
+    // SAFETY: `s` is a free slab of a live superslab, now this class's; lock held.
     unsafe {
-        debug_check_superslab(ss, cls);
         // Growing again: a phase of frees is over.
         let st = stats_of(cls);
         st.shrink.on_new_slab(st.out.load(Relaxed));
         stat_add(&st.slabs, 1);
-        let free = (*ss).free_slabs.load(Relaxed);
-        // Prefer a spare: its pages are still committed.
-        debug_assert_ne!(free, 0, "a superslab on the avail list with no free slab");
-        debug_assert_eq!(
-            (*ss).spare_slabs & !free,
-            0,
-            "a spare slab that is not free"
-        );
-        debug_assert_eq!((*ss).idle_slabs & !free, 0, "an idle slab that is not free");
-        let took_spare = (*ss).spare_slabs != 0;
-        c.spares.on_new_slab(took_spare);
-        // A spare first, then an idle slab (its pages may be resident: no fault), then
-        // the lowest free one.
-        let idx = if took_spare {
-            (*ss).spare_slabs.trailing_zeros() as usize
-        } else if (*ss).idle_slabs != 0 {
-            (*ss).idle_slabs.trailing_zeros() as usize
-        } else {
-            free.trailing_zeros() as usize
-        };
-        if (*ss).idle_slabs & (1u64 << idx) != 0 {
-            (*ss).idle_slabs &= !(1u64 << idx);
-            idle_add(st, -1);
-        }
-        debug_assert!(
-            idx < (*ss).n_slabs as usize,
-            "a free bit past the last slab"
-        );
-        (*ss).spare_slabs &= !(1u64 << idx);
-        let free = free & !(1u64 << idx);
-        (*ss).free_slabs.store(free, Relaxed);
-        if free == 0 {
-            avail_remove(c, ss);
-        }
-        let s = ptr::addr_of_mut!((*ss).slabs).cast::<Slab>().add(idx);
+        let ss = ss_of(s.cast());
+        debug_check_superslab(ss, cls);
+        debug_assert_eq!((*s).class as usize, cls, "a new slab of another class");
         (*s).nfree = 0;
         (*s).scan = 0;
         (*s).used = 0;
@@ -1497,13 +1620,123 @@ unsafe fn new_slab(c: &mut Central, cls: usize) -> *mut Slab {
     }
 }
 
-/// A slab's blocks are all back: return it to its superslab; release an empty superslab.
+/// Which free slab of `ss` to take: a spare first (its pages are still committed), then
+/// an idle slab (its pages may be resident: no fault), then the lowest free one. Clears
+/// its free, spare and idle bits; returns its index and whether it was a spare and idle.
+///
+/// # Safety
+/// `ss` is a live superslab with a free slab; the lock that guards its slab bits (its
+/// class's, or the pool's) is held.
+unsafe fn take_free_slab(ss: *mut SuperSlab) -> (usize, bool, bool) {
+    // SAFETY: the caller's guarantee.
+    unsafe {
+        let free = (*ss).free_slabs.load(Relaxed);
+        debug_assert_ne!(free, 0, "a superslab on the avail list with no free slab");
+        debug_assert_eq!(
+            (*ss).spare_slabs & !free,
+            0,
+            "a spare slab that is not free"
+        );
+        debug_assert_eq!((*ss).idle_slabs & !free, 0, "an idle slab that is not free");
+        let took_spare = (*ss).spare_slabs != 0;
+        let idx = if took_spare {
+            (*ss).spare_slabs.trailing_zeros() as usize
+        } else if (*ss).idle_slabs != 0 {
+            (*ss).idle_slabs.trailing_zeros() as usize
+        } else {
+            free.trailing_zeros() as usize
+        };
+        debug_assert!(
+            idx < (*ss).n_slabs as usize,
+            "a free bit past the last slab"
+        );
+        let bit = 1u64 << idx;
+        let was_idle = (*ss).idle_slabs & bit != 0;
+        (*ss).idle_slabs &= !bit;
+        (*ss).spare_slabs &= !bit;
+        (*ss).free_slabs.store(free & !bit, Relaxed);
+        (idx, took_spare, was_idle)
+    }
+}
+
+/// A free slab of a superslab of class `cls` (not a pool class), taken from its avail
+/// list (a new superslab when none); null when out of memory.
+///
+/// # Safety
+/// The class lock of `cls` is held, with `c` its state.
+unsafe fn class_take_slab(c: &mut Central, cls: usize) -> *mut Slab {
+    let mut ss = c.avail;
+    if ss.is_null() {
+        ss = new_superslab(cls, stats_of(cls).slabs.load(Relaxed) > 0);
+        if ss.is_null() {
+            return ptr::null_mut();
+        }
+        // SAFETY: fresh superslab of this class; lock held.
+        unsafe { avail_push(c, ss) };
+    }
+    // SAFETY: `ss` is a live superslab of this class with a free slab; lock held.
+    unsafe {
+        debug_check_superslab(ss, cls);
+        let (idx, took_spare, was_idle) = take_free_slab(ss);
+        c.spares.on_new_slab(took_spare);
+        if was_idle {
+            idle_add(stats_of(cls), -1);
+        }
+        if (*ss).free_slabs.load(Relaxed) == 0 {
+            avail_remove(c, ss);
+        }
+        ptr::addr_of_mut!((*ss).slabs).cast::<Slab>().add(idx)
+    }
+}
+
+/// A free slab of a pool superslab, given class `cls` (a pool class); null when out of
+/// memory.
+///
+/// # Safety
+/// The class lock of `cls` is held (the pool lock is taken here, after it).
+unsafe fn pool_take_slab(cls: usize) -> *mut Slab {
+    let mut g = POOL.0.lock();
+    let p = &mut *g;
+    let mut ss = p.avail;
+    if ss.is_null() {
+        ss = new_superslab(POOL_CLASS as usize, p.slabs > 0);
+        if ss.is_null() {
+            return ptr::null_mut();
+        }
+        // SAFETY: a fresh pool superslab; the pool lock is held.
+        unsafe { list_push(&mut p.avail, ss) };
+    }
+    // SAFETY: `ss` is a live pool superslab with a free slab; the pool lock is held.
+    unsafe {
+        debug_check_superslab(ss, POOL_CLASS as usize);
+        let (idx, took_spare, was_idle) = take_free_slab(ss);
+        p.spares.on_new_slab(took_spare);
+        if was_idle {
+            p.idle -= 1;
+            idle_global_add(-1);
+        }
+        p.slabs += 1;
+        if (*ss).free_slabs.load(Relaxed) == 0 {
+            list_remove(&mut p.avail, ss);
+        }
+        let s = ptr::addr_of_mut!((*ss).slabs).cast::<Slab>().add(idx);
+        debug_assert_eq!((*s).class, POOL_CLASS, "a free pool slab with a class");
+        (*s).capacity = ((1u32 << 16) / block_size(cls) as u32).max(1);
+        set_slab_class(ss, s, cls);
+        s
+    }
+}
+
+/// A slab's blocks are all back: return it to its superslab (a pool slab to the pool);
+/// release an empty superslab.
 unsafe fn slab_empty(c: &mut Central, s: *mut Slab) {
     // SAFETY: `s` is a slab of this class with used == 0; lock held.
     unsafe {
         debug_assert_eq!((*s).used, 0, "slab_empty of a slab in use");
-        debug_check_superslab(ss_of((*s).start), (*ss_of((*s).start)).class as usize);
-        assert_class_locked((*ss_of((*s).start)).class as usize);
+        let cls = (*s).class as usize;
+        let ss = ss_of((*s).start);
+        debug_check_superslab(ss, cls);
+        assert_class_locked(cls);
         if (*s).in_partial {
             partial_remove(c, s);
         }
@@ -1514,13 +1747,65 @@ unsafe fn slab_empty(c: &mut Central, s: *mut Slab) {
         (*s).nfree = 0;
         (*s).scan = 0;
         // Every carved block of an empty slab was in its free list: they go with the reset.
-        let st = stats_of((*ss_of((*s).start)).class as usize);
+        let st = stats_of(cls);
         stat_add_locked(&st.free, -(carved as i64));
         stat_add_nonneg(&st.slabs, -1);
-        let touched = carved as usize * (*ss_of((*s).start)).block_size as usize;
+        let touched = carved as usize * (*s).block_size as usize;
         set_carved(s, 0);
-        let ss = ss_of((*s).start);
         slab_bytes_add(-(slab_len(ss, s) as isize));
+        let shrinking = st.shrink.is_shrinking();
+        if (*ss).class == POOL_CLASS {
+            let mut g = POOL.0.lock();
+            let p = &mut *g;
+            (*s).class = POOL_CLASS;
+            p.slabs -= 1;
+            let stamp = c.idle_stamp;
+            let mut idle = 0i64;
+            slab_free(
+                ss,
+                s,
+                touched,
+                shrinking,
+                stamp,
+                &mut p.avail,
+                &mut p.spares,
+                &mut idle,
+            );
+            p.idle = (p.idle as i64 + idle) as u64;
+            idle_global_add(idle);
+        } else {
+            let stamp = c.idle_stamp;
+            let mut idle = 0i64;
+            let (avail, spares) = (&mut c.avail, &mut c.spares);
+            slab_free(ss, s, touched, shrinking, stamp, avail, spares, &mut idle);
+            idle_add(st, idle);
+        }
+    }
+}
+
+/// The superslab side of an emptied slab `s` of `ss` (reset already): its free bit; the
+/// superslab unregistered and handed to the release policy when no slab is in use, else
+/// back on the avail list at `avail` (a class's or the pool's, with its `spares`) and the
+/// slab kept committed as a spare, decommitted, or left resident as an idle slab (stamped
+/// `stamp`, or now). `idle` gets the change in idle slabs. Returns whether the superslab
+/// was released.
+///
+/// # Safety
+/// `s` is a slab of the live superslab `ss`, just emptied; the lock that guards `ss`'s
+/// slab bits and `avail` (its class's, or the pool's) is held.
+#[allow(clippy::too_many_arguments)]
+unsafe fn slab_free(
+    ss: *mut SuperSlab,
+    s: *mut Slab,
+    touched: usize,
+    shrinking: bool,
+    stamp: Option<u32>,
+    avail: &mut *mut SuperSlab,
+    spares: &mut release::lean::SlabSpares,
+    idle: &mut i64,
+) -> bool {
+    // SAFETY: the caller's guarantee.
+    unsafe {
         let slabs = ptr::addr_of_mut!((*ss).slabs).cast::<Slab>();
         let idx = s.offset_from(slabs) as usize;
         debug_assert_eq!(
@@ -1533,12 +1818,12 @@ unsafe fn slab_empty(c: &mut Central, s: *mut Slab) {
         let n = (*ss).n_slabs;
         let all = if n == 64 { u64::MAX } else { (1u64 << n) - 1 };
         if free == all {
-            c.spares.forget((*ss).spare_slabs.count_ones());
+            spares.forget((*ss).spare_slabs.count_ones());
             (*ss).spare_slabs = 0;
-            idle_add(st, -i64::from((*ss).idle_slabs.count_ones()));
+            *idle -= i64::from((*ss).idle_slabs.count_ones());
             (*ss).idle_slabs = 0;
             if (*ss).in_avail {
-                avail_remove(c, ss);
+                list_remove(avail, ss);
             }
             (*ss).magic.store(0, Relaxed);
             #[cfg(loom)]
@@ -1556,18 +1841,16 @@ unsafe fn slab_empty(c: &mut Central, s: *mut Slab) {
             if late {
                 registry::mark(ss.cast(), 1, Kind::None);
             }
+            true
         } else {
             if !(*ss).in_avail {
-                avail_push(c, ss);
+                list_push(avail, ss);
             }
             // The release policy decides: a spare kept committed (so a class that
             // empties and refills a slab repeatedly makes no syscall), or decommitted
             // (lean mode). The slab's blocks were all free and it is reset: its pages
             // hold no data.
-            let shrinking = st.shrink.is_shrinking();
-            let fate = c
-                .spares
-                .empty_slab((*s).start, touched, (*ss).slab_shift, shrinking);
+            let fate = spares.empty_slab((*s).start, touched, (*ss).slab_shift, shrinking);
             if fate == release::lean::EmptySlab::Spare {
                 (*ss).spare_slabs |= 1u64 << idx;
             }
@@ -1579,9 +1862,10 @@ unsafe fn slab_empty(c: &mut Central, s: *mut Slab) {
                 (*ss).idle_slabs |= 1u64 << idx;
                 // Idle from now, or, emptied by the decay pass's drain of a transfer
                 // cache no refill used for an interval, since that cache's last use.
-                (*ss).idle_since[idx] = c.idle_stamp.unwrap_or_else(|| os::now_ms() as u32);
-                idle_add(st, 1);
+                (*ss).idle_since[idx] = stamp.unwrap_or_else(|| os::now_ms() as u32);
+                *idle += 1;
             }
+            false
         }
     }
 }
@@ -1983,6 +2267,42 @@ pub fn decay_idle_slabs(all: bool) -> usize {
     if xfer_left {
         XFER_HELD.store(true, Relaxed);
     }
+    // The pool's idle slabs (the drains above may have added some).
+    if IDLE_SLABS.load(Relaxed) != 0 {
+        let mut g = POOL.0.lock();
+        let p = &mut *g;
+        let mut ss = p.avail;
+        // SAFETY: the pool's avail list holds the live pool superslabs with a free slab,
+        // and every idle pool slab is free; the pool lock is held. An idle slab holds no
+        // block.
+        unsafe {
+            while !ss.is_null() && p.idle > 0 {
+                debug_check_superslab(ss, POOL_CLASS as usize);
+                let slabs = ptr::addr_of_mut!((*ss).slabs).cast::<Slab>();
+                let mut bits = (*ss).idle_slabs;
+                while bits != 0 {
+                    let idx = bits.trailing_zeros() as usize;
+                    bits &= bits - 1;
+                    let since = (*ss).idle_since[idx];
+                    if !all && u64::from(now32.wrapping_sub(since)) < decay {
+                        continue;
+                    }
+                    let s = slabs.add(idx);
+                    release::idle_slab_decommit((*s).start, slab_len(ss, s), advice);
+                    let bit = 1u64 << idx;
+                    (*ss).idle_slabs &= !bit;
+                    p.idle -= 1;
+                    idle_global_add(-1);
+                    if (*ss).spare_slabs & bit != 0 {
+                        (*ss).spare_slabs &= !bit;
+                        p.spares.forget(1);
+                    }
+                    given += 1;
+                }
+                ss = (*ss).next;
+            }
+        }
+    }
     // Superslabs the drains emptied went to the release policy: its decay check.
     release::tick();
     given
@@ -2086,6 +2406,7 @@ pub unsafe fn fork_prepare() {
         for pc in CENTRAL.iter() {
             pc.0.fork_lock();
         }
+        POOL.0.fork_lock();
         for sh in XFER.iter().flatten() {
             sh.slots.fork_lock();
         }
@@ -2105,6 +2426,7 @@ pub unsafe fn fork_release() {
         for sh in XFER.iter().flatten() {
             sh.slots.fork_unlock();
         }
+        POOL.0.fork_unlock();
         for pc in CENTRAL.iter() {
             pc.0.fork_unlock();
         }

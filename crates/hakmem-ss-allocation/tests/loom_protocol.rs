@@ -55,8 +55,18 @@ use loom::thread;
 /// A class with 64 KiB slabs (so flushes of two or more blocks go to the transfer cache):
 /// 128-byte blocks.
 const CLS: usize = 7;
-/// Another such class, for the race between two classes on one cached superslab.
-const CLS2: usize = 5;
+/// A class with superslabs of its own (64 KiB slabs of 5,120-byte blocks: not a pool
+/// class), for the race between two classes on one cached superslab.
+const CLS2: usize = 28;
+/// Another pool class (80-byte blocks), for two classes taking slabs of one pool
+/// superslab.
+const CLS3: usize = 4;
+const _: () = assert!(
+    hakmem_ss_allocation::is_pool_class(CLS)
+        && hakmem_ss_allocation::is_pool_class(CLS3)
+        && !hakmem_ss_allocation::is_pool_class(CLS2)
+        && hakmem_ss_allocation::class::slab_shift(CLS2) == 16
+);
 
 /// `assert!` with a common prefix, so the mutation tests can expect it.
 macro_rules! ensure {
@@ -338,6 +348,40 @@ fn registry_release_model(bits: u32) {
 #[test]
 fn registry_unmark_before_release() {
     registry_release_model(0);
+}
+
+/// Two pool classes: thread 1 takes a block of one and gives it back, so its slab
+/// empties and goes back to the pool; thread 2 meanwhile takes a block of the other,
+/// maybe in that very slab, now of its class. Thread 2's block validates as its class,
+/// thread 1's as nothing once both slabs are back, however the two interleave.
+#[test]
+fn pool_slab_changes_class() {
+    model(Some(2), 0, || {
+        let t = spawn(|| {
+            let c = refill(CLS, 1);
+            ensure!(c.count == 1, "a short refill");
+            ensure!(
+                validate_class(c.head) == Some(CLS),
+                "a pool block of the wrong class"
+            );
+            // SAFETY: the block from `refill`, given back.
+            unsafe { flush(CLS, c.head, 1) };
+        });
+        let c = refill(CLS3, 1);
+        ensure!(c.count == 1, "a short refill");
+        ensure!(
+            validate_class(c.head) == Some(CLS3),
+            "a pool block of the wrong class"
+        );
+        t.join().unwrap();
+        ensure!(
+            validate_class(c.head) == Some(CLS3),
+            "a live pool block changed class"
+        );
+        // SAFETY: the block from `refill`, given back.
+        unsafe { flush(CLS3, c.head, 1) };
+        all_back(&[CLS, CLS3]);
+    });
 }
 
 /// Mutation: unmark after the release: the other class can take the superslab from the
