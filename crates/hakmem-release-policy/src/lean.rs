@@ -304,7 +304,14 @@ impl SlabSpares {
     /// When it does, it is counted now (the decision and its record in one call).
     #[inline]
     pub fn keep_as_spare(&mut self, slab_shift: u32, shrinking: bool) -> bool {
-        let keep = self.churn && !shrinking && self.spares < spares_for(slab_shift);
+        self.keep_as_spare_max(spares_for(slab_shift), shrinking)
+    }
+
+    /// [`keep_as_spare`](Self::keep_as_spare) with at most `max` spares (a pool of slabs
+    /// that several classes share keeps one per class: `max` is their number).
+    #[inline]
+    pub fn keep_as_spare_max(&mut self, max: u32, shrinking: bool) -> bool {
+        let keep = self.churn && !shrinking && self.spares < max;
         if keep {
             self.spares += 1;
         }
@@ -330,7 +337,24 @@ impl SlabSpares {
         slab_shift: u32,
         shrinking: bool,
     ) -> EmptySlab {
-        if self.keep_as_spare(slab_shift, shrinking) {
+        // SAFETY: forwarded caller guarantee.
+        unsafe { self.empty_slab_max(start, touched, spares_for(slab_shift), shrinking) }
+    }
+
+    /// [`empty_slab`](Self::empty_slab) with at most `max` spares (see
+    /// [`keep_as_spare_max`](Self::keep_as_spare_max)).
+    ///
+    /// # Safety
+    /// As [`empty_slab`](Self::empty_slab).
+    #[inline]
+    pub unsafe fn empty_slab_max(
+        &mut self,
+        start: *mut u8,
+        touched: usize,
+        max: u32,
+        shrinking: bool,
+    ) -> EmptySlab {
+        if self.keep_as_spare_max(max, shrinking) {
             return EmptySlab::Spare;
         }
         // SAFETY: forwarded caller guarantee.

@@ -77,8 +77,9 @@ unsafe fn unpoison(p: *const u8, len: usize) {
 #[cfg(hakmem_asan)]
 #[inline(always)]
 unsafe fn block_size_of(p: *const u8) -> usize {
-    // SAFETY: the caller guarantees a live superslab; its header is initialized.
-    unsafe { (*crate::ss_of(p)).block_size as usize }
+    // SAFETY: the caller guarantees a block of a live superslab, in a slab in use (a pool
+    // slab's class is its own, in its granule's class).
+    crate::class::block_size(unsafe { crate::class_of_block(p) })
 }
 
 /// A slab of `len` bytes at `start` was handed to a class: nothing in it is a block yet.

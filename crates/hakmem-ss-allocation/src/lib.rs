@@ -1,9 +1,11 @@
 //! # hakmem-ss-allocation: superslabs, slabs and size classes
 //!
 //! **Owns** the memory every slab-sized block lives in. A *superslab* is a 4 MiB region
-//! aligned to 4 MiB, dedicated to one size class. Its first 64 KiB hold the header (its
-//! first page, then the free bitmaps of the slabs in use, up to 36 KiB); the rest is
-//! cut into *slabs* (64 KiB to 2 MiB, by class), each carved lazily into blocks. A
+//! aligned to 4 MiB, either one of the *pool*'s, whose 64 KiB slabs every class of 64 KiB
+//! slabs and blocks up to a page takes one at a time ([`is_pool_class`]: 16 B to 4 KiB),
+//! or dedicated to one bigger size class. Its first 64 KiB hold the header (its first two
+//! pages, then the free bitmaps of the slabs in use, up to 40 KiB); the rest is cut into
+//! *slabs* (64 KiB to 2 MiB, by class), each carved lazily into blocks. A
 //! slab's free blocks are the set bits of its bitmap: nothing here links blocks or
 //! reads their memory. Per class, a *central* list of slabs with free blocks is guarded
 //! by one lock; thread caches (the boxes above) exchange batches of block pointers with
@@ -77,10 +79,15 @@
 //!   filled every superslab it has, 4 MiB of slabs in use), and the registry's table
 //!   once mapped (sparse): on a host whose THP mode is `always`, no superslab makes
 //!   2 MiB resident for a page used.
-//! - Lock order: a class lock, then a transfer-cache shard lock of that class, then the
-//!   release-policy cache lock. A shard lock is a leaf (nothing is locked while it is
-//!   held). No class lock is held while another class lock is taken (except by
-//!   [`fork_prepare`], in class order).
+//! - Lock order: a class lock, then the pool lock, then the release-policy cache lock;
+//!   a transfer-cache shard lock is a leaf (nothing is locked while it is held, and it is
+//!   taken under a class lock or none). No class lock is held while another class lock is
+//!   taken (except by [`fork_prepare`], in class order, then the pool lock).
+//! - The pool: its superslabs' slab bits (`free_slabs`, `idle_slabs`, `idle_since`,
+//!   `spare_slabs`) and avail list are the pool lock's; a pool slab in use is its class's
+//!   (under that class's lock), and its class is written into its slab and its granule's
+//!   `GranuleClass` as the class takes it, before its carved limit lets validation
+//!   pass; an emptied pool slab goes back to the pool, idle (resident) like a class's.
 //! - Every lock owns its data: a class's central state is a `Locked<Central>`
 //!   (`CENTRAL[cls]`), a transfer-cache shard's block array a `Locked` beside its atomic `n`;
 //!   the state is reached only through the lock's guard, never as `&mut` before the lock
@@ -185,6 +192,19 @@ pub const fn is_pool_class(cls: usize) -> bool {
 
 /// `SuperSlab::class` of a pool superslab (its slabs' classes are their own).
 const POOL_CLASS: u32 = u32::MAX;
+
+/// The pool classes: the most spare slabs the pool keeps committed in lean mode (one per
+/// class, as a class with superslabs of its own keeps, `release::lean::spares_for`).
+const POOL_SPARES: u32 = {
+    let (mut c, mut n) = (0, 0);
+    while c < NCLASS {
+        if is_pool_class(c) {
+            n += 1;
+        }
+        c += 1;
+    }
+    n
+};
 
 const _: () = {
     let mut c = 0;
@@ -828,8 +848,7 @@ unsafe fn debug_check_superslab(ss: *mut SuperSlab, cls: usize) {
     unsafe {
         debug_assert_eq!((*ss).magic.load(Relaxed), MAGIC, "not a live superslab");
         debug_assert!(
-            (*ss).class as usize == cls
-                || ((*ss).class == POOL_CLASS && is_pool_class(cls)),
+            (*ss).class as usize == cls || ((*ss).class == POOL_CLASS && is_pool_class(cls)),
             "a superslab of another class"
         );
         debug_assert!((*ss).n_slabs as usize >= 1 && (*ss).n_slabs as usize <= MAX_SLABS);
@@ -1380,10 +1399,7 @@ unsafe fn list_remove(head: &mut *mut SuperSlab, ss: *mut SuperSlab) {
             (*ss).in_avail,
             "a superslab removed from a list it is not on"
         );
-        debug_assert!(
-            !(*ss).prev.is_null() || *head == ss,
-            "a broken avail list"
-        );
+        debug_assert!(!(*ss).prev.is_null() || *head == ss, "a broken avail list");
         if (*ss).prev.is_null() {
             *head = (*ss).next;
         } else {
@@ -1850,7 +1866,12 @@ unsafe fn slab_free(
             // empties and refills a slab repeatedly makes no syscall), or decommitted
             // (lean mode). The slab's blocks were all free and it is reset: its pages
             // hold no data.
-            let fate = spares.empty_slab((*s).start, touched, (*ss).slab_shift, shrinking);
+            let max = if (*ss).class == POOL_CLASS {
+                POOL_SPARES
+            } else {
+                release::lean::spares_for((*ss).slab_shift)
+            };
+            let fate = spares.empty_slab_max((*s).start, touched, max, shrinking);
             if fate == release::lean::EmptySlab::Spare {
                 (*ss).spare_slabs |= 1u64 << idx;
             }
