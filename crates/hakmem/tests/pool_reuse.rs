@@ -8,6 +8,8 @@
 #[global_allocator]
 static GLOBAL: hakmem::HakMem = hakmem::HakMem;
 
+// (Only its `rss_mib`.)
+#[allow(dead_code)]
 mod decay_common;
 use decay_common::rss_mib;
 
