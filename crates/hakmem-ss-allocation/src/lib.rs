@@ -2244,41 +2244,19 @@ pub fn decay_idle_slabs(all: bool) -> usize {
                 xfer_left = true;
             }
         }
-        let mut ss = c.avail;
-        // SAFETY: the avail list holds the live superslabs of this class with a free
-        // slab, and every idle slab is free; the class lock is held. An idle slab holds
-        // no block (it was reset when it emptied and not handed out since).
-        unsafe {
-            while !ss.is_null() && st.idle.load(Relaxed) > 0 {
-                debug_check_superslab(ss, cls);
-                let slabs = ptr::addr_of_mut!((*ss).slabs).cast::<Slab>();
-                let mut bits = (*ss).idle_slabs;
-                debug_assert_eq!(
-                    (*ss).idle_slabs & !(*ss).free_slabs.load(Relaxed),
-                    0,
-                    "an idle slab that is not free"
-                );
-                while bits != 0 {
-                    let idx = bits.trailing_zeros() as usize;
-                    bits &= bits - 1;
-                    let since = (*ss).idle_since[idx];
-                    if !all && u64::from(now32.wrapping_sub(since)) < decay {
-                        continue;
-                    }
-                    let s = slabs.add(idx);
-                    release::idle_slab_decommit((*s).start, slab_len(ss, s), advice);
-                    let bit = 1u64 << idx;
-                    (*ss).idle_slabs &= !bit;
-                    idle_add(st, -1);
-                    if (*ss).spare_slabs & bit != 0 {
-                        (*ss).spare_slabs &= !bit;
-                        c.spares.forget(1);
-                    }
-                    given += 1;
-                }
-                ss = (*ss).next;
-            }
-        }
+        // SAFETY: `c.avail` is this class's avail list, `c.spares` its spares, `st.idle`
+        // its idle slabs; the class lock is held.
+        let n = unsafe {
+            decay_avail_list(
+                c.avail,
+                cls,
+                st.idle.load(Relaxed),
+                &mut c.spares,
+                (now32, decay, all, advice),
+            )
+        };
+        idle_add(st, -(n as i64));
+        given += n as usize;
         debug_assert!(
             all || st.idle.load(Relaxed) == 0 || !c.avail.is_null(),
             "class {cls}: idle slabs counted outside the avail list"
@@ -2292,40 +2270,75 @@ pub fn decay_idle_slabs(all: bool) -> usize {
     if IDLE_SLABS.load(Relaxed) != 0 {
         let mut g = POOL.0.lock();
         let p = &mut *g;
-        let mut ss = p.avail;
-        // SAFETY: the pool's avail list holds the live pool superslabs with a free slab,
-        // and every idle pool slab is free; the pool lock is held. An idle slab holds no
-        // block.
-        unsafe {
-            while !ss.is_null() && p.idle > 0 {
-                debug_check_superslab(ss, POOL_CLASS as usize);
-                let slabs = ptr::addr_of_mut!((*ss).slabs).cast::<Slab>();
-                let mut bits = (*ss).idle_slabs;
-                while bits != 0 {
-                    let idx = bits.trailing_zeros() as usize;
-                    bits &= bits - 1;
-                    let since = (*ss).idle_since[idx];
-                    if !all && u64::from(now32.wrapping_sub(since)) < decay {
-                        continue;
-                    }
-                    let s = slabs.add(idx);
-                    release::idle_slab_decommit((*s).start, slab_len(ss, s), advice);
-                    let bit = 1u64 << idx;
-                    (*ss).idle_slabs &= !bit;
-                    p.idle -= 1;
-                    idle_global_add(-1);
-                    if (*ss).spare_slabs & bit != 0 {
-                        (*ss).spare_slabs &= !bit;
-                        p.spares.forget(1);
-                    }
-                    given += 1;
-                }
-                ss = (*ss).next;
-            }
-        }
+        // SAFETY: the pool's avail list, spares and idle slabs; the pool lock is held.
+        let n = unsafe {
+            decay_avail_list(
+                p.avail,
+                POOL_CLASS as usize,
+                p.idle,
+                &mut p.spares,
+                (now32, decay, all, advice),
+            )
+        };
+        p.idle -= n;
+        idle_global_add(-(n as i64));
+        given += n as usize;
     }
     // Superslabs the drains emptied went to the release policy: its decay check.
     release::tick();
+    given
+}
+
+/// The decay pass over one avail list (a class's, `owner`, or the pool's,
+/// [`POOL_CLASS`]): give back the pages of each slab of its superslabs that stayed idle
+/// past `decay` ms at `now32` (every idle slab with `all`), with `advice`, until the
+/// owner's `idle` slabs are all visited. Returns the slabs given back; the caller takes
+/// them off its idle counts (a spare among them is forgotten in `spares` here).
+///
+/// # Safety
+/// `head` is the owner's avail list, `spares` its spares and `idle` its idle slabs; the
+/// owner's lock (the class's, or the pool's) is held. Every idle slab is free, so on the
+/// list, and holds no block (it was reset when it emptied and not handed out since).
+unsafe fn decay_avail_list(
+    head: *mut SuperSlab,
+    owner: usize,
+    idle: u64,
+    spares: &mut release::lean::SlabSpares,
+    (now32, decay, all, advice): (u32, u64, bool, os::Advice),
+) -> u64 {
+    let mut given = 0;
+    let mut ss = head;
+    // SAFETY: the caller's guarantee.
+    unsafe {
+        while !ss.is_null() && given < idle {
+            debug_check_superslab(ss, owner);
+            let slabs = ptr::addr_of_mut!((*ss).slabs).cast::<Slab>();
+            let mut bits = (*ss).idle_slabs;
+            debug_assert_eq!(
+                (*ss).idle_slabs & !(*ss).free_slabs.load(Relaxed),
+                0,
+                "an idle slab that is not free"
+            );
+            while bits != 0 {
+                let idx = bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                let since = (*ss).idle_since[idx];
+                if !all && u64::from(now32.wrapping_sub(since)) < decay {
+                    continue;
+                }
+                let s = slabs.add(idx);
+                release::idle_slab_decommit((*s).start, slab_len(ss, s), advice);
+                let bit = 1u64 << idx;
+                (*ss).idle_slabs &= !bit;
+                if (*ss).spare_slabs & bit != 0 {
+                    (*ss).spare_slabs &= !bit;
+                    spares.forget(1);
+                }
+                given += 1;
+            }
+            ss = (*ss).next;
+        }
+    }
     given
 }
 
