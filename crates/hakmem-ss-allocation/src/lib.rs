@@ -86,7 +86,7 @@
 //! - The pool: its superslabs' slab bits (`free_slabs`, `idle_slabs`, `idle_since`,
 //!   `spare_slabs`) and avail list are the pool lock's; a pool slab in use is its class's
 //!   (under that class's lock), and its class is written into its slab and its granule's
-//!   `GranuleClass` as the class takes it, before its carved limit lets validation
+//!   validation-table entry as the class takes it, before its carved limit lets validation
 //!   pass; an emptied pool slab goes back to the pool, idle (resident) like a class's.
 //! - Every lock owns its data: a class's central state is a `Locked<Central>`
 //!   (`CENTRAL[cls]`), a transfer-cache shard's block array a `Locked` beside its atomic `n`;
@@ -287,8 +287,6 @@ struct SuperSlab {
     /// The validation table: one entry per 64 KiB granule of the superslab (see
     /// [`Granule`]).
     granules: [Granule; GRANULES],
-    /// The class of each granule's slab, as validation needs it (see [`GranuleClass`]).
-    gclass: [GranuleClass; GRANULES],
     slabs: [Slab; MAX_SLABS],
 }
 
@@ -297,7 +295,8 @@ struct SuperSlab {
 const GRANULES: usize = SS_SIZE >> GRANULE_SHIFT;
 const GRANULE_SHIFT: u32 = 16;
 
-/// What validation needs about the granule of a pointer, in one 8-byte entry: `p` is a
+/// What validation needs about the granule of a pointer, in one 32-byte entry (one
+/// index for every field, the same instructions as an 8-byte one): `p` is a
 /// carved block start of this granule's slab iff, with `rel = (p as u32) - start`
 /// (32-bit, wrapping: the exact distance, which is below 4 MiB),
 /// `(rel as u64).wrapping_mul(M) < limit` (unsigned), where `M` is the class's
@@ -325,23 +324,19 @@ struct Granule {
     /// (0 for a free slab). Written under the class lock with `Slab::carved`; read
     /// without it by validation (hence atomic, relaxed).
     limit: AtomicU32,
-}
-
-/// The class of a granule's slab, for validation: its [`DIV_MAGIC`] and its bin's byte
-/// offset in an array of bins indexed by class (a thread cache: `class * size_of::<Bin>()`,
-/// so that `free` does not scale the class). Set with the slab's class (a class's own
-/// superslab: once, before it is published; a pool slab: as a class takes it, before its
-/// `limit` lets validation pass), hence atomics (relaxed).
-#[repr(C)]
-struct GranuleClass {
+    /// The slab's class, as validation needs it: its [`DIV_MAGIC`], its bin's byte offset
+    /// in an array of bins indexed by class (a thread cache: `class * size_of::<Bin>()`,
+    /// so that `free` does not scale the class), and the class. Set with the slab's class
+    /// (a class's own superslab: once, before it is published; a pool slab: as a class
+    /// takes it, before its `limit` lets validation pass), hence atomics (relaxed).
     magic: HeaderU64,
     bin: AtomicU32,
     class: AtomicU32,
+    _pad: u64,
 }
 
 static_assertions::const_assert!(core::mem::size_of::<SuperSlab>() <= SS_HEADER);
-static_assertions::const_assert!(core::mem::size_of::<Granule>() == 8);
-static_assertions::const_assert!(core::mem::size_of::<GranuleClass>() == 16);
+static_assertions::const_assert!(core::mem::size_of::<Granule>() == 32);
 static_assertions::const_assert!(SS_HEADER == 1 << GRANULE_SHIFT);
 static_assertions::const_assert!(core::mem::size_of::<SuperSlab>() <= BITMAP_OFF);
 static_assertions::const_assert!(MAX_SLABS <= 64);
@@ -1160,7 +1155,7 @@ pub fn ss_lookup(p: *const u8) -> Option<BlockInfo> {
         }
         let slab = &*slab_of(p);
         // (The class from the granule's atomics: a pool slab's changes as classes take it.)
-        let cls = (*ss).gclass[(p as usize >> GRANULE_SHIFT) & (GRANULES - 1)]
+        let cls = (*ss).granules[(p as usize >> GRANULE_SHIFT) & (GRANULES - 1)]
             .class
             .load(Relaxed) as usize;
         if cls >= NCLASS {
@@ -1268,17 +1263,19 @@ pub unsafe fn validate_bin_in_superslab(p: *const u8) -> Option<usize> {
     // superslab: its header is mapped and initialized (racy fields are atomics).
     unsafe {
         let gi = (p as usize >> GRANULE_SHIFT) & (GRANULES - 1);
-        let g = &(*ss).granules[gi];
-        let gc = &(*ss).gclass[gi];
-        let rel = g.neg_start.wrapping_add(p as u32);
-        if !is_carved_block_start(rel, gc.magic.load(Relaxed), g.limit.load(Relaxed)) {
+        let g = ptr::addr_of!((*ss).granules).cast::<Granule>().add(gi);
+        let rel = (*g).neg_start.wrapping_add(p as u32);
+        let (magic, limit) = ((*g).magic.load(Relaxed), (*g).limit.load(Relaxed));
+        // (Read with the check, from the same entry: a pool slab's changes as classes
+        // take it, and this one was the class's when its limit let `p` pass.)
+        let bin = (*g).bin.load(Relaxed) as usize;
+        if !is_carved_block_start(rel, magic, limit) {
             return None;
         }
         debug_assert!(
             validate(p).is_some(),
             "the validation table passed {p:p}, which is not a carved block start"
         );
-        let bin = gc.bin.load(Relaxed) as usize;
         // A carved slab's class is a slab class (set with it, from `class_for`).
         core::hint::assert_unchecked(bin < NCLASS * core::mem::size_of::<bins::Bin>());
         Some(bin)
@@ -1294,7 +1291,7 @@ pub unsafe fn class_of_block(p: *const u8) -> usize {
     // SAFETY: the caller guarantees `p` is in a live superslab, in a slab in use, whose
     // class stays while the block is out.
     unsafe {
-        (*ss_of(p)).gclass[(p as usize >> GRANULE_SHIFT) & (GRANULES - 1)]
+        (*ss_of(p)).granules[(p as usize >> GRANULE_SHIFT) & (GRANULES - 1)]
             .class
             .load(Relaxed) as usize
     }
@@ -1577,7 +1574,7 @@ unsafe fn set_slab_class(ss: *mut SuperSlab, s: *mut Slab, cls: usize) {
         let g0 = (SS_HEADER + (idx << shift)) >> GRANULE_SHIFT;
         let g1 = (g0 + (1 << (shift - GRANULE_SHIFT))).min(GRANULES);
         for g in g0..g1 {
-            let gc = &(*ss).gclass[g];
+            let gc = &(*ss).granules[g];
             debug_assert_eq!(
                 (*ss).granules[g].limit.load(Relaxed),
                 0,
