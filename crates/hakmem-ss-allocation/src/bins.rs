@@ -691,6 +691,29 @@ impl Bin {
         unsafe { self.give_back_oldest(cls, n) };
     }
 
+    /// Give every block straight back to its slab, never to the transfer cache: the
+    /// bin holds every block of its class that is out while another class grows (see
+    /// [`crate::pool_growth`]), so its blocks would only pin slabs the pool could hand
+    /// on.
+    ///
+    /// # Safety
+    /// `cls` is the bin's class (see [`Bin`]).
+    pub unsafe fn drain_to_slabs(&mut self, cls: usize) {
+        let n = self.count();
+        if n == 0 {
+            return;
+        }
+        // SAFETY: `slots[..n]` are the bin's blocks, of class `cls` (invariant and the
+        // caller's guarantee); they all go back. (Lean mode's shrinking signal is left to
+        // the next overflow.)
+        unsafe {
+            #[cfg(debug_assertions)]
+            self.check(cls);
+            crate::flush_slice_to_slabs(cls, core::slice::from_raw_parts(self.slots(), n as usize));
+        }
+        self.set_count(0);
+    }
+
     /// Keep the `keep` most recently freed blocks and give the rest back to the central
     /// lists of class `cls` (nothing when the bin holds at most `keep`).
     ///

@@ -24,7 +24,9 @@
 //! array of pointers), [`flush_slice`] (blocks back: to the transfer cache, or each to
 //! its slab's bitmap); [`refill`] / [`refill_upto`] / [`flush`], the same for a chain
 //! linked through the blocks (tests and examples); [`drain_transfer_caches`],
-//! [`decay_idle_slabs`] (the decay of empty slabs left resident),
+//! [`decay_idle_slabs`] (the decay of empty slabs left resident), [`pool_growth`] /
+//! [`give_back_idle_class`] / [`flush_slice_to_slabs`] (what a thread cache gives back
+//! of an idle class when the pool grows),
 //! [`ss_lookup`] / [`validate_class`] (the superslab, slab and class of any block in
 //! O(1)), [`class_counts`] (stats).
 //!
@@ -88,6 +90,12 @@
 //!   (under that class's lock), and its class is written into its slab and its granule's
 //!   validation-table entry as the class takes it, before its carved limit lets validation
 //!   pass; an emptied pool slab goes back to the pool, idle (resident) like a class's.
+//!   The pool hands out a spare or idle slab first, from any of its superslabs, before
+//!   a fresh one. Each fresh slab counts in [`pool_growth`]; a refill that took one
+//!   gives back the transfer cache of every *idle* pool class (no block out, in use or
+//!   in a thread cache, and [`IDLE_MIN_SLABS`] slabs or more), whose slabs then empty
+//!   into the pool before it grows again; a thread cache does the same for its bins
+//!   ([`flush_slice_to_slabs`], [`give_back_idle_class`]).
 //! - Every lock owns its data: a class's central state is a `Locked<Central>`
 //!   (`CENTRAL[cls]`), a transfer-cache shard's block array a `Locked` beside its atomic `n`;
 //!   the state is reached only through the lock's guard, never as `&mut` before the lock
@@ -690,6 +698,73 @@ impl PaddedPool {
 
 sync_static! {
     static POOL: PaddedPool = PaddedPool::new();
+    /// Fresh pool slabs handed out so far (neither a spare nor an idle slab: their pages
+    /// are new to the process): the pool's growth, the clock of the idle-class rule
+    /// ([`pool_growth`]). Written under the pool lock, read anywhere.
+    static POOL_GROWTH: AtomicU64 = AtomicU64::new(0);
+}
+
+/// How many fresh slabs the pool has handed out (slabs whose pages were not resident:
+/// neither a spare nor an idle slab). It moves only while the process's small-block
+/// memory grows, never in a steady program; a thread cache compares it with the value it
+/// last saw, on its slow paths, to give back what it holds of idle classes
+/// (`hakmem-tiny-fast`; see [`give_back_idle_class`]).
+#[inline]
+pub fn pool_growth() -> u64 {
+    POOL_GROWTH.load(Relaxed)
+}
+
+/// Whether pool class `cls` is *idle* with blocks to give back: no block of it is out
+/// (in use or in a thread cache), yet its transfer cache holds some, each pinning a slab
+/// that would otherwise be empty, and it has [`IDLE_MIN_SLABS`] slabs or more. (A hint
+/// read without the class lock: draining a cache is always correct.)
+#[inline]
+fn is_idle(cls: usize) -> bool {
+    let st = stats_of(cls);
+    is_pool_class(cls)
+        && st.out.load(Relaxed) == 0
+        && st.xfer.load(Relaxed) != 0
+        && st.slabs.load(Relaxed) >= IDLE_MIN_SLABS
+}
+
+/// The fewest slabs an idle class must hold for its cached blocks to go back when the
+/// pool grows ([`give_back_idle_class`], and the thread caches' rule, `hakmem-tiny-fast`). A class
+/// with one slab has usually carved a refill or two of it (a class that served one
+/// block, as a growing vector passes through it): its slab would give the class that
+/// grows a few resident pages, and the idle class, used again, would fault fresh ones
+/// in (`cargo xtask bench` `text`: 1 MiB more at its peak with every idle class given
+/// back, results/225).
+pub const IDLE_MIN_SLABS: u64 = 2;
+
+/// The pool grew (a fresh slab) while class `grower` refilled: the transfer cache of
+/// every other idle pool class ([`is_idle`]) goes back to its slabs, which empty into
+/// the pool, where `grower`'s next slabs come from, their pages still resident, before
+/// the pool grows again. A program that moves from one size of blocks to the next holds
+/// about one size's peak then, not the sum of them (results/225). Event-driven, no clock
+/// read: the decay pass gives a cache unused for its interval back too, later. Takes
+/// each drained class's lock in turn; the caller holds none.
+fn give_back_idle(grower: usize) {
+    for cls in 0..NCLASS {
+        if cls != grower {
+            give_back_idle_class(cls);
+        }
+    }
+}
+
+/// Give the transfer cache of class `cls` back to its slabs if the class is idle: no
+/// block of it out, in use or in a thread cache. A thread cache calls it after it gave
+/// back every block of the class it held ([`pool_growth`]); a no-op for a class with
+/// blocks out, outside the pool, or with nothing in its transfer cache.
+pub fn give_back_idle_class(cls: usize) {
+    if !is_idle(cls) {
+        return;
+    }
+    let Some(pc) = CENTRAL.get(cls) else {
+        return;
+    };
+    let mut g = pc.0.lock();
+    // SAFETY: `g` is the locked central state of `cls`.
+    unsafe { xfer_drain_locked(&mut g, cls) };
 }
 
 /// The smallest peak of blocks out of class `cls` from which it may shrink (the release
@@ -1710,7 +1785,8 @@ unsafe fn class_take_slab(c: &mut Central, cls: usize) -> *mut Slab {
 unsafe fn pool_take_slab(cls: usize) -> *mut Slab {
     let mut g = POOL.0.lock();
     let p = &mut *g;
-    let mut ss = p.avail;
+    // SAFETY: the pool's avail list; the pool lock is held.
+    let mut ss = unsafe { resident_first(p.avail) };
     if ss.is_null() {
         ss = new_superslab(POOL_CLASS as usize, p.slabs > 0);
         if ss.is_null() {
@@ -1728,6 +1804,10 @@ unsafe fn pool_take_slab(cls: usize) -> *mut Slab {
             p.idle -= 1;
             idle_global_add(-1);
         }
+        if !took_spare && !was_idle {
+            // (Under the pool lock: a load and a store.)
+            POOL_GROWTH.store(POOL_GROWTH.load(Relaxed) + 1, Relaxed);
+        }
         p.slabs += 1;
         if (*ss).free_slabs.load(Relaxed) == 0 {
             list_remove(&mut p.avail, ss);
@@ -1738,6 +1818,28 @@ unsafe fn pool_take_slab(cls: usize) -> *mut Slab {
         set_slab_class(ss, s, cls);
         s
     }
+}
+
+/// The superslab of the avail list `head` to take a free slab from: the first with a
+/// spare or idle slab (its pages still resident: no fault, no growth), else the head
+/// (null for an empty list). A few superslabs at most are visited before one with a
+/// resident free slab, or the whole list when none has one: the list holds the
+/// superslabs with a free slab, 4 MiB each, so it is short.
+///
+/// # Safety
+/// `head` is an avail list whose lock (its class's, or the pool's) is held.
+unsafe fn resident_first(head: *mut SuperSlab) -> *mut SuperSlab {
+    let mut ss = head;
+    // SAFETY: the caller's guarantee: live superslabs, linked through `next`.
+    unsafe {
+        while !ss.is_null() {
+            if (*ss).spare_slabs | (*ss).idle_slabs != 0 {
+                return ss;
+            }
+            ss = (*ss).next;
+        }
+    }
+    head
 }
 
 /// A slab's blocks are all back: return it to its superslab (a pool slab to the pool);
@@ -1968,6 +2070,8 @@ pub fn refill_into(cls: usize, out: &mut [*mut u8], want: usize) -> usize {
     let Some(pc) = CENTRAL.get(cls) else {
         return 0;
     };
+    let st = stats_of(cls);
+    let growth = pool_growth();
     let mut n = 0;
     if slab_shift(cls) == 16 {
         n = xfer_take(cls, out);
@@ -1978,7 +2082,6 @@ pub fn refill_into(cls: usize, out: &mut [*mut u8], want: usize) -> usize {
     let bs = block_size(cls);
     let mut g = pc.0.lock();
     let c = &mut *g;
-    let st = stats_of(cls);
     let from_xfer = n;
     let mut grew = false;
     // SAFETY: the class lock (held by `g`) serializes all access to this class's
@@ -2062,6 +2165,9 @@ pub fn refill_into(cls: usize, out: &mut [*mut u8], want: usize) -> usize {
     // slabs other classes left resident go back as this one takes new memory.
     drop(g);
     if grew {
+        if is_pool_class(cls) && pool_growth() != growth {
+            give_back_idle(cls);
+        }
         decay_idle_slabs(false);
     }
     n
@@ -2117,6 +2223,26 @@ pub unsafe fn flush(cls: usize, head: *mut u8, count: u32) -> bool {
 /// refill (see [`Bin::overflow`](bins::Bin::overflow)), so that a phase of frees leaves
 /// no slab pinned by a few cached blocks.
 pub unsafe fn flush_slice(cls: usize, blocks: &[*mut u8]) -> bool {
+    // SAFETY: forwarded caller guarantee.
+    unsafe { flush_slice_via(cls, blocks, true) }
+}
+
+/// [`flush_slice`], each block straight to its slab, never to the transfer cache: for a
+/// thread cache giving back the blocks of an idle class (see [`pool_growth`]), which
+/// would only pin their slabs there.
+///
+/// # Safety
+/// As [`flush_slice`].
+pub unsafe fn flush_slice_to_slabs(cls: usize, blocks: &[*mut u8]) -> bool {
+    // SAFETY: forwarded caller guarantee.
+    unsafe { flush_slice_via(cls, blocks, false) }
+}
+
+/// [`flush_slice`], through the transfer cache when `xfer` and it has room.
+///
+/// # Safety
+/// As [`flush_slice`].
+unsafe fn flush_slice_via(cls: usize, blocks: &[*mut u8], xfer: bool) -> bool {
     let Some(pc) = CENTRAL.get(cls) else {
         return false;
     };
@@ -2126,7 +2252,8 @@ pub unsafe fn flush_slice(cls: usize, blocks: &[*mut u8]) -> bool {
     let st = stats_of(cls);
     // The blocks go to the transfer cache when it has room (not while the class is
     // shrinking: blocks there would pin their slabs).
-    let cached = blocks.len() > 1
+    let cached = xfer
+        && blocks.len() > 1
         && slab_shift(cls) == 16
         && !st.shrink.is_shrinking()
         // SAFETY: forwarded caller guarantee.

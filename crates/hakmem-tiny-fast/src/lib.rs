@@ -65,6 +65,12 @@
 //!   bin, then back to its slab by a flush, where its owner's refill finds it.
 //! - The slow paths (never the fast path) honour a flush request ([`request_flush_all`]):
 //!   a thread that sees the flush epoch moved gives its whole cache back first.
+//! - An allocation's slow path that sees the pool grew since it last looked
+//!   (`hakmem_ss_allocation::pool_growth`) gives back, straight to their slabs, the bins
+//!   of *idle* pool classes: a bin that holds every block of its class that is out, of a
+//!   class with two slabs or more, that did not refill since the last look; then the
+//!   class's transfer cache follows. Their slabs empty into the pool, for the class that
+//!   grows (results/225).
 //! - A bin's bound never exceeds its array (a tiny bin's base array holds its base
 //!   bound, packed with the others; its big array, which it moves to, empty, when its
 //!   bound first grows past the base, [`MAX_TINY_BOUND`] pointers; a mid bin's, the mid
@@ -128,9 +134,15 @@ struct Cache {
     /// Bit `i`: tiny bin `i` uses its big array (it grew past its base bound once since
     /// the thread took its mapping). A bin whose bound is above its base always does.
     big: u32,
+    /// The low 32 bits of the pool's growth (`hakmem_ss_allocation::pool_growth`) when
+    /// this thread last looked for bins of idle classes ([`give_back_idle_bins`]).
+    growth_seen: u32,
     /// Bit `i`: bin `i` has refilled on this thread (its first refill asks for at most
     /// [`FIRST_REFILL_BYTES`] of blocks).
     warm: u64,
+    /// Bit `i`: bin `i` refilled since the thread last looked for bins of idle classes
+    /// ([`give_back_idle_bins`]): a class in a burst of use, not a finished one.
+    refilled: u64,
 }
 
 /// The most a bin's first refill on a thread asks for, in bytes of blocks (at least one
@@ -434,7 +446,9 @@ mod tls {
                 growth: Growth::ZERO,
                 slots: core::ptr::null_mut(),
                 big: 0,
+                growth_seen: 0,
                 warm: 0,
+                refilled: 0,
             })
         };
     }
@@ -786,7 +800,7 @@ pub fn alloc_slow_class(cls: usize) -> *mut u8 {
         }
         let bound = bound_of(c, cls);
         let warm = &mut c.warm;
-        match c.bins.get_mut(cls) {
+        let p = match c.bins.get_mut(cls) {
             Some(b) => {
                 let mut most = usize::MAX;
                 if b.is_empty() && *warm & (1 << cls) == 0 {
@@ -796,9 +810,46 @@ pub fn alloc_slow_class(cls: usize) -> *mut u8 {
                 // SAFETY: the bin of class `cls` holds class `cls`.
                 unsafe { b.pop_or_refill_upto(cls, bound, most) }
             }
-            None => core::ptr::null_mut(),
+            None => return core::ptr::null_mut(),
+        };
+        c.refilled |= 1 << cls;
+        if c.growth_seen != hakmem_ss_allocation::pool_growth() as u32 {
+            give_back_idle_bins(c);
         }
+        p
     })
+}
+
+/// The pool grew since this thread last looked (`hakmem_ss_allocation::pool_growth`: a
+/// fresh slab for some class of some thread): every bin of a pool class that holds all
+/// the blocks of its class that are out (none in use, none in another thread's cache)
+/// gives them straight back to their slabs (not to the transfer cache), and the class's
+/// transfer cache follows: the class's slabs then empty into the pool, for the class
+/// that grows, instead of fresh pages (results/225: a program that moves from one size
+/// of blocks to the next held every size's peak). A class with a block in use anywhere
+/// keeps its bin: the look costs a busy class nothing. Looks follow the pool's growth (a
+/// fresh 64 KiB slab each at most); a steady program makes none.
+#[cold]
+#[inline(never)]
+fn give_back_idle_bins(c: &mut Cache) {
+    c.growth_seen = hakmem_ss_allocation::pool_growth() as u32;
+    let refilled = core::mem::take(&mut c.refilled);
+    if c.state != State::Active {
+        return;
+    }
+    for (cls, b) in c.bins.iter_mut().enumerate() {
+        let n = u64::from(b.count());
+        if n != 0
+            && refilled & (1 << cls) == 0
+            && hakmem_ss_allocation::is_pool_class(cls)
+            && hakmem_ss_allocation::class_counts(cls).0 == n
+            && hakmem_ss_allocation::class_slabs(cls) >= hakmem_ss_allocation::IDLE_MIN_SLABS
+        {
+            // SAFETY: bin `cls` holds class `cls`.
+            unsafe { b.drain_to_slabs(cls) };
+            hakmem_ss_allocation::give_back_idle_class(cls);
+        }
+    }
 }
 
 /// The normal bound of bin `cls` now: a tiny bin's grown bound, else its base.
