@@ -1820,11 +1820,12 @@ unsafe fn pool_take_slab(cls: usize) -> *mut Slab {
     }
 }
 
-/// The superslab of the avail list `head` to take a free slab from: the first with a
-/// spare or idle slab (its pages still resident: no fault, no growth), else the head
-/// (null for an empty list). A few superslabs at most are visited before one with a
-/// resident free slab, or the whole list when none has one: the list holds the
-/// superslabs with a free slab, 4 MiB each, so it is short.
+/// The superslab of the avail list `head` to take a free slab from: among its first
+/// [`RESIDENT_SCAN`], the first with a spare or idle slab (its pages still resident: no
+/// fault, no growth), else the head (null for an empty list). A superslab joins the
+/// list at its head when a slab of it empties (resident, until the decay pass), so
+/// resident free slabs tend to sit near the head; the bound keeps a long list (a big
+/// heap whose free slabs were all decommitted) from costing a walk per slab taken.
 ///
 /// # Safety
 /// `head` is an avail list whose lock (its class's, or the pool's) is held.
@@ -1832,7 +1833,10 @@ unsafe fn resident_first(head: *mut SuperSlab) -> *mut SuperSlab {
     let mut ss = head;
     // SAFETY: the caller's guarantee: live superslabs, linked through `next`.
     unsafe {
-        while !ss.is_null() {
+        for _ in 0..RESIDENT_SCAN {
+            if ss.is_null() {
+                break;
+            }
             if (*ss).spare_slabs | (*ss).idle_slabs != 0 {
                 return ss;
             }
@@ -1841,6 +1845,9 @@ unsafe fn resident_first(head: *mut SuperSlab) -> *mut SuperSlab {
     }
     head
 }
+
+/// Superslabs of an avail list [`resident_first`] visits at most.
+const RESIDENT_SCAN: usize = 8;
 
 /// A slab's blocks are all back: return it to its superslab (a pool slab to the pool);
 /// release an empty superslab.
