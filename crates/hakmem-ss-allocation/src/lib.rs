@@ -91,8 +91,8 @@
 //!   validation-table entry as the class takes it, before its carved limit lets validation
 //!   pass; an emptied pool slab goes back to the pool, idle (resident) like a class's.
 //!   The pool hands out a spare or idle slab first, from any of its superslabs, before
-//!   a fresh one. Each fresh slab counts in [`pool_growth`]; a refill that took one
-//!   gives back the transfer cache of every *idle* pool class (no block out, in use or
+//!   a fresh one. Each slab handed out for the first time counts in [`pool_growth`] (the
+//!   pool's growth past its high-water mark); a refill that took one gives back the transfer cache of every *idle* pool class (no block out, in use or
 //!   in a thread cache, and [`IDLE_MIN_SLABS`] slabs or more), whose slabs then empty
 //!   into the pool before it grows again; a thread cache does the same for its bins
 //!   ([`flush_slice_to_slabs`], [`give_back_idle_class`]).
@@ -289,6 +289,10 @@ struct SuperSlab {
     /// ([`decay_idle_slabs`]) gives their pages back once idle past the release policy's
     /// interval. Under the class lock.
     idle_slabs: u64,
+    /// Bit i set: slab i was handed to a class since the superslab was set up (a pool
+    /// superslab's, under the pool lock: a slab taken for the first time is the pool's
+    /// growth past its high-water mark, [`pool_growth`]).
+    ever_used: u64,
     /// When each idle slab emptied: the low 32 bits of `os::now_ms()`. Under the class
     /// lock.
     idle_since: [u32; MAX_SLABS],
@@ -698,17 +702,19 @@ impl PaddedPool {
 
 sync_static! {
     static POOL: PaddedPool = PaddedPool::new();
-    /// Fresh pool slabs handed out so far (neither a spare nor an idle slab: their pages
-    /// are new to the process): the pool's growth, the clock of the idle-class rule
+    /// Pool slabs handed out for the first time since their superslab was set up: the
+    /// pool's growth past its high-water mark, the clock of the idle-class rule
     /// ([`pool_growth`]). Written under the pool lock, read anywhere.
     static POOL_GROWTH: AtomicU64 = AtomicU64::new(0);
 }
 
-/// How many fresh slabs the pool has handed out (slabs whose pages were not resident:
-/// neither a spare nor an idle slab). It moves only while the process's small-block
-/// memory grows, never in a steady program; a thread cache compares it with the value it
-/// last saw, on its slow paths, to give back what it holds of idle classes
-/// (`hakmem-tiny-fast`; see [`give_back_idle_class`]).
+/// How many slabs the pool has handed out for the first time (in a superslab set up
+/// since): it moves only while the process's small-block memory grows past its
+/// high-water mark, never in a steady program (not even one whose idle slabs the decay
+/// pass gives back and takes again: `cbench simple` lost 5% to giving back at those,
+/// results/225); a thread cache compares it with the value it last saw, on its slow
+/// paths, to give back what it holds of idle classes (`hakmem-tiny-fast`; see
+/// [`give_back_idle_class`]).
 #[inline]
 pub fn pool_growth() -> u64 {
     POOL_GROWTH.load(Relaxed)
@@ -736,10 +742,10 @@ fn is_idle(cls: usize) -> bool {
 /// back, results/225).
 pub const IDLE_MIN_SLABS: u64 = 2;
 
-/// The pool grew (a fresh slab) while class `grower` refilled: the transfer cache of
-/// every other idle pool class ([`is_idle`]) goes back to its slabs, which empty into
-/// the pool, where `grower`'s next slabs come from, their pages still resident, before
-/// the pool grows again. A program that moves from one size of blocks to the next holds
+/// The pool grew (a slab used for the first time) while class `grower` refilled: the
+/// transfer cache of every other idle pool class ([`is_idle`]) goes back to its slabs,
+/// which empty into the pool, where `grower`'s next slabs come from, their pages still
+/// resident, before the pool grows again. A program that moves from one size of blocks to the next holds
 /// about one size's peak then, not the sum of them (results/225). Event-driven, no clock
 /// read: the decay pass gives a cache unused for its interval back too, later. Takes
 /// each drained class's lock in turn; the caller holds none.
@@ -1804,8 +1810,12 @@ unsafe fn pool_take_slab(cls: usize) -> *mut Slab {
             p.idle -= 1;
             idle_global_add(-1);
         }
-        if !took_spare && !was_idle {
-            // (Under the pool lock: a load and a store.)
+        if (*ss).ever_used & (1u64 << idx) == 0 {
+            // A slab never used before: the pool grows past its high-water mark. (A slab
+            // the decay pass gave back and a class takes again is not growth: the
+            // process held its pages before, at its peak.) Under the pool lock: a load
+            // and a store.
+            (*ss).ever_used |= 1u64 << idx;
             POOL_GROWTH.store(POOL_GROWTH.load(Relaxed) + 1, Relaxed);
         }
         p.slabs += 1;

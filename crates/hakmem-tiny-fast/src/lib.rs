@@ -821,7 +821,8 @@ pub fn alloc_slow_class(cls: usize) -> *mut u8 {
 }
 
 /// The pool grew since this thread last looked (`hakmem_ss_allocation::pool_growth`: a
-/// fresh slab for some class of some thread): every bin of a pool class that holds all
+/// slab used for the first time, past the pool's high-water mark, by some class of some
+/// thread): every bin of a pool class that holds all
 /// the blocks of its class that are out (none in use, none in another thread's cache)
 /// gives them straight back to their slabs (not to the transfer cache), and the class's
 /// transfer cache follows: the class's slabs then empty into the pool, for the class
