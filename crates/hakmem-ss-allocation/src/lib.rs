@@ -734,21 +734,21 @@ fn is_idle(cls: usize) -> bool {
 }
 
 /// The fewest slabs an idle class must hold for its cached blocks to go back when the
-/// pool grows ([`give_back_idle_class`], and the thread caches' rule, `hakmem-tiny-fast`). A class
-/// with one slab has usually carved a refill or two of it (a class that served one
-/// block, as a growing vector passes through it): its slab would give the class that
-/// grows a few resident pages, and the idle class, used again, would fault fresh ones
-/// in (`cargo xtask bench` `text`: 1 MiB more at its peak with every idle class given
-/// back, results/225).
+/// pool grows ([`give_back_idle_class`], and the thread caches' rule in
+/// `hakmem-tiny-fast`). A class with one slab has usually carved a refill or two of it
+/// (a class that served one block, as a growing vector passes through it): its slab
+/// would give the class that grows a few resident pages, and the idle class, used
+/// again, would fault fresh ones in (`cargo xtask bench` `text`: 1 MiB more at its peak
+/// with every idle class given back, results/225).
 pub const IDLE_MIN_SLABS: u64 = 2;
 
 /// The pool grew (a slab used for the first time) while class `grower` refilled: the
 /// transfer cache of every other idle pool class ([`is_idle`]) goes back to its slabs,
 /// which empty into the pool, where `grower`'s next slabs come from, their pages still
-/// resident, before the pool grows again. A program that moves from one size of blocks to the next holds
-/// about one size's peak then, not the sum of them (results/225). Event-driven, no clock
-/// read: the decay pass gives a cache unused for its interval back too, later. Takes
-/// each drained class's lock in turn; the caller holds none.
+/// resident, before the pool grows again. A program that moves from one size of blocks
+/// to the next holds about one size's peak then, not the sum of them (results/225).
+/// Event-driven, no clock read: the decay pass gives a cache unused for its interval
+/// back too, later. Takes each drained class's lock in turn; the caller holds none.
 fn give_back_idle(grower: usize) {
     for cls in 0..NCLASS {
         if cls != grower {
@@ -758,9 +758,10 @@ fn give_back_idle(grower: usize) {
 }
 
 /// Give the transfer cache of class `cls` back to its slabs if the class is idle: no
-/// block of it out, in use or in a thread cache. A thread cache calls it after it gave
-/// back every block of the class it held ([`pool_growth`]); a no-op for a class with
-/// blocks out, outside the pool, or with nothing in its transfer cache.
+/// block of it out, in use or in a thread cache, and [`IDLE_MIN_SLABS`] slabs or more. A
+/// thread cache calls it after it gave back every block of the class it held
+/// ([`pool_growth`]); a no-op for a class with blocks out, outside the pool, with fewer
+/// slabs, or with nothing in its transfer cache.
 pub fn give_back_idle_class(cls: usize) {
     if !is_idle(cls) {
         return;

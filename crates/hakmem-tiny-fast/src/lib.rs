@@ -822,14 +822,15 @@ pub fn alloc_slow_class(cls: usize) -> *mut u8 {
 
 /// The pool grew since this thread last looked (`hakmem_ss_allocation::pool_growth`: a
 /// slab used for the first time, past the pool's high-water mark, by some class of some
-/// thread): every bin of a pool class that holds all
-/// the blocks of its class that are out (none in use, none in another thread's cache)
-/// gives them straight back to their slabs (not to the transfer cache), and the class's
-/// transfer cache follows: the class's slabs then empty into the pool, for the class
-/// that grows, instead of fresh pages (results/225: a program that moves from one size
-/// of blocks to the next held every size's peak). A class with a block in use anywhere
-/// keeps its bin: the look costs a busy class nothing. Looks follow the pool's growth (a
-/// fresh 64 KiB slab each at most); a steady program makes none.
+/// thread): every bin of a pool class that holds all the blocks of its class that are
+/// out (none in use, none in another thread's cache; a class of two slabs or more, whose
+/// bin did not refill since the last look) gives them straight back to their slabs (not
+/// to the transfer cache), and the class's transfer cache follows: the class's slabs
+/// then empty into the pool, for the class that grows, instead of fresh pages
+/// (results/225: a program that moves from one size of blocks to the next held every
+/// size's peak). A class with a block in use anywhere keeps its bin: the look costs a
+/// busy class nothing. Looks follow the pool's growth (one 64 KiB slab each at most); a
+/// steady program makes none.
 #[cold]
 #[inline(never)]
 fn give_back_idle_bins(c: &mut Cache) {

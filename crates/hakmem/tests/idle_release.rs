@@ -2,8 +2,8 @@
 //! under 10 MiB at once, without a background thread). Its own test binary with a single
 //! test, so nothing else allocates meanwhile.
 //!
-//! Under `--features preset-lean` (decommit `DONTNEED`) the resident set must come back
-//! to within 8 MiB of where it started, after a phase that churned every class first (so
+//! Under `--features preset-lean` (decommit `DONTNEED`) the anonymous resident set (the
+//! heap's pages, `RssAnon`) must come back to within 8 MiB of where it started, after a phase that churned every class first (so
 //! classes keep spare slabs when the peak begins: the peak's frees must give those back
 //! too). In the other presets (which do not promise to release) it only checks that
 //! every block survives and prints the figures.
@@ -13,15 +13,17 @@ use std::alloc::{GlobalAlloc, Layout};
 #[global_allocator]
 static GLOBAL: hakmem::HakMem = hakmem::HakMem;
 
+/// The process's anonymous resident memory in KiB (`RssAnon` of `/proc/self/status`):
+/// the heap's pages. Not the whole resident set, whose file pages (this binary's code,
+/// mapped 64 KiB at a time by the kernel's fault-around) move by tens of KiB whenever
+/// the code's layout changes, with the allocator holding the same memory (results/225:
+/// the same `RssAnon` before and after a change that moved the total by 96 KiB).
 fn rss_kib() -> u64 {
-    let s = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: u64 = s
-        .split_whitespace()
-        .nth(1)
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    // SAFETY: sysconf has no preconditions.
-    pages * unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u64 / 1024
+    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    s.lines()
+        .find_map(|l| l.strip_prefix("RssAnon:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
 }
 
 struct Rng(u64);
@@ -99,7 +101,7 @@ fn a_freed_peak_goes_back_to_the_os() {
         && !thp_always;
     if lean {
         assert!(
-            after <= before + (7 << 10),
+            after <= before + (8 << 10),
             "LEAN kept {} KiB after the peak (start {before} KiB, peak {peak} KiB)",
             after - before
         );
