@@ -3,7 +3,8 @@
 //! test, so nothing else allocates meanwhile.
 //!
 //! Under `--features preset-lean` (decommit `DONTNEED`) the anonymous resident set (the
-//! heap's pages, `RssAnon`) must come back to within 8 MiB of where it started, after a phase that churned every class first (so
+//! heap's pages, `RssAnon`) must come back to within 7.5 MiB of where it started (7.0
+//! MiB measured, results/225), after a phase that churned every class first (so
 //! classes keep spare slabs when the peak begins: the peak's frees must give those back
 //! too). In the other presets (which do not promise to release) it only checks that
 //! every block survives and prints the figures.
@@ -101,7 +102,7 @@ fn a_freed_peak_goes_back_to_the_os() {
         && !thp_always;
     if lean {
         assert!(
-            after <= before + (8 << 10),
+            after <= before + (7 << 10) + 512,
             "LEAN kept {} KiB after the peak (start {before} KiB, peak {peak} KiB)",
             after - before
         );
