@@ -412,3 +412,43 @@ fn merged_block_start_check_is_exact() {
         }
     }
 }
+
+/// The bitmaps of a pool superslab are interleaved (`BITMAP_OFF`): the first word of
+/// every slab lies in one page, so a superslab whose classes need one word per slab
+/// (blocks of 1 KiB and up) touches one page of bitmaps; no two words of any two slabs
+/// meet, in either layout, and all lie in the bitmap area. (With a 512-byte slot per
+/// slab, the first words spanned eight pages: `burst-4k` held 1.6 MB more.)
+#[test]
+fn pool_bitmaps_first_words_share_a_page() {
+    let page = |off: usize| off / 4096;
+    let first = page(bitmap_word_offset(true, 0, 0, MAX_BITMAP_WORDS));
+    for i in 0..MAX_SLABS {
+        assert_eq!(
+            page(bitmap_word_offset(true, i, 0, MAX_BITMAP_WORDS)),
+            first,
+            "slab {i}'s first bitmap word on another page"
+        );
+    }
+    for (pool, words) in [
+        (true, MAX_BITMAP_WORDS),
+        (false, 1),
+        (false, MAX_BITMAP_WORDS),
+    ] {
+        let mut seen = std::collections::BTreeSet::new();
+        for i in 0..MAX_SLABS {
+            for w in 0..words {
+                let off = bitmap_word_offset(pool, i, w, words);
+                assert!((BITMAP_OFF..BITMAP_END).contains(&off) && off.is_multiple_of(8));
+                assert!(seen.insert(off), "slab {i} word {w} shares its place");
+                if pool {
+                    // What `bitmap_word` computes from word 0 and the shift.
+                    let shift = POOL_ROW.trailing_zeros();
+                    assert_eq!(
+                        off,
+                        bitmap_word_offset(pool, i, 0, words) + ((w << shift) * 8)
+                    );
+                }
+            }
+        }
+    }
+}
