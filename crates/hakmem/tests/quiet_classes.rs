@@ -10,12 +10,10 @@
 #[global_allocator]
 static GLOBAL: hakmem::HakMem = hakmem::HakMem;
 
-/// The process's resident set in KiB (`/proc/self/statm`).
-fn rss_kib() -> usize {
-    let s = std::fs::read_to_string("/proc/self/statm").unwrap();
-    let pages: usize = s.split_whitespace().nth(1).unwrap().parse().unwrap();
-    pages * 4
-}
+// (Only its `rss_kib`.)
+#[allow(dead_code)]
+mod decay_common;
+use decay_common::rss_kib;
 
 /// Bytes of blocks each size holds at its peak.
 const PEAK: usize = 2 << 20;

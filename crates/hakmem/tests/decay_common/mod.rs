@@ -1,14 +1,19 @@
 //! Shared by the decay tests that run without the test harness (`idle_slabs`,
-//! `phase_end`): the resident set, and the gate check that skips a preset where nothing
-//! stays idle to decay.
+//! `phase_end`, `pool_reuse`, `quiet_classes`): the resident set, and the gate check
+//! that skips a preset where nothing stays idle to decay.
 
 use std::time::Duration;
 
-/// The process's resident set in MiB (`/proc/self/statm`).
-pub fn rss_mib() -> usize {
+/// The process's resident set in KiB (`/proc/self/statm`).
+pub fn rss_kib() -> usize {
     let s = std::fs::read_to_string("/proc/self/statm").unwrap();
     let pages: usize = s.split_whitespace().nth(1).unwrap().parse().unwrap();
-    (pages * 4096) >> 20
+    pages * 4
+}
+
+/// The process's resident set in MiB (`/proc/self/statm`).
+pub fn rss_mib() -> usize {
+    rss_kib() >> 10
 }
 
 /// The decay interval (`HAKMEM_SS_DECAY_MS`), or `None` after printing `<test>: SKIPPED`
