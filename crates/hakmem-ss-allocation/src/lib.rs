@@ -656,12 +656,13 @@ unsafe fn xfer_drain_locked(c: &mut Central, cls: usize) {
             sh.n.store(n - k, Relaxed);
             stat_add_nonneg(&st.xfer, -(k as i64));
             drop(slots);
+            // Counted free first: a slab these blocks empty subtracts them again.
+            stat_add_locked(&st.free, k as i64);
             for &b in &took[..k] {
                 // SAFETY: a block from the transfer cache: of `cls`, handed out by a
                 // refill, given up by its flush; the class lock is held.
                 unsafe { give_back_locked(c, cls, b, magic) };
             }
-            stat_add_locked(&st.free, k as i64);
         }
     }
 }
@@ -886,7 +887,14 @@ fn stat_add(a: &AtomicU64, d: i64) {
 /// time on `cbench simple`.)
 #[inline]
 fn stat_add_locked(a: &AtomicU64, d: i64) {
-    a.store(a.load(Relaxed).wrapping_add(d as u64), Relaxed);
+    let old = a.load(Relaxed);
+    // Stats readers take no lock, so the count must stay at or above zero at every
+    // store, not only when the lock is dropped: debug builds check it.
+    debug_assert!(
+        d >= 0 || old >= d.unsigned_abs(),
+        "a class counter went below zero ({old} {d})"
+    );
+    a.store(old.wrapping_add(d as u64), Relaxed);
 }
 
 /// `stat_add` of a counter that never goes below zero (`out`, `xfer`: a block is
@@ -2327,12 +2335,15 @@ unsafe fn flush_slice_via(cls: usize, blocks: &[*mut u8], xfer: bool) -> bool {
     // guarantee (unless they went to the transfer cache above).
     let shrinking = unsafe {
         if !cached {
+            // Counted free before they reach their slabs: a slab they empty takes its
+            // blocks out of `free` again, and a stats reader (no lock) must never see
+            // the count below zero.
+            stat_add_nonneg(&st.out, -(blocks.len() as i64));
+            stat_add_locked(&st.free, blocks.len() as i64);
             let magic = DIV_MAGIC[cls];
             for &b in blocks {
                 give_back_locked(c, cls, b, magic);
             }
-            stat_add_nonneg(&st.out, -(blocks.len() as i64));
-            stat_add_locked(&st.free, blocks.len() as i64);
         }
         if st
             .shrink
