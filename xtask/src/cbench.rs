@@ -96,7 +96,9 @@ const WORKLOADS: &[Workload] = &[
         name: "large",
         cxx: false,
         threaded: true,
-        ops: 10_000,
+        // 100,000: at 10,000 (30-60 ms) the first touch of each page was most of the time,
+        // and one library's time moved by 2x between runs (results/230).
+        ops: 100_000,
         what: "large blocks under threads: 8 slots per thread, 64 KiB..4 MiB, one byte per page written (peak RSS)",
     },
 ];
