@@ -1,11 +1,12 @@
-//! The transfer cache of each pool-sized class (blocks in classes with 64 KiB slabs):
+//! The transfer cache of each class with 64 KiB slabs (blocks up to 8 KiB):
 //! [`XFER_SHARDS`] shards per class, each a lock, a count and an array of up to
 //! [`XFER_SLOTS`] free blocks. A thread cache's flush puts blocks here
 //! ([`xfer_put`]) and the next refill of the class on any thread takes them
 //! ([`xfer_take`]) without the class lock; [`xfer_drain_locked`] gives a class's
 //! blocks back to their slabs (the decay pass, shrinking, trim, idle classes). Lock order:
-//! the class lock, then a shard lock (never the reverse); the counters `xfer` and `out`
-//! of the class's stats change under the shard lock (docs/concurrency.md).
+//! the class lock, then a shard lock (never the reverse). The class's `xfer` count, and
+//! its `out` count as blocks come and go here, change under the shard lock
+//! (docs/concurrency.md).
 
 use super::*;
 
