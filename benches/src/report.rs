@@ -16,7 +16,7 @@ pub struct Report<'a> {
     pub params: &'a Params,
     /// What it did.
     pub outcome: &'a Outcome,
-    /// Peak RSS of the process in KiB (`ru_maxrss`).
+    /// Peak RSS of the process in KiB (its own `VmHWM`, see [`crate::measure::peak_rss_kib`]).
     pub peak_rss_kib: u64,
     /// Allocator syscalls over the whole process, where the allocator counts them.
     pub syscalls_total: Option<u64>,

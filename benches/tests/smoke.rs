@@ -133,3 +133,38 @@ fn the_binary_prints_a_result_line() {
         .expect("run hakmem-bench");
     assert_eq!(bad.status.code(), Some(2));
 }
+
+/// The peak RSS a bench binary reports is its own, not its parent's: a process started by
+/// `posix_spawn` or `vfork` (as `Command` starts it) inherits in `ru_maxrss` the peak of
+/// the parent's memory at the spawn, so a small workload started by a big `cargo xtask`
+/// reported the parent's figure. Here the parent holds 192 MiB (every page written) and
+/// the child's `mixed` of 5,000 ops needs a few MiB.
+#[test]
+fn peak_rss_is_the_programs_own() {
+    const HELD: usize = 192 << 20;
+    let mut held = vec![0u8; HELD];
+    for i in (0..HELD).step_by(4096) {
+        held[i] = i as u8;
+    }
+    std::hint::black_box(&held);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hakmem-bench"))
+        .args(["mixed", "--ops", "5000", "--seed", "7"])
+        .output()
+        .expect("run hakmem-bench");
+    drop(held);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with(hakmem_bench::report::PREFIX))
+        .expect("a RESULT line");
+    let kib: u64 = line
+        .split("\"peak_rss_kib\":")
+        .nth(1)
+        .and_then(|s| s.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no peak_rss_kib in {line}"));
+    assert!(
+        kib > 0 && kib < 64 << 10,
+        "the child reported a peak RSS of {kib} KiB: its parent's 192 MiB, not its own ({line})"
+    );
+}

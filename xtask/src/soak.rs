@@ -10,7 +10,7 @@
 //! - RSS drift: mean RSS of the last 10% of the epochs vs the first 10% after the warm-up;
 //!   and whether RSS *grows* ([`Summary::rss_grows`]: three windows, each entirely above
 //!   the one before), the seed's "drift > 0%" made immune to noise and one-off steps;
-//! - peak RSS (the process's `ru_maxrss`);
+//! - peak RSS (the process's own peak, `VmHWM`);
 //! - throughput CV, and the epoch throughput percentiles p50 / p90 / p99 / min, where p90
 //!   and p99 are *tail* percentiles: the throughput that 90% (99%) of the epochs reached or
 //!   beat (the 10th and 1st percentiles of the distribution), like a latency tail;
@@ -112,7 +112,7 @@ pub struct Baseline {
     pub contender: String,
     /// Its workload.
     pub workload: String,
-    /// Its peak RSS, KiB (ru_maxrss, else the largest epoch RSS).
+    /// Its peak RSS, KiB (its `VmHWM`, else the largest epoch RSS).
     pub peak_rss_kib: Option<f64>,
     /// Median epoch throughput after the warm-up, ops per CPU-second.
     pub cpu_p50: f64,
@@ -685,7 +685,7 @@ pub struct Summary {
     pub lean_decommit: Option<(u64, u64)>,
     /// Lean retirements at the end, and over the post-warm-up epochs.
     pub lean_retire: Option<(u64, u64)>,
-    /// Peak RSS, KiB: the process's `ru_maxrss` when it reported one (set by the caller),
+    /// Peak RSS, KiB: the process's `VmHWM` when it reported one (set by the caller),
     /// else the largest epoch RSS.
     pub peak_rss_kib: Option<u64>,
     /// Epochs in each window of the growth rule.
@@ -1159,7 +1159,7 @@ fn markdown(r: &Report) -> String {
             ),
         ],
         vec![
-            "peak RSS (ru_maxrss)".into(),
+            "peak RSS (VmHWM)".into(),
             r.peak_rss_kib.map_or("n/a".into(), |k| mib(k as f64)),
         ],
         vec![

@@ -33,8 +33,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <time.h>
+
+#include "peak_rss.h"
 
 static double now(void) {
     struct timespec ts;
@@ -303,9 +304,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     double secs = now() - t0;
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
     printf("cbench workload=%s threads=%d ops=%llu secs=%.6f peak_rss_kib=%ld checksum=%llu\n", w,
-           g_threads, (unsigned long long)g_ops, secs, ru.ru_maxrss, (unsigned long long)sum);
+           g_threads, (unsigned long long)g_ops, secs, peak_rss_kib(), (unsigned long long)sum);
     return 0;
 }

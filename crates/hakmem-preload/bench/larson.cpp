@@ -11,7 +11,6 @@
 // Prints the same line as cbench.c:
 //   cbench workload=larson threads=T ops=N secs=S peak_rss_kib=K checksum=C
 #include <pthread.h>
-#include <sys/resource.h>
 #include <time.h>
 
 #include <cstdint>
@@ -20,6 +19,8 @@
 #include <cstring>
 #include <new>
 #include <vector>
+
+#include "peak_rss.h"
 
 namespace {
 
@@ -131,10 +132,8 @@ int main(int argc, char **argv) {
             sum += b.p[0];
             ::operator delete(b.p, b.size);
         }
-    rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
     std::printf("cbench workload=larson threads=%d ops=%llu secs=%.6f peak_rss_kib=%ld checksum=%llu\n", threads,
-                static_cast<unsigned long long>(per_thread * static_cast<std::uint64_t>(threads)), secs, ru.ru_maxrss,
+                static_cast<unsigned long long>(per_thread * static_cast<std::uint64_t>(threads)), secs, peak_rss_kib(),
                 static_cast<unsigned long long>(sum));
     return 0;
 }

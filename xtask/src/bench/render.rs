@@ -360,7 +360,7 @@ pub fn markdown(r: &Results, svg_name: Option<&str>) -> String {
     let _ = writeln!(
         s,
         "Mops/s: median; min–max and CV over the rounds; Mops/CPU-s: ops per CPU-second (user + \
-         system, all threads); peak RSS: largest `ru_maxrss` over the rounds; faults/op: minor \
+         system, all threads); peak RSS: largest `VmHWM` (the program's own peak) over the rounds; faults/op: minor \
          page faults (`ru_minflt`) of the timed section per op, median; burst-*: RSS after \
          free / after idle = resident set right after freeing everything and after {} ms with \
          no allocator call, median; realistic workloads (json, text, btree, arena): an op is a \
