@@ -49,8 +49,9 @@
 //!   first free (of any class) miss and go to the slow path, which initializes the
 //!   thread (no "initialized?" test on the fast path).
 //! - At thread exit (the one hook of the process's exit key, `bins::THREAD_EXIT`) every
-//!   cached block goes back to the central lists (its slab, or the class's transfer
-//!   cache), the thread leaves the registry, and the bins' limits drop to 0 (state
+//!   cached block goes straight back to its slab (never to the transfer cache: a dead
+//!   thread's blocks are nobody's working set, and there each kept its slab in use;
+//!   results/235), the thread leaves the registry, and the bins' limits drop to 0 (state
 //!   `Dead`): later calls on that thread (other destructors) go straight to the central
 //!   lists and cache nothing, so no block is ever stranded. The key has the highest
 //!   pthread key index, so it is visited last in every destructor round: a thread whose
